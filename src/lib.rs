@@ -1,0 +1,36 @@
+//! need-to-know: a data-minimisation gateway.
+//!
+//! A reverse proxy between a housing management system and the organisations that need a
+//! slice of its data. Each recipient is identified, may call only the routes its type is
+//! granted, and receives only the fields its purpose justifies; every disclosure is recorded
+//! in a hash-chained audit log before the response leaves.
+//!
+//! # Layout
+//!
+//! One module per step of the request path, in the order a request meets them:
+//!
+//! - [`config`]: the gateway's settings (`need-to-know.toml` and environment overrides).
+//! - [`rules`]: `rules/` parsed and checked into an immutable [`rules::Policy`].
+//! - [`server`]: accepts connections and hands each request to the pipeline.
+//! - [`pipeline`]: the phases in order, and the one place errors become responses.
+//! - [`identity`]: who is calling (API key).
+//! - [`routes`]: request-target hygiene and route grants.
+//! - [`upstream`]: the hyper client to the housing system.
+//! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
+//! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
+//! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
+//! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
+//! - [`cli`]: the command line.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod filter;
+pub mod identity;
+pub mod json;
+pub mod path;
+pub mod pipeline;
+pub mod routes;
+pub mod rules;
+pub mod server;
+pub mod upstream;
