@@ -1,1 +1,353 @@
-//! audit
+//! The durable, hash-chained disclosure ledger (DESIGN section 6): append, verify, query.
+//!
+//! Every disclosure decision becomes one JSON line in `audit.path` before the response leaves.
+//! Each line carries `prev_hash` (the previous line's `hash`, 64 zeros for the first line) and
+//! `hash`, the SHA-256 of the line without its `hash` key in RFC 8785 (JCS) form, so anyone can
+//! check the file with a JCS library and `sha256sum`, without our code.
+//!
+//! # Layout
+//!
+//! - [`chain`]: hashing, sealing and the per-line check; the one implementation shared by the
+//!   writer, recovery at open and [`verify`].
+//! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
+//! - [`writer`]: the single writer thread with group commit.
+//! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic.
+//!
+//! Why one writer thread: the chain is a sequence, so exactly one owner may extend it or two
+//! concurrent requests would both link to the same head and fork it. Blocking file I/O and
+//! `fdatasync` run on a dedicated std thread so they never stall the async runtime, and records
+//! queued while one fsync is in flight share the next one (group commit).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+mod chain;
+mod recover;
+mod verify;
+mod writer;
+
+pub use chain::GENESIS_HASH;
+pub use verify::{query, verify, Verified, VerifyError};
+
+/// How many appends may wait for the writer before `append` itself waits: back-pressure, so a
+/// stalled disk turns into slow requests rather than unbounded memory.
+const QUEUE_DEPTH: usize = 4096;
+
+/// One disclosure decision, before chaining; the pipeline fills it.
+///
+/// Serialised with `Option`s as `null` (not omitted) so every request record has the same keys
+/// and a reader can tell "no recipient" from "field forgotten".
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Record {
+    /// RFC 3339 UTC with milliseconds, as [`now_rfc3339`] makes it.
+    pub ts: String,
+    pub request_id: String,
+    /// `None` for an unauthenticated request.
+    pub recipient: Option<String>,
+    pub recipient_type: Option<String>,
+    pub method: String,
+    /// The route template (`/jobs/{job_id}`); `None` when no route matched.
+    pub route: Option<String>,
+    pub path: String,
+    pub status: u16,
+    pub purpose: Option<String>,
+    pub lawful_basis: Option<String>,
+    /// The `when`/`refuse` reasons applied.
+    pub reasons: Vec<String>,
+    /// Data-subject ids, what `audit query --subject` searches.
+    pub subjects: Vec<String>,
+    pub disclosed: Vec<String>,
+    pub withheld: Vec<String>,
+    /// Extension fields (error code, rules generation, ...). A key here must not collide with a
+    /// named field or with `prev_hash`/`hash`/`event`: `append` refuses such a record rather than
+    /// let one value silently overwrite another in the chained line.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Keys `Record::extra` may not use: the named fields, the chain fields, and `event`, which marks
+/// the ledger's own records (recovery) that carry no request.
+const RESERVED_KEYS: &[&str] = &[
+    "ts",
+    "request_id",
+    "recipient",
+    "recipient_type",
+    "method",
+    "route",
+    "path",
+    "status",
+    "purpose",
+    "lawful_basis",
+    "reasons",
+    "subjects",
+    "disclosed",
+    "withheld",
+    "prev_hash",
+    "hash",
+    "event",
+];
+
+/// The current time in the `ts` format: RFC 3339, UTC, milliseconds
+/// (`2026-12-01T12:45:20.123Z`), so lines sort and compare as text.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Errors of the audit ledger. Any of them on `append` means the record is not durable and the
+/// response must not be sent (the pipeline answers 503).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {op} audit file: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Found at open: damage before the tail, which only tampering or a disk fault explains, so
+    /// the gateway refuses to start rather than extend a chain nobody can verify.
+    #[error("audit file damaged at line {line}: {reason}")]
+    Damaged { line: u64, reason: String },
+    /// The batch holding this record failed to write or fsync; the record was rolled back.
+    /// Shared by every append of the batch, hence the `Arc`.
+    #[error("audit record not durable: {0}")]
+    NotDurable(#[source] Arc<io::Error>),
+    #[error("cannot serialise audit record: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("audit record extension field {0:?} collides with a record field")]
+    ReservedKey(String),
+    #[error("audit log is closed")]
+    Closed,
+    #[error("audit writer has stopped")]
+    WriterStopped,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { op, source }
+    }
+}
+
+/// Counters for metrics; the writer updates them, anyone may read them.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records made durable by `append` (the recovery record written at open is not counted).
+    pub records_written: AtomicU64,
+    /// Successful group commits, i.e. fdatasyncs; `records_written / batches` is the batch size.
+    pub batches: AtomicU64,
+    /// Batches whose write or fsync failed (each failed every append waiting in it).
+    pub failures: AtomicU64,
+}
+
+/// What `open` found in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// Records in the file after open, including the recovery record if one was appended.
+    pub records: u64,
+    /// The chain head the next record links to: the last `hash`, or [`GENESIS_HASH`].
+    pub head: String,
+    /// The side file holding a torn last line that was moved aside, if there was one.
+    pub recovered_torn_tail: Option<PathBuf>,
+}
+
+/// Handle to the durable ledger; cheap to clone, shared by all requests.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<writer::Msg>,
+    stats: Arc<Stats>,
+    closed: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+// === impl AuditLog ===
+
+impl AuditLog {
+    /// Opens (creating if needed, with parent dirs) the JSONL file, recovers it, starts the
+    /// writer.
+    ///
+    /// The whole file is read and checked so the chain continues from a head we verified. A torn
+    /// last line (a write whose fsync never returned, so never acknowledged) is moved to
+    /// `<path>.torn-<unix-millis>` and a recovery record says so. A path that is not a regular
+    /// file (`/dev/full` in tests) is not read: a fresh chain starts, with a warning.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Damaged`] naming the 1-based line for damage before the tail; [`Error::Io`] when
+    /// the file or its directory cannot be created, read, repaired or opened for append.
+    pub fn open(path: &Path) -> Result<(AuditLog, Opened), Error> {
+        let (state, opened) = recover::open(path)?;
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let thread = writer::spawn(state, rx, stats.clone())?;
+        let log = AuditLog {
+            inner: Arc::new(Inner {
+                tx,
+                stats,
+                closed: AtomicBool::new(false),
+                thread: Mutex::new(Some(thread)),
+            }),
+        };
+        Ok((log, opened))
+    }
+
+    /// Chains and appends `record`; resolves only once it is on disk (fdatasync'd).
+    ///
+    /// If the future is dropped after the record was queued, the record may still be written;
+    /// it is simply never acknowledged to anyone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDurable`] when its batch failed to write or sync, [`Error::ReservedKey`] or
+    /// [`Error::Encode`] for a record that cannot be chained, [`Error::Closed`] after `close`,
+    /// [`Error::WriterStopped`] if the writer thread is gone.
+    pub async fn append(&self, record: Record) -> Result<(), Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // Serialised here, in the caller's task, so the writer thread only links and hashes.
+        let record = to_map(record)?;
+        let (reply, done) = oneshot::channel();
+        self.inner
+            .tx
+            .send(writer::Msg::Append(writer::Job { record, reply }))
+            .await
+            .map_err(|_| Error::WriterStopped)?;
+        // A dropped reply sender means the writer exited (closed, or died) before our record.
+        done.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// The writer's counters, for metrics.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.inner.stats.clone()
+    }
+
+    /// Writes nothing more, waits for in-flight records to be durable, stops the writer thread.
+    ///
+    /// Records queued before the call are committed; appends started after it get
+    /// [`Error::Closed`] (or [`Error::WriterStopped`] if they raced past the check). Calling it
+    /// twice is harmless.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let (ack, acked) = oneshot::channel();
+        if self.inner.tx.send(writer::Msg::Close(ack)).await.is_ok() {
+            // Err means the writer is already gone; either way there is nothing left to wait on.
+            let _ = acked.await;
+        }
+        let thread = match self.inner.thread.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(thread) = thread {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => tracing::debug!("audit writer stopped"),
+                Ok(Err(_)) => tracing::error!("audit writer thread panicked"),
+                Err(error) => tracing::error!(%error, "cannot join audit writer thread"),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("stats", &self.inner.stats)
+            .field("closed", &self.inner.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns a record into the JSON object that will be chained, refusing extension keys that would
+/// overwrite a named field (serde's `flatten` would let the later one win silently).
+fn to_map(record: Record) -> Result<Map<String, Value>, Error> {
+    if let Some(key) = record
+        .extra
+        .keys()
+        .find(|k| RESERVED_KEYS.contains(&k.as_str()))
+    {
+        return Err(Error::ReservedKey(key.clone()));
+    }
+    match serde_json::to_value(record)? {
+        Value::Object(map) => Ok(map),
+        // A struct always serialises to an object; keep the error path rather than panic.
+        _ => Err(Error::Encode(serde::ser::Error::custom(
+            "record did not serialise to an object",
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+pub(crate) mod tests {
+    use super::*;
+
+    /// A request record for subject `S{n % 3}`, distinct per `n`.
+    pub(crate) fn record(n: usize) -> Record {
+        Record {
+            ts: now_rfc3339(),
+            request_id: format!("req-{n}"),
+            recipient: Some("acme-repairs".into()),
+            recipient_type: Some("contractor".into()),
+            method: "GET".into(),
+            route: Some("/jobs/{job_id}".into()),
+            path: format!("/jobs/J{n}"),
+            status: 200,
+            purpose: Some("repair".into()),
+            lawful_basis: Some("contract".into()),
+            reasons: vec![],
+            subjects: vec![format!("S{}", n % 3)],
+            disclosed: vec!["job.id".into(), "tenant.name".into()],
+            withheld: vec!["tenant.phone".into()],
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn reserved_keys_cover_every_named_field() {
+        let map = to_map(record(0)).unwrap();
+        for key in map.keys() {
+            assert!(RESERVED_KEYS.contains(&key.as_str()), "{key} not reserved");
+        }
+        assert_eq!(map.len() + 3, RESERVED_KEYS.len());
+    }
+
+    #[test]
+    fn extension_fields_are_flattened_and_collisions_refused() {
+        let mut r = record(1);
+        r.extra
+            .insert("error".into(), Value::from("upstream_timeout"));
+        let map = to_map(r.clone()).unwrap();
+        assert_eq!(map["error"], "upstream_timeout");
+        assert_eq!(map["recipient_type"], "contractor");
+
+        r.extra.insert("hash".into(), Value::from("forged"));
+        assert!(matches!(to_map(r), Err(Error::ReservedKey(k)) if k == "hash"));
+    }
+
+    #[test]
+    fn none_serialises_as_null() {
+        let mut r = record(2);
+        r.recipient = None;
+        r.route = None;
+        let map = to_map(r).unwrap();
+        assert_eq!(map["recipient"], Value::Null);
+        assert_eq!(map["route"], Value::Null);
+    }
+
+    #[test]
+    fn timestamp_format() {
+        let ts = now_rfc3339();
+        // 2026-12-01T12:45:20.123Z
+        assert_eq!(ts.len(), 24, "{ts}");
+        assert!(ts.ends_with('Z'));
+        assert_eq!(&ts[19..20], ".");
+    }
+}

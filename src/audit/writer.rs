@@ -1,0 +1,337 @@
+//! The single writer: owns the file and the chain head, commits records in groups.
+//!
+//! Group commit: the thread blocks for one message, then takes whatever else is queued (up to
+//! [`MAX_BATCH`]), chains them, writes them with one `write` and one `fdatasync`, and only then
+//! replies to each. While one fsync is in flight new records queue up and share the next, so the
+//! disk sees one sync per batch instead of one per request, and every append still waits for its
+//! own record to be durable.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::chain;
+use super::{Error, Stats};
+
+/// Most records in one commit: bounds the write size and the latency of the first in a batch.
+const MAX_BATCH: usize = 1024;
+
+pub(super) enum Msg {
+    Append(Job),
+    /// Commit what was queued before, close the file, reply, and exit.
+    Close(oneshot::Sender<()>),
+}
+
+pub(super) struct Job {
+    pub record: Map<String, Value>,
+    pub reply: oneshot::Sender<Result<(), Error>>,
+}
+
+/// The file and the chain as of the last durable record.
+pub(super) struct State {
+    path: PathBuf,
+    /// `None` after a failure until the next batch reopens it.
+    file: Option<File>,
+    /// Only a regular file can (and must) be truncated after a failed batch.
+    regular: bool,
+    /// Length of the file up to the last durable record.
+    len: u64,
+    /// `hash` of the last durable record.
+    head: String,
+    /// A batch failed: bytes past `len` may be on disk and must go before anything is written.
+    dirty: bool,
+}
+
+// === impl State ===
+
+impl State {
+    pub(super) fn new(path: &Path, file: File, regular: bool, len: u64, head: String) -> State {
+        State {
+            path: path.to_path_buf(),
+            file: Some(file),
+            regular,
+            len,
+            head,
+            dirty: false,
+        }
+    }
+
+    /// The descriptor to write to, reopening after a failure. A descriptor whose fsync failed is
+    /// never reused: after that the kernel may have dropped the dirty pages and a retried fsync
+    /// can report success for data that is gone.
+    fn file(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            if self.dirty {
+                self.truncate()?;
+            }
+            self.file = Some(open_append(&self.path)?);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("audit file not open"))
+    }
+
+    /// Cuts the file back to the last durable record, so the unacknowledged records of a failed
+    /// batch cannot end up between two acknowledged ones.
+    fn truncate(&mut self) -> io::Result<()> {
+        let result = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.set_len(self.len).and_then(|()| f.sync_all()));
+        match result {
+            Ok(()) => {}
+            // A device such as /dev/full cannot be truncated and holds no chain to protect.
+            Err(error) if !self.regular => {
+                tracing::debug!(%error, "cannot truncate non-regular audit file; ignored");
+            }
+            Err(error) => return Err(error),
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Opens the ledger for appending: `O_APPEND` makes every write land at the end even if the
+/// descriptor's offset is stale.
+pub(super) fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().append(true).open(path)
+}
+
+/// One write and one fdatasync: the record is durable once this returns `Ok`.
+pub(super) fn write_and_sync(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Starts the writer thread.
+pub(super) fn spawn(
+    state: State,
+    rx: mpsc::Receiver<Msg>,
+    stats: Arc<Stats>,
+) -> Result<JoinHandle<()>, Error> {
+    let writer = Writer {
+        state,
+        stats,
+        buf: Vec::new(),
+    };
+    thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || writer.run(rx))
+        .map_err(Error::io("start the writer for"))
+}
+
+struct Writer {
+    state: State,
+    stats: Arc<Stats>,
+    /// The batch being written, reused so steady state allocates nothing per batch.
+    buf: Vec<u8>,
+}
+
+// === impl Writer ===
+
+impl Writer {
+    /// Runs until `close` or until every `AuditLog` handle is dropped. Nothing here panics; if
+    /// it ever did, the dropped reply senders turn every waiting append into `WriterStopped`.
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut msgs = Vec::with_capacity(MAX_BATCH);
+        loop {
+            msgs.clear();
+            if rx.blocking_recv_many(&mut msgs, MAX_BATCH) == 0 {
+                tracing::debug!("audit writer: every handle dropped");
+                return;
+            }
+            let mut jobs = Vec::with_capacity(msgs.len());
+            let mut closes = Vec::new();
+            for msg in msgs.drain(..) {
+                match msg {
+                    // Records queued after a close are dropped unwritten: their appends see
+                    // `WriterStopped`, never a false acknowledgement.
+                    Msg::Append(job) if closes.is_empty() => jobs.push(job),
+                    Msg::Append(_) => {}
+                    Msg::Close(ack) => closes.push(ack),
+                }
+            }
+            self.commit(jobs);
+            if !closes.is_empty() {
+                self.state.file = None;
+                for ack in closes {
+                    let _ = ack.send(());
+                }
+                return;
+            }
+        }
+    }
+
+    /// Chains, writes and syncs one batch, then answers every job in it.
+    fn commit(&mut self, jobs: Vec<Job>) {
+        self.buf.clear();
+        let mut head = self.state.head.clone();
+        let mut waiting = Vec::with_capacity(jobs.len());
+        for Job { record, reply } in jobs {
+            match chain::seal(record, &head, &mut self.buf) {
+                Ok(hash) => {
+                    head = hash;
+                    waiting.push(reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Encode(e)));
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return;
+        }
+        let result = self
+            .state
+            .file()
+            .and_then(|file| write_and_sync(file, &self.buf));
+        match result {
+            Ok(()) => {
+                self.state.head = head;
+                self.state.len += self.buf.len() as u64;
+                let n = waiting.len() as u64;
+                self.stats.records_written.fetch_add(n, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(records = n, bytes = self.buf.len(), "audit batch durable");
+                for reply in waiting {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    records = waiting.len(),
+                    bytes = self.buf.len(),
+                    %error,
+                    "audit batch not durable; rolled back to the last durable record"
+                );
+                // Answer first: the requests can fail fast while we clean up.
+                let shared = Arc::new(error);
+                for reply in waiting {
+                    let _ = reply.send(Err(Error::NotDurable(shared.clone())));
+                }
+                self.roll_back();
+            }
+        }
+    }
+
+    /// Forgets the descriptor and cuts the file back; the head was never advanced. If the
+    /// truncate fails the file stays closed and the next batch tries again before writing.
+    fn roll_back(&mut self) {
+        self.state.file = None;
+        self.state.dirty = true;
+        if let Err(error) = self.state.file() {
+            tracing::warn!(%error, "cannot reopen the audit file yet; the next batch retries");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+mod tests {
+    use super::super::tests::record;
+    use super::super::{query, verify, AuditLog, GENESIS_HASH};
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_share_fsyncs_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (log, _) = AuditLog::open(&path).unwrap();
+        let n = 200;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(record(i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let stats = log.stats();
+        log.close().await;
+
+        let verified = verify(&path).unwrap();
+        assert_eq!(verified.records, n as u64);
+        assert_eq!(stats.records_written.load(Ordering::Relaxed), n as u64);
+        let batches = stats.batches.load(Ordering::Relaxed);
+        assert!(batches < n as u64, "no group commit: {batches} batches");
+        assert_eq!(stats.failures.load(Ordering::Relaxed), 0);
+        // Every request is there exactly once.
+        let mut ids: Vec<String> = ["S0", "S1", "S2"]
+            .iter()
+            .flat_map(|s| query(&path, s).unwrap())
+            .map(|l| serde_json::from_str::<Value>(&l).unwrap()["request_id"].to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+
+    #[tokio::test]
+    async fn full_disk_fails_every_append_without_panicking() {
+        let path = Path::new("/dev/full");
+        if !path.exists() {
+            return;
+        }
+        let (log, opened) = AuditLog::open(path).unwrap();
+        assert_eq!(opened.records, 0);
+        assert_eq!(opened.head, GENESIS_HASH);
+        let stats = log.stats();
+        for i in 0..3 {
+            let err = log.append(record(i)).await.unwrap_err();
+            assert!(matches!(err, Error::NotDurable(_)), "{err}");
+            assert_eq!(stats.failures.load(Ordering::Relaxed), i as u64 + 1);
+        }
+        assert_eq!(stats.records_written.load(Ordering::Relaxed), 0);
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn failed_batch_rolls_back_and_next_batch_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (log, _) = AuditLog::open(&path).unwrap();
+        log.append(record(0)).await.unwrap();
+        log.close().await;
+        let durable = std::fs::read(&path).unwrap();
+        let head = chain::scan(&durable[..]).unwrap().head;
+
+        // What a failed batch leaves: part of a record past the durable end.
+        let mut file = open_append(&path).unwrap();
+        file.write_all(b"{\"half\":").unwrap();
+        assert!(verify(&path).is_err());
+        let mut writer = Writer {
+            state: State::new(&path, file, true, durable.len() as u64, head),
+            stats: Arc::new(Stats::default()),
+            buf: Vec::new(),
+        };
+        writer.roll_back();
+        assert_eq!(std::fs::read(&path).unwrap(), durable);
+
+        // The next batch goes through the fresh descriptor and links to the durable head.
+        let (reply, done) = oneshot::channel();
+        let record = super::super::to_map(record(1)).unwrap();
+        writer.commit(vec![Job { record, reply }]);
+        done.await.unwrap().unwrap();
+        assert_eq!(verify(&path).unwrap().records, 2);
+    }
+
+    #[tokio::test]
+    async fn append_after_close_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (log, _) = AuditLog::open(&path).unwrap();
+        log.append(record(0)).await.unwrap();
+        log.close().await;
+        log.close().await;
+        assert!(matches!(log.append(record(1)).await, Err(Error::Closed)));
+        assert_eq!(verify(&path).unwrap().records, 1);
+    }
+}
