@@ -1,1 +1,610 @@
-//! rules
+//! `rules/` parsed and checked into an immutable [`Policy`].
+//!
+//! Parse, don't validate: the request path only ever sees a `Policy`, in which route templates
+//! are compiled, paths parsed, key hashes decoded and rates parsed. Loading collects every
+//! problem it finds (not just the first), each with its file and line, so `check` can print
+//! them all and `serve` can refuse to start on any of them.
+//!
+//! Layout of the directory:
+//! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
+//! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
+
+pub mod diag;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::filter::AllowTree;
+use crate::path::FieldPath;
+use crate::routes::Template;
+use diag::{line_of, Diagnostic};
+
+/// The checked policy the gateway serves; immutable once built.
+#[derive(Debug)]
+pub struct Policy {
+    recipients: Vec<Arc<Recipient>>,
+    types: BTreeMap<String, Arc<RecipientType>>,
+    /// SHA-256 over the rule files' names and bytes: which rules a decision was made under.
+    generation: String,
+    warnings: Vec<Diagnostic>,
+}
+
+/// One organisation that receives data.
+pub struct Recipient {
+    pub id: String,
+    pub name: String,
+    pub kind: Arc<RecipientType>,
+    pub api_key_sha256: Option<[u8; 32]>,
+    pub cert_sha256: Option<[u8; 32]>,
+    pub cert_san: Option<String>,
+    pub rate_limit: Option<Rate>,
+}
+
+/// The policy of one recipient type.
+#[derive(Debug)]
+pub struct RecipientType {
+    pub name: String,
+    pub purpose: String,
+    pub lawful_basis: LawfulBasis,
+    pub rate_limit: Option<Rate>,
+    pub routes: Vec<Route>,
+}
+
+/// One granted route of a type.
+#[derive(Debug)]
+pub struct Route {
+    pub method: http::Method,
+    pub template: Template,
+    /// Query parameters the recipient may send; any other is refused with 400.
+    pub query: BTreeSet<String>,
+    /// Paths in the upstream body naming the data subjects, for the audit.
+    pub subjects: Vec<FieldPath>,
+    pub allow_paths: Vec<FieldPath>,
+    pub allow: AllowTree,
+    /// Where the route is written, for messages.
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// The UK GDPR Art. 6 lawful bases a disclosure may rest on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LawfulBasis {
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+    Consent,
+}
+
+/// `N/s`, `N/min` or `N/h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// The rules could not be loaded; every problem, errors and warnings both.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in the rules", .0.iter().filter(|d| d.is_error()).count())]
+pub struct Error(pub Vec<Diagnostic>);
+
+// === impl Policy ===
+
+impl Policy {
+    /// Loads and checks `dir`.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, when at least one is an error (warnings alone do not fail).
+    pub fn load(dir: &Path) -> Result<Policy, Error> {
+        let mut loader = Loader::default();
+        let policy = loader.load(dir);
+        if loader.diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(Error(loader.diagnostics));
+        }
+        let mut policy = policy.ok_or_else(|| Error(loader.diagnostics.clone()))?;
+        policy.warnings = loader.diagnostics;
+        Ok(policy)
+    }
+
+    pub fn recipients(&self) -> &[Arc<Recipient>] {
+        &self.recipients
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &Arc<RecipientType>> {
+        self.types.values()
+    }
+
+    pub fn recipient(&self, id: &str) -> Option<&Arc<Recipient>> {
+        self.recipients.iter().find(|r| r.id == id)
+    }
+
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+// === impl Recipient ===
+
+/// Hand-written so that key and certificate hashes never reach a log line.
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recipient")
+            .field("id", &self.id)
+            .field("type", &self.kind.name)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl LawfulBasis ===
+
+impl LawfulBasis {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "contract" => LawfulBasis::Contract,
+            "legal_obligation" => LawfulBasis::LegalObligation,
+            "vital_interests" => LawfulBasis::VitalInterests,
+            "public_task" => LawfulBasis::PublicTask,
+            "legitimate_interests" => LawfulBasis::LegitimateInterests,
+            "consent" => LawfulBasis::Consent,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LawfulBasis::Contract => "contract",
+            LawfulBasis::LegalObligation => "legal_obligation",
+            LawfulBasis::VitalInterests => "vital_interests",
+            LawfulBasis::PublicTask => "public_task",
+            LawfulBasis::LegitimateInterests => "legitimate_interests",
+            LawfulBasis::Consent => "consent",
+        }
+    }
+}
+
+impl fmt::Display for LawfulBasis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Rate ===
+
+impl Rate {
+    pub fn parse(text: &str) -> Option<Rate> {
+        let (count, unit) = text.trim().split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|&n| n > 0)?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some(Rate { count, per })
+    }
+}
+
+// === the loader ===
+
+/// Collects diagnostics while building the policy, so one run reports everything.
+#[derive(Default)]
+struct Loader {
+    diagnostics: Vec<Diagnostic>,
+    hasher: Sha256,
+}
+
+/// A file's text, kept so spans can be turned into line numbers.
+struct Source {
+    path: PathBuf,
+    text: String,
+}
+
+impl Source {
+    fn line<T>(&self, spanned: &Spanned<T>) -> usize {
+        line_of(&self.text, spanned.span().start)
+    }
+}
+
+impl Loader {
+    fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(file, line, message));
+    }
+
+    fn read(&mut self, path: PathBuf) -> Option<Source> {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                self.hasher.update(path.to_string_lossy().as_bytes());
+                self.hasher.update([0]);
+                self.hasher.update(text.as_bytes());
+                self.hasher.update([0]);
+                Some(Source { path, text })
+            }
+            Err(e) => {
+                self.error(&path, 0, format!("cannot read: {e}"));
+                None
+            }
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, source: &Source) -> Option<T> {
+        match toml::from_str::<T>(&source.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let line = e
+                    .span()
+                    .map(|s| line_of(&source.text, s.start))
+                    .unwrap_or(0);
+                self.error(&source.path, line, e.message().to_string());
+                None
+            }
+        }
+    }
+
+    fn load(&mut self, dir: &Path) -> Option<Policy> {
+        let types_dir = dir.join("types");
+        let mut type_files: Vec<PathBuf> = match std::fs::read_dir(&types_dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) => {
+                self.error(
+                    &types_dir,
+                    0,
+                    format!("cannot read the types directory: {e}"),
+                );
+                Vec::new()
+            }
+        };
+        type_files.sort();
+        let mut types = BTreeMap::new();
+        for path in type_files {
+            if let Some(kind) = self.load_type(path) {
+                types.insert(kind.name.clone(), Arc::new(kind));
+            }
+        }
+        let recipients = self.load_recipients(&dir.join("recipients.toml"), &types);
+        let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        Some(Policy {
+            recipients: recipients?,
+            types,
+            generation,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn load_type(&mut self, path: PathBuf) -> Option<RecipientType> {
+        let source = self.read(path)?;
+        let raw: raw::RecipientType = self.parse(&source)?;
+        let file = source.path.clone();
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+        if stem.as_deref() != Some(raw.kind.get_ref().as_str()) {
+            self.error(
+                &file,
+                source.line(&raw.kind),
+                format!(
+                    "type {:?} must be in a file named {}.toml",
+                    raw.kind.get_ref(),
+                    raw.kind.get_ref()
+                ),
+            );
+        }
+        let lawful_basis = LawfulBasis::parse(raw.lawful_basis.get_ref());
+        if lawful_basis.is_none() {
+            self.error(
+                &file,
+                source.line(&raw.lawful_basis),
+                format!(
+                    "lawful_basis {:?} is not one of contract, legal_obligation, vital_interests, public_task, legitimate_interests, consent",
+                    raw.lawful_basis.get_ref()
+                ),
+            );
+        }
+        if raw.purpose.get_ref().trim().is_empty() {
+            self.error(&file, source.line(&raw.purpose), "purpose is empty");
+        }
+        let rate_limit = raw.rate_limit.as_ref().and_then(|r| self.rate(&source, r));
+        let mut routes = Vec::new();
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for raw_route in &raw.route {
+            let line = source.line(raw_route);
+            let Some(route) = self.route(&source, raw_route.get_ref(), line) else {
+                continue;
+            };
+            let key = (route.method.to_string(), route.template.shape());
+            if let Some(first) = seen.insert(key, line) {
+                self.error(
+                    &file,
+                    line,
+                    format!(
+                        "route {} {} is already granted at line {first}",
+                        route.method, route.template
+                    ),
+                );
+                continue;
+            }
+            routes.push(route);
+        }
+        Some(RecipientType {
+            name: raw.kind.into_inner(),
+            purpose: raw.purpose.into_inner(),
+            lawful_basis: lawful_basis?,
+            rate_limit,
+            routes,
+        })
+    }
+
+    fn rate(&mut self, source: &Source, text: &Spanned<String>) -> Option<Rate> {
+        let rate = Rate::parse(text.get_ref());
+        if rate.is_none() {
+            self.error(
+                &source.path,
+                source.line(text),
+                format!(
+                    "rate_limit {:?} is not a rate such as \"60/min\" (per s, min or h)",
+                    text.get_ref()
+                ),
+            );
+        }
+        rate
+    }
+
+    fn paths(
+        &mut self,
+        source: &Source,
+        key: &str,
+        list: &[Spanned<String>],
+    ) -> Option<Vec<FieldPath>> {
+        let mut ok = true;
+        let mut paths = Vec::new();
+        for entry in list {
+            match FieldPath::parse(entry.get_ref()) {
+                Ok(p) => paths.push(p),
+                Err(e) => {
+                    self.error(&source.path, source.line(entry), format!("{key}: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(paths)
+    }
+
+    fn route(&mut self, source: &Source, raw: &raw::Route, line: usize) -> Option<Route> {
+        let file = &source.path;
+        let method = match raw.method.get_ref().as_str() {
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
+                http::Method::from_bytes(m.as_bytes()).ok()
+            }
+            other => {
+                self.error(
+                    file,
+                    source.line(&raw.method),
+                    format!("method {other:?} is not one of GET, POST, PUT, PATCH, DELETE"),
+                );
+                None
+            }
+        };
+        let template = match Template::parse(raw.path.get_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(file, source.line(&raw.path), e.to_string());
+                None
+            }
+        };
+        let mut query = BTreeSet::new();
+        for q in &raw.query {
+            let name = q.get_ref();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            if !valid {
+                self.error(
+                    file,
+                    source.line(q),
+                    format!("query parameter name {name:?} is not valid"),
+                );
+            } else if !query.insert(name.clone()) {
+                self.error(
+                    file,
+                    source.line(q),
+                    format!("query parameter {name:?} is listed twice"),
+                );
+            }
+        }
+        let subjects = self.paths(source, "subjects", &raw.subjects);
+        let allow_paths = self.paths(source, "allow", &raw.allow);
+        if raw.allow.is_empty() {
+            self.diagnostics.push(Diagnostic::warning(
+                file,
+                line,
+                "route allows no fields: recipients get an empty body",
+            ));
+        }
+        if !raw.when.is_empty()
+            || !raw.items.is_empty()
+            || !raw.derive.is_empty()
+            || raw.refuse.is_some()
+        {
+            self.error(
+                file,
+                line,
+                "conditional rules (when, items, derive, refuse) are not supported by this build",
+            );
+            return None;
+        }
+        let allow_paths = allow_paths?;
+        Some(Route {
+            method: method?,
+            template: template?,
+            query,
+            subjects: subjects?,
+            allow: AllowTree::new(&allow_paths),
+            allow_paths,
+            file: file.clone(),
+            line,
+        })
+    }
+
+    fn load_recipients(
+        &mut self,
+        path: &Path,
+        types: &BTreeMap<String, Arc<RecipientType>>,
+    ) -> Option<Vec<Arc<Recipient>>> {
+        let source = self.read(path.to_path_buf())?;
+        let raw: raw::Recipients = self.parse(&source)?;
+        let file = &source.path;
+        let mut recipients = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut keys: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut certs: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut sans: HashMap<String, usize> = HashMap::new();
+        for entry in &raw.recipient {
+            let line = source.line(entry);
+            let r = entry.get_ref();
+            let mut ok = true;
+            let id = r.id.get_ref();
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                self.error(
+                    file,
+                    source.line(&r.id),
+                    format!("recipient id {id:?} may hold only letters, digits, '-', '_' and '.'"),
+                );
+                ok = false;
+            }
+            if let Some(first) = ids.insert(id.clone(), line) {
+                self.error(
+                    file,
+                    source.line(&r.id),
+                    format!("recipient {id:?} is already defined at line {first}"),
+                );
+                ok = false;
+            }
+            let kind = types.get(r.kind.get_ref()).cloned();
+            if kind.is_none() {
+                self.error(
+                    file,
+                    source.line(&r.kind),
+                    format!(
+                        "recipient {id:?} has type {:?}, but there is no types/{}.toml (or it has errors)",
+                        r.kind.get_ref(),
+                        r.kind.get_ref()
+                    ),
+                );
+            }
+            let api_key_sha256 = self.digest(
+                &source,
+                "api_key_sha256",
+                r.api_key_sha256.as_ref(),
+                &mut keys,
+                line,
+                &mut ok,
+            );
+            let cert_sha256 = self.digest(
+                &source,
+                "cert_sha256",
+                r.cert_sha256.as_ref(),
+                &mut certs,
+                line,
+                &mut ok,
+            );
+            if let Some(san) = &r.cert_san {
+                let name = san.get_ref().to_ascii_lowercase();
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    self.error(
+                        file,
+                        source.line(san),
+                        format!("cert_san {:?} is not a DNS name", san.get_ref()),
+                    );
+                    ok = false;
+                } else if let Some(first) = sans.insert(name, line) {
+                    self.error(
+                        file,
+                        source.line(san),
+                        format!("cert_san is already used by the recipient at line {first}"),
+                    );
+                    ok = false;
+                }
+            }
+            if r.api_key_sha256.is_none() && r.cert_sha256.is_none() && r.cert_san.is_none() {
+                self.error(file, line, format!("recipient {id:?} has no identity: set api_key_sha256, cert_sha256 or cert_san"));
+                ok = false;
+            }
+            let rate_limit = r.rate_limit.as_ref().and_then(|t| self.rate(&source, t));
+            if r.rate_limit.is_some() && rate_limit.is_none() {
+                ok = false;
+            }
+            let (Some(kind), true) = (kind, ok) else {
+                continue;
+            };
+            recipients.push(Arc::new(Recipient {
+                id: id.clone(),
+                name: r.name.clone(),
+                kind,
+                api_key_sha256,
+                cert_sha256,
+                cert_san: r
+                    .cert_san
+                    .as_ref()
+                    .map(|s| s.get_ref().to_ascii_lowercase()),
+                rate_limit,
+            }));
+        }
+        Some(recipients)
+    }
+
+    /// Decodes a hex SHA-256 and checks that no other recipient holds the same one.
+    fn digest(
+        &mut self,
+        source: &Source,
+        key: &str,
+        text: Option<&Spanned<String>>,
+        seen: &mut HashMap<[u8; 32], usize>,
+        line: usize,
+        ok: &mut bool,
+    ) -> Option<[u8; 32]> {
+        let text = text?;
+        let at = source.line(text);
+        let mut bytes = [0u8; 32];
+        if hex::decode_to_slice(text.get_ref().to_ascii_lowercase(), &mut bytes).is_err() {
+            self.error(
+                &source.path,
+                at,
+                format!("{key} must be 64 hexadecimal digits (a SHA-256)"),
+            );
+            *ok = false;
+            return None;
+        }
+        if let Some(first) = seen.insert(bytes, line) {
+            self.error(
+                &source.path,
+                at,
+                format!("{key} is the same as the recipient's at line {first}: each recipient needs its own"),
+            );
+            *ok = false;
+            return None;
+        }
+        Some(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! `serve`: load everything, refuse to start on any problem, then run until told to stop.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::audit::AuditLog;
+use crate::cli::EXIT_CONFIG;
+use crate::config::Settings;
+use crate::pipeline::Gateway;
+use crate::rules::Policy;
+use crate::server;
+use crate::upstream::Upstream;
+
+pub fn run(config: &Path) -> anyhow::Result<u8> {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
+    };
+    let policy = match Policy::load(&settings.rules_dir) {
+        Ok(p) => p,
+        Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
+    };
+    for warning in policy.warnings() {
+        tracing::warn!("{warning}");
+    }
+    if let Err(reason) = check_plaintext(&settings) {
+        return Ok(refuse([reason]));
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings, policy))
+}
+
+/// Plain HTTP is for loopback (a sidecar or the demo) unless the operator insists.
+fn check_plaintext(settings: &Settings) -> Result<(), String> {
+    if settings.server.tls.is_some() {
+        return Ok(());
+    }
+    let addr = settings.server.listen;
+    if !addr.ip().is_loopback() && !settings.server.insecure_plaintext {
+        return Err(format!(
+            "{}: server.listen {addr} is not a loopback address and [server.tls] is not set: refusing to serve tenant data in plain text (set insecure_plaintext = true only behind a TLS-terminating proxy)",
+            settings.source.display()
+        ));
+    }
+    tracing::warn!(listen = %addr, "serving plain HTTP without TLS");
+    Ok(())
+}
+
+fn refuse(problems: impl IntoIterator<Item = String>) -> u8 {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!(
+        "need-to-know: not starting: fix the problems above (need-to-know check lists them all)"
+    );
+    EXIT_CONFIG
+}
+
+async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
+    if settings.server.tls.is_some() {
+        anyhow::bail!("[server.tls] is not supported by this build yet");
+    }
+    let (audit, opened) = AuditLog::open(&settings.audit_path).with_context(|| {
+        format!(
+            "cannot open the audit log {}",
+            settings.audit_path.display()
+        )
+    })?;
+    tracing::info!(records = opened.records, head = %opened.head, "audit log open");
+    if let Some(side) = &opened.recovered_torn_tail {
+        tracing::warn!(side_file = %side.display(), "a torn last audit record was moved aside");
+    }
+    let upstream =
+        Upstream::new(&settings.upstream, &settings.limits).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+    tracing::info!(
+        listen = %settings.server.listen,
+        recipients = policy.recipients().len(),
+        rules_generation = policy.generation(),
+        "serving"
+    );
+    let gateway = Arc::new(Gateway::new(
+        Arc::new(policy),
+        upstream,
+        audit.clone(),
+        settings.limits.clone(),
+    ));
+    let options = server::Options {
+        header_read_timeout: settings.server.header_read_timeout,
+        max_connections: settings.server.max_connections,
+        drain_timeout: Duration::from_secs(30),
+    };
+    server::run(listener, gateway, options, shutdown_signal()).await;
+    audit.close().await;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,89 @@
+//! The rule files as written, with spans for line numbers.
+//!
+//! Every struct denies unknown fields: a misspelt key (`alow`) must be an error, never a
+//! silently ignored line that changes what is disclosed.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipients {
+    #[serde(default)]
+    pub recipient: Vec<Spanned<Recipient>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub api_key_sha256: Option<Spanned<String>>,
+    pub cert_sha256: Option<Spanned<String>>,
+    pub cert_san: Option<Spanned<String>>,
+    pub rate_limit: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientType {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub purpose: Spanned<String>,
+    pub lawful_basis: Spanned<String>,
+    pub rate_limit: Option<Spanned<String>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<Route>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub method: Spanned<String>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub query: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub when: Vec<Spanned<When>>,
+    #[serde(default)]
+    pub items: Vec<Spanned<Items>>,
+    #[serde(default)]
+    pub derive: Vec<Spanned<Derive>>,
+    pub refuse: Option<Spanned<Refuse>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    pub condition: Spanned<String>,
+    pub reason: Spanned<String>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Items {
+    pub path: Spanned<String>,
+    pub keep: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derive {
+    pub field: Spanned<String>,
+    pub value: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refuse {
+    pub condition: Spanned<String>,
+    pub reason: Spanned<String>,
+}
