@@ -418,7 +418,7 @@ path = "var/audit.jsonl"
         let text = MINIMAL.replace("dir = \"rules\"", "dir = \"rules\"\ndirr = \"x\"");
         let err = Settings::load_with_env(&write(dir.path(), &text), []).expect_err("unknown key");
         let d = &err.0[0];
-        assert_eq!(d.line, 7, "{d}");
+        assert_eq!(d.line, 8, "{d}");
         assert!(d.message.contains("dirr"), "{d}");
     }
 

@@ -216,7 +216,7 @@ pub fn authorize<'a>(
         return Err(Error::NotGranted);
     }
     // Most specific template first; among equals, the method decides.
-    candidates.sort_by(|a, b| b.0.template.specificity().cmp(&a.0.template.specificity()));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0.template.specificity()));
     let best = candidates[0].0.template.specificity();
     let (route, params) = candidates
         .into_iter()

@@ -1,1 +1,16 @@
+//! need-to-know's integration tests: the real gateway on 127.0.0.1 in front of a real
+//! upstream, and the real binary for the command line.
 
+mod support;
+
+// Who is calling: API keys, 401s, the credential swap.
+mod identity;
+// Request-target hygiene, route and method grants, query allow-lists.
+mod routes;
+// What a recipient sees: the allow-list on the raw bytes, header allow-list, and every way
+// an upstream response is refused.
+mod filter;
+// The disclosure ledger: a record per request, the chain, 503 when it cannot be written.
+mod audit;
+// The binary: check, keygen, serve refusing to start, audit verify and query.
+mod cli;

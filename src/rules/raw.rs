@@ -60,6 +60,7 @@ pub struct Route {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed so that a rule using it is refused, not ignored
 pub struct When {
     pub condition: Spanned<String>,
     pub reason: Spanned<String>,
@@ -69,6 +70,7 @@ pub struct When {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed so that a rule using it is refused, not ignored
 pub struct Items {
     pub path: Spanned<String>,
     pub keep: Spanned<String>,
@@ -76,6 +78,7 @@ pub struct Items {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed so that a rule using it is refused, not ignored
 pub struct Derive {
     pub field: Spanned<String>,
     pub value: Spanned<String>,
@@ -83,6 +86,7 @@ pub struct Derive {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed so that a rule using it is refused, not ignored
 pub struct Refuse {
     pub condition: Spanned<String>,
     pub reason: Spanned<String>,

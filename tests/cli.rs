@@ -1,0 +1,141 @@
+//! The binary: `check` naming file and line for each kind of problem, `keygen`, and `serve`
+//! refusing to start.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::gateway::{Builder, REPAIRS_TYPE};
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run need-to-know")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn check_passes_on_the_shipped_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_in(root, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("0 error(s)"));
+}
+
+#[test]
+fn keygen_prints_a_key_and_its_hash_line() {
+    let out = run_in(Path::new("."), &["keygen"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let key = lines.next().expect("key line");
+    assert!(key.len() >= 43, "256 bits: {key}");
+    let hash = need_to_know::identity::sha256_hex(key.as_bytes());
+    assert_eq!(
+        lines.next(),
+        Some(format!("api_key_sha256 = \"{hash}\"").as_str())
+    );
+}
+
+/// Writes a rules directory with `recipients` and one type file, and returns `check`'s lines.
+fn check_with(type_text: &str, recipients: &str) -> (Option<i32>, String) {
+    let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api")
+        .kind("repairs-contractor", type_text)
+        .write();
+    let rules = dir.path().join("rules");
+    if !recipients.is_empty() {
+        std::fs::write(rules.join("recipients.toml"), recipients).expect("recipients");
+    }
+    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
+    (out.status.code(), stdout(&out))
+}
+
+const HASH_A: &str = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8";
+
+fn one_recipient(extra: &str) -> String {
+    format!("[[recipient]]\nid = \"acme\"\nname = \"ACME\"\ntype = \"repairs-contractor\"\napi_key_sha256 = \"{HASH_A}\"\n{extra}")
+}
+
+#[test]
+fn check_names_file_and_line_for_each_kind_of_problem() {
+    let file = "rules/types/repairs-contractor.toml";
+    let cases: Vec<(String, String, String)> = vec![
+        // syntax error
+        (REPAIRS_TYPE.replace("query = []", "query = [") , one_recipient(""), format!("{file}:")),
+        // unknown key
+        (REPAIRS_TYPE.replace("query = []", "query = []\nalow = [\"x\"]"), one_recipient(""), format!("{file}:10:")),
+        // malformed path
+        (REPAIRS_TYPE.replace("\"tenant.email\",", "\"tenant..email\","), one_recipient(""), format!("{file}:14:")),
+        // bad lawful basis
+        (REPAIRS_TYPE.replace("lawful_basis = \"contract\"", "lawful_basis = \"because\""), one_recipient(""), format!("{file}:4:")),
+        // bad rate
+        (REPAIRS_TYPE.replace("lawful_basis = \"contract\"", "lawful_basis = \"contract\"\nrate_limit = \"lots\""), one_recipient(""), format!("{file}:5:")),
+        // two routes with one method and template
+        (format!("{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{id}}\"\nallow = [\"id\"]\n"), one_recipient(""), format!("{file}:25: route GET /jobs/{{id}} is already granted at line 6")),
+        // a recipient whose type has no file
+        (REPAIRS_TYPE.to_string(), one_recipient("").replace("type = \"repairs-contractor\"", "type = \"plumber\""), "rules/recipients.toml:4:".to_string()),
+        // two recipients with one key hash
+        (REPAIRS_TYPE.to_string(), format!("{}\n{}", one_recipient(""), one_recipient("").replace("id = \"acme\"", "id = \"acme2\"")), "rules/recipients.toml:11:".to_string()),
+        // a malformed key hash
+        (REPAIRS_TYPE.to_string(), one_recipient("").replace(HASH_A, "abc"), "rules/recipients.toml:5:".to_string()),
+    ];
+    for (type_text, recipients, expected) in cases {
+        let (code, out) = check_with(&type_text, &recipients);
+        assert_eq!(code, Some(1), "expected an error at {expected}:\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(&expected)),
+            "expected a line starting {expected:?}:\n{out}"
+        );
+        assert!(
+            out.contains("1 error(s)") || out.contains("error(s)"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_every_problem_not_just_the_first() {
+    let type_text = REPAIRS_TYPE
+        .replace("lawful_basis = \"contract\"", "lawful_basis = \"because\"")
+        .replace("\"tenant.email\",", "\"tenant..email\",");
+    let recipients = one_recipient("rate_limit = \"often\"\n");
+    let (code, out) = check_with(&type_text, &recipients);
+    assert_eq!(code, Some(1));
+    assert!(out.contains(":4: lawful_basis"), "{out}");
+    assert!(out.contains(":14: allow"), "{out}");
+    assert!(out.contains("recipients.toml:6: rate_limit"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
+    let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api")
+        .kind(
+            "repairs-contractor",
+            &REPAIRS_TYPE.replace("lawful_basis = \"contract\"", "lawful_basis = \"x\""),
+        )
+        .write();
+    let out = run_in(dir.path(), &["serve"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("repairs-contractor.toml:4:"), "{stderr}");
+
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("127.0.0.1:0", "0.0.0.0:0");
+    std::fs::write(&config, text).expect("config");
+    let out = run_in(dir.path(), &["serve"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}

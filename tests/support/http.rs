@@ -1,0 +1,118 @@
+//! A raw HTTP/1.1 client over TCP, so tests see exactly the bytes a recipient would, and can
+//! send targets that a well-behaved client library would normalise away.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One response, as received.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Lower-case names, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Every byte received, head and body.
+    pub raw: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
+    /// The `error` code of a gateway error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// `GET target` with an optional Bearer key, `Connection: close`.
+pub async fn get(addr: SocketAddr, target: &str, key: Option<&str>) -> Response {
+    request(addr, "GET", target, key, &[]).await
+}
+
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    send_raw(addr, head.as_bytes()).await
+}
+
+/// Writes `bytes`, reads until the server closes (at most 10 s), and parses the first
+/// response. A connection closed without any response gives status 0.
+pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to gateway");
+    stream.write_all(bytes).await.expect("write request");
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+    match read {
+        Ok(Ok(_)) => {}
+        // A reset after the response was sent still leaves the bytes we got.
+        Ok(Err(_)) => {}
+        Err(_) => panic!("the gateway did not close the connection within 10 s"),
+    }
+    parse(raw)
+}
+
+fn parse(raw: Vec<u8>) -> Response {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Response {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+            raw,
+        };
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = raw[end + 4..].to_vec();
+    Response {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
