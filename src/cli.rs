@@ -1,9 +1,10 @@
-//! The command line: `serve`, `check`, `keygen`, `audit verify`, `audit query`.
+//! The command line: `serve`, `check`, `keygen`, `audit verify|query`, `certs dev`.
 //!
 //! The only module that prints. Each command returns its exit code; errors that end a command
 //! are `anyhow` errors, printed by `main` with their causes.
 
 mod audit;
+mod certs;
 mod check;
 mod keygen;
 mod serve;
@@ -37,6 +38,21 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Make certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Development certificates: a CA, a gateway certificate for 127.0.0.1/localhost, and one
+    /// client certificate per recipient in the rules; prints the cert_sha256 lines.
+    Dev {
+        /// Where to write them (private keys are written 0600; never commit them).
+        dir: PathBuf,
+        #[arg(long, default_value = "need-to-know.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,5 +87,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Keygen => keygen::run(),
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&file),
         Command::Audit(AuditCommand::Query { file, subject }) => audit::query(&file, &subject),
+        Command::Certs(CertsCommand::Dev { dir, config }) => certs::dev(&dir, &config),
     }
 }

@@ -1,6 +1,10 @@
-//! Who is calling: an API key (`Authorization: Bearer <key>`), matched by its SHA-256.
+//! Who is calling: a verified client certificate, or an API key (`Authorization: Bearer`).
 //!
-//! Runs first, before the target is even looked at. The key itself is never stored: the rules
+//! Runs first, before the target is even looked at. A client certificate (already verified
+//! against `client_ca` by rustls) identifies by the SHA-256 of its DER (`cert_sha256`) or by
+//! an exact DNS SAN (`cert_san`; wildcards never match, so one wildcard certificate cannot
+//! stand for every contractor). A connection presenting both a certificate and a key must
+//! name the same recipient with each, or it is refused. The key itself is never stored: the rules
 //! hold `api_key_sha256`, the presented key is hashed and compared with every recipient's hash
 //! in constant time, without stopping at the first match, so response timing says nothing about
 //! which hashes exist.
@@ -11,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::rules::{Policy, Recipient};
+use crate::tls::PeerIdentity;
 
 /// Why the caller could not be identified (all 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,12 +26,58 @@ pub enum Error {
     Malformed,
     #[error("unknown credentials")]
     Unknown,
+    #[error("the client certificate names no recipient")]
+    UnknownCertificate,
+    #[error("the client certificate and the API key name different recipients")]
+    Conflict,
 }
 
 impl Error {
     pub fn code(&self) -> &'static str {
         "unauthenticated"
     }
+}
+
+/// The recipient named by the connection's client certificate, or else by the API key.
+///
+/// # Errors
+///
+/// See [`Error`]; every variant is a 401.
+pub fn identify(
+    policy: &Policy,
+    peer: Option<&PeerIdentity>,
+    headers: &http::HeaderMap,
+) -> Result<Arc<Recipient>, Error> {
+    let Some(peer) = peer else {
+        return by_api_key(policy, headers);
+    };
+    let mut found = None;
+    let mut matches = 0;
+    for recipient in policy.recipients() {
+        let by_hash = recipient
+            .cert_sha256
+            .is_some_and(|hash| bool::from(hash.ct_eq(&peer.cert_sha256)));
+        let by_san = recipient
+            .cert_san
+            .as_ref()
+            .is_some_and(|san| peer.dns_names.iter().any(|n| n == san));
+        if by_hash || by_san {
+            found = Some(recipient);
+            matches += 1;
+        }
+    }
+    // One certificate standing for two recipients (one's hash, another's SAN) is ambiguous.
+    if matches > 1 {
+        return Err(Error::Conflict);
+    }
+    let recipient = found.cloned().ok_or(Error::UnknownCertificate)?;
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        match by_api_key(policy, headers) {
+            Ok(other) if other.id == recipient.id => {}
+            _ => return Err(Error::Conflict),
+        }
+    }
+    Ok(recipient)
 }
 
 /// The recipient named by the request's API key.

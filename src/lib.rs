@@ -13,16 +13,19 @@
 //! - [`rules`]: `rules/` parsed and checked into an immutable [`rules::Policy`].
 //! - [`server`]: accepts connections and hands each request to the pipeline.
 //! - [`pipeline`]: the phases in order, and the one place errors become responses.
-//! - [`identity`]: who is calling (API key).
+//! - [`tls`]: rustls server and upstream configs; the identity a client certificate carries.
+//! - [`identity`]: who is calling (client certificate or API key).
 //! - [`routes`]: request-target hygiene and route grants.
 //! - [`upstream`]: the hyper client to the housing system.
 //! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
 //! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
 //! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
+//! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.
 //! - [`cli`]: the command line.
 
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod filter;
@@ -33,4 +36,5 @@ pub mod pipeline;
 pub mod routes;
 pub mod rules;
 pub mod server;
+pub mod tls;
 pub mod upstream;

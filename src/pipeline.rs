@@ -2,7 +2,7 @@
 //!
 //! Phases run in a fixed order, each able to cut the request short:
 //!
-//! 1. **identify**: who is calling ([`identity`]); 401 when unknown.
+//! 1. **identify**: who is calling, by client certificate or API key ([`identity`]); 401.
 //! 2. **authorize**: is the target clean and the route granted ([`routes`]); 400 or 403.
 //! 3. **read**: the recipient's own request body, within `max_request_body`; 413.
 //! 4. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
@@ -29,6 +29,7 @@ use crate::filter;
 use crate::identity;
 use crate::routes;
 use crate::rules::{Policy, Recipient};
+use crate::tls::PeerIdentity;
 use crate::upstream::{self, Forward, Upstream};
 
 /// Everything a request needs, shared by all connections.
@@ -95,7 +96,13 @@ impl Gateway {
     }
 
     /// Runs every phase for one request; never fails, since every error is a response.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    ///
+    /// `peer` is the verified client certificate of the connection, if it presented one.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: Option<&PeerIdentity>,
+    ) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = new_request_id();
         let mut record = Record {
@@ -115,7 +122,7 @@ impl Gateway {
             withheld: Vec::new(),
             extra: serde_json::Map::new(),
         };
-        let outcome = self.decide(request, &mut record).await;
+        let outcome = self.decide(request, peer, &mut record).await;
         let (status, body, error) = match outcome {
             Ok(allowed) => (allowed.status, allowed.body, None),
             Err(rejection) => {
@@ -162,12 +169,13 @@ impl Gateway {
     async fn decide(
         &self,
         request: Request<Incoming>,
+        peer: Option<&PeerIdentity>,
         record: &mut Record,
     ) -> Result<Allowed, Rejection> {
         let (parts, body) = request.into_parts();
 
         // identify
-        let recipient = identity::by_api_key(&self.policy, &parts.headers)?;
+        let recipient = identity::identify(&self.policy, peer, &parts.headers)?;
         note_recipient(record, &recipient);
 
         // authorize

@@ -1,7 +1,11 @@
-//! Accepts connections and hands each request to the [`Gateway`].
+//! Accepts connections, completes the TLS handshake, and hands each request to the
+//! [`Gateway`] with the connection's verified client certificate.
 //!
 //! The caller binds the listener (so tests can bind `127.0.0.1:0` and read the port back) and
-//! passes a shutdown future. HTTP/1.1 with keep-alive; hyper is given a timer, without which
+//! passes a shutdown future. With TLS, each connection takes the server config current at its
+//! accept, so a certificate reload applies to new connections and never breaks open ones; a
+//! handshake that does not finish within the header-read timeout is dropped.
+//! HTTP/1.1 with keep-alive; hyper is given a timer, without which
 //! its header-read timeout silently does nothing, so a client that dribbles its request head
 //! (slowloris) is cut off. Connections beyond `max_connections` wait in the accept queue.
 
@@ -18,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::pipeline::Gateway;
+use crate::tls::{PeerIdentity, Reloadable};
 
 /// Connection-level limits.
 #[derive(Debug, Clone)]
@@ -26,6 +31,8 @@ pub struct Options {
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// TLS, when `[server.tls]` is set; plain HTTP otherwise.
+    pub tls: Option<Arc<Reloadable>>,
 }
 
 /// Largest request head accepted; hyper answers 431 beyond it.
@@ -70,15 +77,44 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
-        let service = service_fn(move |request| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, std::convert::Infallible>(gateway.handle(request).await) }
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = options.tls.as_ref().map(|t| t.current());
+        let handshake_timeout = options.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                log_connection_error(peer, &e);
+            match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, None));
+                    if let Err(e) = watcher.watch(connection).await {
+                        log_connection_error(peer, &e);
+                    }
+                }
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer.ip(), error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer.ip(), "tls handshake timed out");
+                            return;
+                        }
+                    };
+                    let identity = PeerIdentity::of(stream.get_ref().1).map(Arc::new);
+                    let connection =
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, identity));
+                    if let Err(e) = watcher.watch(connection).await {
+                        log_connection_error(peer, &e);
+                    }
+                }
             }
             drop(permit);
         });
@@ -90,6 +126,28 @@ pub async fn run(
             tracing::warn!("drain timeout: closing the remaining connections");
         }
     }
+}
+
+/// The per-connection service: every request on it carries the connection's identity.
+fn service(
+    gateway: Arc<Gateway>,
+    identity: Option<Arc<PeerIdentity>>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<http_body_util::Full<bytes::Bytes>>,
+    Error = std::convert::Infallible,
+    Future = impl Future<
+        Output = Result<
+            http::Response<http_body_util::Full<bytes::Bytes>>,
+            std::convert::Infallible,
+        >,
+    > + Send,
+> + Clone {
+    service_fn(move |request| {
+        let gateway = gateway.clone();
+        let identity = identity.clone();
+        async move { Ok(gateway.handle(request, identity.as_deref()).await) }
+    })
 }
 
 /// Malformed requests and timeouts are the client's doing: debug, not error.

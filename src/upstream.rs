@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -107,7 +108,7 @@ pub struct Fetched {
 
 /// The upstream endpoint and the client that reaches it.
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// `scheme://authority` and the base path without its trailing slash.
     origin: String,
     base_path: String,
@@ -137,12 +138,22 @@ impl Upstream {
                 Some(header)
             }
         };
-        if settings.url.scheme_str() != Some("http") {
-            return Err("https upstreams are not supported by this build yet".to_string());
-        }
+        let https = settings.url.scheme_str() == Some("https");
+        let tls_config = if https {
+            crate::tls::upstream_client_config(settings.ca.as_deref()).map_err(|e| e.to_string())?
+        } else {
+            // Never used: the origin is plain http. An empty root store trusts nothing.
+            crate::tls::untrusting_client_config().map_err(|e| e.to_string())?
+        };
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.timeout));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))

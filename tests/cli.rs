@@ -139,3 +139,51 @@ fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
+
+#[test]
+fn check_names_the_certificate_file_at_fault_and_why() {
+    use need_to_know::certs::{Authority, Validity};
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let with_tls = |table: &str| {
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replace("[upstream]", &format!("{table}\n[upstream]"));
+        std::fs::write(dir.path().join("tls.toml"), text).expect("write");
+        let out = run_in(dir.path(), &["check", "--config", "tls.toml"]);
+        (out.status.code(), stdout(&out))
+    };
+    // Missing files.
+    let (code, out) = with_tls("[server.tls]\ncert = \"nope.crt\"\nkey = \"nope.key\"\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("nope.crt: cannot read"), "{out}");
+
+    // An expired certificate, and a key that belongs to another certificate.
+    let ca = Authority::new("ca").expect("ca");
+    let expired = ca
+        .client(
+            "old.example",
+            Validity {
+                not_before: (2020, 1, 1),
+                not_after: (2021, 1, 1),
+            },
+        )
+        .expect("cert");
+    let good = ca.server(&["localhost"]).expect("cert");
+    let other = ca.server(&["localhost"]).expect("cert");
+    std::fs::write(dir.path().join("old.crt"), &expired.cert_pem).expect("write");
+    std::fs::write(dir.path().join("old.key"), &expired.key_pem).expect("write");
+    std::fs::write(dir.path().join("good.crt"), &good.cert_pem).expect("write");
+    std::fs::write(dir.path().join("other.key"), &other.key_pem).expect("write");
+    let (code, out) = with_tls("[server.tls]\ncert = \"old.crt\"\nkey = \"old.key\"\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("old.crt: certificate expired"), "{out}");
+    let (code, out) = with_tls("[server.tls]\ncert = \"good.crt\"\nkey = \"other.key\"\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("other.key: does not match the certificate"),
+        "{out}"
+    );
+    // A key file holding a certificate instead of a key.
+    let (code, out) = with_tls("[server.tls]\ncert = \"good.crt\"\nkey = \"good.crt\"\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("good.crt: holds no PEM private key"), "{out}");
+}

@@ -12,5 +12,7 @@ mod routes;
 mod filter;
 // The disclosure ledger: a record per request, the chain, 503 when it cannot be written.
 mod audit;
+// TLS and mutual TLS: certificate identity, refusals, an https upstream.
+mod tls;
 // The binary: check, keygen, serve refusing to start, audit verify and query.
 mod cli;

@@ -6,15 +6,41 @@ use crate::config::Settings;
 use crate::rules::diag::Diagnostic;
 use crate::rules::Policy;
 
+/// The certificate and key files, loaded as `serve` would load them.
+fn check_tls(settings: &Settings) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut push = |e: crate::tls::Error| {
+        let (file, message) = match e {
+            crate::tls::Error::File { path, reason } => (path, reason),
+            other => (settings.source.clone(), other.to_string()),
+        };
+        problems.push(Diagnostic::error(&file, 0, message));
+    };
+    if let Some(tls) = &settings.server.tls {
+        if let Err(e) = crate::tls::server_config(tls) {
+            push(e);
+        }
+    }
+    if settings.upstream.url.scheme_str() == Some("https") {
+        if let Err(e) = crate::tls::upstream_client_config(settings.upstream.ca.as_deref()) {
+            push(e);
+        }
+    }
+    problems
+}
+
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.
 pub fn run(config: &Path) -> u8 {
     let mut problems: Vec<Diagnostic> = Vec::new();
     match Settings::load(config) {
         Err(e) => problems.extend(e.0),
-        Ok(settings) => match Policy::load(&settings.rules_dir) {
-            Err(e) => problems.extend(e.0),
-            Ok(policy) => problems.extend(policy.warnings().iter().cloned()),
-        },
+        Ok(settings) => {
+            match Policy::load(&settings.rules_dir) {
+                Err(e) => problems.extend(e.0),
+                Ok(policy) => problems.extend(policy.warnings().iter().cloned()),
+            }
+            problems.extend(check_tls(&settings));
+        }
     }
     let errors = problems.iter().filter(|d| d.is_error()).count();
     let warnings = problems.len() - errors;

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::pipeline::Gateway;
 use crate::rules::Policy;
 use crate::server;
+use crate::tls::Reloadable;
 use crate::upstream::Upstream;
 
 pub fn run(config: &Path) -> anyhow::Result<u8> {
@@ -60,8 +61,15 @@ fn refuse(problems: impl IntoIterator<Item = String>) -> u8 {
 }
 
 async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
-    if settings.server.tls.is_some() {
-        anyhow::bail!("[server.tls] is not supported by this build yet");
+    let tls = match &settings.server.tls {
+        None => None,
+        Some(t) => match Reloadable::new(t.clone()) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => return Ok(refuse([e.to_string()])),
+        },
+    };
+    if let Some(tls) = &tls {
+        reload_on_sighup(tls.clone());
     }
     let (audit, opened) = AuditLog::open(&settings.audit_path).with_context(|| {
         format!(
@@ -94,11 +102,34 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
         header_read_timeout: settings.server.header_read_timeout,
         max_connections: settings.server.max_connections,
         drain_timeout: Duration::from_secs(30),
+        tls,
     };
     server::run(listener, gateway, options, shutdown_signal()).await;
     audit.close().await;
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// SIGHUP re-reads the certificate and key files; on any problem the old ones stay in use.
+fn reload_on_sighup(tls: Arc<Reloadable>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("tls certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "tls reload failed; keeping the old certificates")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Ctrl-C or SIGTERM.

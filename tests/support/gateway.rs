@@ -15,6 +15,7 @@ use need_to_know::pipeline::Gateway as Pipeline;
 use need_to_know::rules::Policy;
 use need_to_know::server;
 use need_to_know::upstream::Upstream;
+use rustls::pki_types::pem::PemObject;
 use tokio::sync::oneshot;
 
 /// A repairs-contractor type like DESIGN section 4's, without conditions.
@@ -51,6 +52,24 @@ pub struct Builder {
     extra_config: String,
     audit_path: Option<PathBuf>,
     env: Vec<(String, String)>,
+    tls: Option<TlsSetup>,
+}
+
+/// How the gateway's TLS is set up: the test's own CAs, made fresh per run.
+#[derive(Clone, Copy)]
+pub enum TlsSetup {
+    /// Server TLS only; identity by API key.
+    ServerOnly,
+    /// Client certificates verified against the recipients' CA, `required` or `optional`.
+    Mutual(&'static str),
+}
+
+/// The certificates a TLS test gateway was made with.
+pub struct Certs {
+    pub gateway_ca_pem: String,
+    /// (recipient id, cert PEM, key PEM), issued by the recipients' CA.
+    pub clients: Vec<(String, String, String)>,
+    pub recipients_ca: need_to_know::certs::Authority,
 }
 
 /// A running gateway; dropping it stops the server.
@@ -62,6 +81,7 @@ pub struct Gateway {
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
     audit: AuditLog,
+    pub certs: Option<Certs>,
 }
 
 impl Builder {
@@ -86,7 +106,16 @@ impl Builder {
             extra_config: String::new(),
             audit_path: None,
             env: Vec::new(),
+            tls: None,
         }
+    }
+
+    /// Serves TLS with certificates made for this run. Under [`TlsSetup::Mutual`],
+    /// `acme-repairs` is identified by its certificate's DNS SAN and `brightfix` by its
+    /// certificate's SHA-256; both keep their API keys too.
+    pub fn tls(mut self, setup: TlsSetup) -> Builder {
+        self.tls = Some(setup);
+        self
     }
 
     /// Replaces (or adds) the type file `types/<name>.toml`.
@@ -121,7 +150,20 @@ impl Builder {
     /// Writes the files into a fresh temporary directory; returns it with the config path
     /// and the API keys made for each recipient.
     pub fn write(&self) -> (tempfile::TempDir, PathBuf, Vec<(String, String)>) {
+        let (dir, config, keys, _) = self.write_all();
+        (dir, config, keys)
+    }
+
+    fn write_all(
+        &self,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        Vec<(String, String)>,
+        Option<Certs>,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (certs, tls_config) = self.make_certs(dir.path());
         let rules = dir.path().join("rules");
         std::fs::create_dir_all(rules.join("types")).expect("rules dir");
         for (name, text) in &self.types {
@@ -132,8 +174,24 @@ impl Builder {
         for (id, name, kind) in &self.recipients {
             let (key, hash) = need_to_know::identity::new_api_key().expect("random");
             recipients.push_str(&format!(
-                "[[recipient]]\nid = \"{id}\"\nname = \"{name}\"\ntype = \"{kind}\"\napi_key_sha256 = \"{hash}\"\n\n"
+                "[[recipient]]\nid = \"{id}\"\nname = \"{name}\"\ntype = \"{kind}\"\napi_key_sha256 = \"{hash}\"\n"
             ));
+            if let (Some(certs), Some(TlsSetup::Mutual(_))) = (&certs, self.tls) {
+                if let Some((_, pem, _)) = certs.clients.iter().find(|(c, _, _)| c == id) {
+                    if id == "brightfix" {
+                        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+                            .expect("pem");
+                        let hash = need_to_know::identity::sha256_hex(der.as_ref());
+                        recipients.push_str(&format!("cert_sha256 = \"{hash}\"\n"));
+                    } else {
+                        recipients.push_str(&format!(
+                            "cert_san = \"{}\"\n",
+                            need_to_know::certs::dev_san(id)
+                        ));
+                    }
+                }
+            }
+            recipients.push('\n');
             keys.push((id.clone(), key));
         }
         std::fs::write(rules.join("recipients.toml"), recipients).expect("recipients");
@@ -142,19 +200,54 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| dir.path().join("audit").join("disclosures.jsonl"));
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\n",
             self.upstream,
             self.extra_config,
             audit.display()
         );
         let config_path = dir.path().join("need-to-know.toml");
         std::fs::write(&config_path, config).expect("config");
-        (dir, config_path, keys)
+        (dir, config_path, keys, certs)
+    }
+
+    /// Fresh CAs and certificates for this run, and the `[server.tls]` table naming them.
+    fn make_certs(&self, dir: &Path) -> (Option<Certs>, String) {
+        use need_to_know::certs::{Authority, Validity};
+        let Some(setup) = self.tls else {
+            return (None, String::new());
+        };
+        let gateway_ca = Authority::new("test gateway CA").expect("ca");
+        let server = gateway_ca
+            .server(&["localhost", "127.0.0.1"])
+            .expect("server cert");
+        std::fs::write(dir.join("gateway.crt"), &server.cert_pem).expect("write");
+        std::fs::write(dir.join("gateway.key"), &server.key_pem).expect("write");
+        let recipients_ca = Authority::new("test recipients CA").expect("ca");
+        std::fs::write(dir.join("recipients-ca.crt"), recipients_ca.cert_pem()).expect("write");
+        let mut clients = Vec::new();
+        for (id, _, _) in &self.recipients {
+            let issued = recipients_ca
+                .client(&need_to_know::certs::dev_san(id), Validity::default())
+                .expect("client cert");
+            clients.push((id.clone(), issued.cert_pem, issued.key_pem));
+        }
+        let mut table = "[server.tls]\ncert = \"gateway.crt\"\nkey = \"gateway.key\"\n".to_string();
+        if let TlsSetup::Mutual(mode) = setup {
+            table.push_str(&format!(
+                "client_ca = \"recipients-ca.crt\"\nclient_auth = \"{mode}\"\n"
+            ));
+        }
+        let certs = Certs {
+            gateway_ca_pem: gateway_ca.cert_pem(),
+            clients,
+            recipients_ca,
+        };
+        (Some(certs), table)
     }
 
     /// Starts the gateway in this process.
     pub async fn start(self) -> Gateway {
-        let (dir, config_path, keys) = self.write();
+        let (dir, config_path, keys, certs) = self.write_all();
         for (k, v) in &self.env {
             // Only the upstream credential is read from the process environment; tests
             // use distinct variable names, so setting them cannot race.
@@ -179,6 +272,9 @@ impl Builder {
             header_read_timeout: settings.server.header_read_timeout,
             max_connections: 256,
             drain_timeout: Duration::from_secs(5),
+            tls: settings.server.tls.clone().map(|t| {
+                Arc::new(need_to_know::tls::Reloadable::new(t).expect("tls config loads"))
+            }),
         };
         let done = tokio::spawn(server::run(listener, pipeline, options, async move {
             let _ = stopped.await;
@@ -191,6 +287,7 @@ impl Builder {
             stop: Some(stop),
             done: Some(done),
             audit,
+            certs,
         }
     }
 }
@@ -203,6 +300,17 @@ impl Gateway {
             .find(|(r, _)| r == id)
             .map(|(_, k)| k.as_str())
             .expect("a recipient of this gateway")
+    }
+
+    /// The client certificate and key (PEM) issued to recipient `id`.
+    pub fn client_cert(&self, id: &str) -> (String, String) {
+        let certs = self.certs.as_ref().expect("a TLS gateway");
+        let (_, cert, key) = certs
+            .clients
+            .iter()
+            .find(|(c, _, _)| c == id)
+            .expect("a recipient");
+        (cert.clone(), key.clone())
     }
 
     /// Every audit record so far, parsed.

@@ -116,3 +116,96 @@ fn parse(raw: Vec<u8>) -> Response {
         raw,
     }
 }
+
+/// A TLS client trusting `ca_pem`, presenting `client` (cert PEM, key PEM) if given.
+pub fn tls_connector(ca_pem: &str, client: Option<(&str, &str)>) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("ca pem")).expect("ca");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("cert pem");
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key pem");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client cert")
+        }
+    };
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// `GET target` over TLS. `Err` when the handshake (or the first read) fails, as it does
+/// for a refused client certificate under TLS 1.3.
+pub async fn tls_get(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    target: &str,
+    key: Option<&str>,
+) -> std::io::Result<Response> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut stream = connector.connect(name, tcp).await?;
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut raw = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if raw.is_empty() => return Err(e),
+        Ok(Err(_)) => {}
+        Err(_) => panic!("no answer over TLS within 10 s"),
+    }
+    Ok(parse(raw))
+}
+
+/// A TLS front for a plain upstream: terminates TLS with `cert`/`key` and relays bytes, so
+/// the gateway can be tested against an https upstream behind a private CA.
+pub async fn tls_front(backend: SocketAddr, cert_pem: &str, key_pem: &str) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert pem");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key pem");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
