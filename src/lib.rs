@@ -16,14 +16,18 @@
 //! - [`tls`]: rustls server and upstream configs; the identity a client certificate carries.
 //! - [`identity`]: who is calling (client certificate or API key).
 //! - [`routes`]: request-target hygiene and route grants.
+//! - [`limits`]: per-recipient rate limits (governor), behind a small trait.
 //! - [`upstream`]: the hyper client to the housing system.
 //! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
 //! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
 //! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.
+//! - [`reload`]: hot reload of the rules (SIGHUP, file changes).
 //! - [`cli`]: the command line.
 
+pub mod admin;
 pub mod audit;
 pub mod certs;
 pub mod cli;
@@ -31,8 +35,11 @@ pub mod config;
 pub mod filter;
 pub mod identity;
 pub mod json;
+pub mod limits;
+pub mod metrics;
 pub mod path;
 pub mod pipeline;
+pub mod reload;
 pub mod routes;
 pub mod rules;
 pub mod server;

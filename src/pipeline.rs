@@ -4,10 +4,11 @@
 //!
 //! 1. **identify**: who is calling, by client certificate or API key ([`identity`]); 401.
 //! 2. **authorize**: is the target clean and the route granted ([`routes`]); 400 or 403.
-//! 3. **read**: the recipient's own request body, within `max_request_body`; 413.
-//! 4. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
-//! 5. **filter**: the allow-list, a pure function ([`filter`]); the body a recipient may see.
-//! 6. **audit**: runs on success and failure alike; the record is durable before the
+//! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`.
+//! 4. **read**: the recipient's own request body, within `max_request_body`; 413.
+//! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
+//! 6. **filter**: the allow-list, a pure function ([`filter`]); the body a recipient may see.
+//! 7. **audit**: runs on success and failure alike; the record is durable before the
 //!    response leaves, or the recipient gets 503 and nothing else.
 //!
 //! Errors are sorted by fault (client, upstream, us): client faults are not logged as errors,
@@ -15,6 +16,8 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -27,18 +30,30 @@ use crate::audit::{self, AuditLog, Record};
 use crate::config::Limits;
 use crate::filter;
 use crate::identity;
+use crate::limits::{self, Limiter};
+use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
 use crate::rules::{Policy, Recipient};
 use crate::tls::PeerIdentity;
 use crate::upstream::{self, Forward, Upstream};
 
 /// Everything a request needs, shared by all connections.
-#[derive(Debug)]
 pub struct Gateway {
-    policy: Arc<Policy>,
+    /// Swapped whole on reload; each request loads it once and decides under that one.
+    policy: ArcSwap<Policy>,
     upstream: Upstream,
     audit: AuditLog,
     limits: Limits,
+    limiter: Arc<dyn Limiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a request ended without a filtered body.
@@ -48,6 +63,8 @@ pub enum Rejection {
     Identity(#[from] identity::Error),
     #[error(transparent)]
     Routes(#[from] routes::Error),
+    #[error(transparent)]
+    Limits(#[from] limits::Exceeded),
     #[error(transparent)]
     RequestBody(#[from] RequestBodyError),
     #[error(transparent)]
@@ -78,17 +95,42 @@ struct Allowed {
 // === impl Gateway ===
 
 impl Gateway {
-    pub fn new(policy: Arc<Policy>, upstream: Upstream, audit: AuditLog, limits: Limits) -> Self {
+    pub fn new(
+        policy: Arc<Policy>,
+        upstream: Upstream,
+        audit: AuditLog,
+        limits: Limits,
+        limiter: Arc<dyn Limiter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.set_generation(policy.generation());
         Gateway {
-            policy,
+            policy: ArcSwap::new(policy),
             upstream,
             audit,
             limits,
+            limiter,
+            metrics,
         }
     }
 
-    pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
+    /// The rules in use now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Puts `policy` in use for every request that starts from now on.
+    pub fn replace_policy(&self, policy: Arc<Policy>) {
+        self.metrics.set_generation(policy.generation());
+        self.policy.store(policy);
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     pub fn audit(&self) -> &AuditLog {
@@ -122,38 +164,73 @@ impl Gateway {
             withheld: Vec::new(),
             extra: serde_json::Map::new(),
         };
-        let outcome = self.decide(request, peer, &mut record).await;
+        let policy = self.policy.load_full();
+        record
+            .extra
+            .insert("rules_generation".into(), Value::from(policy.generation()));
+        let outcome = self.decide(&policy, request, peer, &mut record).await;
+        let mut retry_after = None;
         let (status, body, error) = match outcome {
             Ok(allowed) => (allowed.status, allowed.body, None),
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
                 log_rejection(&rejection, &record);
-                (
-                    status,
-                    Some(error_body(code, &message, &request_id)),
-                    Some(code),
-                )
+                if let Rejection::Limits(e) = &rejection {
+                    retry_after = Some(e.retry_after_secs);
+                }
+                let body = error_body(code, &message, &request_id);
+                (status, Some(body), Some(code))
             }
         };
         record.status = status.as_u16();
         if let Some(code) = error {
             record.extra.insert("error".into(), Value::from(code));
+            let reason = ReasonLabels {
+                reason: code.to_string(),
+            };
+            self.metrics.refusals.get_or_create(&reason).inc();
+        }
+        if let Some(kind) = &record.recipient_type {
+            let labels = TypeLabels {
+                recipient_type: kind.clone(),
+            };
+            let withheld = record.withheld.len() as u64;
+            self.metrics
+                .fields_withheld
+                .get_or_create(&labels)
+                .inc_by(withheld);
         }
         let recipient = record.recipient.clone();
         let route = record.route.clone();
-        let response = match self.audit.append(record).await {
-            Ok(()) => response(status, body, &request_id),
+        let audit_started = Instant::now();
+        let appended = self.audit.append(record).await;
+        self.metrics
+            .observe_audit(audit_started.elapsed(), appended.is_ok());
+        let response = match appended {
+            Ok(()) => {
+                let sent = body.as_ref().map_or(0, |b| b.len() as u64);
+                self.metrics.response_bytes.inc_by(sent);
+                response(status, body, &request_id, retry_after)
+            }
             Err(e) => {
                 tracing::error!(request_id, error = %e, "audit write failed; answering 503");
                 let rejection = Rejection::Audit(e);
                 let (status, code, message) = describe(&rejection);
-                response(
-                    status,
-                    Some(error_body(code, &message, &request_id)),
-                    &request_id,
-                )
+                let body = error_body(code, &message, &request_id);
+                response(status, Some(body), &request_id, None)
             }
         };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                recipient: recipient.clone().unwrap_or_else(|| "-".into()),
+                route: route.clone().unwrap_or_else(|| "-".into()),
+                status: response.status().as_u16(),
+            })
+            .inc();
+        self.metrics
+            .request_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             request_id,
             recipient = recipient.as_deref().unwrap_or("-"),
@@ -168,6 +245,7 @@ impl Gateway {
     /// The phases up to and including the filter; the audit is the caller's.
     async fn decide(
         &self,
+        policy: &Policy,
         request: Request<Incoming>,
         peer: Option<&PeerIdentity>,
         record: &mut Record,
@@ -175,7 +253,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
 
         // identify
-        let recipient = identity::identify(&self.policy, peer, &parts.headers)?;
+        let recipient = identity::identify(policy, peer, &parts.headers)?;
         note_recipient(record, &recipient);
 
         // authorize
@@ -183,10 +261,14 @@ impl Gateway {
         let route = granted.route;
         record.route = Some(route.template.to_string());
 
+        // limit
+        self.limiter.check(&recipient)?;
+
         // read
         let body = read_body(&parts, body, self.limits.max_request_body).await?;
 
         // forward
+        let upstream_started = Instant::now();
         let fetched = self
             .upstream
             .fetch(Forward {
@@ -196,7 +278,12 @@ impl Gateway {
                 headers: parts.headers,
                 body,
             })
-            .await?;
+            .await;
+        self.metrics
+            .upstream_seconds
+            .observe(upstream_started.elapsed().as_secs_f64());
+        let fetched = fetched?;
+        self.metrics.upstream_bytes.inc_by(fetched.bytes_read);
 
         // filter
         let Some(upstream_body) = fetched.body else {
@@ -281,6 +368,7 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
     match rejection {
         Rejection::Identity(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
         Rejection::Routes(e) => (e.status(), e.code(), e.to_string()),
+        Rejection::Limits(e) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
         Rejection::RequestBody(e) => match e {
             RequestBodyError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -322,7 +410,12 @@ fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
 
 /// Only the allow-listed headers: content-type, content-length (set by hyper from the body),
 /// date (set by hyper), cache-control and x-request-id.
-fn response(status: StatusCode, body: Option<Bytes>, request_id: &str) -> Response<Full<Bytes>> {
+fn response(
+    status: StatusCode,
+    body: Option<Bytes>,
+    request_id: &str,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
     let has_body = body.is_some();
     let mut response = Response::new(Full::new(body.unwrap_or_default()));
     *response.status_mut() = status;
@@ -336,6 +429,9 @@ fn response(status: StatusCode, body: Option<Bytes>, request_id: &str) -> Respon
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::try_from(request_id) {
         headers.insert("x-request-id", id);
+    }
+    if let Some(secs) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }

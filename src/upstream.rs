@@ -175,6 +175,27 @@ impl Upstream {
         })
     }
 
+    /// Whether the upstream accepts a TCP connection within `within`: the readiness probe
+    /// (a connection, not a request, so probes never touch tenant data).
+    pub async fn probe(&self, within: Duration) -> bool {
+        let authority = self
+            .origin
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let https = self.origin.starts_with("https://");
+        let target = if authority.contains(':') && !authority.ends_with(']') {
+            authority
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        matches!(
+            tokio::time::timeout(within, tokio::net::TcpStream::connect(target)).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Sends `forward` and returns the checked, parsed answer.
     ///
     /// # Errors

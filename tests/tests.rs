@@ -14,5 +14,7 @@ mod filter;
 mod audit;
 // TLS and mutual TLS: certificate identity, refusals, an https upstream.
 mod tls;
+// Operating it: rate limits, admin endpoints and metrics, hot reload.
+mod operations;
 // The binary: check, keygen, serve refusing to start, audit verify and query.
 mod cli;

@@ -1,6 +1,6 @@
 //! `serve`: load everything, refuse to start on any problem, then run until told to stop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,10 @@ use anyhow::Context;
 use crate::audit::AuditLog;
 use crate::cli::EXIT_CONFIG;
 use crate::config::Settings;
+use crate::limits;
+use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
+use crate::reload;
 use crate::rules::Policy;
 use crate::server;
 use crate::tls::Reloadable;
@@ -68,9 +71,6 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
             Err(e) => return Ok(refuse([e.to_string()])),
         },
     };
-    if let Some(tls) = &tls {
-        reload_on_sighup(tls.clone());
-    }
     let (audit, opened) = AuditLog::open(&settings.audit_path).with_context(|| {
         format!(
             "cannot open the audit log {}",
@@ -92,12 +92,32 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
         rules_generation = policy.generation(),
         "serving"
     );
+    let metrics = Arc::new(Metrics::new(audit.stats()));
     let gateway = Arc::new(Gateway::new(
         Arc::new(policy),
         upstream,
         audit.clone(),
         settings.limits.clone(),
+        Arc::new(limits::Local::new()),
+        metrics,
     ));
+    if let Some(admin) = settings.admin_listen {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("cannot listen on {admin} (admin)"))?;
+        tracing::info!(listen = %admin, "admin endpoints: /healthz /readyz /metrics");
+        tokio::spawn(crate::admin::run(
+            listener,
+            gateway.clone(),
+            std::future::pending(),
+        ));
+    }
+    tokio::spawn(reload::watch_rules(
+        gateway.clone(),
+        settings.rules_dir.clone(),
+        Duration::from_secs(2),
+    ));
+    on_sighup(gateway.clone(), settings.rules_dir.clone(), tls.clone());
     let options = server::Options {
         header_read_timeout: settings.server.header_read_timeout,
         max_connections: settings.server.max_connections,
@@ -110,26 +130,31 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// SIGHUP re-reads the certificate and key files; on any problem the old ones stay in use.
-fn reload_on_sighup(tls: Arc<Reloadable>) {
+/// SIGHUP reloads the rules and re-reads the certificate files; whatever fails to load is
+/// logged and the old version stays in use.
+fn on_sighup(gateway: Arc<Gateway>, rules_dir: PathBuf, tls: Option<Arc<Reloadable>>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
+            tracing::warn!("cannot listen for SIGHUP: reload only on file changes");
             return;
         };
         while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("tls certificates reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "tls reload failed; keeping the old certificates")
+            tracing::info!("SIGHUP: reloading");
+            let _ = reload::reload_rules(&gateway, &rules_dir);
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("tls certificates reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "tls reload failed; keeping the old certificates")
+                    }
                 }
             }
         }
     });
     #[cfg(not(unix))]
-    let _ = tls;
+    let _ = (gateway, rules_dir, tls);
 }
 
 /// Ctrl-C or SIGTERM.

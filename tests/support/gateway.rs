@@ -75,6 +75,10 @@ pub struct Certs {
 /// A running gateway; dropping it stops the server.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin_addr: SocketAddr,
+    pub pipeline: Arc<Pipeline>,
+    pub rules_dir: PathBuf,
     pub audit_path: PathBuf,
     pub dir: tempfile::TempDir,
     keys: Vec<(String, String)>,
@@ -257,11 +261,14 @@ impl Builder {
         let policy = Policy::load(&settings.rules_dir).expect("rules load");
         let (audit, _) = AuditLog::open(&settings.audit_path).expect("audit opens");
         let upstream = Upstream::new(&settings.upstream, &settings.limits).expect("upstream");
+        let metrics = Arc::new(need_to_know::metrics::Metrics::new(audit.stats()));
         let pipeline = Arc::new(Pipeline::new(
             Arc::new(policy),
             upstream,
             audit.clone(),
             settings.limits.clone(),
+            Arc::new(need_to_know::limits::Local::new()),
+            metrics,
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -276,11 +283,28 @@ impl Builder {
                 Arc::new(need_to_know::tls::Reloadable::new(t).expect("tls config loads"))
             }),
         };
-        let done = tokio::spawn(server::run(listener, pipeline, options, async move {
-            let _ = stopped.await;
-        }));
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let admin_addr = admin.local_addr().expect("addr");
+        tokio::spawn(need_to_know::admin::run(
+            admin,
+            pipeline.clone(),
+            std::future::pending(),
+        ));
+        let done = tokio::spawn(server::run(
+            listener,
+            pipeline.clone(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Gateway {
             addr,
+            admin_addr,
+            pipeline,
+            rules_dir: settings.rules_dir.clone(),
             audit_path: settings.audit_path,
             dir,
             keys,
