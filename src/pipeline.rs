@@ -257,7 +257,20 @@ impl Gateway {
         note_recipient(record, &recipient);
 
         // authorize
-        let granted = routes::authorize(&recipient.kind, &parts.method, &parts.uri)?;
+        // HTTP/2 carries scheme and authority as pseudo-headers, so its URI is absolute; only
+        // the path and query name the resource. HTTP/1.1's absolute-form stays refused.
+        let origin_form;
+        let target = if parts.version == http::Version::HTTP_2 {
+            origin_form = parts
+                .uri
+                .path_and_query()
+                .map(|pq| http::Uri::from(pq.clone()))
+                .unwrap_or_default();
+            &origin_form
+        } else {
+            &parts.uri
+        };
+        let granted = routes::authorize(&recipient.kind, &parts.method, target)?;
         let route = granted.route;
         record.route = Some(route.template.to_string());
 

@@ -5,7 +5,8 @@
 //! passes a shutdown future. With TLS, each connection takes the server config current at its
 //! accept, so a certificate reload applies to new connections and never breaks open ones; a
 //! handshake that does not finish within the header-read timeout is dropped.
-//! HTTP/1.1 with keep-alive; hyper is given a timer, without which
+//! HTTP/1.1 with keep-alive, and HTTP/2 (by ALPN over TLS, or prior knowledge in plain
+//! text); hyper is given a timer, without which
 //! its header-read timeout silently does nothing, so a client that dribbles its request head
 //! (slowloris) is cut off. Connections beyond `max_connections` wait in the accept queue.
 
@@ -14,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -38,6 +39,9 @@ pub struct Options {
 /// Largest request head accepted; hyper answers 431 beyond it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Concurrent HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 100;
+
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// within `drain_timeout`.
 pub async fn run(
@@ -48,12 +52,22 @@ pub async fn run(
 ) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true)
         .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        // Rapid reset (CVE-2023-44487): a client that cancels streams it opened is cut off.
+        .max_pending_accept_reset_streams(Some(20))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -87,7 +101,7 @@ pub async fn run(
                     let connection =
                         builder.serve_connection(TokioIo::new(stream), service(gateway, None));
                     if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, &e);
+                        log_connection_error(peer, e.as_ref());
                     }
                 }
                 Some(config) => {
@@ -112,7 +126,7 @@ pub async fn run(
                     let connection =
                         builder.serve_connection(TokioIo::new(stream), service(gateway, identity));
                     if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, &e);
+                        log_connection_error(peer, e.as_ref());
                     }
                 }
             }
@@ -151,10 +165,6 @@ fn service(
 }
 
 /// Malformed requests and timeouts are the client's doing: debug, not error.
-fn log_connection_error(peer: SocketAddr, e: &hyper::Error) {
-    if e.is_timeout() || e.is_parse() || e.is_incomplete_message() {
-        tracing::debug!(peer = %peer.ip(), error = %e, "connection ended");
-    } else {
-        tracing::debug!(peer = %peer.ip(), error = %e, "connection error");
-    }
+fn log_connection_error(peer: SocketAddr, e: &(dyn std::error::Error + Send + Sync)) {
+    tracing::debug!(peer = %peer.ip(), error = %e, "connection ended with an error");
 }

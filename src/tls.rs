@@ -90,7 +90,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The server config for `[server.tls]`: TLS 1.2 and 1.3, HTTP/1.1 by ALPN, and client
+/// The server config for `[server.tls]`: TLS 1.2 and 1.3, HTTP/2 or HTTP/1.1 by ALPN, and client
 /// certificates verified against `client_ca` (with CRLs) when it is set.
 ///
 /// # Errors
@@ -140,7 +140,7 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, Error> {
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| file_error(&tls.cert, format!("cannot be used with its key: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

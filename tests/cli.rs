@@ -187,3 +187,68 @@ fn check_names_the_certificate_file_at_fault_and_why() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("good.crt: holds no PEM private key"), "{out}");
 }
+
+/// SIGTERM while a slow upstream answer is in flight: the request finishes, its record is
+/// in the audit, and the process exits 0.
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
+    use crate::support::upstream::{Reply, Upstream};
+    use std::time::Duration;
+    let up = Upstream::new()
+        .route(
+            "GET",
+            "/api/jobs/J-1001",
+            Reply::Slow(Duration::from_millis(1500), crate::support::job()),
+        )
+        .run()
+        .await;
+    let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .args(["serve"])
+        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let key = keys[0].1.clone();
+    let request =
+        tokio::spawn(
+            async move { crate::support::http::get(addr, "/jobs/J-1001", Some(&key)).await },
+        );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(up.count(), 1, "the request is in flight");
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let response = request.await.expect("request task");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let audit = std::fs::read_to_string(dir.path().join("audit/disclosures.jsonl")).expect("audit");
+    let id = response.header("x-request-id").expect("id").to_string();
+    assert!(
+        audit.contains(&id),
+        "the in-flight request's record is missing"
+    );
+    let verify = run_in(dir.path(), &["audit", "verify", "audit/disclosures.jsonl"]);
+    assert!(verify.status.success(), "{verify:?}");
+}

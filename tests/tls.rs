@@ -194,3 +194,59 @@ async fn an_https_upstream_behind_a_private_ca() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.error(), "upstream_unavailable");
 }
+
+#[tokio::test]
+async fn http2_by_alpn_is_served_and_filtered() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .tls(TlsSetup::ServerOnly)
+        .start()
+        .await;
+    let ca = gw.certs.as_ref().expect("certs").gateway_ca_pem.clone();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2");
+    tokio::spawn(connection);
+    let request = ::http::Request::get("https://localhost/jobs/J-1001")
+        .header(
+            "authorization",
+            format!("Bearer {}", gw.key("acme-repairs")),
+        )
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_nothing_withheld(&body);
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["tenant"]["name"], "Joan Example");
+}

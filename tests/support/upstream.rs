@@ -67,6 +67,8 @@ pub enum Reply {
     Endless,
     /// A 3xx (or any status) with `Location`, which the gateway must not follow.
     Redirect(u16, String),
+    /// 200 JSON, after a pause: a slow upstream for graceful-shutdown tests.
+    Slow(Duration, Value),
 }
 
 /// What the fake upstream will answer, built up route by route.
@@ -397,6 +399,11 @@ impl Conn {
                     .await
             }
             Reply::Hang => pending().await,
+            Reply::Slow(pause, value) => {
+                tokio::time::sleep(pause).await;
+                let body = serde_json::to_vec(&value).expect("serialise a JSON reply");
+                self.complete(method, 200, vec![json()], body).await
+            }
             Reply::HeadThenHang {
                 status,
                 content_type,
