@@ -21,6 +21,7 @@
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
 //! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
 //! - [`cli`]: the command line.
+//! - [`sample_api`]: an invented housing system to run against (`demo`, tests).
 
 pub mod audit;
 pub mod cli;
@@ -32,5 +33,6 @@ pub mod path;
 pub mod pipeline;
 pub mod routes;
 pub mod rules;
+pub mod sample_api;
 pub mod server;
 pub mod upstream;
