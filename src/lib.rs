@@ -26,6 +26,7 @@
 //! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.
 //! - [`reload`]: hot reload of the rules (SIGHUP, file changes).
 //! - [`cli`]: the command line.
+//! - [`sample_api`]: an invented housing system to run against (`demo`, tests).
 
 pub mod admin;
 pub mod audit;
@@ -42,6 +43,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod routes;
 pub mod rules;
+pub mod sample_api;
 pub mod server;
 pub mod tls;
 pub mod upstream;
