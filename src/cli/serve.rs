@@ -19,7 +19,7 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
-    let policy = match Policy::load(&settings.rules_dir) {
+    let policy = match Policy::load_for(&settings) {
         Ok(p) => p,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
