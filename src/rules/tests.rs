@@ -144,3 +144,14 @@ fn empty_reason_is_an_error() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].starts_with("12: reason is empty"), "{got:?}");
 }
+
+#[test]
+fn the_shipped_rules_load_cleanly_with_their_conditions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let policy = crate::rules::Policy::load(&dir).unwrap();
+    assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
+    let kind = &policy.recipient("acme-repairs").unwrap().kind;
+    let c = &kind.routes[0].conditions;
+    assert_eq!(c.when().len(), 1);
+    assert_eq!(c.items().len(), 1);
+}
