@@ -510,9 +510,15 @@ fn refused_outcome(
 
 /// Calls `f` on every value at `segments` under `value`, through `[]`; where `f` returns
 /// false the value is removed (its key, or its array element).
+///
+/// With `strict`, a value on the way that is neither of the shape the path expects nor
+/// `null` is removed too (and `mismatch` set): an item filter must not be bypassed by an
+/// upstream that changed `tenant` from an object to an array under an allow entry `tenant`.
 fn visit_mut(
     value: &mut Value,
     segments: &[Segment],
+    strict: bool,
+    mismatch: &mut bool,
     f: &mut dyn FnMut(&mut Value) -> bool,
 ) -> bool {
     let Some((first, rest)) = segments.split_first() else {
@@ -521,12 +527,19 @@ fn visit_mut(
     match (first, value) {
         (Segment::Key(key), Value::Object(map)) => {
             if let Some(child) = map.get_mut(key) {
-                if !visit_mut(child, rest, f) {
+                if !visit_mut(child, rest, strict, mismatch, f) {
                     map.remove(key);
                 }
             }
         }
-        (Segment::Each, Value::Array(items)) => items.retain_mut(|el| visit_mut(el, rest, f)),
+        (Segment::Each, Value::Array(items)) => {
+            items.retain_mut(|el| visit_mut(el, rest, strict, mismatch, f));
+        }
+        (_, Value::Null) => {}
+        _ if strict => {
+            *mismatch = true;
+            return false;
+        }
         _ => {}
     }
     true
@@ -576,31 +589,41 @@ fn apply_items(
         buf.pop();
     };
     let mut erred = false;
+    let mut mismatch = false;
     let mut any_dropped = false;
-    visit_mut(body, rule.path.segments(), &mut |target| {
-        let Value::Array(elements) = target else {
-            // Not an array: the rule cannot be applied, so nothing of it is kept.
-            erred = true;
-            return false;
-        };
-        elements.retain(|el| {
-            let mut inner = scope.new_inner_scope();
-            inner.add_variable_as_val("item", cel::to_val(el));
-            let keep = match rule.keep.eval_bool(&inner) {
-                Ok(true) => return true,
-                Ok(false) => "keep was false".to_owned(),
-                Err(e) => {
-                    erred = true;
-                    format!("keep could not be evaluated ({e}), dropped")
+    visit_mut(
+        body,
+        rule.path.segments(),
+        true,
+        &mut mismatch,
+        &mut |target| {
+            let Value::Array(elements) = target else {
+                if target.is_null() {
+                    return true; // no elements to filter
                 }
+                // Not an array: the rule cannot be applied, so nothing of it is kept.
+                erred = true;
+                return false;
             };
-            any_dropped = true;
-            note(el, &keep, &mut buf);
-            false
-        });
-        true
-    });
-    if erred {
+            elements.retain(|el| {
+                let mut inner = scope.new_inner_scope();
+                inner.add_variable_as_val("item", cel::to_val(el));
+                let keep = match rule.keep.eval_bool(&inner) {
+                    Ok(true) => return true,
+                    Ok(false) => "keep was false".to_owned(),
+                    Err(e) => {
+                        erred = true;
+                        format!("keep could not be evaluated ({e}), dropped")
+                    }
+                };
+                any_dropped = true;
+                note(el, &keep, &mut buf);
+                false
+            });
+            true
+        },
+    );
+    if erred || mismatch {
         errors.note(&rule.site, Kind::Items);
     }
     if any_dropped {
@@ -641,7 +664,7 @@ fn apply_derive(
         let result = result.map_err(|e| {
             failure.get_or_insert(e);
         });
-        visit_mut(at, inner, &mut |parent| {
+        visit_mut(at, inner, false, &mut false, &mut |parent| {
             if let Value::Object(map) = parent {
                 match &result {
                     Ok(v) => {
@@ -657,7 +680,9 @@ fn apply_derive(
         true
     };
     if split.is_some() {
-        visit_mut(body, outer, &mut |el| derive_one(el, true));
+        visit_mut(body, outer, false, &mut false, &mut |el| {
+            derive_one(el, true)
+        });
     } else {
         derive_one(body, false);
     }

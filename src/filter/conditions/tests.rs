@@ -395,6 +395,39 @@ keep = "true"
 }
 
 #[test]
+fn items_cannot_be_bypassed_by_a_changed_shape() {
+    let p = policy(
+        r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+allow = ["tenant"]
+
+[[route.items]]
+path = "tenant.caution_markers"
+keep = "item.informed == true"
+"#,
+    );
+    // `tenant` arrives as an array: the item filter cannot reach the markers, so `tenant`
+    // is removed rather than passed whole under the allow entry.
+    let body = json!({"tenant": [{"caution_markers": [{"informed": false, "detail": "x"}]}]});
+    let out = run(&p, "acme-repairs", &body);
+    assert_eq!(out.body.unwrap(), json!({}));
+    assert_eq!(out.rule_errors.len(), 1);
+    // A null step is nothing to filter, and no error.
+    let out = run(
+        &p,
+        "acme-repairs",
+        &json!({"tenant": {"caution_markers": null}}),
+    );
+    assert_eq!(
+        out.body.unwrap(),
+        json!({"tenant": {"caution_markers": null}})
+    );
+    assert!(out.rule_errors.is_empty());
+}
+
+#[test]
 fn nested_item_filters_bind_the_inner_element() {
     let p = policy(
         r#"
