@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `keygen`, `audit verify|query`, `certs dev`.
+//! The command line: `serve`, `check`, `explain`, `keygen`, `audit verify|query`, `certs dev`.
 //!
 //! The only module that prints. Each command returns its exit code; errors that end a command
 //! are `anyhow` errors, printed by `main` with their causes.
@@ -6,6 +6,7 @@
 mod audit;
 mod certs;
 mod check;
+mod explain;
 mod keygen;
 mod serve;
 
@@ -33,6 +34,8 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the config and rules; print every problem as FILE:LINE: message.
     Check(ConfigArg),
+    /// Dry run: the filtered body and, per field, why it was kept or withheld.
+    Explain(explain::Args),
     /// Make a new API key and the api_key_sha256 line for recipients.toml.
     Keygen,
     /// Read the audit log.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Serve(args) => serve::run(&args.config),
         Command::Check(args) => Ok(check::run(&args.config)),
+        Command::Explain(args) => explain::run(&args),
         Command::Keygen => keygen::run(),
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&file),
         Command::Audit(AuditCommand::Query { file, subject }) => audit::query(&file, &subject),

@@ -25,6 +25,8 @@ pub struct Settings {
     pub server: Server,
     pub upstream: Upstream,
     pub rules_dir: PathBuf,
+    /// The environment variable holding the key of `pseudonym()` in the rules, if any.
+    pub pseudonym_key_env: Option<String>,
     pub audit_path: PathBuf,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
@@ -127,6 +129,7 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawRules {
     dir: PathBuf,
+    pseudonym_key_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +285,9 @@ impl Settings {
                 problem("upstream.credential_env is empty".to_string());
             }
         }
+        if raw.rules.pseudonym_key_env.as_deref() == Some("") {
+            problem("rules.pseudonym_key_env is empty".to_string());
+        }
         if !problems.is_empty() {
             return Err(Error(problems));
         }
@@ -307,6 +313,7 @@ impl Settings {
                 credential_env: raw.upstream.credential_env,
             },
             rules_dir: at(&raw.rules.dir),
+            pseudonym_key_env: raw.rules.pseudonym_key_env,
             audit_path: at(&raw.audit.path),
             admin_listen,
             limits: Limits {

@@ -1,8 +1,10 @@
-//! The allow-list filter.
+//! The filter: what of an upstream body a recipient may see.
 //!
-//! One pure function from a compiled allow list and an upstream body to what a recipient may
-//! see, plus the record of what was sent and what was not. `serve` and `explain` both call
-//! it, so what a DPO previews is what a recipient gets.
+//! [`decide`] is the one pure function from a compiled route, the request and an upstream
+//! body to the filtered body and the record of what was sent, what was not and why. `serve`
+//! and `explain` both call it, so what a DPO previews is what a recipient gets. It applies the
+//! conditional rules ([`conditions`], in CEL: [`cel`]) and then the allow-list walk below,
+//! [`allow`].
 //!
 //! The filter builds its output from the grants instead of deleting what looks sensitive
 //! from a copy: a field reaches the output only when the walk reached it through the allow
@@ -16,6 +18,11 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::path::{FieldPath, RuleFormBuf, Segment};
+
+pub mod cel;
+pub mod conditions;
+
+pub use conditions::{decide, pick_headers, rule_errors_total, Outcome, Refusal, Request};
 
 /// The compiled allow list of one route: a trie of the allow entries.
 ///
@@ -80,9 +87,10 @@ impl AllowTree {
         tree
     }
 
-    /// Adds an allow entry; `explain` names the entry itself as the reason.
+    /// Adds an allow entry; `explain` names the entry itself as the reason
+    /// (`allow "tenant.name"`).
     pub fn insert(&mut self, path: &FieldPath) {
-        self.insert_granted(path, path.to_string());
+        self.insert_granted(path, format!("allow \"{path}\""));
     }
 
     /// Adds an allow entry with the reason `explain` should give for the fields it passes,
@@ -488,7 +496,7 @@ impl Recorder for Explain {
 
     fn disclose(&mut self, path: &str, grant: &str, leaf: bool) {
         self.sets.disclose(path, grant, leaf);
-        self.decide(path, true, || format!("allowed by {grant}"));
+        self.decide(path, true, || grant.to_owned());
     }
 
     fn traverse(&mut self, path: &str) {

@@ -7,7 +7,8 @@
 //! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`.
 //! 4. **read**: the recipient's own request body, within `max_request_body`; 413.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
-//! 6. **filter**: the allow-list, a pure function ([`filter`]); the body a recipient may see.
+//! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
+//!    `when` and the allow-list; the body a recipient may see.
 //! 7. **audit**: runs on success and failure alike; the record is durable before the
 //!    response leaves, or the recipient gets 503 and nothing else.
 //!
@@ -69,6 +70,9 @@ pub enum Rejection {
     RequestBody(#[from] RequestBodyError),
     #[error(transparent)]
     Upstream(#[from] upstream::Error),
+    /// A `refuse` rule held (or could not be evaluated): nothing of the body is sent.
+    #[error("{0}")]
+    Refused(filter::Refusal),
     #[error("the disclosure could not be recorded, so nothing was sent")]
     Audit(#[source] audit::Error),
 }
@@ -279,6 +283,19 @@ impl Gateway {
 
         // read
         let body = read_body(&parts, body, self.limits.max_request_body).await?;
+        // Conditions may read a few headers; take them before the headers go upstream.
+        let cel_headers = filter::pick_headers(&parts.headers);
+        // A request-driven disclosure (police, debt agents) names its reference; the audit
+        // keeps it, so the DPO can match each disclosure to the request that asked for it.
+        if let Some((_, reference)) = cel_headers
+            .iter()
+            .find(|(name, _)| *name == "x-disclosure-reference")
+        {
+            record.extra.insert(
+                "disclosure_reference".into(),
+                Value::from(reference.clone()),
+            );
+        }
 
         // forward
         let upstream_started = Instant::now();
@@ -305,11 +322,39 @@ impl Gateway {
                 body: None,
             });
         };
-        record.subjects = filter::subjects(&route.subjects, &upstream_body);
-        let filtered = filter::allow(&route.allow, &upstream_body);
-        record.disclosed = filtered.disclosed.into_iter().collect();
-        record.withheld = filtered.withheld.into_iter().collect();
-        let bytes = serde_json::to_vec(&filtered.body).map_err(|_| {
+        let request = filter::Request {
+            recipient: &recipient,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            params: &granted.params,
+            query: &granted.query,
+            headers: &cel_headers,
+            now: std::time::SystemTime::now(),
+        };
+        let outcome = filter::decide(route, &request, &upstream_body, false);
+        record.subjects = outcome.subjects;
+        record.reasons = outcome.reasons;
+        record.disclosed = outcome.disclosed.into_iter().collect();
+        record.withheld = outcome.withheld.into_iter().collect();
+        if !outcome.rule_errors.is_empty() {
+            self.metrics
+                .rule_errors
+                .inc_by(outcome.rule_errors.len() as u64);
+            // Rule sites (file:line kind), never values.
+            record
+                .extra
+                .insert("rule_errors".into(), Value::from(outcome.rule_errors));
+        }
+        if let Some(refusal) = outcome.refusal {
+            return Err(Rejection::Refused(refusal));
+        }
+        let Some(body) = outcome.body else {
+            return Err(Rejection::Refused(filter::Refusal {
+                reason: "no body could be decided".into(),
+                erred: true,
+            }));
+        };
+        let bytes = serde_json::to_vec(&body).map_err(|_| {
             // Serialising a Value cannot fail; refuse rather than send anything if it does.
             upstream::Error::Json(crate::json::Error::Malformed("unserialisable".into()))
         })?;
@@ -391,6 +436,7 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
         },
         Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
+        Rejection::Refused(r) => (StatusCode::FORBIDDEN, "refused_by_policy", r.to_string()),
         Rejection::Audit(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",

@@ -12,17 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::config::Settings;
 use crate::metrics::ResultLabels;
 use crate::pipeline::Gateway;
 use crate::rules::Policy;
 
-/// Loads `dir` and, if it compiles, puts it in use.
+/// Loads the rules `settings` name (with their secrets) and, if they compile, puts them in use.
 ///
 /// # Errors
 ///
 /// The rules' problems; the old rules stay in use.
-pub fn reload_rules(gateway: &Gateway, dir: &Path) -> Result<(), crate::rules::Error> {
-    let outcome = Policy::load(dir);
+pub fn reload_rules(gateway: &Gateway, settings: &Settings) -> Result<(), crate::rules::Error> {
+    let outcome = Policy::load_for(settings);
     let result = if outcome.is_ok() { "ok" } else { "error" };
     gateway
         .metrics()
@@ -76,8 +77,9 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
-/// Polls `dir` every `interval` and reloads after a change has settled.
-pub async fn watch_rules(gateway: Arc<Gateway>, dir: PathBuf, interval: Duration) {
+/// Polls the rules directory every `interval` and reloads after a change has settled.
+pub async fn watch_rules(gateway: Arc<Gateway>, settings: Settings, interval: Duration) {
+    let dir = settings.rules_dir.clone();
     let mut applied = fingerprint(&dir);
     let mut pending: Option<Vec<_>> = None;
     loop {
@@ -85,7 +87,7 @@ pub async fn watch_rules(gateway: Arc<Gateway>, dir: PathBuf, interval: Duration
         let now = fingerprint(&dir);
         match pending.take() {
             Some(seen) if seen == now && now != applied => {
-                let _ = reload_rules(&gateway, &dir);
+                let _ = reload_rules(&gateway, &settings);
                 applied = now;
             }
             Some(seen) if seen == now => {}

@@ -21,8 +21,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::filter::cel::{Expr, Functions, PseudonymKey};
+use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
 use crate::filter::AllowTree;
-use crate::path::FieldPath;
+use crate::path::{FieldPath, Segment};
 use crate::routes::Template;
 use diag::{line_of, Diagnostic};
 
@@ -67,7 +69,10 @@ pub struct Route {
     /// Paths in the upstream body naming the data subjects, for the audit.
     pub subjects: Vec<FieldPath>,
     pub allow_paths: Vec<FieldPath>,
+    /// The plain allow list alone.
     pub allow: AllowTree,
+    /// `when`, `items`, `derive` and `refuse`, compiled, with the allow trees they make.
+    pub conditions: Conditions,
     /// Where the route is written, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -91,6 +96,14 @@ pub struct Rate {
     pub per: Duration,
 }
 
+/// Secrets the rules may use, read by the caller from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub pseudonym_key: Option<PseudonymKey>,
+    /// The variable it was to be read from, for the message when it is missing.
+    pub pseudonym_key_env: Option<String>,
+}
+
 /// The rules could not be loaded; every problem, errors and warnings both.
 #[derive(Debug, thiserror::Error)]
 #[error("{} problem(s) in the rules", .0.iter().filter(|d| d.is_error()).count())]
@@ -105,7 +118,48 @@ impl Policy {
     ///
     /// Every problem found, when at least one is an error (warnings alone do not fail).
     pub fn load(dir: &Path) -> Result<Policy, Error> {
-        let mut loader = Loader::default();
+        Self::load_with(dir, &Secrets::default())
+    }
+
+    /// Loads the rules the settings name, with the pseudonym key from the environment
+    /// variable `rules.pseudonym_key_env` names (read here, once, never per request).
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::load`]; also when the key is set but too short, or a rule uses
+    /// `pseudonym()` and there is no key.
+    pub fn load_for(settings: &crate::config::Settings) -> Result<Policy, Error> {
+        let mut secrets = Secrets {
+            pseudonym_key: None,
+            pseudonym_key_env: settings.pseudonym_key_env.clone(),
+        };
+        if let Some(name) = &settings.pseudonym_key_env {
+            if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+                match PseudonymKey::new(value.as_encoded_bytes().to_vec()) {
+                    Ok(key) => secrets.pseudonym_key = Some(key),
+                    Err(e) => {
+                        return Err(Error(vec![Diagnostic::error(
+                            &settings.source,
+                            0,
+                            format!("rules.pseudonym_key_env: environment variable {name}: {e}"),
+                        )]))
+                    }
+                }
+            }
+        }
+        Self::load_with(&settings.rules_dir, &secrets)
+    }
+
+    /// [`Policy::load`] with the secrets the rules may use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::load`].
+    pub fn load_with(dir: &Path, secrets: &Secrets) -> Result<Policy, Error> {
+        let mut loader = Loader {
+            secrets: secrets.clone(),
+            ..Loader::default()
+        };
         let policy = loader.load(dir);
         if loader.diagnostics.iter().any(Diagnostic::is_error) {
             return Err(Error(loader.diagnostics));
@@ -204,6 +258,7 @@ impl Rate {
 struct Loader {
     diagnostics: Vec<Diagnostic>,
     hasher: Sha256,
+    secrets: Secrets,
 }
 
 /// A file's text, kept so spans can be turned into line numbers.
@@ -322,7 +377,8 @@ impl Loader {
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         for raw_route in &raw.route {
             let line = source.line(raw_route);
-            let Some(route) = self.route(&source, raw_route.get_ref(), line) else {
+            let Some(route) = self.route(&source, raw_route.get_ref(), line, raw.kind.get_ref())
+            else {
                 continue;
             };
             let key = (route.method.to_string(), route.template.shape());
@@ -383,7 +439,13 @@ impl Loader {
         ok.then_some(paths)
     }
 
-    fn route(&mut self, source: &Source, raw: &raw::Route, line: usize) -> Option<Route> {
+    fn route(
+        &mut self,
+        source: &Source,
+        raw: &raw::Route,
+        line: usize,
+        kind: &str,
+    ) -> Option<Route> {
         let file = &source.path;
         let method = match raw.method.get_ref().as_str() {
             m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
@@ -435,29 +497,239 @@ impl Loader {
                 "route allows no fields: recipients get an empty body",
             ));
         }
-        if !raw.when.is_empty()
-            || !raw.items.is_empty()
-            || !raw.derive.is_empty()
-            || raw.refuse.is_some()
-        {
-            self.error(
-                file,
-                line,
-                "conditional rules (when, items, derive, refuse) are not supported by this build",
-            );
-            return None;
-        }
         let allow_paths = allow_paths?;
+        let conditions = self.conditions(source, raw, kind, &allow_paths);
         Some(Route {
             method: method?,
             template: template?,
             query,
             subjects: subjects?,
             allow: AllowTree::new(&allow_paths),
+            conditions: conditions?,
             allow_paths,
             file: file.clone(),
             line,
         })
+    }
+
+    /// Compiles `when`, `items`, `derive` and `refuse`, reporting every problem.
+    fn conditions(
+        &mut self,
+        source: &Source,
+        raw: &raw::Route,
+        kind: &str,
+        allow: &[FieldPath],
+    ) -> Option<Conditions> {
+        let file = &source.path;
+        let site = |at: usize, what: &str| format!("{}:{at} {what}", file.display());
+        let mut ok = true;
+        let mut uses_pseudonym: Option<usize> = None;
+        let mut when = Vec::new();
+        if raw.when.len() > conditions::MAX_WHENS {
+            self.error(
+                file,
+                source.line(&raw.when[conditions::MAX_WHENS]),
+                format!(
+                    "a route may have at most {} when rules",
+                    conditions::MAX_WHENS
+                ),
+            );
+            ok = false;
+        }
+        for w in &raw.when {
+            let at = source.line(w);
+            let w = w.get_ref();
+            let condition = self.expr(source, "when condition", &w.condition, false);
+            let reason = self.reason(source, &w.reason);
+            let paths = self.paths(source, "when allow", &w.allow);
+            if w.allow.is_empty() {
+                self.diagnostics
+                    .push(Diagnostic::warning(file, at, "when rule allows no fields"));
+            }
+            if let Some(paths) = &paths {
+                for (p, text) in paths.iter().zip(&w.allow) {
+                    if let Some(a) = allow.iter().find(|a| p.is_under(a)) {
+                        self.diagnostics.push(Diagnostic::warning(
+                            file,
+                            source.line(text),
+                            format!("when allow \"{p}\" is already granted by allow \"{a}\": the condition changes nothing for it"),
+                        ));
+                    }
+                }
+            }
+            match (condition, reason, paths) {
+                (Some(condition), Some(reason), Some(paths)) => {
+                    if condition.uses().pseudonym {
+                        uses_pseudonym.get_or_insert(source.line(&w.condition));
+                    }
+                    when.push(When {
+                        condition,
+                        reason,
+                        allow: paths,
+                        site: site(at, "when"),
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        let mut items = Vec::new();
+        for i in &raw.items {
+            let at = source.line(i);
+            let i = i.get_ref();
+            let path = self.paths(source, "items path", std::slice::from_ref(&i.path));
+            let keep = self.expr(source, "items keep", &i.keep, true);
+            match (path.and_then(|mut p| p.pop()), keep) {
+                (Some(path), Some(keep)) => {
+                    if keep.uses().pseudonym {
+                        uses_pseudonym.get_or_insert(source.line(&i.keep));
+                    }
+                    items.push(Items {
+                        path,
+                        keep,
+                        site: site(at, "items"),
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        let mut derive = Vec::new();
+        let when_paths: Vec<&FieldPath> = when.iter().flat_map(|w| &w.allow).collect();
+        for d in &raw.derive {
+            let at = source.line(d);
+            let d = d.get_ref();
+            let field = self
+                .paths(source, "derive field", std::slice::from_ref(&d.field))
+                .and_then(|mut p| p.pop());
+            let field = field.filter(|f| {
+                let ends_with_key = matches!(f.segments().last(), Some(Segment::Key(_)));
+                if !ends_with_key {
+                    self.error(
+                        file,
+                        source.line(&d.field),
+                        format!("derive field \"{f}\" must end with a key, not []"),
+                    );
+                }
+                ends_with_key
+            });
+            let item = field
+                .as_ref()
+                .is_some_and(|f| f.segments().contains(&Segment::Each));
+            let value = self.expr(source, "derive value", &d.value, item);
+            if let Some(f) = &field {
+                let overlap = allow
+                    .iter()
+                    .chain(when_paths.iter().copied())
+                    .find(|a| f.is_under(a) || a.is_under(f));
+                if let Some(a) = overlap {
+                    self.diagnostics.push(Diagnostic::warning(
+                        file,
+                        source.line(&d.field),
+                        format!("derived field \"{f}\" overlaps the allowed path \"{a}\": an upstream value there is replaced by the derived one"),
+                    ));
+                }
+            }
+            match (field, value) {
+                (Some(field), Some(value)) => {
+                    if value.uses().pseudonym {
+                        uses_pseudonym.get_or_insert(source.line(&d.value));
+                    }
+                    derive.push(Derive {
+                        field,
+                        value,
+                        site: site(at, "derive"),
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        let mut refuse = None;
+        if let Some(r) = &raw.refuse {
+            let at = source.line(r);
+            let r = r.get_ref();
+            let condition = self.expr(source, "refuse condition", &r.condition, false);
+            let reason = self.reason(source, &r.reason);
+            match (condition, reason) {
+                (Some(condition), Some(reason)) => {
+                    if condition.uses().pseudonym {
+                        uses_pseudonym.get_or_insert(source.line(&r.condition));
+                    }
+                    refuse = Some(Refuse {
+                        condition,
+                        reason,
+                        site: site(at, "refuse"),
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        if let (Some(at), None) = (uses_pseudonym, &self.secrets.pseudonym_key) {
+            let hint = match &self.secrets.pseudonym_key_env {
+                Some(name) => format!("the environment variable {name} is not set"),
+                None => "set rules.pseudonym_key_env in the config and that environment variable"
+                    .to_owned(),
+            };
+            self.error(
+                file,
+                at,
+                format!(
+                    "pseudonym() needs a key of at least {} bytes: {hint}",
+                    crate::filter::cel::MIN_KEY_BYTES
+                ),
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        let functions = Functions::new(kind, self.secrets.pseudonym_key.as_ref());
+        Some(Conditions::new(
+            allow, when, items, derive, refuse, functions,
+        ))
+    }
+
+    /// Compiles one CEL expression; problems are reported at their line in the file.
+    fn expr(
+        &mut self,
+        source: &Source,
+        what: &str,
+        text: &Spanned<String>,
+        item: bool,
+    ) -> Option<Expr> {
+        match Expr::compile(text.get_ref(), item) {
+            Ok(e) => Some(e),
+            Err(errors) => {
+                let start = source.line(text);
+                // A multi-line string whose first line is empty: TOML drops that newline.
+                let raw = source.text.get(text.span()).unwrap_or_default();
+                let skipped = usize::from(
+                    raw.starts_with("'''\n")
+                        || raw.starts_with("\"\"\"\n")
+                        || raw.starts_with("'''\r\n")
+                        || raw.starts_with("\"\"\"\r\n"),
+                );
+                for e in errors {
+                    self.error(
+                        &source.path,
+                        start + skipped + e.line - 1,
+                        format!("{what}: {}", e.message),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn reason(&mut self, source: &Source, text: &Spanned<String>) -> Option<String> {
+        let reason = text.get_ref().trim();
+        if reason.is_empty() {
+            self.error(
+                &source.path,
+                source.line(text),
+                "reason is empty: the audit records it",
+            );
+            return None;
+        }
+        Some(reason.to_owned())
     }
 
     fn load_recipients(

@@ -114,7 +114,7 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_takes_effect() {
 
     // A typo: the old rules stay, and the gateway stays ready.
     std::fs::write(&type_file, REPAIRS_TYPE.replace("allow = [", "alow = [")).expect("write");
-    let err = need_to_know::reload::reload_rules(&gw.pipeline, &gw.rules_dir).expect_err("broken");
+    let err = need_to_know::reload::reload_rules(&gw.pipeline, &gw.settings).expect_err("broken");
     assert!(
         err.0
             .iter()
@@ -133,7 +133,7 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_takes_effect() {
         "{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/tenants/{{id}}\"\nallow = [\"name\"]\n"
     );
     std::fs::write(&type_file, widened).expect("write");
-    need_to_know::reload::reload_rules(&gw.pipeline, &gw.rules_dir).expect("good");
+    need_to_know::reload::reload_rules(&gw.pipeline, &gw.settings).expect("good");
     let after = gw.pipeline.policy().generation().to_string();
     assert_ne!(after, before);
     let r = http::get(gw.addr, "/tenants/T-000142", Some(&key)).await;
@@ -170,7 +170,7 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
     let key = gw.key("acme-repairs").to_string();
     tokio::spawn(need_to_know::reload::watch_rules(
         gw.pipeline.clone(),
-        gw.rules_dir.clone(),
+        gw.settings.clone(),
         std::time::Duration::from_millis(100),
     ));
     assert_eq!(

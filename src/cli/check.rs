@@ -35,7 +35,7 @@ pub fn run(config: &Path) -> u8 {
     match Settings::load(config) {
         Err(e) => problems.extend(e.0),
         Ok(settings) => {
-            match Policy::load(&settings.rules_dir) {
+            match Policy::load_for(&settings) {
                 Err(e) => problems.extend(e.0),
                 Ok(policy) => problems.extend(policy.warnings().iter().cloned()),
             }

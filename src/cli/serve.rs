@@ -1,6 +1,6 @@
 //! `serve`: load everything, refuse to start on any problem, then run until told to stop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
-    let policy = match Policy::load(&settings.rules_dir) {
+    let policy = match Policy::load_for(&settings) {
         Ok(p) => p,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
@@ -114,10 +114,10 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
     }
     tokio::spawn(reload::watch_rules(
         gateway.clone(),
-        settings.rules_dir.clone(),
+        settings.clone(),
         Duration::from_secs(2),
     ));
-    on_sighup(gateway.clone(), settings.rules_dir.clone(), tls.clone());
+    on_sighup(gateway.clone(), settings.clone(), tls.clone());
     let options = server::Options {
         header_read_timeout: settings.server.header_read_timeout,
         max_connections: settings.server.max_connections,
@@ -132,7 +132,7 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
 
 /// SIGHUP reloads the rules and re-reads the certificate files; whatever fails to load is
 /// logged and the old version stays in use.
-fn on_sighup(gateway: Arc<Gateway>, rules_dir: PathBuf, tls: Option<Arc<Reloadable>>) {
+fn on_sighup(gateway: Arc<Gateway>, settings: Settings, tls: Option<Arc<Reloadable>>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -142,7 +142,7 @@ fn on_sighup(gateway: Arc<Gateway>, rules_dir: PathBuf, tls: Option<Arc<Reloadab
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            let _ = reload::reload_rules(&gateway, &rules_dir);
+            let _ = reload::reload_rules(&gateway, &settings);
             if let Some(tls) = &tls {
                 match tls.reload() {
                     Ok(()) => tracing::info!("tls certificates reloaded"),
@@ -154,7 +154,7 @@ fn on_sighup(gateway: Arc<Gateway>, rules_dir: PathBuf, tls: Option<Arc<Reloadab
         }
     });
     #[cfg(not(unix))]
-    let _ = (gateway, rules_dir, tls);
+    let _ = (gateway, settings, tls);
 }
 
 /// Ctrl-C or SIGTERM.

@@ -390,7 +390,7 @@ fn an_entry_under_a_granted_key_changes_nothing() {
         let t = tree(&order);
         let (filtered, fields) = allow_explained(&t, &body);
         assert_eq!(filtered.body, body, "{order:?}");
-        assert_eq!(fields["a.c"].why, "allowed by a", "{order:?}");
+        assert_eq!(fields["a.c"].why, "allow \"a\"", "{order:?}");
     }
 }
 
@@ -404,11 +404,11 @@ fn explain_gives_a_decision_for_every_upstream_path() {
         decided("tenant.name"),
         Decision {
             disclosed: true,
-            why: "allowed by tenant.name".to_owned()
+            why: "allow \"tenant.name\"".to_owned()
         }
     );
-    assert_eq!(decided("appointment.slot").why, "allowed by appointment");
-    assert_eq!(decided("appointment").why, "allowed by appointment");
+    assert_eq!(decided("appointment.slot").why, "allow \"appointment\"");
+    assert_eq!(decided("appointment").why, "allow \"appointment\"");
     assert_eq!(
         decided("tenant"),
         Decision {

@@ -1,31 +1,32 @@
 //! Tests of target checks and matching.
 
 use super::*;
-use crate::filter::AllowTree;
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-fn route(method: &str, template: &str, query: &[&str]) -> Route {
-    Route {
-        method: http::Method::from_bytes(method.as_bytes()).expect("method"),
-        template: Template::parse(template).expect("template"),
-        query: query.iter().map(|q| q.to_string()).collect::<BTreeSet<_>>(),
-        subjects: Vec::new(),
-        allow_paths: Vec::new(),
-        allow: AllowTree::new(&[]),
-        file: PathBuf::from("t.toml"),
-        line: 1,
+/// A recipient type with `routes` (method, template, query), loaded through the rules
+/// loader like any other.
+fn kind(routes: &[(&str, &str, &[&str])]) -> std::sync::Arc<RecipientType> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("types")).expect("types");
+    let mut text = "type = \"t\"\npurpose = \"p\"\nlawful_basis = \"contract\"\n".to_string();
+    for (method, template, query) in routes {
+        let query: Vec<String> = query.iter().map(|q| format!("{q:?}")).collect();
+        text.push_str(&format!(
+            "[[route]]\nmethod = \"{method}\"\npath = \"{template}\"\nquery = [{}]\nallow = [\"id\"]\n",
+            query.join(", ")
+        ));
     }
-}
-
-fn kind(routes: Vec<Route>) -> RecipientType {
-    RecipientType {
-        name: "t".into(),
-        purpose: "p".into(),
-        lawful_basis: crate::rules::LawfulBasis::Contract,
-        rate_limit: None,
-        routes,
-    }
+    std::fs::write(dir.path().join("types/t.toml"), text).expect("type");
+    let hash = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8";
+    std::fs::write(
+        dir.path().join("recipients.toml"),
+        format!(
+            "[[recipient]]\nid = \"r\"\nname = \"R\"\ntype = \"t\"\napi_key_sha256 = \"{hash}\"\n"
+        ),
+    )
+    .expect("recipients");
+    let policy = crate::rules::Policy::load(dir.path()).expect("rules load");
+    let kind = policy.types().next().expect("one type").clone();
+    kind
 }
 
 fn authorize_str<'a>(
@@ -67,10 +68,7 @@ fn templates_parse_and_refuse() {
 
 #[test]
 fn literal_beats_parameter() {
-    let k = kind(vec![
-        route("GET", "/jobs/{id}", &[]),
-        route("GET", "/jobs/open", &[]),
-    ]);
+    let k = kind(&[("GET", "/jobs/{id}", &[]), ("GET", "/jobs/open", &[])]);
     let g = authorize_str(&k, "GET", "/jobs/open").expect("granted");
     assert_eq!(g.route.template.as_str(), "/jobs/open");
     let g = authorize_str(&k, "GET", "/jobs/J1").expect("granted");
@@ -80,7 +78,7 @@ fn literal_beats_parameter() {
 
 #[test]
 fn method_and_path_refusals() {
-    let k = kind(vec![route("GET", "/jobs/{id}", &["x"])]);
+    let k = kind(&[("GET", "/jobs/{id}", &["x"])]);
     assert_eq!(
         authorize_str(&k, "POST", "/jobs/1").err(),
         Some(Error::MethodNotGranted)
@@ -115,7 +113,7 @@ proptest::proptest! {
     /// the rebuilt upstream target decodes to the same segments.
     #[test]
     fn matching_never_panics(target in "/[a-zA-Z0-9%./;_~?&=+\\\\-]{0,40}") {
-        let k = kind(vec![route("GET", "/jobs/{id}", &["q"]), route("GET", "/jobs/{id}/notes", &[])]);
+        let k = kind(&[("GET", "/jobs/{id}", &["q"]), ("GET", "/jobs/{id}/notes", &[])]);
         if let Ok(uri) = target.parse::<http::Uri>() {
             if let Ok(g) = authorize(&k, &http::Method::GET, &uri) {
                 let path = g.upstream_target.split('?').next().unwrap_or_default();

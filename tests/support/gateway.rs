@@ -79,6 +79,7 @@ pub struct Gateway {
     pub admin_addr: SocketAddr,
     pub pipeline: Arc<Pipeline>,
     pub rules_dir: PathBuf,
+    pub settings: Settings,
     pub audit_path: PathBuf,
     pub dir: tempfile::TempDir,
     keys: Vec<(String, String)>,
@@ -258,7 +259,7 @@ impl Builder {
             std::env::set_var(k, v);
         }
         let settings = Settings::load_with_env(&config_path, []).expect("config loads");
-        let policy = Policy::load(&settings.rules_dir).expect("rules load");
+        let policy = Policy::load_for(&settings).expect("rules load");
         let (audit, _) = AuditLog::open(&settings.audit_path).expect("audit opens");
         let upstream = Upstream::new(&settings.upstream, &settings.limits).expect("upstream");
         let metrics = Arc::new(need_to_know::metrics::Metrics::new(audit.stats()));
@@ -305,6 +306,7 @@ impl Builder {
             admin_addr,
             pipeline,
             rules_dir: settings.rules_dir.clone(),
+            settings: settings.clone(),
             audit_path: settings.audit_path,
             dir,
             keys,

@@ -1,0 +1,344 @@
+//! `explain`: a dry run of one request against an upstream body from a file.
+//!
+//! The recipient is named by id (no key needed), the target goes through the same route
+//! matching as `serve`, and the body through the same [`filter::decide`], so what a DPO
+//! previews is what the recipient would get. Prints one JSON object (DESIGN section 7):
+//! `status`, `body`, `reasons`, `fields` (and `rule_errors`), or with `--format text` a table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::cli::EXIT_CONFIG;
+use crate::config::Settings;
+use crate::filter::{self, AllowTree, Decision};
+use crate::rules::Policy;
+use crate::{json, routes};
+
+/// The request id error bodies carry: there is no request.
+const REQUEST_ID: &str = "explain";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config file.
+    #[arg(long, default_value = "need-to-know.toml")]
+    config: PathBuf,
+    /// The recipient's id, as in recipients.toml.
+    #[arg(long)]
+    recipient: String,
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The request path, optionally with its query (`/jobs/J1?fields=x`).
+    #[arg(long)]
+    path: String,
+    /// The query string, without `?` (added to what --path holds).
+    #[arg(long)]
+    query: Option<String>,
+    /// The upstream JSON body, from a file.
+    #[arg(long)]
+    body: PathBuf,
+    /// A request header `name=value`; may be repeated. Only those conditions may read
+    /// (x-disclosure-reference) have any effect.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
+    /// The time the conditions see as `now` (RFC 3339); the current time by default.
+    #[arg(long)]
+    now: Option<String>,
+    /// json (default) or text.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    format: String,
+}
+
+/// What `explain` prints.
+struct Explained {
+    status: u16,
+    body: Value,
+    reasons: Vec<String>,
+    fields: BTreeMap<String, Decision>,
+    rule_errors: Vec<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let settings = match Settings::load(&args.config) {
+        Ok(s) => s,
+        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
+    };
+    let policy = match Policy::load_for(&settings) {
+        Ok(p) => p,
+        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
+    };
+    let explained = explain(&policy, args, settings.limits.max_depth)?;
+    if args.format == "text" {
+        print!("{}", text(&explained));
+    } else {
+        let out = json!({
+            "status": explained.status,
+            "body": explained.body,
+            "reasons": explained.reasons,
+            "fields": explained.fields,
+            "rule_errors": explained.rule_errors,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(0)
+}
+
+fn config_problems(problems: impl IntoIterator<Item = String>) -> u8 {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    EXIT_CONFIG
+}
+
+fn error_body(code: &str, message: &str) -> Value {
+    json!({ "error": code, "message": message, "request_id": REQUEST_ID })
+}
+
+/// Every path of `body` withheld, for a request that never reached the filter.
+fn all_withheld(body: &Value, why: &str) -> BTreeMap<String, Decision> {
+    let (_, mut fields) = filter::allow_explained(&AllowTree::default(), body);
+    for d in fields.values_mut() {
+        d.why = why.to_owned();
+    }
+    fields
+}
+
+fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Explained> {
+    let recipient = policy
+        .recipient(&args.recipient)
+        .with_context(|| format!("no recipient {:?} in the rules", args.recipient))?;
+    let bytes = std::fs::read(&args.body)
+        .with_context(|| format!("cannot read {}", args.body.display()))?;
+    let now = match &args.now {
+        Some(text) => humantime::parse_rfc3339_weak(text)
+            .with_context(|| format!("--now {text:?} is not an RFC 3339 time"))?,
+        None => SystemTime::now(),
+    };
+    let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("--method {:?} is not a method", args.method))?;
+    let mut headers = http::HeaderMap::new();
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once('=') else {
+            bail!("--header {h:?} is not NAME=VALUE");
+        };
+        let name = http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+            .with_context(|| format!("--header {h:?}: bad name"))?;
+        let value = http::HeaderValue::from_str(value.trim())
+            .with_context(|| format!("--header {h:?}: bad value"))?;
+        headers.append(name, value);
+    }
+
+    let upstream = match json::parse_strict(&bytes, max_depth) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Explained {
+                status: 502,
+                body: error_body(
+                    "upstream_malformed",
+                    &format!("the upstream body cannot be filtered safely: {e}"),
+                ),
+                reasons: Vec::new(),
+                fields: BTreeMap::new(),
+                rule_errors: Vec::new(),
+            })
+        }
+    };
+    let target = match &args.query {
+        Some(q) if args.path.contains('?') => format!("{}&{q}", args.path),
+        Some(q) => format!("{}?{q}", args.path),
+        None => args.path.clone(),
+    };
+    let rejected = |status: u16, code: &str, message: String| Explained {
+        status,
+        body: error_body(code, &message),
+        reasons: Vec::new(),
+        fields: all_withheld(&upstream, &message),
+        rule_errors: Vec::new(),
+    };
+    let Ok(uri) = target.parse::<http::Uri>() else {
+        return Ok(rejected(
+            400,
+            "malformed_target",
+            "malformed request target".into(),
+        ));
+    };
+    let granted = match routes::authorize(&recipient.kind, &method, &uri) {
+        Ok(g) => g,
+        Err(e) => return Ok(rejected(e.status().as_u16(), e.code(), e.to_string())),
+    };
+    let cel_headers = filter::pick_headers(&headers);
+    let request = filter::Request {
+        recipient,
+        method: method.as_str(),
+        path: uri.path(),
+        params: &granted.params,
+        query: &granted.query,
+        headers: &cel_headers,
+        now,
+    };
+    let outcome = filter::decide(granted.route, &request, &upstream, true);
+    let (status, body) = match (&outcome.refusal, outcome.body) {
+        (None, Some(body)) => (200, body),
+        (Some(refusal), _) => (403, error_body("refused_by_policy", &refusal.to_string())),
+        (None, None) => (403, error_body("refused_by_policy", "refused by policy")),
+    };
+    Ok(Explained {
+        status,
+        body,
+        reasons: outcome.reasons,
+        fields: outcome.fields.unwrap_or_default(),
+        rule_errors: outcome.rule_errors,
+    })
+}
+
+/// The readable form: status, reasons, body, then one line per path.
+fn text(e: &Explained) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "status: {}", e.status);
+    for r in &e.reasons {
+        let _ = writeln!(out, "reason: {r}");
+    }
+    for r in &e.rule_errors {
+        let _ = writeln!(out, "rule error: {r}");
+    }
+    let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
+    let _ = writeln!(out, "body:\n{body}\n");
+    let width = e
+        .fields
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "{:<width$}  {:<9}  WHY", "PATH", "DISCLOSED");
+    for (path, d) in &e.fields {
+        let yes = if d.disclosed { "yes" } else { "no" };
+        let _ = writeln!(out, "{path:<width$}  {yes:<9}  {}", d.why);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::filter::conditions::tests::write_rules;
+
+    const RULES: &str = r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["tenant.id"]
+allow = ["id", "tenant.name"]
+
+[[route.when]]
+condition = "body.contractor_id == recipient.id"
+reason = "assigned contractor"
+allow = ["tenant.phone"]
+
+[route.refuse]
+condition = "body.objected == true"
+reason = "the tenant has objected to this use"
+"#;
+
+    fn args(dir: &Path, recipient: &str, path: &str, body: &Value) -> Args {
+        std::fs::write(dir.join("body.json"), body.to_string()).unwrap();
+        Args {
+            config: dir.join("need-to-know.toml"),
+            recipient: recipient.into(),
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            body: dir.join("body.json"),
+            headers: Vec::new(),
+            now: Some("2025-03-01T00:00:00Z".into()),
+            format: "json".into(),
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Policy) {
+        let dir = tempfile::tempdir().unwrap();
+        write_rules(&dir.path().join("rules"), RULES);
+        let policy = Policy::load(&dir.path().join("rules")).unwrap();
+        (dir, policy)
+    }
+
+    fn body(objected: bool) -> Value {
+        json!({"id": "J1", "contractor_id": "acme-repairs", "objected": objected,
+               "tenant": {"id": "T-1", "name": "Ada", "phone": "07700 900123", "ni": "QQ1"}})
+    }
+
+    #[test]
+    fn explains_a_granted_request() {
+        let (dir, policy) = setup();
+        let e = explain(
+            &policy,
+            &args(dir.path(), "acme-repairs", "/jobs/J1", &body(false)),
+            64,
+        )
+        .unwrap();
+        assert_eq!(e.status, 200);
+        assert_eq!(
+            e.body,
+            json!({"id": "J1", "tenant": {"name": "Ada", "phone": "07700 900123"}})
+        );
+        assert_eq!(e.reasons, vec!["assigned contractor"]);
+        assert_eq!(e.fields["tenant.name"].why, "allow \"tenant.name\"");
+        assert_eq!(
+            e.fields["tenant.phone"].why,
+            "when \"assigned contractor\": allow \"tenant.phone\""
+        );
+        assert_eq!(e.fields["tenant.ni"].why, "not in the allow list");
+        assert!(!e.fields["contractor_id"].disclosed);
+        let other = explain(
+            &policy,
+            &args(dir.path(), "brightfix", "/jobs/J1", &body(false)),
+            64,
+        )
+        .unwrap();
+        assert_eq!(
+            other.fields["tenant.phone"].why,
+            "when \"assigned contractor\": the condition did not hold"
+        );
+        let table = text(&other);
+        assert!(table.contains("tenant.phone"), "{table}");
+    }
+
+    #[test]
+    fn explains_a_refusal_and_a_route_not_granted() {
+        let (dir, policy) = setup();
+        let e = explain(
+            &policy,
+            &args(dir.path(), "acme-repairs", "/jobs/J1", &body(true)),
+            64,
+        )
+        .unwrap();
+        assert_eq!(e.status, 403);
+        assert_eq!(e.body["error"], "refused_by_policy");
+        assert!(!e.body.to_string().contains("Ada"));
+        assert_eq!(e.reasons, vec!["the tenant has objected to this use"]);
+        assert!(e.fields.values().all(|d| !d.disclosed));
+        let e = explain(
+            &policy,
+            &args(dir.path(), "acme-repairs", "/tenants/T1", &body(false)),
+            64,
+        )
+        .unwrap();
+        assert_eq!(e.status, 403);
+        assert_eq!(e.body["error"], "route_not_granted");
+        let e = explain(
+            &policy,
+            &args(dir.path(), "acme-repairs", "/jobs/J1?x=1", &body(false)),
+            64,
+        )
+        .unwrap();
+        assert_eq!(e.status, 400);
+    }
+}

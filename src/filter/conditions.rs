@@ -1,0 +1,750 @@
+//! Conditional disclosure: `when`, `items`, `derive` and `refuse` (DESIGN section 4), and
+//! [`decide`], the one function `serve` and `explain` call on an upstream body.
+//!
+//! The order is fixed, and each step can only narrow what the next one sees:
+//!
+//! 1. `refuse`: if it holds (or cannot be evaluated) nothing of the body is sent.
+//! 2. `items`: array elements whose `keep` does not hold (or errs) are dropped.
+//! 3. `derive`: computed fields are set on the body (from the upstream body); a derivation
+//!    that errs removes the field, so an upstream value at that path can never pass in its
+//!    place.
+//! 4. the allow tree: the route's allow list, the derived fields, and the allow lists of the
+//!    `when` rules that held (an error counts as not holding); then [`super::allow`].
+//!
+//! **An evaluation error never grants.** Each one is counted ([`rule_errors_total`]) and
+//! named in the outcome by the rule's file and line, never with the values involved.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::cel::{self, EvalError, Expr, Functions, Uses};
+use super::{allow, allow_explained, each_inner_path, subjects, AllowTree, Decision};
+use crate::path::{FieldPath, RuleFormBuf, Segment};
+use crate::rules::{Recipient, Route};
+
+/// Routes with at most this many `when` rules get an allow tree per subset, compiled at
+/// load; beyond it the tree is built per request (still from compiled paths).
+const PRECOMPUTED_WHENS: usize = 6;
+
+/// The most `when` rules a route may have: the held set is a 64-bit mask.
+pub const MAX_WHENS: usize = 64;
+
+/// Extra fields when a condition holds.
+#[derive(Debug)]
+pub struct When {
+    pub condition: Expr,
+    pub reason: String,
+    pub allow: Vec<FieldPath>,
+    /// `FILE:LINE when`, for the audit's `rule_errors`.
+    pub site: String,
+}
+
+/// Keep only the elements of the array at `path` for which `keep` holds.
+#[derive(Debug)]
+pub struct Items {
+    pub path: FieldPath,
+    pub keep: Expr,
+    pub site: String,
+}
+
+/// A computed field; `field` ends with a key (checked at load).
+#[derive(Debug)]
+pub struct Derive {
+    pub field: FieldPath,
+    pub value: Expr,
+    pub site: String,
+}
+
+/// Refuse the whole response when `condition` holds.
+#[derive(Debug)]
+pub struct Refuse {
+    pub condition: Expr,
+    pub reason: String,
+    pub site: String,
+}
+
+/// The compiled disclosure rules of one route.
+#[derive(Debug)]
+pub struct Conditions {
+    when: Vec<When>,
+    items: Vec<Items>,
+    derive: Vec<Derive>,
+    refuse: Option<Refuse>,
+    /// The allow list and the derived fields, with the reasons `explain` gives.
+    base: AllowTree,
+    /// `base` plus the `when` allow lists of each subset, indexed by the bit mask of the
+    /// `when`s that held; empty when there are more than [`PRECOMPUTED_WHENS`].
+    trees: Vec<AllowTree>,
+    functions: Functions,
+    uses: Uses,
+}
+
+/// What `decide` needs to know about the request, for the CEL `recipient` and `request`.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub recipient: &'a Recipient,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The route template's parameters.
+    pub params: &'a BTreeMap<String, String>,
+    pub query: &'a [(String, String)],
+    /// Only the headers in [`cel::HEADERS`], as [`pick_headers`] takes them.
+    pub headers: &'a [(&'static str, String)],
+    pub now: SystemTime,
+}
+
+/// Everything decided about one upstream body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `None` when refused: nothing of the body is sent.
+    pub body: Option<Value>,
+    pub refusal: Option<Refusal>,
+    /// Rule-form paths sent and withheld, sorted and without duplicates.
+    pub disclosed: BTreeSet<String>,
+    pub withheld: BTreeSet<String>,
+    /// Data-subject ids from the route's `subjects`, read from the upstream body.
+    pub subjects: Vec<String>,
+    /// The reasons of the `when` rules that held, or of the refusal.
+    pub reasons: Vec<String>,
+    /// `FILE:LINE kind` of each rule whose evaluation failed, sorted.
+    pub rule_errors: Vec<String>,
+    /// Per upstream path, why it was or was not sent; only when asked for (`explain`).
+    pub fields: Option<BTreeMap<String, Decision>>,
+}
+
+/// Why a response was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    /// The refusal condition could not be evaluated, so the response was refused to be safe.
+    pub erred: bool,
+}
+
+/// How often each kind of rule failed to evaluate, since start; for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RuleErrorCounts {
+    pub when: AtomicU64,
+    pub items: AtomicU64,
+    pub derive: AtomicU64,
+    pub refuse: AtomicU64,
+}
+
+/// The process-wide counts: evaluation is a pure function otherwise, and a counter is what
+/// metrics will read.
+pub static RULE_ERRORS: RuleErrorCounts = RuleErrorCounts {
+    when: AtomicU64::new(0),
+    items: AtomicU64::new(0),
+    derive: AtomicU64::new(0),
+    refuse: AtomicU64::new(0),
+};
+
+/// All rule evaluation errors since start.
+pub fn rule_errors_total() -> u64 {
+    [
+        &RULE_ERRORS.when,
+        &RULE_ERRORS.items,
+        &RULE_ERRORS.derive,
+        &RULE_ERRORS.refuse,
+    ]
+    .iter()
+    .map(|c| c.load(Ordering::Relaxed))
+    .sum()
+}
+
+/// The request headers a condition may read, taken before the request is forwarded.
+pub fn pick_headers(headers: &http::HeaderMap) -> Vec<(&'static str, String)> {
+    cel::HEADERS
+        .iter()
+        .filter_map(|&name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            Some((name, value.to_owned()))
+        })
+        .collect()
+}
+
+// === impl Conditions ===
+
+impl Conditions {
+    /// Compiles the allow trees of a route; `functions` are the route's CEL functions.
+    pub fn new(
+        allow: &[FieldPath],
+        when: Vec<When>,
+        items: Vec<Items>,
+        derive: Vec<Derive>,
+        refuse: Option<Refuse>,
+        functions: Functions,
+    ) -> Conditions {
+        let mut base = AllowTree::default();
+        for path in allow {
+            base.insert(path);
+        }
+        for d in &derive {
+            base.insert_granted(&d.field, format!("derived: {}", d.value.source()));
+        }
+        let mut uses = Uses::default();
+        for e in when
+            .iter()
+            .map(|w| &w.condition)
+            .chain(items.iter().map(|i| &i.keep))
+            .chain(derive.iter().map(|d| &d.value))
+            .chain(refuse.iter().map(|r| &r.condition))
+        {
+            uses = uses.union(e.uses());
+        }
+        let mut conditions = Conditions {
+            when,
+            items,
+            derive,
+            refuse,
+            base,
+            trees: Vec::new(),
+            functions,
+            uses,
+        };
+        if conditions.when.len() <= PRECOMPUTED_WHENS {
+            conditions.trees = (0..1u64 << conditions.when.len())
+                .map(|mask| conditions.build_tree(mask))
+                .collect();
+        }
+        conditions
+    }
+
+    /// A route with an allow list only.
+    pub fn plain(allow: &[FieldPath], kind: &str) -> Conditions {
+        Conditions::new(
+            allow,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            None,
+            Functions::new(kind, None),
+        )
+    }
+
+    pub fn when(&self) -> &[When] {
+        &self.when
+    }
+
+    pub fn items(&self) -> &[Items] {
+        &self.items
+    }
+
+    pub fn derive(&self) -> &[Derive] {
+        &self.derive
+    }
+
+    pub fn refuse(&self) -> Option<&Refuse> {
+        self.refuse.as_ref()
+    }
+
+    fn has_rules(&self) -> bool {
+        !self.when.is_empty()
+            || !self.items.is_empty()
+            || !self.derive.is_empty()
+            || self.refuse.is_some()
+    }
+
+    fn build_tree(&self, mask: u64) -> AllowTree {
+        let mut tree = self.base.clone();
+        for (i, w) in self.when.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                for path in &w.allow {
+                    tree.insert_granted(path, format!("when {:?}: allow \"{path}\"", w.reason));
+                }
+            }
+        }
+        tree
+    }
+
+    fn tree(&self, mask: u64) -> Cow<'_, AllowTree> {
+        match usize::try_from(mask).ok().and_then(|m| self.trees.get(m)) {
+            Some(tree) => Cow::Borrowed(tree),
+            None => Cow::Owned(self.build_tree(mask)),
+        }
+    }
+}
+
+// === decide ===
+
+/// How a `when` rule came out, for `explain`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Yes,
+    No,
+    Erred,
+}
+
+/// The rule kinds, for counting and naming errors.
+#[derive(Clone, Copy)]
+enum Kind {
+    When,
+    Items,
+    Derive,
+    Refuse,
+}
+
+impl Kind {
+    fn counter(self) -> &'static AtomicU64 {
+        match self {
+            Kind::When => &RULE_ERRORS.when,
+            Kind::Items => &RULE_ERRORS.items,
+            Kind::Derive => &RULE_ERRORS.derive,
+            Kind::Refuse => &RULE_ERRORS.refuse,
+        }
+    }
+}
+
+/// Rule errors of one request: each rule named once, however many elements it failed on.
+#[derive(Default)]
+struct Errors(BTreeSet<String>);
+
+impl Errors {
+    fn note(&mut self, site: &str, kind: Kind) {
+        if !self.0.contains(site) {
+            kind.counter().fetch_add(1, Ordering::Relaxed);
+            self.0.insert(site.to_owned());
+        }
+    }
+}
+
+/// Decides what of `upstream` the recipient of `request` gets on `route`: the one function
+/// behind `serve`, `explain` and (later) `test` and `diff`.
+///
+/// Pure: no I/O and no clock (the time is `request.now`); the only side effect is the
+/// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
+/// of the upstream body.
+pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
+    let c = &route.conditions;
+    let subjects = subjects(&route.subjects, upstream);
+    let mut errors = Errors::default();
+    let root: &cel::Scope<'_, '_> = c.functions.root();
+    let mut scope = root.new_inner_scope();
+    if c.has_rules() {
+        bind(&mut scope, c.uses, request, upstream);
+    }
+
+    // refuse
+    if let Some(r) = &c.refuse {
+        let refused = match r.condition.eval_bool(&scope) {
+            Ok(held) => held.then_some(false),
+            Err(_) => {
+                errors.note(&r.site, Kind::Refuse);
+                Some(true)
+            }
+        };
+        if let Some(erred) = refused {
+            return refused_outcome(r, erred, subjects, errors, upstream, explain);
+        }
+    }
+
+    // when
+    let mut mask = 0u64;
+    let mut held = Vec::with_capacity(c.when.len());
+    let mut reasons = Vec::new();
+    for (i, w) in c.when.iter().enumerate() {
+        held.push(match w.condition.eval_bool(&scope) {
+            Ok(true) => {
+                mask |= 1 << i;
+                reasons.push(w.reason.clone());
+                Held::Yes
+            }
+            Ok(false) => Held::No,
+            Err(_) => {
+                errors.note(&w.site, Kind::When);
+                Held::Erred
+            }
+        });
+    }
+
+    // items, then derive, on a copy of the body only when there are any
+    let mut notes: BTreeMap<String, Decision> = BTreeMap::new();
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    let mut body = Cow::Borrowed(upstream);
+    for rule in &c.items {
+        apply_items(
+            rule,
+            body.to_mut(),
+            &scope,
+            &mut errors,
+            &mut dropped,
+            &mut notes,
+            explain,
+        );
+    }
+    for rule in &c.derive {
+        apply_derive(
+            rule,
+            body.to_mut(),
+            &scope,
+            &mut errors,
+            &mut notes,
+            explain,
+        );
+    }
+
+    // allow
+    let tree = c.tree(mask);
+    let (filtered, fields) = if explain {
+        let (filtered, fields) = allow_explained(&tree, &body);
+        (filtered, Some(fields))
+    } else {
+        (allow(&tree, &body), None)
+    };
+    let mut withheld = filtered.withheld;
+    for path in dropped {
+        if !withheld.iter().any(|w| covers(w, &path)) {
+            withheld.insert(path);
+        }
+    }
+    let fields = fields.map(|mut fields| {
+        // Paths seen only in dropped elements or failed derivations; the walk's own
+        // decision wins where there is one.
+        for (path, note) in notes {
+            fields.entry(path).or_insert(note);
+        }
+        explain_whens(&mut fields, &c.when, &held);
+        fields
+    });
+    Outcome {
+        body: Some(filtered.body),
+        refusal: None,
+        disclosed: filtered.disclosed,
+        withheld,
+        subjects,
+        reasons,
+        rule_errors: errors.0.into_iter().collect(),
+        fields,
+    }
+}
+
+/// Binds the variables the route's rules read; `now` always, since `age_band` reads it.
+fn bind<'v>(
+    scope: &mut cel::Scope<'_, 'v>,
+    uses: Uses,
+    request: &'v Request<'_>,
+    upstream: &'v Value,
+) {
+    if uses.body {
+        scope.add_variable_as_val("body", cel::to_val(upstream));
+    }
+    if uses.recipient {
+        let r = request.recipient;
+        scope.add_variable_as_val(
+            "recipient",
+            cel::record(vec![
+                ("id", cel::string_val(&r.id)),
+                ("type", cel::string_val(&r.kind.name)),
+                ("name", cel::string_val(&r.name)),
+            ]),
+        );
+    }
+    if uses.request {
+        scope.add_variable_as_val(
+            "request",
+            cel::record(vec![
+                ("method", cel::string_val(request.method)),
+                ("path", cel::string_val(request.path)),
+                (
+                    "params",
+                    cel::string_map(request.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                ),
+                (
+                    "query",
+                    cel::string_map(request.query.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                ),
+                (
+                    "headers",
+                    cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
+                ),
+            ]),
+        );
+    }
+    scope.add_variable_as_val("now", cel::timestamp(request.now));
+}
+
+fn refused_outcome(
+    r: &Refuse,
+    erred: bool,
+    subjects: Vec<String>,
+    errors: Errors,
+    upstream: &Value,
+    explain: bool,
+) -> Outcome {
+    let nothing = AllowTree::default();
+    let why = if erred {
+        format!(
+            "refused: the refuse condition could not be evaluated ({:?})",
+            r.reason
+        )
+    } else {
+        format!("refused: {}", r.reason)
+    };
+    let (filtered, fields) = if explain {
+        let (filtered, mut fields) = allow_explained(&nothing, upstream);
+        for decision in fields.values_mut() {
+            decision.why.clone_from(&why);
+        }
+        (filtered, Some(fields))
+    } else {
+        (allow(&nothing, upstream), None)
+    };
+    Outcome {
+        body: None,
+        refusal: Some(Refusal {
+            reason: r.reason.clone(),
+            erred,
+        }),
+        disclosed: BTreeSet::new(),
+        withheld: filtered.withheld,
+        subjects,
+        reasons: vec![r.reason.clone()],
+        rule_errors: errors.0.into_iter().collect(),
+        fields,
+    }
+}
+
+/// Calls `f` on every value at `segments` under `value`, through `[]`; where `f` returns
+/// false the value is removed (its key, or its array element).
+///
+/// With `strict`, a value on the way that is neither of the shape the path expects nor
+/// `null` is removed too (and `mismatch` set): an item filter must not be bypassed by an
+/// upstream that changed `tenant` from an object to an array under an allow entry `tenant`.
+fn visit_mut(
+    value: &mut Value,
+    segments: &[Segment],
+    strict: bool,
+    mismatch: &mut bool,
+    f: &mut dyn FnMut(&mut Value) -> bool,
+) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return f(value);
+    };
+    match (first, value) {
+        (Segment::Key(key), Value::Object(map)) => {
+            if let Some(child) = map.get_mut(key) {
+                if !visit_mut(child, rest, strict, mismatch, f) {
+                    map.remove(key);
+                }
+            }
+        }
+        (Segment::Each, Value::Array(items)) => {
+            items.retain_mut(|el| visit_mut(el, rest, strict, mismatch, f));
+        }
+        (_, Value::Null) => {}
+        _ if strict => {
+            *mismatch = true;
+            return false;
+        }
+        _ => {}
+    }
+    true
+}
+
+fn rule_form(path: &FieldPath) -> RuleFormBuf {
+    let mut buf = RuleFormBuf::new();
+    for segment in path.segments() {
+        match segment {
+            Segment::Key(k) => buf.push_key(k),
+            Segment::Each => buf.push_each(),
+        }
+    }
+    buf
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_items(
+    rule: &Items,
+    body: &mut Value,
+    scope: &cel::Scope<'_, '_>,
+    errors: &mut Errors,
+    dropped: &mut BTreeSet<String>,
+    notes: &mut BTreeMap<String, Decision>,
+    explain: bool,
+) {
+    let mut buf = rule_form(&rule.path);
+    let path = buf.as_str().to_owned();
+    let mut note = |el: &Value, why: &str, buf: &mut RuleFormBuf| {
+        if !explain {
+            return;
+        }
+        buf.push_each();
+        let why = format!("items {path:?}: {why}");
+        notes
+            .entry(buf.as_str().to_owned())
+            .or_insert_with(|| Decision {
+                disclosed: false,
+                why: why.clone(),
+            });
+        each_inner_path(el, buf, &mut |p, _| {
+            notes.entry(p.to_owned()).or_insert_with(|| Decision {
+                disclosed: false,
+                why: why.clone(),
+            });
+        });
+        buf.pop();
+    };
+    let mut erred = false;
+    let mut mismatch = false;
+    let mut any_dropped = false;
+    visit_mut(
+        body,
+        rule.path.segments(),
+        true,
+        &mut mismatch,
+        &mut |target| {
+            let Value::Array(elements) = target else {
+                if target.is_null() {
+                    return true; // no elements to filter
+                }
+                // Not an array: the rule cannot be applied, so nothing of it is kept.
+                erred = true;
+                return false;
+            };
+            elements.retain(|el| {
+                let mut inner = scope.new_inner_scope();
+                inner.add_variable_as_val("item", cel::to_val(el));
+                let keep = match rule.keep.eval_bool(&inner) {
+                    Ok(true) => return true,
+                    Ok(false) => "keep was false".to_owned(),
+                    Err(e) => {
+                        erred = true;
+                        format!("keep could not be evaluated ({e}), dropped")
+                    }
+                };
+                any_dropped = true;
+                note(el, &keep, &mut buf);
+                false
+            });
+            true
+        },
+    );
+    if erred || mismatch {
+        errors.note(&rule.site, Kind::Items);
+    }
+    if any_dropped {
+        buf.push_each();
+        dropped.insert(buf.as_str().to_owned());
+    }
+}
+
+fn apply_derive(
+    rule: &Derive,
+    body: &mut Value,
+    scope: &cel::Scope<'_, '_>,
+    errors: &mut Errors,
+    notes: &mut BTreeMap<String, Decision>,
+    explain: bool,
+) {
+    let segments = rule.field.segments();
+    let Some((Segment::Key(key), parent)) = segments.split_last() else {
+        return; // the loader refuses a field that does not end with a key
+    };
+    // `item` is the element of the innermost `[]`: evaluate there, then set below it.
+    let split = parent.iter().rposition(|s| *s == Segment::Each);
+    let (outer, inner) = match split {
+        Some(i) => (&parent[..=i], &parent[i + 1..]),
+        None => (&parent[..0], parent),
+    };
+    let mut failure: Option<EvalError> = None;
+    let mut derive_one = |at: &mut Value, item: bool| {
+        let result = {
+            let mut child = scope.new_inner_scope();
+            if item {
+                child.add_variable_as_val("item", cel::to_val(at));
+            }
+            rule.value.eval(&child).and_then(|v| {
+                cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into()))
+            })
+        };
+        let result = result.map_err(|e| {
+            failure.get_or_insert(e);
+        });
+        visit_mut(at, inner, false, &mut false, &mut |parent| {
+            if let Value::Object(map) = parent {
+                match &result {
+                    Ok(v) => {
+                        map.insert(key.clone(), v.clone());
+                    }
+                    Err(()) => {
+                        map.remove(key);
+                    }
+                }
+            }
+            true
+        });
+        true
+    };
+    if split.is_some() {
+        visit_mut(body, outer, false, &mut false, &mut |el| {
+            derive_one(el, true)
+        });
+    } else {
+        derive_one(body, false);
+    }
+    if let Some(e) = failure {
+        errors.note(&rule.site, Kind::Derive);
+        if explain {
+            notes.insert(
+                rule.field.to_string(),
+                Decision {
+                    disclosed: false,
+                    why: format!(
+                        "derived: {} could not be evaluated ({e}), omitted",
+                        rule.value.source()
+                    ),
+                },
+            );
+        }
+    }
+}
+
+/// Whether the rule-form path `top` is `path` or an ancestor of it.
+fn covers(top: &str, path: &str) -> bool {
+    top.is_empty()
+        || path == top
+        || path
+            .strip_prefix(top)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Names the `when` rule that would have granted a withheld path, had it held.
+fn explain_whens(fields: &mut BTreeMap<String, Decision>, when: &[When], held: &[Held]) {
+    for (path, decision) in fields.iter_mut() {
+        if decision.disclosed
+            || !(decision.why == super::Why::NotAllowed.to_string()
+                || decision.why.starts_with("inside withheld"))
+        {
+            continue;
+        }
+        let Ok(p) = FieldPath::parse(path) else {
+            continue;
+        };
+        let rule = when.iter().zip(held).find(|(w, h)| {
+            **h != Held::Yes && w.allow.iter().any(|a| p.is_under(a) || a.is_under(&p))
+        });
+        if let Some((w, h)) = rule {
+            decision.why = match h {
+                Held::Erred => format!("when {:?}: the condition could not be evaluated", w.reason),
+                _ => format!("when {:?}: the condition did not hold", w.reason),
+            };
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.erred {
+            f.write_str("refused by policy: the refusal condition could not be evaluated")
+        } else {
+            write!(f, "refused by policy: {}", self.reason)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
