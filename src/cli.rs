@@ -6,6 +6,7 @@
 mod audit;
 mod certs;
 mod check;
+mod demo;
 mod explain;
 mod keygen;
 mod serve;
@@ -36,6 +37,16 @@ enum Command {
     Check(ConfigArg),
     /// Dry run: the filtered body and, per field, why it was kept or withheld.
     Explain(explain::Args),
+    /// Dev mode: a sample housing API and the gateway with the shipped rules, on loopback,
+    /// and a curl command per recipient type to try.
+    Demo {
+        /// The rules directory to serve.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// The gateway's port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Make a new API key and the api_key_sha256 line for recipients.toml.
     Keygen,
     /// Read the audit log.
@@ -88,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::run(&args.config),
         Command::Check(args) => Ok(check::run(&args.config)),
         Command::Explain(args) => explain::run(&args),
+        Command::Demo { rules, port } => demo::run(&rules, port),
         Command::Keygen => keygen::run(),
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&file),
         Command::Audit(AuditCommand::Query { file, subject }) => audit::query(&file, &subject),

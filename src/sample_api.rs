@@ -136,8 +136,15 @@ pub struct CautionMarker {
     pub instruction: String,
     pub tenant_informed: bool,
     pub applied: Date,
-    /// The end of the period the tenant was told of; in the past means expired.
+    /// The end of the period the tenant was told of; in the past means expired. Sent as an
+    /// RFC 3339 timestamp at the end of that day, as CEL's `timestamp()` reads it.
+    #[serde(serialize_with = "end_of_day")]
     pub review_by: Date,
+}
+
+/// `2026-11-14` as `2026-11-14T23:59:59Z`: the marker applies through its review date.
+fn end_of_day<S: serde::Serializer>(date: &Date, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("{date}T23:59:59Z"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

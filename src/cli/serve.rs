@@ -64,30 +64,67 @@ fn refuse(problems: impl IntoIterator<Item = String>) -> u8 {
 }
 
 async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+    let admin = match settings.admin_listen {
+        None => None,
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
+        ),
+    };
+    match run_gateway(settings, policy, listener, admin, shutdown_signal(), |_| {}).await {
+        Ok(code) => Ok(code),
+        // A certificate or credential problem is a config problem: the config exit code.
+        Err(e @ (StartError::Tls(_) | StartError::Upstream(_))) => Ok(refuse([e.to_string()])),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why the gateway could not start, after the config and rules were accepted.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StartError {
+    #[error("{0}")]
+    Tls(#[from] crate::tls::Error),
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        path: std::path::PathBuf,
+        source: crate::audit::Error,
+    },
+    #[error("{0}")]
+    Upstream(String),
+}
+
+/// Everything `serve` and `demo` share: the audit, the upstream, the gateway, the admin
+/// endpoints, reload on SIGHUP and on file changes, and the server until `shutdown`.
+/// `ready` runs once the gateway is built, before the first connection is accepted.
+pub(super) async fn run_gateway(
+    settings: Settings,
+    policy: Policy,
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(&Arc<Gateway>),
+) -> Result<u8, StartError> {
     let tls = match &settings.server.tls {
         None => None,
-        Some(t) => match Reloadable::new(t.clone()) {
-            Ok(r) => Some(Arc::new(r)),
-            Err(e) => return Ok(refuse([e.to_string()])),
-        },
+        Some(t) => Some(Arc::new(Reloadable::new(t.clone())?)),
     };
-    let (audit, opened) = AuditLog::open(&settings.audit_path).with_context(|| {
-        format!(
-            "cannot open the audit log {}",
-            settings.audit_path.display()
-        )
-    })?;
+    let (audit, opened) =
+        AuditLog::open(&settings.audit_path).map_err(|source| StartError::Audit {
+            path: settings.audit_path.clone(),
+            source,
+        })?;
     tracing::info!(records = opened.records, head = %opened.head, "audit log open");
     if let Some(side) = &opened.recovered_torn_tail {
         tracing::warn!(side_file = %side.display(), "a torn last audit record was moved aside");
     }
     let upstream =
-        Upstream::new(&settings.upstream, &settings.limits).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(settings.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        Upstream::new(&settings.upstream, &settings.limits).map_err(StartError::Upstream)?;
     tracing::info!(
-        listen = %settings.server.listen,
+        listen = %listener.local_addr().map_or_else(|_| settings.server.listen.to_string(), |a| a.to_string()),
         recipients = policy.recipients().len(),
         rules_generation = policy.generation(),
         "serving"
@@ -101,13 +138,12 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
         Arc::new(limits::Local::new()),
         metrics,
     ));
-    if let Some(admin) = settings.admin_listen {
-        let listener = tokio::net::TcpListener::bind(admin)
-            .await
-            .with_context(|| format!("cannot listen on {admin} (admin)"))?;
-        tracing::info!(listen = %admin, "admin endpoints: /healthz /readyz /metrics");
+    if let Some(admin) = admin {
+        if let Ok(addr) = admin.local_addr() {
+            tracing::info!(listen = %addr, "admin endpoints: /healthz /readyz /metrics");
+        }
         tokio::spawn(crate::admin::run(
-            listener,
+            admin,
             gateway.clone(),
             std::future::pending(),
         ));
@@ -124,7 +160,8 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
         drain_timeout: Duration::from_secs(30),
         tls,
     };
-    server::run(listener, gateway, options, shutdown_signal()).await;
+    ready(&gateway);
+    server::run(listener, gateway, options, shutdown).await;
     audit.close().await;
     tracing::info!("stopped");
     Ok(0)
@@ -158,7 +195,7 @@ fn on_sighup(gateway: Arc<Gateway>, settings: Settings, tls: Option<Arc<Reloadab
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

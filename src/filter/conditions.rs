@@ -566,8 +566,16 @@ fn apply_items(
     notes: &mut BTreeMap<String, Decision>,
     explain: bool,
 ) {
-    let mut buf = rule_form(&rule.path);
-    let path = buf.as_str().to_owned();
+    // `path` names the array to filter; the root array has no name, so `[]` alone names it
+    // (as `[].id` names a field of its elements).
+    let root = rule.path.segments() == [Segment::Each];
+    let segments: &[Segment] = if root { &[] } else { rule.path.segments() };
+    let mut buf = if root {
+        RuleFormBuf::new()
+    } else {
+        rule_form(&rule.path)
+    };
+    let path = rule.path.to_string();
     let mut note = |el: &Value, why: &str, buf: &mut RuleFormBuf| {
         if !explain {
             return;
@@ -591,38 +599,32 @@ fn apply_items(
     let mut erred = false;
     let mut mismatch = false;
     let mut any_dropped = false;
-    visit_mut(
-        body,
-        rule.path.segments(),
-        true,
-        &mut mismatch,
-        &mut |target| {
-            let Value::Array(elements) = target else {
-                if target.is_null() {
-                    return true; // no elements to filter
+    visit_mut(body, segments, true, &mut mismatch, &mut |target| {
+        let Value::Array(elements) = target else {
+            if target.is_null() {
+                return true; // no elements to filter
+            }
+            // Not an array: the rule cannot be applied, so nothing of it is kept.
+            erred = true;
+            return false;
+        };
+        elements.retain(|el| {
+            let mut inner = scope.new_inner_scope();
+            inner.add_variable_as_val("item", cel::to_val(el));
+            let keep = match rule.keep.eval_bool(&inner) {
+                Ok(true) => return true,
+                Ok(false) => "keep was false".to_owned(),
+                Err(e) => {
+                    erred = true;
+                    format!("keep could not be evaluated ({e}), dropped")
                 }
-                // Not an array: the rule cannot be applied, so nothing of it is kept.
-                erred = true;
-                return false;
             };
-            elements.retain(|el| {
-                let mut inner = scope.new_inner_scope();
-                inner.add_variable_as_val("item", cel::to_val(el));
-                let keep = match rule.keep.eval_bool(&inner) {
-                    Ok(true) => return true,
-                    Ok(false) => "keep was false".to_owned(),
-                    Err(e) => {
-                        erred = true;
-                        format!("keep could not be evaluated ({e}), dropped")
-                    }
-                };
-                any_dropped = true;
-                note(el, &keep, &mut buf);
-                false
-            });
-            true
-        },
-    );
+            any_dropped = true;
+            note(el, &keep, &mut buf);
+            false
+        });
+        true
+    });
     if erred || mismatch {
         errors.note(&rule.site, Kind::Items);
     }

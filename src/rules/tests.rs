@@ -148,7 +148,13 @@ fn empty_reason_is_an_error() {
 #[test]
 fn the_shipped_rules_load_cleanly_with_their_conditions() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let policy = crate::rules::Policy::load(&dir).unwrap();
+    let key = crate::filter::cel::PseudonymKey::new(b"a-test-key-of-at-least-32-bytes!!".to_vec())
+        .unwrap();
+    let secrets = crate::rules::Secrets {
+        pseudonym_key: Some(key),
+        pseudonym_key_env: None,
+    };
+    let policy = crate::rules::Policy::load_with(&dir, &secrets).unwrap();
     assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
     let kind = &policy.recipient("acme-repairs").unwrap().kind;
     let c = &kind.routes[0].conditions;
