@@ -10,11 +10,15 @@ mod routes;
 // What a recipient sees: the allow-list on the raw bytes, header allow-list, and every way
 // an upstream response is refused.
 mod filter;
+// Conditional disclosure through the real server: when, items, derive, refuse, CEL errors.
+mod conditions;
 // The disclosure ledger: a record per request, the chain, 503 when it cannot be written.
 mod audit;
 // TLS and mutual TLS: certificate identity, refusals, an https upstream.
 mod tls;
 // Operating it: rate limits, admin endpoints and metrics, hot reload.
 mod operations;
+// The shipped rules/ against the sample housing API, type by type; citations in rules/.
+mod policy;
 // The binary: check, keygen, serve refusing to start, audit verify and query.
 mod cli;

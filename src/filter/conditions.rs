@@ -320,7 +320,6 @@ impl Errors {
 /// of the upstream body.
 pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
     let c = &route.conditions;
-    let subjects = subjects(&route.subjects, upstream);
     let mut errors = Errors::default();
     let root: &cel::Scope<'_, '_> = c.functions.root();
     let mut scope = root.new_inner_scope();
@@ -338,6 +337,8 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
             }
         };
         if let Some(erred) = refused {
+            // A refusal is made on behalf of everyone the body names.
+            let subjects = subjects(&route.subjects, upstream);
             return refused_outcome(r, erred, subjects, errors, upstream, explain);
         }
     }
@@ -376,6 +377,10 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
             explain,
         );
     }
+    // The subjects are those whose records remain after the item filters: an element
+    // dropped (an objector left out of a sample) was not disclosed, so a subject access
+    // report must not list this disclosure for them.
+    let subjects = subjects(&route.subjects, &body);
     for rule in &c.derive {
         apply_derive(
             rule,

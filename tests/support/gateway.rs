@@ -53,6 +53,7 @@ pub struct Builder {
     audit_path: Option<PathBuf>,
     env: Vec<(String, String)>,
     tls: Option<TlsSetup>,
+    shipped: bool,
 }
 
 /// How the gateway's TLS is set up: the test's own CAs, made fresh per run.
@@ -112,7 +113,15 @@ impl Builder {
             audit_path: None,
             env: Vec::new(),
             tls: None,
+            shipped: false,
         }
+    }
+
+    /// Serves a copy of the repository's own `rules/` (recipients with their development
+    /// keys, `dev-<id>-key`), with a pseudonym key, as `demo` does.
+    pub fn shipped_rules(mut self) -> Builder {
+        self.shipped = true;
+        self
     }
 
     /// Serves TLS with certificates made for this run. Under [`TlsSetup::Mutual`],
@@ -170,6 +179,9 @@ impl Builder {
         let dir = tempfile::tempdir().expect("tempdir");
         let (certs, tls_config) = self.make_certs(dir.path());
         let rules = dir.path().join("rules");
+        if self.shipped {
+            return self.write_shipped(dir, certs);
+        }
         std::fs::create_dir_all(rules.join("types")).expect("rules dir");
         for (name, text) in &self.types {
             std::fs::write(rules.join("types").join(format!("{name}.toml")), text).expect("type");
@@ -206,6 +218,43 @@ impl Builder {
             .unwrap_or_else(|| dir.path().join("audit").join("disclosures.jsonl"));
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\n",
+            self.upstream,
+            self.extra_config,
+            audit.display()
+        );
+        let config_path = dir.path().join("need-to-know.toml");
+        std::fs::write(&config_path, config).expect("config");
+        (dir, config_path, keys, certs)
+    }
+
+    fn write_shipped(
+        &self,
+        dir: tempfile::TempDir,
+        certs: Option<Certs>,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        Vec<(String, String)>,
+        Option<Certs>,
+    ) {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rules = dir.path().join("rules");
+        copy_dir(&source, &rules);
+        let recipients =
+            std::fs::read_to_string(rules.join("recipients.toml")).expect("recipients");
+        let keys = recipients
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("id = \""))
+            .filter_map(|rest| rest.strip_suffix('"'))
+            .map(|id| (id.to_string(), format!("dev-{id}-key")))
+            .collect();
+        std::env::set_var(
+            "NTK_TEST_PSEUDONYM_KEY",
+            "a-test-pseudonym-key-of-32-bytes-or-more",
+        );
+        let audit = dir.path().join("audit").join("disclosures.jsonl");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstream]\nurl = \"{}\"\ntimeout = \"5s\"\n{}\n[rules]\ndir = \"rules\"\npseudonym_key_env = \"NTK_TEST_PSEUDONYM_KEY\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"16MiB\"\n",
             self.upstream,
             self.extra_config,
             audit.display()
@@ -363,6 +412,19 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read rules") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
         }
     }
 }

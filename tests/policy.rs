@@ -1,0 +1,471 @@
+//! The shipped policy (`rules/`) against the sample housing API, as `demo` runs them: for each
+//! recipient type, the disclosures its rules' comments promise, field by field, and the
+//! withheld values absent from the raw bytes. And: every allow entry, condition and refusal
+//! in `rules/` cites the privacy notice it comes from.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use need_to_know::sample_api::{self, Date, SampleData};
+use serde_json::Value;
+
+use crate::support::gateway::{Builder, Gateway};
+use crate::support::http;
+
+/// The sample API (with an expected token) and the gateway with the shipped rules before it.
+async fn start() -> (Gateway, Arc<SampleData>) {
+    let today = today();
+    let data = Arc::new(SampleData::generate(today));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::env::set_var("NTK_TEST_POLICY_UPSTREAM_TOKEN", "policy-test-token");
+    tokio::spawn(sample_api::serve(
+        listener,
+        data.clone(),
+        "/api",
+        Some("policy-test-token".into()),
+        std::future::pending(),
+    ));
+    let gw = Builder::new(&format!("http://{addr}/api"))
+        .shipped_rules()
+        .config("credential_env = \"NTK_TEST_POLICY_UPSTREAM_TOKEN\"")
+        .start()
+        .await;
+    (gw, data)
+}
+
+fn today() -> Date {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 86_400;
+    Date::from_ymd(1970, 1, 1)
+        .expect("date")
+        .add_days(days as i64)
+}
+
+/// The upstream record, as the sample API would serve it, as JSON.
+fn upstream_tenant(data: &SampleData, id: &str) -> Value {
+    serde_json::to_value(data.tenant(id).expect("a sample tenant")).expect("json")
+}
+
+fn assert_absent(raw: &[u8], values: &[&str], what: &str) {
+    let text = String::from_utf8_lossy(raw);
+    for v in values {
+        assert!(!v.is_empty());
+        assert!(
+            !text.contains(v),
+            "{what}: withheld value {v:?} reached the recipient:\n{text}"
+        );
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn repairs_contractor_sees_markers_only_on_its_own_open_job() {
+    let (gw, data) = start().await;
+    let key = gw.key("acme-repairs").to_string();
+    let tenant = upstream_tenant(&data, sample_api::TENANT_WITH_MARKERS);
+    let withheld = [
+        tenant["date_of_birth"].as_str().expect("dob"),
+        tenant["ni_number"].as_str().expect("ni"),
+        tenant["benefits"][0].as_str().expect("benefit"),
+        tenant["health"]["conditions"][0].as_str().expect("health"),
+        "ask for the dog to be secured", // CM-0002: the tenant was not informed
+        "call the office before attending", // CM-0003: past its review date
+        "Tenant chased twice",           // internal notes
+    ];
+
+    // Its own scheduled job: contact, access needs, and the one informed, current marker.
+    let r = http::get(gw.addr, "/jobs/J-0001", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_absent(&r.raw, &withheld, "acme on J-0001");
+    let body = r.json();
+    assert_eq!(
+        keys(&body),
+        [
+            "appointment",
+            "description",
+            "id",
+            "priority",
+            "property",
+            "status",
+            "tenant"
+        ]
+    );
+    assert_eq!(
+        keys(&body["tenant"]),
+        ["access_needs", "caution_markers", "email", "name", "phone"]
+    );
+    assert_eq!(body["tenant"]["name"], tenant["name"]);
+    assert_eq!(
+        body["tenant"]["access_needs"][0],
+        serde_json::json!({ "description": tenant["access_needs"][0]["description"] })
+    );
+    assert_eq!(
+        body["tenant"]["caution_markers"],
+        serde_json::json!([{ "category": "verbal abuse", "instruction": "attend in pairs" }])
+    );
+    assert_eq!(keys(&body["property"]), ["address"]);
+
+    // Its own completed job: no markers at all.
+    let r = http::get(gw.addr, "/jobs/J-0003", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_absent(
+        &r.raw,
+        &["attend in pairs", "verbal abuse"],
+        "acme on its completed job",
+    );
+    assert_absent(&r.raw, &withheld, "acme on J-0003");
+
+    // Another contractor's job: refused whole.
+    let r = http::get(gw.addr, "/jobs/J-0002", Some(&key)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.error(), "refused_by_policy");
+    assert_absent(
+        &r.raw,
+        &[
+            tenant["name"].as_str().expect("name"),
+            tenant["phone"].as_str().expect("phone"),
+        ],
+        "acme on brightfix's job",
+    );
+
+    let records = gw.audit_records();
+    assert_eq!(
+        records[0]["reasons"],
+        serde_json::json!(["contractor assigned to an open job at this property"])
+    );
+    assert!(records[0]["withheld"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|p| p == "tenant.caution_markers[]"));
+    assert_eq!(records[1]["reasons"], serde_json::json!([]));
+    assert_eq!(
+        records[2]["reasons"],
+        serde_json::json!(["the job is assigned to another contractor"])
+    );
+}
+
+#[tokio::test]
+async fn out_of_hours_handler_sees_contact_and_communication_needs_only() {
+    let (gw, data) = start().await;
+    let key = gw.key("nightline").to_string();
+    let tenant = upstream_tenant(&data, sample_api::TENANT_NO_LONE_WORKING);
+    let r = http::get(gw.addr, "/tenants/T-0004", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(
+        keys(&body),
+        [
+            "access_needs",
+            "address",
+            "communication_needs",
+            "email",
+            "id",
+            "name",
+            "no_lone_working",
+            "phone"
+        ]
+    );
+    assert_eq!(body["no_lone_working"], true);
+    assert_eq!(
+        body["communication_needs"][0]["description"],
+        tenant["communication_needs"][0]["description"]
+    );
+    assert_absent(
+        &r.raw,
+        &[
+            tenant["date_of_birth"].as_str().expect("dob"),
+            tenant["ni_number"].as_str().expect("ni"),
+        ],
+        "nightline",
+    );
+    assert!(
+        !r.text().contains("arrears")
+            && !r.text().contains("benefits")
+            && !r.text().contains("health")
+    );
+
+    let r = http::get(gw.addr, "/properties/P-0001/occupants", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for occupant in r.json().as_array().expect("array") {
+        assert_eq!(
+            keys(occupant)
+                .iter()
+                .filter(|k| [
+                    "date_of_birth",
+                    "arrears",
+                    "health",
+                    "benefits",
+                    "caution_markers"
+                ]
+                .contains(&k.as_str()))
+                .count(),
+            0
+        );
+    }
+    // Jobs are not its business.
+    assert_eq!(
+        http::get(gw.addr, "/jobs/J-0001", Some(&key)).await.status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn research_vendor_gets_bands_and_a_pseudonym_and_never_an_objector() {
+    let (gw, data) = start().await;
+    let key = gw.key("civic-surveys").to_string();
+    let district = "LN2";
+    let r = http::get(
+        gw.addr,
+        &format!("/tenants?postcode_district={district}"),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rows = r.json();
+    let rows = rows.as_array().expect("array");
+    let upstream: Vec<Value> = data
+        .tenants_in_district(district)
+        .into_iter()
+        .map(|t| serde_json::to_value(t).expect("json"))
+        .collect();
+    let agreeing: Vec<&Value> = upstream
+        .iter()
+        .filter(|t| {
+            let restrictions = t["sharing_restrictions"].as_array().expect("list");
+            !restrictions
+                .iter()
+                .any(|r| r == "research" || r == "all_non_essential")
+                && t["consent"]["research"] == true
+        })
+        .collect();
+    assert!(
+        !agreeing.is_empty() && agreeing.len() < upstream.len(),
+        "the sample needs both kinds"
+    );
+    assert_eq!(rows.len(), agreeing.len(), "objectors must be left out");
+    for row in rows {
+        assert_eq!(
+            keys(row),
+            [
+                "age_band",
+                "email",
+                "household",
+                "name",
+                "phone",
+                "postcode_district",
+                "respondent_id"
+            ]
+        );
+        assert_eq!(row["postcode_district"], district);
+        assert!(row["age_band"]
+            .as_str()
+            .is_some_and(|b| b.contains('-') || b.ends_with('+') || b == "under 18"));
+    }
+    let dobs: Vec<&str> = upstream
+        .iter()
+        .filter_map(|t| t["date_of_birth"].as_str())
+        .collect();
+    let ids: Vec<&str> = upstream.iter().filter_map(|t| t["id"].as_str()).collect();
+    let lines: Vec<&str> = upstream
+        .iter()
+        .filter_map(|t| t["address"]["line1"].as_str())
+        .collect();
+    assert_absent(&r.raw, &dobs, "research sample: dates of birth");
+    assert_absent(&r.raw, &ids, "research sample: tenant ids");
+    assert_absent(&r.raw, &lines, "research sample: addresses");
+    for objector in upstream.iter().filter(|t| !agreeing.contains(t)) {
+        assert_absent(
+            &r.raw,
+            &[objector["phone"].as_str().expect("phone")],
+            "an objector's phone",
+        );
+    }
+
+    // The tenant who objected: refused, with the reason, nothing of them.
+    let objector = upstream_tenant(&data, sample_api::TENANT_RESEARCH_OBJECTION);
+    let r = http::get(gw.addr, "/tenants/T-0002", Some(&key)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("objected"));
+    assert_absent(
+        &r.raw,
+        &[
+            objector["name"].as_str().expect("name"),
+            objector["phone"].as_str().expect("phone"),
+        ],
+        "the objector",
+    );
+    let last = gw.audit_records().pop().expect("record");
+    assert_eq!(last["subjects"], serde_json::json!(["T-0002"]));
+    assert_eq!(last["status"], 403);
+}
+
+#[tokio::test]
+async fn request_driven_recipients_need_a_reference_and_it_is_audited() {
+    let (gw, data) = start().await;
+    let former = upstream_tenant(&data, sample_api::FORMER_TENANT);
+    let agent = gw.key("fenland-water-recoveries").to_string();
+    let police = gw.key("lincs-police").to_string();
+
+    for (key, target) in [
+        (&agent, "/former-tenants/T-0003"),
+        (&police, "/tenants/T-0001"),
+    ] {
+        let r = http::get(gw.addr, target, Some(key)).await;
+        assert_eq!(r.status, 403, "{target}: {}", r.text());
+        assert!(r.text().contains("x-disclosure-reference"), "{}", r.text());
+    }
+    let reference = [("x-disclosure-reference", "WATER-2026-117")];
+    let r = http::request(
+        gw.addr,
+        "GET",
+        "/former-tenants/T-0003",
+        Some(&agent),
+        &reference,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(keys(&body), ["forwarding_address", "name", "tenancy"]);
+    assert_eq!(keys(&body["tenancy"]), ["end", "start"]);
+    assert_eq!(body["forwarding_address"], former["forwarding_address"]);
+    assert_absent(
+        &r.raw,
+        &[
+            former["phone"].as_str().expect("phone"),
+            former["date_of_birth"].as_str().expect("dob"),
+        ],
+        "the debt agent",
+    );
+    let record = gw.audit_records().pop().expect("record");
+    assert_eq!(record["disclosure_reference"], "WATER-2026-117");
+    assert_eq!(record["lawful_basis"], "legitimate_interests");
+
+    // A current tenant is not a former tenant: the upstream says 404, and that is all they learn.
+    let r = http::request(
+        gw.addr,
+        "GET",
+        "/former-tenants/T-0001",
+        Some(&agent),
+        &reference,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    let r = http::request(
+        gw.addr,
+        "GET",
+        "/tenants/T-0001",
+        Some(&police),
+        &[("x-disclosure-reference", "CRIME-LN-4471")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        keys(&r.json()),
+        ["address", "date_of_birth", "id", "name", "phone", "tenancy"]
+    );
+    let tenant = upstream_tenant(&data, sample_api::TENANT_WITH_MARKERS);
+    assert_absent(
+        &r.raw,
+        &[
+            tenant["ni_number"].as_str().expect("ni"),
+            "verbal abuse",
+            tenant["health"]["conditions"][0].as_str().expect("h"),
+        ],
+        "police",
+    );
+    let record = gw.audit_records().pop().expect("record");
+    assert_eq!(record["disclosure_reference"], "CRIME-LN-4471");
+    assert_eq!(record["lawful_basis"], "legal_obligation");
+}
+
+/// A line of `rules/` that cites a notice: `# 000_7c66653068035281.txt: "..."`.
+fn cites(line: &str) -> bool {
+    let comment = line.trim_start();
+    comment.starts_with('#')
+        && ["000_7c66653068035281.txt", "002_1225e6a6b6537e52.txt"]
+            .iter()
+            .any(|f| comment.contains(f))
+        && comment.contains('"')
+}
+
+#[test]
+fn every_allow_entry_condition_and_refusal_cites_the_notice() {
+    let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/types");
+    let mut files: Vec<_> = std::fs::read_dir(&types)
+        .expect("types")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "a type file per recipient in the notices");
+    let mut missing = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        let mut in_allow = false;
+        // Whether the comment block just above (inside an allow list: since the last entry
+        // line) holds a citation.
+        let mut cited = false;
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim();
+            if t.starts_with('#') {
+                cited |= cites(t);
+                continue;
+            }
+            let at = format!(
+                "{}:{}",
+                file.file_name().expect("name").to_string_lossy(),
+                i + 1
+            );
+            if in_allow {
+                if t.starts_with(']') {
+                    in_allow = false;
+                } else if t.starts_with('"') && !cited {
+                    missing.push(format!("{at}: allow entry without a citation above it"));
+                }
+                if !t.is_empty() && !t.starts_with(']') {
+                    // The next entry line needs its own comment, unless it is on the same line.
+                    cited = false;
+                }
+                continue;
+            }
+            if t.starts_with("allow = [") {
+                in_allow = true;
+                // The allow list's first entry may be cited by the comment inside the list.
+                cited = false;
+                continue;
+            }
+            if [
+                "[[route.when]]",
+                "[[route.items]]",
+                "[[route.derive]]",
+                "[route.refuse]",
+            ]
+            .contains(&t)
+                && !cited
+            {
+                missing.push(format!("{at}: {t} without a citation above it"));
+            }
+            if (t.starts_with("purpose =") || t.starts_with("lawful_basis =")) && !cited {
+                missing.push(format!("{at}: {t} without a citation above it"));
+            }
+            if !t.is_empty() {
+                cited = false;
+            }
+        }
+    }
+    assert!(missing.is_empty(), "uncited rules:\n{}", missing.join("\n"));
+}
