@@ -10,8 +10,15 @@
 //! - [`chain`]: hashing, sealing and the per-line check; the one implementation shared by the
 //!   writer, recovery at open and [`verify`].
 //! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
+//! - [`rotate`]: moving the file aside and continuing the chain in a new one.
 //! - [`writer`]: the single writer thread with group commit.
-//! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic.
+//! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic, for one file
+//!   or a sequence of rotated files.
+//!
+//! Rotation keeps one chain across files: the first record of a file made by
+//! [`AuditLog::rotate`] is a rotation record (`"event": "rotation"`) whose `prev_hash` is the
+//! previous file's last hash, and which states that file's name and record count. It is the
+//! only record allowed to start a file with a `prev_hash` other than 64 zeros.
 //!
 //! Why one writer thread: the chain is a sequence, so exactly one owner may extend it or two
 //! concurrent requests would both link to the same head and fork it. Blocking file I/O and
@@ -29,11 +36,12 @@ use tokio::sync::{mpsc, oneshot};
 
 mod chain;
 mod recover;
+mod rotate;
 mod verify;
 mod writer;
 
-pub use chain::GENESIS_HASH;
-pub use verify::{query, verify, Verified, VerifyError};
+pub use chain::{Continuation, GENESIS_HASH};
+pub use verify::{query, verify, verify_files, verify_files_with, Verified, VerifyError};
 
 /// How many appends may wait for the writer before `append` itself waits: back-pressure, so a
 /// stalled disk turns into slow requests rather than unbounded memory.
@@ -72,7 +80,7 @@ pub struct Record {
 }
 
 /// Keys `Record::extra` may not use: the named fields, the chain fields, and `event`, which marks
-/// the ledger's own records (recovery) that carry no request.
+/// the ledger's own records (recovery, rotation) that carry no request.
 const RESERVED_KEYS: &[&str] = &[
     "ts",
     "request_id",
@@ -121,6 +129,17 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
     #[error("audit record extension field {0:?} collides with a record field")]
     ReservedKey(String),
+    /// `rotate` on a path that is not a regular file (a device): there is nothing to rename.
+    #[error("audit path is not a regular file, so it cannot be rotated")]
+    NotRegular,
+    /// Found at open: `<path>.next`, the new file of an unfinished rotation, holds records
+    /// beyond its rotation record. Nothing should have been acknowledged there, so the gateway
+    /// will not guess which file is the ledger.
+    #[error(
+        "{} holds records of an unfinished rotation; check it and move it aside",
+        file.display()
+    )]
+    PendingRotation { file: PathBuf },
     #[error("audit log is closed")]
     Closed,
     #[error("audit writer has stopped")]
@@ -222,6 +241,33 @@ impl AuditLog {
             .await
             .map_err(|_| Error::WriterStopped)?;
         // A dropped reply sender means the writer exited (closed, or died) before our record.
+        done.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Moves the file to `<path>.<UTC timestamp>` (`audit.jsonl.20261201T134501Z`, with `-1`...
+    /// if taken) and continues the chain in a new file at `<path>`, whose first record is a
+    /// rotation record linking to the old file's last hash. Returns the rotated file's path, to
+    /// archive it.
+    ///
+    /// It goes through the writer like an append, so it is ordered with them: appends queued
+    /// before it land in the old file, later ones in the new, and the chain never forks. The
+    /// rotated file is complete and no longer written to when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a file cannot be written or renamed (the old file stays the ledger,
+    /// unless only the final directory sync failed), [`Error::NotRegular`] for a device,
+    /// [`Error::Closed`] after `close`, [`Error::WriterStopped`] if the writer thread is gone.
+    pub async fn rotate(&self) -> Result<PathBuf, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (reply, done) = oneshot::channel();
+        self.inner
+            .tx
+            .send(writer::Msg::Rotate(reply))
+            .await
+            .map_err(|_| Error::WriterStopped)?;
         done.await.map_err(|_| Error::WriterStopped)?
     }
 

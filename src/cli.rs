@@ -7,9 +7,12 @@ mod audit;
 mod certs;
 mod check;
 mod demo;
+mod diff;
 mod explain;
 mod keygen;
+mod register;
 mod serve;
+mod test;
 
 use std::path::PathBuf;
 
@@ -47,6 +50,32 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Run the policy test cases in rules/tests/*.toml; FILE:LINE per failing case.
+    Test(ConfigArg),
+    /// What a rules change would do, field by field, over the policy test cases; exit 1
+    /// when disclosure widens, unless --accept.
+    Diff {
+        #[arg(long, default_value = "need-to-know.toml")]
+        config: PathBuf,
+        /// The rules directory as it was (e.g. a checkout of the last release's rules/).
+        #[arg(long)]
+        against: PathBuf,
+        /// Exit 0 even when disclosure widens: the widening is deliberate.
+        #[arg(long)]
+        accept: bool,
+    },
+    /// The disclosure register (UK GDPR Art. 30 view): per recipient type its recipients,
+    /// purpose, lawful basis and, route by route, every field it may receive and why.
+    Register {
+        #[arg(long, default_value = "need-to-know.toml")]
+        config: PathBuf,
+        /// html (one printable, self-contained page), md or csv.
+        #[arg(long, default_value = "html", value_parser = ["html", "md", "csv"])]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Make a new API key and the api_key_sha256 line for recipients.toml.
     Keygen,
     /// Read the audit log.
@@ -79,10 +108,39 @@ struct ConfigArg {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Check the hash chain; exit 1 and name the first broken record.
-    Verify { file: PathBuf },
+    Verify {
+        /// The audit file, or rotated files oldest first and the current one last: checked as
+        /// one chain across them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The subject access report: every disclosure about one tenant, by recipient, in plain
+    /// words; the chain is verified first and the report says whether it did.
+    Report {
+        /// The audit file, or rotated files oldest first and the current one last.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The data subject's id.
+        #[arg(long)]
+        subject: String,
+        /// html (a self-contained page) or json.
+        #[arg(long, default_value = "html", value_parser = ["html", "json"])]
+        format: String,
+        /// Only disclosures on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only disclosures on or before this date (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        /// The config whose rules give recipients' names and the field glossary.
+        #[arg(long, default_value = "need-to-know.toml")]
+        config: PathBuf,
+    },
     /// Print every disclosure about one data subject, oldest first.
     Query {
-        file: PathBuf,
+        /// The audit file, or rotated files oldest first and the current one last.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// The data subject's id (as named by a route's `subjects`).
         #[arg(long)]
         subject: String,
@@ -100,9 +158,35 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => Ok(check::run(&args.config)),
         Command::Explain(args) => explain::run(&args),
         Command::Demo { rules, port } => demo::run(&rules, port),
+        Command::Test(args) => test::run(&args.config),
+        Command::Diff {
+            config,
+            against,
+            accept,
+        } => diff::run(&config, &against, accept),
+        Command::Register {
+            config,
+            format,
+            output,
+        } => register::run(&config, &format, output.as_deref()),
         Command::Keygen => keygen::run(),
-        Command::Audit(AuditCommand::Verify { file }) => audit::verify(&file),
-        Command::Audit(AuditCommand::Query { file, subject }) => audit::query(&file, &subject),
+        Command::Audit(AuditCommand::Verify { files }) => audit::verify(&files),
+        Command::Audit(AuditCommand::Query { files, subject }) => audit::query(&files, &subject),
+        Command::Audit(AuditCommand::Report {
+            files,
+            subject,
+            format,
+            from,
+            to,
+            config,
+        }) => audit::report(
+            &files,
+            &subject,
+            &format,
+            from.as_deref(),
+            to.as_deref(),
+            &config,
+        ),
         Command::Certs(CertsCommand::Dev { dir, config }) => certs::dev(&dir, &config),
     }
 }

@@ -21,18 +21,24 @@
 //! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
 //! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
+//! - [`dry_run`]: a request decided without a network, for `explain`, `test` and `diff`.
+//! - [`casebook`]: the DPO's policy test cases (`rules/tests/`), for `test`.
 //! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
+//! - [`register`]: the disclosure register (UK GDPR Art. 30 view) of the loaded rules.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.
+//! - [`report`]: the subject access report (`audit report`).
 //! - [`reload`]: hot reload of the rules (SIGHUP, file changes).
 //! - [`cli`]: the command line.
 //! - [`sample_api`]: an invented housing system to run against (`demo`, tests).
 
 pub mod admin;
 pub mod audit;
+pub mod casebook;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod dry_run;
 pub mod filter;
 pub mod identity;
 pub mod json;
@@ -40,7 +46,9 @@ pub mod limits;
 pub mod metrics;
 pub mod path;
 pub mod pipeline;
+pub mod register;
 pub mod reload;
+pub mod report;
 pub mod routes;
 pub mod rules;
 pub mod sample_api;

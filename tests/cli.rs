@@ -260,3 +260,129 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
     let verify = run_in(dir.path(), &["audit", "verify", "audit/disclosures.jsonl"]);
     assert!(verify.status.success(), "{verify:?}");
 }
+
+/// `test` on the shipped rules passes; a failing case is named by file and line, with its
+/// explain, and the exit code is 1.
+#[test]
+fn policy_tests_pass_on_the_shipped_rules_and_a_failure_names_its_case() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = (
+        "NEED_TO_KNOW_PSEUDONYM_KEY",
+        "a-test-key-of-at-least-32-bytes!!",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(root)
+        .arg("test")
+        .env(key.0, key.1)
+        .output()
+        .expect("run test");
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("ok   ")).count() >= 10,
+        "{text}"
+    );
+
+    // A copy of the rules with one wrong expectation added.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &Path, to: &Path| {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    };
+    copy(&root.join("rules"), dir.path());
+    std::fs::write(
+        dir.path().join("need-to-know.toml"),
+        std::fs::read_to_string(root.join("need-to-know.toml")).expect("config"),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("rules/tests/wrong.toml"),
+        "# a wrong expectation\n\n[[case]]\nname = \"the research vendor sees a date of birth\"\nrecipient = \"civic-surveys\"\npath = \"/tenants/T-0001\"\nbody_file = \"bodies/tenant-T-0001.json\"\nstatus = 200\ndisclosed = [\"date_of_birth\"]\n",
+    )
+    .expect("case");
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .arg("test")
+        .env(key.0, key.1)
+        .output()
+        .expect("run test");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL rules/tests/wrong.toml:3: the research vendor sees a date of birth"),
+        "{text}"
+    );
+    assert!(
+        text.contains("date_of_birth is withheld (not in the allow list), expected disclosed"),
+        "{text}"
+    );
+    assert!(text.contains("explain (GET /tenants/T-0001)"), "{text}");
+    assert!(text.contains(" passed, 1 failed"), "{text}");
+}
+
+/// `diff` names what a recipient type gains and exits 1 until the widening is accepted.
+#[test]
+fn diff_names_a_gained_field_and_needs_accept() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = (
+        "NEED_TO_KNOW_PSEUDONYM_KEY",
+        "a-test-key-of-at-least-32-bytes!!",
+    );
+    let old = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("rules"))
+        .arg(old.path())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let police = old.path().join("rules/types/police.toml");
+    let text = std::fs::read_to_string(&police).expect("police");
+    std::fs::write(
+        &police,
+        text.replace("\"id\", \"name\", \"date_of_birth\",", "\"id\", \"name\","),
+    )
+    .expect("write");
+    let diff = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+            .current_dir(root)
+            .args(["diff", "--against"])
+            .arg(old.path().join("rules"))
+            .args(extra)
+            .env(key.0, key.1)
+            .output()
+            .expect("run diff")
+    };
+    let out = diff(&[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("police gains date_of_birth on GET /tenants/{tenant_id}"),
+        "{text}"
+    );
+    assert!(text.contains("1 widening disclosure"), "{text}");
+    assert_eq!(diff(&["--accept"]).status.code(), Some(0));
+
+    // The other way round it is a loss, which needs no acceptance.
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(old.path())
+        .args(["diff", "--config"])
+        .arg(root.join("need-to-know.toml"))
+        .arg("--against")
+        .arg(root.join("rules"))
+        .env(key.0, key.1)
+        .output()
+        .expect("run diff");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

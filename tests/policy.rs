@@ -469,3 +469,166 @@ fn every_allow_entry_condition_and_refusal_cites_the_notice() {
     }
     assert!(missing.is_empty(), "uncited rules:\n{}", missing.join("\n"));
 }
+
+/// The subject access report after real traffic: its counts match `audit query`, refusals
+/// made on the tenant's behalf are listed, fields are in plain words, and a tampered ledger
+/// is flagged on the report's face.
+#[tokio::test]
+async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
+    let (gw, _data) = start().await;
+    let acme = gw.key("acme-repairs").to_string();
+    let police = gw.key("lincs-police").to_string();
+    assert_eq!(
+        http::get(gw.addr, "/jobs/J-0001", Some(&acme)).await.status,
+        200
+    );
+    assert_eq!(
+        http::get(gw.addr, "/jobs/J-0002", Some(&acme)).await.status,
+        403
+    );
+    assert_eq!(
+        http::get(gw.addr, "/tenants/T-0001", Some(&police))
+            .await
+            .status,
+        403
+    );
+    let reference = [("x-disclosure-reference", "CRIME-LN-9")];
+    assert_eq!(
+        http::request(gw.addr, "GET", "/tenants/T-0001", Some(&police), &reference)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http::get(gw.addr, "/tenants/T-0004", Some(gw.key("nightline")))
+            .await
+            .status,
+        200
+    );
+
+    let bin = env!("CARGO_BIN_EXE_need-to-know");
+    let config = gw.dir.path().join("need-to-know.toml");
+    let audit = gw.audit_path.to_str().expect("utf-8").to_string();
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .env(
+                "NTK_TEST_PSEUDONYM_KEY",
+                "a-test-pseudonym-key-of-32-bytes-or-more",
+            )
+            .output()
+            .expect("run")
+    };
+    let query = run(&["audit", "query", &audit, "--subject", "T-0001"]);
+    let queried = String::from_utf8_lossy(&query.stdout).lines().count();
+    let out = run(&[
+        "audit",
+        "report",
+        &audit,
+        "--subject",
+        "T-0001",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(report["chain_problem"].is_null(), "{report}");
+    let sections = report["recipients"].as_array().expect("list");
+    let counted: usize = sections
+        .iter()
+        .map(|s| {
+            s["disclosures"].as_array().map_or(0, Vec::len)
+                + s["refusals"].as_array().map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(counted, queried, "the report and audit query disagree");
+    let acme_section = sections
+        .iter()
+        .find(|s| s["id"] == "acme-repairs")
+        .expect("acme");
+    assert_eq!(acme_section["name"], "ACME Repairs Ltd");
+    assert_eq!(
+        acme_section["disclosures"].as_array().expect("list").len(),
+        1
+    );
+    assert_eq!(
+        acme_section["refusals"][0]["reason"],
+        "the job is assigned to another contractor"
+    );
+    let fields: Vec<&str> = acme_section["disclosures"][0]["fields"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        fields.iter().any(|f| f.contains("telephone")),
+        "plain words: {fields:?}"
+    );
+    assert!(
+        !fields.iter().any(|f| f.contains("tenant.phone")),
+        "a path left untranslated: {fields:?}"
+    );
+    let police_section = sections
+        .iter()
+        .find(|s| s["id"] == "lincs-police")
+        .expect("police");
+    assert_eq!(police_section["disclosures"][0]["reference"], "CRIME-LN-9");
+    assert_eq!(
+        police_section["refusals"].as_array().expect("list").len(),
+        1
+    );
+    assert!(
+        sections.iter().all(|s| s["id"] != "nightline"),
+        "T-0004's disclosure is not T-0001's"
+    );
+
+    // The HTML is one self-contained page.
+    let html = run(&[
+        "audit",
+        "report",
+        &audit,
+        "--subject",
+        "T-0001",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    let html = String::from_utf8_lossy(&html.stdout).into_owned();
+    assert!(html.contains("Who we shared your data with") && html.contains("ACME Repairs Ltd"));
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src=\"http"));
+
+    // Tampering shows on the report's face.
+    let text = std::fs::read_to_string(&gw.audit_path).expect("audit");
+    let tampered = gw.dir.path().join("tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"status\":200", "\"status\":201", 1),
+    )
+    .expect("write");
+    let out = run(&[
+        "audit",
+        "report",
+        tampered.to_str().expect("utf-8"),
+        "--subject",
+        "T-0001",
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        report["chain_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("line")),
+        "{report}"
+    );
+    let html = run(&[
+        "audit",
+        "report",
+        tampered.to_str().expect("utf-8"),
+        "--subject",
+        "T-0001",
+    ]);
+    assert!(String::from_utf8_lossy(&html.stdout).contains("did not verify"));
+}

@@ -22,3 +22,7 @@ mod operations;
 mod policy;
 // The binary: check, keygen, serve refusing to start, audit verify and query.
 mod cli;
+// Audit file rotation: a new file continues the chain; verify and query over several files.
+mod audit_rotation;
+// The disclosure register (Art. 30 view) from the shipped rules.
+mod register;

@@ -33,7 +33,28 @@ pub(crate) struct Scanned {
     pub head: String,
     /// Bytes up to the end of the last valid line.
     pub len: u64,
+    /// What the first record says this file continues, when it is a rotation record.
+    pub continues_from: Option<Continuation>,
 }
+
+/// What a rotation record (the first record of a file made by `AuditLog::rotate`) says about
+/// the file before it. The link is only as good as the previous file: [`verify_files`] checks
+/// it against that file's last hash and record count.
+///
+/// [`verify_files`]: super::verify_files
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuation {
+    /// The previous file's last `hash`, which this file's first record links to.
+    pub prev_hash: String,
+    /// The previous file's name when it was rotated (it may have been renamed since, so
+    /// nothing checks it; it tells an operator which archive to look for).
+    pub previous_file: String,
+    /// How many records the previous file held when it was rotated.
+    pub previous_records: u64,
+}
+
+/// `event` of the record that starts a rotated-to file.
+pub(crate) const ROTATION_EVENT: &str = "rotation";
 
 #[derive(Debug)]
 pub(crate) enum ScanError {
@@ -98,11 +119,45 @@ pub(crate) fn seal(
     Ok(hash)
 }
 
+/// The continuation a record states, if it is a well-formed rotation record: `event` is
+/// `"rotation"`, `prev_hash` is 64 lower-case hex digits, and `previous_file` and
+/// `previous_records` are present with their types. Anything less is not a rotation record, so
+/// a first line cannot claim a non-zero `prev_hash` by setting `event` alone.
+pub(crate) fn continuation(record: &Map<String, Value>) -> Option<Continuation> {
+    if record.get("event").and_then(Value::as_str) != Some(ROTATION_EVENT) {
+        return None;
+    }
+    let prev_hash = record.get("prev_hash").and_then(Value::as_str)?;
+    let is_hash = prev_hash.len() == 64
+        && prev_hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !is_hash {
+        return None;
+    }
+    Some(Continuation {
+        prev_hash: prev_hash.to_owned(),
+        previous_file: record.get("previous_file")?.as_str()?.to_owned(),
+        previous_records: record.get("previous_records")?.as_u64()?,
+    })
+}
+
 /// Checks that `content` (one line, without its newline) is a record linked to `prev`, whose
 /// `hash` matches, written in exactly its JCS form, so that any edit, even of white space or an
-/// escape that leaves the parsed value unchanged, is caught. Returns the record's `hash`.
-/// `line` (1-based) only names the previous line in a message.
-pub(crate) fn check_line(content: &[u8], prev: &str, line: u64) -> Result<String, Fault> {
+/// escape that leaves the parsed value unchanged, is caught. Returns the record's `hash` and,
+/// for line 1, what it continues.
+///
+/// Line 1 links to `prev` ([`GENESIS_HASH`]) unless it is a rotation record: then its
+/// `prev_hash` is the previous file's last hash, which only [`verify_files`] can check, so
+/// here it is accepted and handed back. `line` (1-based) also names the previous line in a
+/// message.
+///
+/// [`verify_files`]: super::verify_files
+pub(crate) fn check_line(
+    content: &[u8],
+    prev: &str,
+    line: u64,
+) -> Result<(String, Option<Continuation>), Fault> {
     let value: Value =
         serde_json::from_slice(content).map_err(|e| Fault::Unparsable(e.to_string()))?;
     let canonical = serde_json_canonicalizer::to_vec(&value)
@@ -113,11 +168,17 @@ pub(crate) fn check_line(content: &[u8], prev: &str, line: u64) -> Result<String
     let Some(Value::String(hash)) = record.remove("hash") else {
         return Err(Fault::Broken("no \"hash\" string".into()));
     };
+    let continues = if line <= 1 {
+        continuation(&record)
+    } else {
+        None
+    };
     match record.get("prev_hash") {
-        Some(Value::String(p)) if p == prev => {}
+        Some(Value::String(p)) if p == prev || continues.is_some() => {}
         Some(Value::String(_)) if line <= 1 => {
             return Err(Fault::Broken(
-                "prev_hash of the first record is not 64 zeros".into(),
+                "prev_hash of the first record is not 64 zeros, and it is not a rotation record"
+                    .into(),
             ))
         }
         Some(Value::String(_)) => {
@@ -138,7 +199,7 @@ pub(crate) fn check_line(content: &[u8], prev: &str, line: u64) -> Result<String
             "not in canonical (RFC 8785) form: the bytes were edited".into(),
         ));
     }
-    Ok(hash)
+    Ok((hash, continues))
 }
 
 /// Reads one line into `buf` (cleared first), at most [`MAX_LINE`] bytes plus the newline.
@@ -168,6 +229,7 @@ pub(crate) fn scan<R: BufRead>(mut r: R) -> Result<Scanned, ScanError> {
         records: 0,
         head: GENESIS_HASH.to_owned(),
         len: 0,
+        continues_from: None,
     };
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -184,7 +246,10 @@ pub(crate) fn scan<R: BufRead>(mut r: R) -> Result<Scanned, ScanError> {
             Line::Whole => {}
         }
         match check_line(&buf, &good.head, line) {
-            Ok(hash) => {
+            Ok((hash, continues)) => {
+                if line == 1 {
+                    good.continues_from = continues;
+                }
                 good.records += 1;
                 good.head = hash;
                 good.len += buf.len() as u64 + 1;

@@ -12,11 +12,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, Scanned, GENESIS_HASH};
+use super::rotate;
 use super::writer::{self, State};
 use super::{now_rfc3339, Error, Opened};
 
 /// Opens `path` for the writer and reports what was found.
 pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
+    rotate::finish_interrupted(path)?;
     let metadata = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return create(path),
@@ -47,7 +49,10 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
                 head: good.head.clone(),
                 recovered_torn_tail: None,
             };
-            Ok((State::new(path, file, true, good.len, good.head), opened))
+            Ok((
+                State::new(path, file, true, good.len, good.records, good.head),
+                opened,
+            ))
         }
         Err(ScanError::Io(e)) => Err(Error::Io {
             op: "read",
@@ -86,7 +91,7 @@ fn fresh(path: &Path, file: File, regular: bool) -> (State, Opened) {
         recovered_torn_tail: None,
     };
     (
-        State::new(path, file, regular, 0, GENESIS_HASH.to_owned()),
+        State::new(path, file, regular, 0, 0, GENESIS_HASH.to_owned()),
         opened,
     )
 }
@@ -148,7 +153,10 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Erro
         recovered_torn_tail: Some(side_path),
     };
     let len = good.len + bytes.len() as u64;
-    Ok((State::new(path, file, true, len, head), opened))
+    Ok((
+        State::new(path, file, true, len, good.records + 1, head),
+        opened,
+    ))
 }
 
 /// `<path>.torn-<unix-millis>`, with `-1`, `-2`... if that exists (two recoveries in one ms).
@@ -178,19 +186,19 @@ fn create_side_file(path: &Path) -> io::Result<(PathBuf, File)> {
 }
 
 /// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
+pub(super) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Ledger files hold personal data: readable by the gateway's user only.
-fn private(options: &mut OpenOptions) {
+pub(super) fn private(options: &mut OpenOptions) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -4,11 +4,11 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::chain::{self, Line, ScanError};
+use super::chain::{self, Continuation, Line, ScanError, GENESIS_HASH};
 use super::Error;
 
 /// A chain that checked out.
@@ -18,6 +18,10 @@ pub struct Verified {
     /// The last record's `hash` (64 zeros for an empty file): note it down, and a later verify
     /// that still contains it proves nothing before it was rewritten.
     pub head: String,
+    /// Set when the first record is a rotation record: the chain began in an earlier file,
+    /// whose last hash this is. Alone, a file cannot prove that link; [`verify_files`] with the
+    /// earlier file does.
+    pub continues_from: Option<Continuation>,
 }
 
 /// Why a ledger does not verify. The messages are written for the `audit verify` output and
@@ -32,10 +36,42 @@ pub enum VerifyError {
     Torn { line: u64 },
     #[error("cannot read audit file: {0}")]
     Io(#[from] io::Error),
+    /// From [`verify_files`]: a file of the sequence is broken, torn or unreadable on its own.
+    /// The inner error is part of the message rather than a `source`, so the one line
+    /// `audit verify` prints is the whole verdict.
+    #[error("{}: {error}", file.display())]
+    InFile {
+        file: PathBuf,
+        error: Box<VerifyError>,
+    },
+    /// From [`verify_files`]: a file does not continue the one before it, so records between
+    /// them may be missing (or a file was given out of order).
+    #[error("{}: line {line}: {reason}", file.display())]
+    Gap {
+        file: PathBuf,
+        line: u64,
+        reason: String,
+    },
+}
+
+// === impl VerifyError ===
+
+impl VerifyError {
+    /// True when a file could not be read, as opposed to read and found wrong: the CLI reports
+    /// the first as a failure to run, the second as a verdict (exit 1).
+    pub fn is_io(&self) -> bool {
+        match self {
+            VerifyError::Io(_) => true,
+            VerifyError::InFile { error, .. } => error.is_io(),
+            _ => false,
+        }
+    }
 }
 
 /// Checks the whole chain of the ledger at `path`: every line links to the one before, its
-/// `hash` matches, and its bytes are exactly its JCS form.
+/// `hash` matches, and its bytes are exactly its JCS form. The first line links to 64 zeros,
+/// unless it is a rotation record: then [`Verified::continues_from`] says where the chain came
+/// from.
 ///
 /// # Errors
 ///
@@ -46,10 +82,139 @@ pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
         Ok(good) => Ok(Verified {
             records: good.records,
             head: good.head,
+            continues_from: good.continues_from,
         }),
         Err(ScanError::Io(e)) => Err(VerifyError::Io(e)),
         Err(ScanError::Broken { line, reason }) => Err(VerifyError::Broken { line, reason }),
         Err(ScanError::Torn { line, .. }) => Err(VerifyError::Torn { line }),
+    }
+}
+
+/// Checks a sequence of rotated files, oldest first, as one chain: each file on its own as
+/// [`verify`] does, and each file after the first must start with a rotation record whose
+/// `prev_hash` is the previous file's last hash and whose `previous_records` is its record
+/// count, so a record cut from the end of a file, or a file left out, is caught. The first file
+/// may itself continue an earlier one (reported in `continues_from`, as for one file).
+///
+/// Returns the whole sequence: the total of records, the last file's head.
+///
+/// # Errors
+///
+/// The first fault in file order, naming the file: [`VerifyError::Gap`] for a broken link
+/// between files (line 1 of the later file), [`VerifyError::InFile`] for anything else.
+pub fn verify_files(paths: &[PathBuf]) -> Result<Verified, VerifyError> {
+    verify_files_with(paths, |_, _| {})
+}
+
+/// [`verify_files`], calling `each` with every file that verified, in order, as it goes: what
+/// `audit verify` prints per file, even when a later file breaks.
+///
+/// # Errors
+///
+/// As [`verify_files`].
+pub fn verify_files_with(
+    paths: &[PathBuf],
+    mut each: impl FnMut(&Path, &Verified),
+) -> Result<Verified, VerifyError> {
+    let mut total: Option<Verified> = None;
+    let mut previous: Option<(&Path, Verified)> = None;
+    for path in paths {
+        let in_file = |error| VerifyError::InFile {
+            file: path.clone(),
+            error: Box::new(error),
+        };
+        // The link is checked on the first line before the rest is read, so a gap is reported
+        // ahead of a break further down the same file: the first fault in file order.
+        if let Some((prev_path, prev)) = &previous {
+            check_link(path, prev_path, prev).map_err(|e| match e {
+                Link::Io(e) => in_file(VerifyError::Io(e)),
+                Link::Gap(reason) => VerifyError::Gap {
+                    file: path.clone(),
+                    line: 1,
+                    reason,
+                },
+                // A first line the link check cannot read is reported by `verify`, in its own
+                // words (torn, not JSON, ...).
+                Link::Unreadable => match verify(path) {
+                    Err(e) => in_file(e),
+                    Ok(_) => in_file(VerifyError::Broken {
+                        line: 1,
+                        reason: "no first record to link to the previous file".into(),
+                    }),
+                },
+            })?;
+        }
+        let verified = verify(path).map_err(in_file)?;
+        each(path, &verified);
+        total = Some(match total {
+            None => verified.clone(),
+            Some(t) => Verified {
+                records: t.records + verified.records,
+                head: verified.head.clone(),
+                continues_from: t.continues_from,
+            },
+        });
+        previous = Some((path, verified));
+    }
+    Ok(total.unwrap_or_else(|| Verified {
+        records: 0,
+        head: GENESIS_HASH.to_owned(),
+        continues_from: None,
+    }))
+}
+
+enum Link {
+    Io(io::Error),
+    Gap(String),
+    /// The first line is missing or not a JSON object; `verify` says which.
+    Unreadable,
+}
+
+/// Does the first record of `path` continue `prev` (the file at `prev_path`)?
+fn check_link(path: &Path, prev_path: &Path, prev: &Verified) -> Result<(), Link> {
+    let prev_name = prev_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let first = first_record(path).map_err(Link::Io)?;
+    let Some(first) = first else {
+        // An empty later file cannot be the product of a rotation, which always writes one.
+        return match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => Err(Link::Gap(format!(
+                "empty, so nothing links it to {prev_name}"
+            ))),
+            Ok(_) => Err(Link::Unreadable),
+            Err(e) => Err(Link::Io(e)),
+        };
+    };
+    let Some(c) = chain::continuation(&first) else {
+        return Err(Link::Gap(format!(
+            "not a rotation record, so the file does not continue {prev_name}"
+        )));
+    };
+    if c.prev_hash != prev.head {
+        return Err(Link::Gap(format!(
+            "prev_hash is not the last hash of {prev_name}: records are missing between them, \
+             or the files are out of order"
+        )));
+    }
+    if c.previous_records != prev.records {
+        return Err(Link::Gap(format!(
+            "previous_records is {} but {prev_name} holds {} records",
+            c.previous_records, prev.records
+        )));
+    }
+    Ok(())
+}
+
+/// The first line of `path` as a JSON object, or `None` when it is missing, not whole, or not
+/// an object (for `verify` to describe).
+fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut buf = Vec::new();
+    match chain::read_line(&mut r, &mut buf)? {
+        Line::Whole => Ok(serde_json::from_slice(&buf).ok()),
+        _ => Ok(None),
     }
 }
 

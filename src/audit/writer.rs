@@ -24,6 +24,8 @@ const MAX_BATCH: usize = 1024;
 
 pub(super) enum Msg {
     Append(Job),
+    /// Commit what was queued before, then start a new file (see `rotate.rs`).
+    Rotate(oneshot::Sender<Result<PathBuf, Error>>),
     /// Commit what was queued before, close the file, reply, and exit.
     Close(oneshot::Sender<()>),
 }
@@ -33,30 +35,41 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<(), Error>>,
 }
 
-/// The file and the chain as of the last durable record.
+/// The file and the chain as of the last durable record. Fields are visible to `rotate.rs`,
+/// which swaps the file under the writer.
 pub(super) struct State {
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// `None` after a failure until the next batch reopens it.
-    file: Option<File>,
+    pub(super) file: Option<File>,
     /// Only a regular file can (and must) be truncated after a failed batch.
-    regular: bool,
+    pub(super) regular: bool,
     /// Length of the file up to the last durable record.
-    len: u64,
+    pub(super) len: u64,
+    /// Durable records in the file, which a rotation record states as `previous_records`.
+    pub(super) records: u64,
     /// `hash` of the last durable record.
-    head: String,
+    pub(super) head: String,
     /// A batch failed: bytes past `len` may be on disk and must go before anything is written.
-    dirty: bool,
+    pub(super) dirty: bool,
 }
 
 // === impl State ===
 
 impl State {
-    pub(super) fn new(path: &Path, file: File, regular: bool, len: u64, head: String) -> State {
+    pub(super) fn new(
+        path: &Path,
+        file: File,
+        regular: bool,
+        len: u64,
+        records: u64,
+        head: String,
+    ) -> State {
         State {
             path: path.to_path_buf(),
             file: Some(file),
             regular,
             len,
+            records,
             head,
             dirty: false,
         }
@@ -65,7 +78,7 @@ impl State {
     /// The descriptor to write to, reopening after a failure. A descriptor whose fsync failed is
     /// never reused: after that the kernel may have dropped the dirty pages and a retried fsync
     /// can report success for data that is gone.
-    fn file(&mut self) -> io::Result<&mut File> {
+    pub(super) fn file(&mut self) -> io::Result<&mut File> {
         if self.file.is_none() {
             if self.dirty {
                 self.truncate()?;
@@ -154,6 +167,15 @@ impl Writer {
                     // `WriterStopped`, never a false acknowledgement.
                     Msg::Append(job) if closes.is_empty() => jobs.push(job),
                     Msg::Append(_) => {}
+                    // A rotation splits the batch: what was queued before it is committed to
+                    // the old file, what comes after goes to the new one.
+                    Msg::Rotate(reply) if closes.is_empty() => {
+                        self.commit(std::mem::take(&mut jobs));
+                        let _ = reply.send(self.state.rotate());
+                    }
+                    Msg::Rotate(reply) => {
+                        let _ = reply.send(Err(Error::Closed));
+                    }
                     Msg::Close(ack) => closes.push(ack),
                 }
             }
@@ -196,6 +218,7 @@ impl Writer {
                 self.state.head = head;
                 self.state.len += self.buf.len() as u64;
                 let n = waiting.len() as u64;
+                self.state.records += n;
                 self.stats.records_written.fetch_add(n, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(records = n, bytes = self.buf.len(), "audit batch durable");
@@ -308,7 +331,7 @@ mod tests {
         file.write_all(b"{\"half\":").unwrap();
         assert!(verify(&path).is_err());
         let mut writer = Writer {
-            state: State::new(&path, file, true, durable.len() as u64, head),
+            state: State::new(&path, file, true, durable.len() as u64, 1, head),
             stats: Arc::new(Stats::default()),
             buf: Vec::new(),
         };

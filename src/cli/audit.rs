@@ -1,21 +1,28 @@
-//! `audit verify` and `audit query`.
+//! `audit verify` and `audit query`, over one file or rotated files in order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::audit;
 
 /// Prints the record count and exits 0, or names the first broken record and exits 1.
-pub fn verify(file: &Path) -> anyhow::Result<u8> {
+///
+/// One file prints one line, as it always has (plus a second when the file continues a rotated
+/// one). Several are checked as one chain: a line per file as it verifies, then a total, or the
+/// first fault as `FILE: line N: reason`.
+pub fn verify(files: &[PathBuf]) -> anyhow::Result<u8> {
+    match files {
+        [file] => verify_one(file),
+        _ => verify_many(files),
+    }
+}
+
+fn verify_one(file: &Path) -> anyhow::Result<u8> {
     match audit::verify(file) {
         Ok(verified) => {
-            println!(
-                "{}: {} records verified, head {}",
-                file.display(),
-                verified.records,
-                verified.head
-            );
+            print_verified(file, &verified);
+            print_continues(file, &verified);
             Ok(0)
         }
         Err(audit::VerifyError::Io(e)) => {
@@ -28,12 +35,102 @@ pub fn verify(file: &Path) -> anyhow::Result<u8> {
     }
 }
 
-/// One JSON object a line, oldest first; nothing (exit 0) when there are none.
-pub fn query(file: &Path, subject: &str) -> anyhow::Result<u8> {
-    let lines =
-        audit::query(file, subject).with_context(|| format!("cannot query {}", file.display()))?;
-    for line in lines {
-        println!("{line}");
+fn verify_many(files: &[PathBuf]) -> anyhow::Result<u8> {
+    let mut first = true;
+    let result = audit::verify_files_with(files, |file, verified| {
+        print_verified(file, verified);
+        // Later files' links were checked against the file before; only the first's is open.
+        if first {
+            print_continues(file, verified);
+        }
+        first = false;
+    });
+    match result {
+        Ok(total) => {
+            println!(
+                "total: {} records verified in {} files, head {}",
+                total.records,
+                files.len(),
+                total.head
+            );
+            Ok(0)
+        }
+        // The message names the file and the OS error.
+        Err(e) if e.is_io() => Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            println!("{e}");
+            Ok(1)
+        }
+    }
+}
+
+fn print_verified(file: &Path, verified: &audit::Verified) {
+    println!(
+        "{}: {} records verified, head {}",
+        file.display(),
+        verified.records,
+        verified.head
+    );
+}
+
+/// A file that starts with a rotation record proves its own chain but not the link before it:
+/// say so, and which file holds the other end.
+fn print_continues(file: &Path, verified: &audit::Verified) {
+    if let Some(c) = &verified.continues_from {
+        println!(
+            "{}: continues from {} (the last hash of {}, {} records); verify it with that file",
+            file.display(),
+            c.prev_hash,
+            c.previous_file,
+            c.previous_records
+        );
+    }
+}
+
+/// One JSON object a line, oldest first (the files in the order given); nothing (exit 0) when
+/// there are none.
+pub fn query(files: &[PathBuf], subject: &str) -> anyhow::Result<u8> {
+    for file in files {
+        let lines = audit::query(file, subject)
+            .with_context(|| format!("cannot query {}", file.display()))?;
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// The subject access report on standard output, as HTML or JSON.
+pub fn report(
+    files: &[std::path::PathBuf],
+    subject: &str,
+    format: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    config: &Path,
+) -> anyhow::Result<u8> {
+    for date in [from, to].into_iter().flatten() {
+        let valid = date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-';
+        if !valid {
+            anyhow::bail!("{date:?} is not a date as YYYY-MM-DD");
+        }
+    }
+    // The rules give names and plain words; without them the report still works, with ids
+    // and paths.
+    let settings = crate::config::Settings::load(config).ok();
+    let policy = settings
+        .as_ref()
+        .and_then(|s| crate::rules::Policy::load_for(s).ok());
+    let glossary = settings
+        .as_ref()
+        .and_then(|s| crate::register::glossary::load(&s.rules_dir).ok())
+        .unwrap_or_default();
+    let report = crate::report::build(files, subject, from, to, policy.as_ref(), &glossary)
+        .context("cannot read the audit files")?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_html());
     }
     Ok(0)
 }

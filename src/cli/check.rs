@@ -37,7 +37,15 @@ pub fn run(config: &Path) -> u8 {
         Ok(settings) => {
             match Policy::load_for(&settings) {
                 Err(e) => problems.extend(e.0),
-                Ok(policy) => problems.extend(policy.warnings().iter().cloned()),
+                Ok(policy) => {
+                    problems.extend(policy.warnings().iter().cloned());
+                    match crate::register::glossary::load(&settings.rules_dir) {
+                        Ok(glossary) => problems.extend(
+                            crate::register::glossary::missing_warnings(&policy, &glossary),
+                        ),
+                        Err(e) => problems.push(e.to_diagnostic()),
+                    }
+                }
             }
             problems.extend(check_tls(&settings));
         }

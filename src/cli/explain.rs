@@ -5,21 +5,16 @@
 //! previews is what the recipient would get. Prints one JSON object (DESIGN section 7):
 //! `status`, `body`, `reasons`, `fields` (and `rule_errors`), or with `--format text` a table.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::cli::EXIT_CONFIG;
 use crate::config::Settings;
-use crate::filter::{self, AllowTree, Decision};
+use crate::dry_run::{self, Decided};
 use crate::rules::Policy;
-use crate::{json, routes};
-
-/// The request id error bodies carry: there is no request.
-const REQUEST_ID: &str = "explain";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,15 +48,6 @@ pub struct Args {
     format: String,
 }
 
-/// What `explain` prints.
-struct Explained {
-    status: u16,
-    body: Value,
-    reasons: Vec<String>,
-    fields: BTreeMap<String, Decision>,
-    rule_errors: Vec<String>,
-}
-
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let settings = match Settings::load(&args.config) {
         Ok(s) => s,
@@ -73,7 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     };
     let explained = explain(&policy, args, settings.limits.max_depth)?;
     if args.format == "text" {
-        print!("{}", text(&explained));
+        print!("{}", explained.to_text());
     } else {
         let out = json!({
             "status": explained.status,
@@ -94,20 +80,7 @@ fn config_problems(problems: impl IntoIterator<Item = String>) -> u8 {
     EXIT_CONFIG
 }
 
-fn error_body(code: &str, message: &str) -> Value {
-    json!({ "error": code, "message": message, "request_id": REQUEST_ID })
-}
-
-/// Every path of `body` withheld, for a request that never reached the filter.
-fn all_withheld(body: &Value, why: &str) -> BTreeMap<String, Decision> {
-    let (_, mut fields) = filter::allow_explained(&AllowTree::default(), body);
-    for d in fields.values_mut() {
-        d.why = why.to_owned();
-    }
-    fields
-}
-
-fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Explained> {
+fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Decided> {
     let recipient = policy
         .recipient(&args.recipient)
         .with_context(|| format!("no recipient {:?} in the rules", args.recipient))?;
@@ -131,96 +104,19 @@ fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Exp
             .with_context(|| format!("--header {h:?}: bad value"))?;
         headers.append(name, value);
     }
-
-    let upstream = match json::parse_strict(&bytes, max_depth) {
-        Ok(v) => v,
-        Err(e) => {
-            return Ok(Explained {
-                status: 502,
-                body: error_body(
-                    "upstream_malformed",
-                    &format!("the upstream body cannot be filtered safely: {e}"),
-                ),
-                reasons: Vec::new(),
-                fields: BTreeMap::new(),
-                rule_errors: Vec::new(),
-            })
-        }
-    };
     let target = match &args.query {
         Some(q) if args.path.contains('?') => format!("{}&{q}", args.path),
         Some(q) => format!("{}?{q}", args.path),
         None => args.path.clone(),
     };
-    let rejected = |status: u16, code: &str, message: String| Explained {
-        status,
-        body: error_body(code, &message),
-        reasons: Vec::new(),
-        fields: all_withheld(&upstream, &message),
-        rule_errors: Vec::new(),
-    };
-    let Ok(uri) = target.parse::<http::Uri>() else {
-        return Ok(rejected(
-            400,
-            "malformed_target",
-            "malformed request target".into(),
-        ));
-    };
-    let granted = match routes::authorize(&recipient.kind, &method, &uri) {
-        Ok(g) => g,
-        Err(e) => return Ok(rejected(e.status().as_u16(), e.code(), e.to_string())),
-    };
-    let cel_headers = filter::pick_headers(&headers);
-    let request = filter::Request {
+    let request = dry_run::Request {
         recipient,
-        method: method.as_str(),
-        path: uri.path(),
-        params: &granted.params,
-        query: &granted.query,
-        headers: &cel_headers,
+        method,
+        target,
+        headers,
         now,
     };
-    let outcome = filter::decide(granted.route, &request, &upstream, true);
-    let (status, body) = match (&outcome.refusal, outcome.body) {
-        (None, Some(body)) => (200, body),
-        (Some(refusal), _) => (403, error_body("refused_by_policy", &refusal.to_string())),
-        (None, None) => (403, error_body("refused_by_policy", "refused by policy")),
-    };
-    Ok(Explained {
-        status,
-        body,
-        reasons: outcome.reasons,
-        fields: outcome.fields.unwrap_or_default(),
-        rule_errors: outcome.rule_errors,
-    })
-}
-
-/// The readable form: status, reasons, body, then one line per path.
-fn text(e: &Explained) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "status: {}", e.status);
-    for r in &e.reasons {
-        let _ = writeln!(out, "reason: {r}");
-    }
-    for r in &e.rule_errors {
-        let _ = writeln!(out, "rule error: {r}");
-    }
-    let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
-    let _ = writeln!(out, "body:\n{body}\n");
-    let width = e
-        .fields
-        .keys()
-        .map(|k| k.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(out, "{:<width$}  {:<9}  WHY", "PATH", "DISCLOSED");
-    for (path, d) in &e.fields {
-        let yes = if d.disclosed { "yes" } else { "no" };
-        let _ = writeln!(out, "{path:<width$}  {yes:<9}  {}", d.why);
-    }
-    out
+    Ok(dry_run::run(&request, &bytes, max_depth))
 }
 
 #[cfg(test)]
@@ -230,6 +126,7 @@ mod tests {
 
     use super::*;
     use crate::filter::conditions::tests::write_rules;
+    use serde_json::Value;
 
     const RULES: &str = r#"
 [[route]]
@@ -307,7 +204,7 @@ reason = "the tenant has objected to this use"
             other.fields["tenant.phone"].why,
             "when \"assigned contractor\": the condition did not hold"
         );
-        let table = text(&other);
+        let table = other.to_text();
         assert!(table.contains("tenant.phone"), "{table}");
     }
 

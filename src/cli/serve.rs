@@ -154,6 +154,7 @@ pub(super) async fn run_gateway(
         Duration::from_secs(2),
     ));
     on_sighup(gateway.clone(), settings.clone(), tls.clone());
+    rotate_on_sigusr1(audit.clone());
     let options = server::Options {
         header_read_timeout: settings.server.header_read_timeout,
         max_connections: settings.server.max_connections,
@@ -192,6 +193,27 @@ fn on_sighup(gateway: Arc<Gateway>, settings: Settings, tls: Option<Arc<Reloadab
     });
     #[cfg(not(unix))]
     let _ = (gateway, settings, tls);
+}
+
+/// SIGUSR1 rotates the audit file: the current one is renamed aside and a new one starts
+/// with a rotation record chained to its last hash (deploy/README.md, "Rotating").
+fn rotate_on_sigusr1(audit: AuditLog) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            tracing::warn!("cannot listen for SIGUSR1: the audit file will not be rotated online");
+            return;
+        };
+        while usr1.recv().await.is_some() {
+            match audit.rotate().await {
+                Ok(rotated) => tracing::info!(rotated = %rotated.display(), "audit file rotated"),
+                Err(e) => tracing::error!(error = %e, "audit rotation failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = audit;
 }
 
 /// Ctrl-C or SIGTERM.

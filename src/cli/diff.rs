@@ -1,0 +1,148 @@
+//! `diff`: what a rules change would do, field by field, before it is deployed.
+//!
+//! Every policy test case (those of the new rules and of the old, so a deleted case still
+//! counts) is decided under both rule sets through [`dry_run::run`], and the paths each
+//! recipient type would gain or lose, and the refusals that would appear or vanish, are
+//! printed. Anything gained exits 1 unless `--accept` is given: widening disclosure must be a
+//! deliberate act.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::casebook::{self, Case};
+use crate::cli::EXIT_CONFIG;
+use crate::config::Settings;
+use crate::dry_run;
+use crate::rules::Policy;
+
+pub fn run(config: &Path, against: &Path, accept: bool) -> anyhow::Result<u8> {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => return Ok(problems(e.0.iter().map(ToString::to_string))),
+    };
+    let mut old_settings = settings.clone();
+    old_settings.rules_dir = against.to_path_buf();
+    let (new, old) = match (Policy::load_for(&settings), Policy::load_for(&old_settings)) {
+        (Ok(n), Ok(o)) => (n, o),
+        (n, o) => {
+            let mut lines = Vec::new();
+            for e in [n.err(), o.err()].into_iter().flatten() {
+                lines.extend(e.0.iter().map(ToString::to_string));
+            }
+            return Ok(problems(lines));
+        }
+    };
+    let mut files: Vec<PathBuf> = casebook::files(&settings.rules_dir);
+    files.extend(casebook::files(against));
+    let cases = match casebook::load(&files) {
+        Ok(c) => c,
+        Err(p) => return Ok(problems(p.iter().map(ToString::to_string))),
+    };
+    if cases.is_empty() {
+        println!("no policy test cases to compare over (add some to rules/tests/)");
+        return Ok(1);
+    }
+    // The same case may be in both directories: one line per distinct change.
+    let mut changes = std::collections::BTreeMap::new();
+    for case in &cases {
+        for change in compare(&old, &new, case, settings.limits.max_depth) {
+            changes.insert(change.text, change.gain);
+        }
+    }
+    let gained = changes.values().filter(|&&gain| gain).count();
+    for line in changes.keys() {
+        println!("{line}");
+    }
+    println!(
+        "{} change(s) over {} case(s), {gained} widening disclosure",
+        changes.len(),
+        cases.len()
+    );
+    if gained > 0 && !accept {
+        println!("disclosure widens: review the lines above, then run again with --accept");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+struct Change {
+    gain: bool,
+    text: String,
+}
+
+/// The differences for one case between the old and the new rules.
+fn compare(old: &Policy, new: &Policy, case: &Case, max_depth: usize) -> Vec<Change> {
+    let decide = |policy: &Policy| {
+        let recipient = policy.recipient(&case.recipient)?;
+        let request = dry_run::Request {
+            recipient,
+            method: case.method.clone(),
+            target: case.target.clone(),
+            headers: case.headers.clone(),
+            now: case.now,
+        };
+        Some((
+            recipient.kind.name.clone(),
+            dry_run::run(&request, &case.body, max_depth),
+        ))
+    };
+    let (before, after) = (decide(old), decide(new));
+    let kind = after
+        .as_ref()
+        .or(before.as_ref())
+        .map_or_else(|| case.recipient.clone(), |(k, _)| k.clone());
+    let route = after
+        .as_ref()
+        .and_then(|(_, d)| d.route.clone())
+        .or_else(|| before.as_ref().and_then(|(_, d)| d.route.clone()))
+        .unwrap_or_else(|| case.target.clone());
+    let on = format!("{} {route}", case.method);
+    let empty = BTreeSet::new();
+    let sent = |d: &Option<(String, dry_run::Decided)>| -> BTreeSet<String> {
+        match d {
+            Some((_, d)) if d.status < 300 => d.disclosed.clone(),
+            _ => empty.clone(),
+        }
+    };
+    let (was, now) = (sent(&before), sent(&after));
+    let mut changes = Vec::new();
+    for path in now.difference(&was) {
+        changes.push(Change {
+            gain: true,
+            text: format!("{kind} gains {path} on {on}"),
+        });
+    }
+    for path in was.difference(&now) {
+        changes.push(Change {
+            gain: false,
+            text: format!("{kind} loses {path} on {on}"),
+        });
+    }
+    let status = |d: &Option<(String, dry_run::Decided)>| d.as_ref().map(|(_, d)| d.status);
+    let (s_before, s_after) = (status(&before), status(&after));
+    if s_before != s_after {
+        let describe = |s: Option<u16>| match s {
+            None => "no such recipient".to_string(),
+            Some(s) => s.to_string(),
+        };
+        let refusal_vanishes =
+            s_before.is_some_and(|s| s >= 400) && s_after.is_some_and(|s| s < 300);
+        changes.push(Change {
+            gain: refusal_vanishes,
+            text: format!(
+                "{kind} on {on}: status {} becomes {} ({})",
+                describe(s_before),
+                describe(s_after),
+                case.name
+            ),
+        });
+    }
+    changes
+}
+
+fn problems(lines: impl IntoIterator<Item = String>) -> u8 {
+    for l in lines {
+        eprintln!("{l}");
+    }
+    EXIT_CONFIG
+}

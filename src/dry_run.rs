@@ -1,0 +1,146 @@
+//! A request decided without a network: route matching and [`filter::decide`] on an upstream
+//! body given as bytes.
+//!
+//! `explain`, `test` and `diff` all go through [`run`], and `run` goes through the same
+//! `routes::authorize`, `json::parse_strict` and `filter::decide` as `serve`, so what a DPO
+//! previews, tests and compares is what a recipient would get.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::filter::{self, AllowTree, Decision};
+use crate::rules::Recipient;
+use crate::{json, routes};
+
+/// The request id error bodies carry in a dry run: there is no request.
+pub const REQUEST_ID: &str = "dry-run";
+
+/// One request to decide.
+pub struct Request<'a> {
+    pub recipient: &'a Recipient,
+    pub method: http::Method,
+    /// Path and query, as a recipient would send them.
+    pub target: String,
+    pub headers: http::HeaderMap,
+    pub now: SystemTime,
+}
+
+/// What the recipient would get, and why.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub status: u16,
+    /// The filtered body, or the gateway's error body.
+    pub body: Value,
+    pub reasons: Vec<String>,
+    /// Per upstream path, in rule form: disclosed or not, and what decided.
+    pub fields: BTreeMap<String, Decision>,
+    pub rule_errors: Vec<String>,
+    pub disclosed: BTreeSet<String>,
+    pub withheld: BTreeSet<String>,
+    /// The route template that matched, when one did.
+    pub route: Option<String>,
+}
+
+impl Decided {
+    /// The readable form: status, reasons, body, then one line per path.
+    pub fn to_text(&self) -> String {
+        let e = self;
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "status: {}", e.status);
+        for r in &e.reasons {
+            let _ = writeln!(out, "reason: {r}");
+        }
+        for r in &e.rule_errors {
+            let _ = writeln!(out, "rule error: {r}");
+        }
+        let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
+        let _ = writeln!(out, "body:\n{body}\n");
+        let width = e
+            .fields
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(out, "{:<width$}  {:<9}  WHY", "PATH", "DISCLOSED");
+        for (path, d) in &e.fields {
+            let yes = if d.disclosed { "yes" } else { "no" };
+            let _ = writeln!(out, "{path:<width$}  {yes:<9}  {}", d.why);
+        }
+        out
+    }
+}
+
+/// Decides `request` against an upstream body.
+pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided {
+    let upstream = match json::parse_strict(upstream, max_depth) {
+        Ok(v) => v,
+        Err(e) => {
+            let message = format!("the upstream body cannot be filtered safely: {e}");
+            return rejected(502, "upstream_malformed", message, &Value::Null);
+        }
+    };
+    let Ok(uri) = request.target.parse::<http::Uri>() else {
+        return rejected(
+            400,
+            "malformed_target",
+            "malformed request target".into(),
+            &upstream,
+        );
+    };
+    let granted = match routes::authorize(&request.recipient.kind, &request.method, &uri) {
+        Ok(g) => g,
+        Err(e) => return rejected(e.status().as_u16(), e.code(), e.to_string(), &upstream),
+    };
+    let cel_headers = filter::pick_headers(&request.headers);
+    let decide_request = filter::Request {
+        recipient: request.recipient,
+        method: request.method.as_str(),
+        path: uri.path(),
+        params: &granted.params,
+        query: &granted.query,
+        headers: &cel_headers,
+        now: request.now,
+    };
+    let outcome = filter::decide(granted.route, &decide_request, &upstream, true);
+    let (status, body) = match (&outcome.refusal, outcome.body) {
+        (None, Some(body)) => (200, body),
+        (Some(refusal), _) => (403, error_body("refused_by_policy", &refusal.to_string())),
+        (None, None) => (403, error_body("refused_by_policy", "refused by policy")),
+    };
+    Decided {
+        status,
+        body,
+        reasons: outcome.reasons,
+        fields: outcome.fields.unwrap_or_default(),
+        rule_errors: outcome.rule_errors,
+        disclosed: outcome.disclosed,
+        withheld: outcome.withheld,
+        route: Some(granted.route.template.to_string()),
+    }
+}
+
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "error": code, "message": message, "request_id": REQUEST_ID })
+}
+
+/// A request that never reached the filter: everything upstream is withheld.
+fn rejected(status: u16, code: &str, message: String, upstream: &Value) -> Decided {
+    let (filtered, mut fields) = filter::allow_explained(&AllowTree::default(), upstream);
+    for d in fields.values_mut() {
+        d.why.clone_from(&message);
+    }
+    Decided {
+        status,
+        body: error_body(code, &message),
+        reasons: Vec::new(),
+        fields,
+        rule_errors: Vec::new(),
+        disclosed: BTreeSet::new(),
+        withheld: filtered.withheld,
+        route: None,
+    }
+}

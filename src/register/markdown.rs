@@ -1,0 +1,194 @@
+//! The register as Markdown, for a wiki or a pull request: the same sections and tables as
+//! the HTML page. Cell text is escaped so a `|` in a reason cannot split a table row and a
+//! `<` cannot become markup where the Markdown is rendered.
+
+use std::fmt::Write as _;
+
+use super::{lawful_basis_words, rate_words, Register, RouteEntry, TypeEntry};
+
+pub fn render(register: &Register) -> String {
+    let mut out = String::new();
+    out.push_str("# Disclosure register\n\n");
+    out.push_str(
+        "Who receives tenants' personal data through the gateway, why, on what lawful basis, \
+         and exactly which fields (UK GDPR Art. 30 record of processing: recipients). Any \
+         field not listed for a route is withheld.\n\n",
+    );
+    let _ = writeln!(out, "- Generated: {}", text(&register.date()));
+    let _ = writeln!(
+        out,
+        "- Rules generation: `{}`\n",
+        code(&register.generation)
+    );
+    out.push_str("## Contents\n\n");
+    for (i, kind) in register.types.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. [{}](#{}): {}",
+            i + 1,
+            text(&kind.title()),
+            slug(&kind.title()),
+            text(&kind.purpose)
+        );
+    }
+    out.push('\n');
+    for kind in &register.types {
+        type_section(&mut out, kind);
+    }
+    out
+}
+
+fn type_section(out: &mut String, kind: &TypeEntry) {
+    let _ = writeln!(out, "## {}\n", text(&kind.title()));
+    let _ = writeln!(out, "Type: `{}`\n", code(&kind.name));
+    let _ = writeln!(out, "- **Purpose:** {}", text(&kind.purpose));
+    if !kind.purpose_citation.is_empty() {
+        let _ = writeln!(out, "  - Source: {}", text(&kind.purpose_citation));
+    }
+    let _ = writeln!(
+        out,
+        "- **Lawful basis:** {}",
+        text(lawful_basis_words(kind.lawful_basis))
+    );
+    if !kind.lawful_basis_citation.is_empty() {
+        let _ = writeln!(out, "  - Source: {}", text(&kind.lawful_basis_citation));
+    }
+    let _ = writeln!(out, "- **Rate limit:** {}\n", text(&kind.rate_text()));
+    out.push_str("### Recipients\n\n");
+    if kind.recipients.is_empty() {
+        out.push_str("No recipient of this type is configured.\n\n");
+    } else {
+        out.push_str("| Organisation | Id | Identified by | Rate limit |\n|---|---|---|---|\n");
+        for r in &kind.recipients {
+            let rate = match r.rate_limit {
+                Some(rate) => rate_words(Some(rate)),
+                None if kind.rate_limit.is_none() => "none".to_owned(),
+                None => format!("{} (the type's)", rate_words(kind.rate_limit)),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} |",
+                cell(&r.name),
+                code(&r.id),
+                cell(&r.identity.join(", ")),
+                cell(&rate)
+            );
+        }
+        out.push('\n');
+    }
+    for route in &kind.routes {
+        route_section(out, route);
+    }
+}
+
+fn route_section(out: &mut String, route: &RouteEntry) {
+    let _ = writeln!(
+        out,
+        "### `{} {}`\n",
+        code(&route.method),
+        code(&route.template)
+    );
+    if !route.note.is_empty() {
+        let _ = writeln!(out, "{}\n", text(&route.note));
+    }
+    let list = |items: &[String], none: &str| {
+        if items.is_empty() {
+            none.to_owned()
+        } else {
+            items
+                .iter()
+                .map(|q| format!("`{}`", code(q)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "- Query parameters allowed: {}\n- Data subjects recorded in the audit by: {}\n",
+        list(&route.query, "none"),
+        list(&route.subjects, "not recorded")
+    );
+    out.push_str("| Field | Disclosed | Source |\n|---|---|---|\n");
+    for row in &route.rows {
+        let field = if row.field.is_empty() {
+            cell(&row.words)
+        } else {
+            format!("{}<br>`{}`", cell(&row.words), code(&row.field))
+        };
+        let rule = row
+            .disclosure
+            .expression()
+            .map(|e| format!("<br>`{}`", code(e)))
+            .unwrap_or_default();
+        let source = if row.citation.is_empty() {
+            "*no citation in the rules file*".to_owned()
+        } else {
+            cell(&row.citation)
+        };
+        let _ = writeln!(
+            out,
+            "| {field} | {}{rule} | {source} ({}, line {}) |",
+            cell(&row.disclosure.summary()),
+            cell(&row.file),
+            row.line
+        );
+    }
+    out.push_str("\nEvery other field of the response is withheld.\n\n");
+}
+
+/// Running text: what Markdown or HTML would otherwise interpret is escaped.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A table cell: running text, on one line.
+fn cell(s: &str) -> String {
+    text(s)
+}
+
+/// Inside backticks nothing is interpreted except the backtick itself and, in a table, `|`:
+/// backticks become `'`, `|` is escaped, and the text stays on one line.
+fn code(s: &str) -> String {
+    s.replace('`', "'")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+/// The heading anchor most renderers make: lower case, spaces to `-`, punctuation dropped.
+fn slug(title: &str) -> String {
+    title
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cannot_break_the_table() {
+        assert_eq!(cell("a | b\nc"), "a \\| b c");
+        assert_eq!(code("x || y"), "x \\|\\| y");
+        assert_eq!(text("<b>"), "&lt;b&gt;");
+    }
+}
