@@ -147,6 +147,24 @@ enum AuditCommand {
     },
 }
 
+/// The config and the rules as `serve` loads them (with their secrets); on any problem,
+/// prints them all and gives the config exit code.
+fn load(config: &std::path::Path) -> Result<(crate::config::Settings, crate::rules::Policy), u8> {
+    let settings = crate::config::Settings::load(config)
+        .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
+    let policy = crate::rules::Policy::load_for(&settings)
+        .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
+    Ok((settings, policy))
+}
+
+/// Prints problems to stderr, one a line; the config exit code.
+fn config_problems(problems: impl IntoIterator<Item = String>) -> u8 {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    EXIT_CONFIG
+}
+
 /// Runs the parsed command line; the exit code on success.
 ///
 /// # Errors

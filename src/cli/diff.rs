@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::casebook::{self, Case};
-use crate::cli::EXIT_CONFIG;
 use crate::config::Settings;
 use crate::dry_run;
 use crate::rules::Policy;
@@ -18,7 +17,7 @@ use crate::rules::Policy;
 pub fn run(config: &Path, against: &Path, accept: bool) -> anyhow::Result<u8> {
     let settings = match Settings::load(config) {
         Ok(s) => s,
-        Err(e) => return Ok(problems(e.0.iter().map(ToString::to_string))),
+        Err(e) => return Ok(super::config_problems(e.0.iter().map(ToString::to_string))),
     };
     let mut old_settings = settings.clone();
     old_settings.rules_dir = against.to_path_buf();
@@ -29,14 +28,14 @@ pub fn run(config: &Path, against: &Path, accept: bool) -> anyhow::Result<u8> {
             for e in [n.err(), o.err()].into_iter().flatten() {
                 lines.extend(e.0.iter().map(ToString::to_string));
             }
-            return Ok(problems(lines));
+            return Ok(super::config_problems(lines));
         }
     };
     let mut files: Vec<PathBuf> = casebook::files(&settings.rules_dir);
     files.extend(casebook::files(against));
     let cases = match casebook::load(&files) {
         Ok(c) => c,
-        Err(p) => return Ok(problems(p.iter().map(ToString::to_string))),
+        Err(p) => return Ok(super::config_problems(p.iter().map(ToString::to_string))),
     };
     if cases.is_empty() {
         println!("no policy test cases to compare over (add some to rules/tests/)");
@@ -138,11 +137,4 @@ fn compare(old: &Policy, new: &Policy, case: &Case, max_depth: usize) -> Vec<Cha
         });
     }
     changes
-}
-
-fn problems(lines: impl IntoIterator<Item = String>) -> u8 {
-    for l in lines {
-        eprintln!("{l}");
-    }
-    EXIT_CONFIG
 }

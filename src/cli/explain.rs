@@ -11,8 +11,6 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use crate::cli::EXIT_CONFIG;
-use crate::config::Settings;
 use crate::dry_run::{self, Decided};
 use crate::rules::Policy;
 
@@ -49,13 +47,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let settings = match Settings::load(&args.config) {
-        Ok(s) => s,
-        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
-    };
-    let policy = match Policy::load_for(&settings) {
-        Ok(p) => p,
-        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
+    let (settings, policy) = match super::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let explained = explain(&policy, args, settings.limits.max_depth)?;
     if args.format == "text" {
@@ -71,13 +65,6 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(0)
-}
-
-fn config_problems(problems: impl IntoIterator<Item = String>) -> u8 {
-    for p in problems {
-        eprintln!("{p}");
-    }
-    EXIT_CONFIG
 }
 
 fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Decided> {

@@ -11,10 +11,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use crate::cli::EXIT_CONFIG;
-use crate::config::Settings;
 use crate::register::{glossary, Format, Register};
-use crate::rules::Policy;
 
 pub fn run(config: &Path, format: &str, output: Option<&Path>) -> anyhow::Result<u8> {
     let format = match format {
@@ -23,17 +20,13 @@ pub fn run(config: &Path, format: &str, output: Option<&Path>) -> anyhow::Result
         "csv" => Format::Csv,
         other => anyhow::bail!("unknown format {other:?}: html, md or csv"),
     };
-    let settings = match Settings::load(config) {
-        Ok(s) => s,
-        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
-    };
-    let policy = match Policy::load_for(&settings) {
-        Ok(p) => p,
-        Err(e) => return Ok(config_problems(e.0.iter().map(ToString::to_string))),
+    let (settings, policy) = match super::load(config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let glossary = match glossary::load(&settings.rules_dir) {
         Ok(g) => g,
-        Err(e) => return Ok(config_problems([e.to_string()])),
+        Err(e) => return Ok(super::config_problems([e.to_string()])),
     };
     let register =
         Register::build(&policy, &glossary, SystemTime::now()).context("making the register")?;
@@ -51,11 +44,4 @@ pub fn run(config: &Path, format: &str, output: Option<&Path>) -> anyhow::Result
         }
     }
     Ok(0)
-}
-
-fn config_problems(problems: impl IntoIterator<Item = String>) -> u8 {
-    for p in problems {
-        eprintln!("{p}");
-    }
-    EXIT_CONFIG
 }

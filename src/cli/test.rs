@@ -3,20 +3,13 @@
 use std::path::Path;
 
 use crate::casebook;
-use crate::cli::EXIT_CONFIG;
-use crate::config::Settings;
-use crate::rules::Policy;
 
 /// Prints `ok` or `FAIL` with `FILE:LINE: name` per case (and the explain of a failing case),
 /// then the counts; 0 when every case passed, 1 otherwise.
 pub fn run(config: &Path) -> anyhow::Result<u8> {
-    let settings = match Settings::load(config) {
-        Ok(s) => s,
-        Err(e) => return Ok(problems(e.0.iter().map(ToString::to_string))),
-    };
-    let policy = match Policy::load_for(&settings) {
-        Ok(p) => p,
-        Err(e) => return Ok(problems(e.0.iter().map(ToString::to_string))),
+    let (settings, policy) = match super::load(config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let files = casebook::files(&settings.rules_dir);
     if files.is_empty() {
@@ -59,11 +52,4 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
     }
     println!("{passed} passed, {failed} failed");
     Ok(u8::from(failed > 0))
-}
-
-fn problems(lines: impl IntoIterator<Item = String>) -> u8 {
-    for l in lines {
-        eprintln!("{l}");
-    }
-    EXIT_CONFIG
 }
