@@ -60,6 +60,9 @@ enum Command {
         /// The rules directory as it was (e.g. a checkout of the last release's rules/).
         #[arg(long)]
         against: PathBuf,
+        /// An upstream body (JSON file) to decide for every case's request too; repeatable.
+        #[arg(long = "body")]
+        bodies: Vec<PathBuf>,
         /// Exit 0 even when disclosure widens: the widening is deliberate.
         #[arg(long)]
         accept: bool,
@@ -180,8 +183,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff {
             config,
             against,
+            bodies,
             accept,
-        } => diff::run(&config, &against, accept),
+        } => diff::run(&config, &against, &bodies, accept),
         Command::Register {
             config,
             format,

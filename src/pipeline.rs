@@ -189,9 +189,13 @@ impl Gateway {
         record.status = status.as_u16();
         if let Some(code) = error {
             record.extra.insert("error".into(), Value::from(code));
-            let reason = ReasonLabels {
-                reason: code.to_string(),
+            // A policy refusal is counted by its rule's reason (text from the rules, never
+            // from a body); every other refusal by its error code.
+            let reason = match (code, record.reasons.first()) {
+                ("refused_by_policy", Some(why)) => why.clone(),
+                _ => code.to_string(),
             };
+            let reason = ReasonLabels { reason };
             self.metrics.refusals.get_or_create(&reason).inc();
         }
         if let Some(kind) = &record.recipient_type {

@@ -506,6 +506,16 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         200
     );
 
+    // Policy refusals are counted by their rule's reason.
+    let metrics = http::get(gw.admin_addr, "/metrics", None).await;
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        metrics.contains(
+            r#"need_to_know_refusals_total{reason="the job is assigned to another contractor"} 1"#
+        ),
+        "{metrics}"
+    );
+
     let bin = env!("CARGO_BIN_EXE_need-to-know");
     let config = gw.dir.path().join("need-to-know.toml");
     let audit = gw.audit_path.to_str().expect("utf-8").to_string();

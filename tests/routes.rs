@@ -110,3 +110,27 @@ async fn path_parameters_are_forwarded_re_encoded() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(up.requests()[0].path, "/api/jobs/J~1.a_b-c");
 }
+
+/// A body larger than `max_request_body` is refused with 413 on its declared length, before
+/// it is read, and a GET that carries a body at all is refused: nothing reaches the upstream.
+#[tokio::test]
+async fn oversized_and_unexpected_request_bodies_are_refused_before_reading() {
+    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
+    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let key = gw.key("acme-repairs").to_string();
+    // The test config's limit is 1 KiB; only the head is sent, so a gateway that waited to
+    // read the body would hang here instead of answering.
+    let head = format!(
+        "GET /jobs/J-1001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n"
+    );
+    let r = http::send_raw(gw.addr, head.as_bytes()).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error(), "request_too_large");
+    let r = http::send_raw(
+        gw.addr,
+        format!("GET /jobs/J-1001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(up.count(), 0);
+}

@@ -1,7 +1,8 @@
 //! `diff`: what a rules change would do, field by field, before it is deployed.
 //!
 //! Every policy test case (those of the new rules and of the old, so a deleted case still
-//! counts) is decided under both rule sets through [`dry_run::run`], and the paths each
+//! counts), and each case's request again with every `--body` given, is decided under both
+//! rule sets through [`dry_run::run`], and the paths each
 //! recipient type would gain or lose, and the refusals that would appear or vanish, are
 //! printed. Anything gained exits 1 unless `--accept` is given: widening disclosure must be a
 //! deliberate act.
@@ -14,7 +15,7 @@ use crate::config::Settings;
 use crate::dry_run;
 use crate::rules::Policy;
 
-pub fn run(config: &Path, against: &Path, accept: bool) -> anyhow::Result<u8> {
+pub fn run(config: &Path, against: &Path, bodies: &[PathBuf], accept: bool) -> anyhow::Result<u8> {
     let settings = match Settings::load(config) {
         Ok(s) => s,
         Err(e) => return Ok(super::config_problems(e.0.iter().map(ToString::to_string))),
@@ -37,6 +38,20 @@ pub fn run(config: &Path, against: &Path, accept: bool) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(p) => return Ok(super::config_problems(p.iter().map(ToString::to_string))),
     };
+    // Each extra body is decided for every case's request, as if the upstream had sent it.
+    let mut extra = Vec::new();
+    for path in bodies {
+        let body = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read --body {}: {e}", path.display()))?;
+        for case in &cases {
+            let mut with = case.clone();
+            with.name = format!("{} with the body of {}", case.name, path.display());
+            with.body.clone_from(&body);
+            extra.push(with);
+        }
+    }
+    let mut cases = cases;
+    cases.extend(extra);
     if cases.is_empty() {
         println!("no policy test cases to compare over (add some to rules/tests/)");
         return Ok(1);
