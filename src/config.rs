@@ -74,6 +74,9 @@ pub struct Limits {
     pub max_response_body: u64,
     /// Deepest nesting of objects and arrays accepted in an upstream body.
     pub max_depth: usize,
+    /// A recipient's request body must arrive within this (slow-body attacks hold a
+    /// connection otherwise); 408 beyond it.
+    pub request_body_timeout: Duration,
 }
 
 /// The config could not be read or is wrong; `check` prints these as `FILE:LINE: message`.
@@ -150,6 +153,7 @@ struct RawLimits {
     max_request_body: Option<String>,
     max_response_body: Option<String>,
     max_depth: Option<usize>,
+    request_body_timeout: Option<String>,
 }
 
 // === impl Settings ===
@@ -274,6 +278,15 @@ impl Settings {
             problem(e);
             0
         });
+        let request_body_timeout = parse_duration_or(
+            "limits.request_body_timeout",
+            raw.limits.request_body_timeout.as_deref(),
+            "10s",
+        )
+        .unwrap_or_else(|e| {
+            problem(e);
+            Duration::from_secs(10)
+        });
         let max_depth = raw.limits.max_depth.unwrap_or(64);
         if max_depth == 0 || max_depth > 512 {
             problem(format!(
@@ -320,6 +333,7 @@ impl Settings {
                 max_request_body,
                 max_response_body,
                 max_depth,
+                request_body_timeout,
             },
         })
     }

@@ -88,6 +88,10 @@ pub enum RequestBodyError {
     NotJson,
     #[error("request body could not be read")]
     Read,
+    #[error("request body did not arrive within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("only a single chunked transfer coding is accepted")]
+    TransferCoding,
 }
 
 /// A granted, filtered answer, ready to be audited and sent.
@@ -260,6 +264,12 @@ impl Gateway {
     ) -> Result<Allowed, Rejection> {
         let (parts, body) = request.into_parts();
 
+        // A request must name one host, unambiguously (RFC 9112 section 3.2); HTTP/2 carries
+        // it as :authority instead.
+        if parts.version == http::Version::HTTP_11 {
+            routes::check_host(&parts.headers)?;
+        }
+
         // identify
         let recipient = identity::identify(policy, peer, &parts.headers)?;
         note_recipient(record, &recipient);
@@ -286,7 +296,12 @@ impl Gateway {
         self.limiter.check(&recipient)?;
 
         // read
-        let body = read_body(&parts, body, self.limits.max_request_body).await?;
+        let body = tokio::time::timeout(
+            self.limits.request_body_timeout,
+            read_body(&parts, body, self.limits.max_request_body),
+        )
+        .await
+        .map_err(|_| RequestBodyError::Timeout(self.limits.request_body_timeout))??;
         // Conditions may read a few headers; take them before the headers go upstream.
         let cel_headers = filter::pick_headers(&parts.headers);
         // A request-driven disclosure (police, debt agents) names its reference; the audit
@@ -388,6 +403,20 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    if chunked {
+        // hyper frames by the last coding and ignores the others; a body whose gzip (or any
+        // other) coding would be silently dropped on its way upstream is refused instead.
+        let codings: Vec<String> = parts
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\0").split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        if codings != ["chunked"] {
+            return Err(RequestBodyError::TransferCoding);
+        }
+    }
     let carries_body = chunked || declared.is_some_and(|n| n > 0);
     if declared.is_some_and(|n| n > limit) {
         return Err(RequestBodyError::TooLarge(limit));
@@ -432,6 +461,11 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
         Rejection::Routes(e) => (e.status(), e.code(), e.to_string()),
         Rejection::Limits(e) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
         Rejection::RequestBody(e) => match e {
+            RequestBodyError::Timeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                e.to_string(),
+            ),
             RequestBodyError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",

@@ -250,6 +250,28 @@ pub fn authorize<'a>(
     })
 }
 
+/// Exactly one `Host` header, holding a host name or address and an optional port: a
+/// missing, repeated or malformed one is ambiguous about which site the request is for.
+///
+/// # Errors
+///
+/// [`Error::Malformed`] (400).
+pub fn check_host(headers: &http::HeaderMap) -> Result<(), Error> {
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let host = hosts.next().ok_or(Error::Malformed("no Host header"))?;
+    if hosts.next().is_some() {
+        return Err(Error::Malformed("more than one Host header"));
+    }
+    let valid = !host.is_empty()
+        && host.as_bytes().iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        });
+    if !valid {
+        return Err(Error::Malformed("invalid Host header"));
+    }
+    Ok(())
+}
+
 /// Splits and decodes the raw path, refusing anything two implementations could read
 /// differently.
 fn decode_path(raw: &str) -> Result<Vec<String>, Error> {

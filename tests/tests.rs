@@ -26,3 +26,5 @@ mod cli;
 mod audit_rotation;
 // The disclosure register (Art. 30 view) from the shipped rules.
 mod register;
+// Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
+mod hostile;

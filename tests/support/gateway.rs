@@ -217,7 +217,7 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| dir.path().join("audit").join("disclosures.jsonl"));
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\nrequest_body_timeout = \"2s\"\n",
             self.upstream,
             self.extra_config,
             audit.display()
