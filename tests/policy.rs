@@ -14,8 +14,7 @@ use crate::support::http;
 
 /// The sample API (with an expected token) and the gateway with the shipped rules before it.
 async fn start() -> (Gateway, Arc<SampleData>) {
-    let today = today();
-    let data = Arc::new(SampleData::generate(today));
+    let data = Arc::new(SampleData::generate(Date::today()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -34,17 +33,6 @@ async fn start() -> (Gateway, Arc<SampleData>) {
         .start()
         .await;
     (gw, data)
-}
-
-fn today() -> Date {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        / 86_400;
-    Date::from_ymd(1970, 1, 1)
-        .expect("date")
-        .add_days(days as i64)
 }
 
 /// The upstream record, as the sample API would serve it, as JSON.

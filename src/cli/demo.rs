@@ -46,7 +46,7 @@ pub fn run(rules: &Path, port: u16) -> anyhow::Result<u8> {
 }
 
 async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow::Result<u8> {
-    let data = Arc::new(SampleData::generate(today()));
+    let data = Arc::new(SampleData::generate(Date::today()));
     let sample = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind the sample API")?;
@@ -174,15 +174,4 @@ fn unix_millis() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default()
-}
-
-/// Today's date (UTC), for the sample data's relative dates.
-fn today() -> Date {
-    let days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or_default();
-    Date::from_ymd(1970, 1, 1)
-        .expect("1970-01-01 is a valid date")
-        .add_days(days as i64)
 }

@@ -21,6 +21,15 @@ pub struct Date {
 // === impl Date ===
 
 impl Date {
+    /// Today, in UTC, from the system clock (1970-01-01 if the clock is before it).
+    pub fn today() -> Date {
+        let days = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or_default();
+        Date { days: days as i64 }
+    }
+
     /// The date `year-month-day`.
     ///
     /// # Errors
