@@ -645,7 +645,7 @@ fn leaves(value: &Value, buf: &mut RuleFormBuf, out: &mut BTreeSet<String>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
     #[test]
     fn output_stays_inside_the_grants(
