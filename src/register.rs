@@ -217,6 +217,15 @@ impl TypeEntry {
     }
 
     /// The type's rate limit as the register states it.
+    /// The rate limit that applies to `recipient`: its own, else the type's.
+    pub fn recipient_rate_text(&self, recipient: &RecipientEntry) -> String {
+        match recipient.rate_limit {
+            Some(rate) => rate_words(Some(rate)),
+            None if self.rate_limit.is_none() => "none".to_owned(),
+            None => format!("{} (the type's)", rate_words(self.rate_limit)),
+        }
+    }
+
     pub fn rate_text(&self) -> String {
         match self.rate_limit {
             Some(rate) => format!("{} for each recipient", rate_words(Some(rate))),

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    citation_parts, lawful_basis_words, rate_words, CitationPart, Disclosure, Register, RouteEntry,
-    Row, TypeEntry,
+    citation_parts, lawful_basis_words, CitationPart, Disclosure, Register, RouteEntry, Row,
+    TypeEntry,
 };
 
 /// The style sheet: readable on screen, and on paper one recipient type per page.
@@ -190,11 +190,7 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
              <th>Identified by</th><th>Rate limit</th></tr></thead>\n<tbody>\n",
         );
         for r in &kind.recipients {
-            let rate = match r.rate_limit {
-                Some(rate) => rate_words(Some(rate)),
-                None if kind.rate_limit.is_none() => "none".to_owned(),
-                None => format!("{} (the type's)", rate_words(kind.rate_limit)),
-            };
+            let rate = kind.recipient_rate_text(r);
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",

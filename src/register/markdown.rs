@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{lawful_basis_words, rate_words, Register, RouteEntry, TypeEntry};
+use super::{lawful_basis_words, Register, RouteEntry, TypeEntry};
 
 pub fn render(register: &Register) -> String {
     let mut out = String::new();
@@ -60,11 +60,7 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
     } else {
         out.push_str("| Organisation | Id | Identified by | Rate limit |\n|---|---|---|---|\n");
         for r in &kind.recipients {
-            let rate = match r.rate_limit {
-                Some(rate) => rate_words(Some(rate)),
-                None if kind.rate_limit.is_none() => "none".to_owned(),
-                None => format!("{} (the type's)", rate_words(kind.rate_limit)),
-            };
+            let rate = kind.recipient_rate_text(r);
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} | {} |",
