@@ -48,6 +48,11 @@ pub fn run(config: &Path) -> u8 {
                 }
             }
             problems.extend(check_tls(&settings));
+            if let Some(c) = &settings.audit_checkpoints {
+                if let Err(e) = crate::audit::checkpoint::SigningKey::load(&c.key) {
+                    problems.push(Diagnostic::error(&c.key, 0, e.to_string()));
+                }
+            }
         }
     }
     let errors = problems.iter().filter(|d| d.is_error()).count();
