@@ -192,7 +192,7 @@ async fn every_kind_of_tampering_is_detected_and_named() {
     );
     let mut ck_reordered = cks.clone();
     ck_reordered.swap(0, 1);
-    let cases = vec![
+    let cases = [
         Case {
             name: "byte flip",
             audit: join(&flipped),

@@ -78,7 +78,10 @@ async fn every_n_records_and_on_close_each_signed_and_matching() {
     let sizes: Vec<u64> = written.iter().map(|c| c.size).collect();
     assert_eq!(sizes, [3, 6, 7]);
     assert!(written.iter().all(|c| c.signed_by(&public)));
-    assert_eq!(written[2].head, verify_files(&[path.clone()]).unwrap().head);
+    assert_eq!(
+        written[2].head,
+        verify_files(std::slice::from_ref(&path)).unwrap().head
+    );
     let w = verify(&[path], &config.path, &public).unwrap();
     assert_eq!((w.checkpoints, w.records, w.unwitnessed()), (3, 7, 0));
 }
@@ -155,9 +158,9 @@ async fn a_torn_checkpoint_line_is_cut_at_open_and_damage_refused() {
     let mut torn = whole.clone();
     torn.extend_from_slice(br#"{"head":"ab"#);
     std::fs::write(&config.path, &torn).unwrap();
-    assert!(verify(&[path.clone()], &config.path, &public).is_err());
+    assert!(verify(std::slice::from_ref(&path), &config.path, &public).is_err());
     write(&path, &config, 2, 2).await;
-    let w = verify(&[path.clone()], &config.path, &public).unwrap();
+    let w = verify(std::slice::from_ref(&path), &config.path, &public).unwrap();
     assert_eq!((w.checkpoints, w.records), (2, 4));
 
     let mut damaged = b"{}\n".to_vec();
