@@ -365,6 +365,40 @@ async fn serve_writes_checkpoints_and_logs_them() {
     for value in ["Joan Example", "T-000142", "07700 900142"] {
         assert!(!logged.contains(value), "personal data in the log: {value}");
     }
+
+    // The tail cut while the gateway was down: it refuses to start rather than sign on.
+    let kept: String = lines(&dir.path().join(audit))[..3].concat();
+    std::fs::write(dir.path().join(audit), kept).expect("cut");
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .args(["serve"])
+        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY", "keys/checkpoint.key")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the last checkpoint (record 5"), "{err}");
+}
+
+/// `check` loads the checkpoint key as `serve` would, and names the file.
+#[test]
+fn check_names_a_checkpoint_key_that_cannot_be_used() {
+    let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .args(["check", "--config", "need-to-know.toml"])
+        .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY", "bad.key")
+        .output()
+        .expect("check");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("need-to-know.toml: audit.checkpoint_key: bad.key is not an Ed25519"),
+        "{text}"
+    );
 }
 
 /// The log as text: tracing colours its fields even into a file.

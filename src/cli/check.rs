@@ -50,7 +50,8 @@ pub fn run(config: &Path) -> u8 {
             problems.extend(check_tls(&settings));
             if let Some(c) = &settings.audit_checkpoints {
                 if let Err(e) = crate::audit::checkpoint::SigningKey::load(&c.key) {
-                    problems.push(Diagnostic::error(&c.key, 0, e.to_string()));
+                    let message = format!("audit.checkpoint_key: {e}");
+                    problems.push(Diagnostic::error(&settings.source, 0, message));
                 }
             }
         }
