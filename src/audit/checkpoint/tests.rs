@@ -196,3 +196,24 @@ async fn a_failed_checkpoint_is_counted_and_retried_without_losing_records() {
     assert_eq!(written.len(), 2);
     assert!(written[1].signed_by(&public) && written[1].size == 2);
 }
+
+#[tokio::test]
+async fn every_byte_flip_of_the_checkpoint_file_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, config, public) = setup(dir.path(), 2);
+    write(&path, &config, 0, 5).await;
+    let files = [path];
+    let bytes = std::fs::read(&config.path).unwrap();
+    verify(&files, &config.path, &public).unwrap();
+    let flipped = dir.path().join("flipped");
+    let mut accepted = Vec::new();
+    for at in 0..bytes.len() {
+        let mut changed = bytes.clone();
+        changed[at] ^= 1;
+        std::fs::write(&flipped, &changed).unwrap();
+        if verify(&files, &flipped, &public).is_ok() {
+            accepted.push(at);
+        }
+    }
+    assert!(accepted.is_empty(), "flips accepted at {accepted:?}");
+}
