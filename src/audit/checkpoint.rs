@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{self, Line, GENESIS_HASH};
+use super::chain::{self, Line};
 use super::recover::parent_dir;
 use super::writer::State;
 use super::{now_rfc3339, Error, Stats};
@@ -169,6 +169,7 @@ impl Checkpointer {
     /// # Errors
     ///
     /// [`Error::Checkpoint`] when the key cannot be used, the file is damaged before its tail,
+    /// a first checkpoint cannot count the rotated files before the ledger (one is missing),
     /// or the last checkpoint is not in the ledger (the file was replaced, cut or rewritten
     /// while the gateway was down): the gateway refuses to start rather than sign a chain that
     /// contradicts its own witness.
@@ -189,17 +190,8 @@ impl Checkpointer {
         }
         let (len, last) = read_tail(&config.path)?;
         let (base, witnessed) = match &last {
-            None => match first_link(&state.path).map_err(Error::io("read"))? {
-                Some(prev) if prev != GENESIS_HASH => {
-                    return Err(problem(format!(
-                        "{} is empty but {} continues a rotated file: the chain's size cannot \
-                         be counted; start checkpoints with a fresh audit file",
-                        config.path.display(),
-                        state.path.display()
-                    )))
-                }
-                _ => (0, 0),
-            },
+            // The first checkpoint of this chain: count what came before from the files.
+            None => (records_before(&state.path)?, 0),
             Some(c) => (locate(&state.path, c)?, c.size),
         };
         let mut options = OpenOptions::new();
@@ -359,6 +351,44 @@ fn read_tail(path: &Path) -> Result<(u64, Option<Checkpoint>), Error> {
             return Ok((len, last));
         }
     }
+}
+
+/// Records of the chain in the files before `ledger`, for checkpoints turned on after a
+/// rotation: each rotation record states the previous file's name and record count, back to
+/// the file that starts at 64 zeros. Every one of those files must still be beside the ledger
+/// under its rotated name; the counts are taken as stated (a wrong one shows at verify, where
+/// no checkpoint would match).
+fn records_before(ledger: &Path) -> Result<u64, Error> {
+    let dir = parent_dir(ledger);
+    let mut total = 0u64;
+    let mut file = ledger.to_path_buf();
+    // Bounded: a rotation record naming its own file (or a cycle) must not loop forever.
+    for _ in 0..100_000 {
+        let first = super::verify::first_record(&file).map_err(|e| {
+            Error::Checkpoint(format!(
+                "cannot count the records before {}: {} ({e})",
+                ledger.display(),
+                file.display()
+            ))
+        })?;
+        let Some(c) = first.as_ref().and_then(chain::continuation) else {
+            return Ok(total);
+        };
+        total = total.saturating_add(c.previous_records);
+        // A bare file name, as rotation writes it: never a path out of the directory.
+        if Path::new(&c.previous_file).file_name() != Some(c.previous_file.as_ref()) {
+            return Err(Error::Checkpoint(format!(
+                "{} names {:?} as the file before it, which is not a file name",
+                file.display(),
+                c.previous_file
+            )));
+        }
+        file = dir.join(&c.previous_file);
+    }
+    Err(Error::Checkpoint(format!(
+        "cannot count the records before {}: its rotation records loop",
+        ledger.display()
+    )))
 }
 
 /// The first record's `prev_hash`, or `None` for an empty ledger.

@@ -217,3 +217,28 @@ async fn every_byte_flip_of_the_checkpoint_file_is_detected() {
     }
     assert!(accepted.is_empty(), "flips accepted at {accepted:?}");
 }
+
+#[tokio::test]
+async fn turned_on_after_rotations_counts_the_files_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, config, public) = setup(dir.path(), 1);
+    let (log, _) = AuditLog::open(&path).unwrap();
+    for i in 0..3 {
+        log.append(record(i)).await.unwrap();
+    }
+    let old = log.rotate().await.unwrap();
+    log.append(record(3)).await.unwrap();
+    log.close().await;
+    // 3 records, then a rotation record, one more, and now one with checkpoints on.
+    write(&path, &config, 4, 1).await;
+    let files = [old.clone(), path.clone()];
+    let w = verify(&files, &config.path, &public).unwrap();
+    assert_eq!(w.last.map(|c| c.size), Some(6));
+
+    // Without the rotated file the count is unknown: refused, naming it.
+    std::fs::remove_file(&config.path).unwrap();
+    std::fs::rename(&old, dir.path().join("elsewhere")).unwrap();
+    let e = AuditLog::open_with(&path, &options(&config)).unwrap_err();
+    let name = old.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(e.to_string().contains(&name), "{e}");
+}
