@@ -5,6 +5,9 @@
 //! replies to each. While one fsync is in flight new records queue up and share the next, so the
 //! disk sees one sync per batch instead of one per request, and every append still waits for its
 //! own record to be durable.
+//!
+//! With checkpoints on, the writer also signs the chain's size and head once a batch is
+//! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
