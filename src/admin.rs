@@ -2,8 +2,9 @@
 //! recipients' port), for probes and Prometheus.
 //!
 //! - `/healthz`: the process is up and serving this listener.
-//! - `/readyz`: rules are loaded, the last audit append succeeded, and the upstream accepts a
-//!   connection within a second. 503 with the failing checks otherwise.
+//! - `/readyz`: rules are loaded, the last audit append succeeded, the last audit checkpoint
+//!   write (if checkpoints are on) succeeded, and the upstream accepts a connection within a
+//!   second. 503 with the failing checks otherwise.
 //! - `/metrics`: the Prometheus text format.
 
 use std::future::Future;
@@ -83,6 +84,9 @@ async fn readiness(gateway: &Gateway) -> Response<Full<Bytes>> {
     }
     if !gateway.metrics().audit_ok.load(Ordering::Relaxed) {
         failing.push("audit: the last append failed");
+    }
+    if gateway.metrics().audit_checkpoint_failing() {
+        failing.push("audit: the last checkpoint write failed");
     }
     if !gateway.upstream().probe(UPSTREAM_PROBE).await {
         failing.push("upstream: not accepting connections");

@@ -14,6 +14,8 @@
 //! - [`writer`]: the single writer thread with group commit.
 //! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic, for one file
 //!   or a sequence of rotated files.
+//! - [`checkpoint`]: signed checkpoints of the chain's size and head, for what a chain alone
+//!   cannot show (a cut tail, a rewritten history); written by the writer, checked by verify.
 //!
 //! Rotation keeps one chain across files: the first record of a file made by
 //! [`AuditLog::rotate`] is a rotation record (`"event": "rotation"`) whose `prev_hash` is the
@@ -35,6 +37,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 mod chain;
+pub mod checkpoint;
 mod recover;
 mod rotate;
 mod verify;
@@ -140,6 +143,10 @@ pub enum Error {
         file.display()
     )]
     PendingRotation { file: PathBuf },
+    /// Checkpoints are configured but cannot be kept: a bad key, a damaged checkpoint file,
+    /// a last checkpoint the ledger does not contain, or a rotation whose checkpoint failed.
+    #[error("audit checkpoints: {0}")]
+    Checkpoint(String),
     #[error("audit log is closed")]
     Closed,
     #[error("audit writer has stopped")]
@@ -161,6 +168,19 @@ pub struct Stats {
     pub batches: AtomicU64,
     /// Batches whose write or fsync failed (each failed every append waiting in it).
     pub failures: AtomicU64,
+    /// Signed checkpoints written.
+    pub checkpoints: AtomicU64,
+    /// Checkpoint writes that failed (the records were durable; the next batch retried).
+    pub checkpoint_failures: AtomicU64,
+    /// The last checkpoint write failed; `/readyz` reports it until one succeeds.
+    pub checkpoint_failing: AtomicBool,
+}
+
+/// How the ledger is kept, beyond its path.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Signed checkpoints; off when `None`.
+    pub checkpoints: Option<checkpoint::Config>,
 }
 
 /// What `open` found in the file.
@@ -203,10 +223,32 @@ impl AuditLog {
     /// [`Error::Damaged`] naming the 1-based line for damage before the tail; [`Error::Io`] when
     /// the file or its directory cannot be created, read, repaired or opened for append.
     pub fn open(path: &Path) -> Result<(AuditLog, Opened), Error> {
+        Self::open_with(path, &Options::default())
+    }
+
+    /// [`AuditLog::open`], with checkpoints when `options` ask for them: the checkpoint file is
+    /// opened after recovery, and a thread ticks the writer every `interval` so that a record
+    /// never waits longer than that for its checkpoint, even when no other record follows.
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditLog::open`], and [`Error::Checkpoint`] when checkpoints cannot be kept.
+    pub fn open_with(path: &Path, options: &Options) -> Result<(AuditLog, Opened), Error> {
         let (state, opened) = recover::open(path)?;
         let stats = Arc::new(Stats::default());
+        let checkpoints = match &options.checkpoints {
+            Some(config) => Some(checkpoint::Checkpointer::open(
+                config,
+                &state,
+                stats.clone(),
+            )?),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let thread = writer::spawn(state, rx, stats.clone())?;
+        if let Some(config) = &options.checkpoints {
+            writer::spawn_ticker(tx.downgrade(), config.interval)?;
+        }
+        let thread = writer::spawn(state, checkpoints, rx, stats.clone())?;
         let log = AuditLog {
             inner: Arc::new(Inner {
                 tx,

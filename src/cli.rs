@@ -79,8 +79,9 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Make a new API key and the api_key_sha256 line for recipients.toml.
-    Keygen,
+    /// Make a new API key and the api_key_sha256 line for recipients.toml; with --checkpoint,
+    /// the Ed25519 key pair that signs audit checkpoints.
+    Keygen(keygen::Args),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -116,6 +117,13 @@ enum AuditCommand {
         /// one chain across them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The checkpoint file: every signed checkpoint must match the files, which then
+        /// must start at the chain's first file (needs --public-key).
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoint public key (PEM SPKI, from `keygen --checkpoint`).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
     },
     /// The subject access report: every disclosure about one tenant, by recipient, in plain
     /// words; the chain is verified first and the report says whether it did.
@@ -191,8 +199,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
             output,
         } => register::run(&config, &format, output.as_deref()),
-        Command::Keygen => keygen::run(),
-        Command::Audit(AuditCommand::Verify { files }) => audit::verify(&files),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Audit(AuditCommand::Verify {
+            files,
+            checkpoints,
+            public_key,
+        }) => match (checkpoints, public_key) {
+            (Some(checkpoints), Some(key)) => audit::verify_checkpoints(&files, &checkpoints, &key),
+            _ => audit::verify(&files),
+        },
         Command::Audit(AuditCommand::Query { files, subject }) => audit::query(&files, &subject),
         Command::Audit(AuditCommand::Report {
             files,

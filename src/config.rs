@@ -28,6 +28,8 @@ pub struct Settings {
     /// The environment variable holding the key of `pseudonym()` in the rules, if any.
     pub pseudonym_key_env: Option<String>,
     pub audit_path: PathBuf,
+    /// Signed checkpoints of the audit chain; `None` when `audit.checkpoint_key` is unset.
+    pub audit_checkpoints: Option<crate::audit::checkpoint::Config>,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
 }
@@ -139,6 +141,10 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     path: PathBuf,
+    checkpoint_key: Option<PathBuf>,
+    checkpoint_path: Option<PathBuf>,
+    checkpoint_every: Option<u64>,
+    checkpoint_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +307,52 @@ impl Settings {
         if raw.rules.pseudonym_key_env.as_deref() == Some("") {
             problem("rules.pseudonym_key_env is empty".to_string());
         }
+        let audit_path = at(&raw.audit.path);
+        let checkpoint_every = raw.audit.checkpoint_every.unwrap_or(1000);
+        if checkpoint_every == 0 {
+            problem("audit.checkpoint_every must be at least 1".to_string());
+        }
+        let checkpoint_interval = parse_duration_or(
+            "audit.checkpoint_interval",
+            raw.audit.checkpoint_interval.as_deref(),
+            "10s",
+        )
+        .unwrap_or_else(|e| {
+            problem(e);
+            Duration::from_secs(10)
+        });
+        let audit_checkpoints = match raw.audit.checkpoint_key.as_deref() {
+            Some(key) => Some(crate::audit::checkpoint::Config {
+                key: at(key),
+                path: raw.audit.checkpoint_path.as_deref().map_or_else(
+                    || {
+                        let mut p = audit_path.clone().into_os_string();
+                        p.push(".checkpoints");
+                        PathBuf::from(p)
+                    },
+                    at,
+                ),
+                every: checkpoint_every,
+                interval: checkpoint_interval,
+            }),
+            None => {
+                let set = [
+                    ("checkpoint_path", raw.audit.checkpoint_path.is_some()),
+                    ("checkpoint_every", raw.audit.checkpoint_every.is_some()),
+                    (
+                        "checkpoint_interval",
+                        raw.audit.checkpoint_interval.is_some(),
+                    ),
+                ];
+                // A checkpoint setting without a key would silently keep checkpoints off.
+                for (key, _) in set.iter().filter(|(_, set)| *set) {
+                    problem(format!(
+                        "audit.{key} is set but audit.checkpoint_key is not: checkpoints are off without a key"
+                    ));
+                }
+                None
+            }
+        };
         if !problems.is_empty() {
             return Err(Error(problems));
         }
@@ -327,7 +379,8 @@ impl Settings {
             },
             rules_dir: at(&raw.rules.dir),
             pseudonym_key_env: raw.rules.pseudonym_key_env,
-            audit_path: at(&raw.audit.path),
+            audit_path,
+            audit_checkpoints,
             admin_listen,
             limits: Limits {
                 max_request_body,
@@ -441,6 +494,28 @@ path = "var/audit.jsonl"
         let d = &err.0[0];
         assert_eq!(d.line, 8, "{d}");
         assert!(d.message.contains("dirr"), "{d}");
+    }
+
+    #[test]
+    fn checkpoints_default_next_to_the_audit_file_and_need_a_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), []).expect("loads");
+        assert!(s.audit_checkpoints.is_none());
+        let text = MINIMAL.replace(
+            "path = \"var/audit.jsonl\"",
+            "path = \"var/audit.jsonl\"\ncheckpoint_key = \"keys/checkpoint.key\"\ncheckpoint_every = 10",
+        );
+        let s = Settings::load_with_env(&write(dir.path(), &text), []).expect("loads");
+        let c = s.audit_checkpoints.expect("on");
+        assert_eq!(c.path, dir.path().join("var/audit.jsonl.checkpoints"));
+        assert_eq!(c.key, dir.path().join("keys/checkpoint.key"));
+        assert_eq!((c.every, c.interval), (10, Duration::from_secs(10)));
+        let text = MINIMAL.replace(
+            "path = \"var/audit.jsonl\"",
+            "path = \"var/audit.jsonl\"\ncheckpoint_every = 0",
+        );
+        let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err("no key");
+        assert!(e.to_string().contains("checkpoint_key is not"), "{e}");
     }
 
     #[test]

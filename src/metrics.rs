@@ -58,6 +58,8 @@ pub struct Metrics {
     pub audit_failures: Counter,
     audit_records: Gauge<u64, AtomicU64>,
     audit_fsyncs: Gauge<u64, AtomicU64>,
+    audit_checkpoints: Gauge<u64, AtomicU64>,
+    audit_checkpoint_failures: Gauge<u64, AtomicU64>,
     pub rules_generation: Family<GenerationLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
     /// The last audit append succeeded; `/readyz` reads it.
@@ -82,6 +84,8 @@ impl Metrics {
             audit_failures: Counter::default(),
             audit_records: Gauge::default(),
             audit_fsyncs: Gauge::default(),
+            audit_checkpoints: Gauge::default(),
+            audit_checkpoint_failures: Gauge::default(),
             rules_generation: Family::default(),
             reloads: Family::default(),
             audit_ok: AtomicBool::new(true),
@@ -150,6 +154,16 @@ impl Metrics {
             metrics.audit_fsyncs.clone(),
         );
         r.register(
+            "audit_checkpoints",
+            "Signed audit checkpoints written since start",
+            metrics.audit_checkpoints.clone(),
+        );
+        r.register(
+            "audit_checkpoint_failures",
+            "Audit checkpoint writes that failed since start (records stayed durable; retried)",
+            metrics.audit_checkpoint_failures.clone(),
+        );
+        r.register(
             "rules_generation",
             "The rules in use (1 for the current generation)",
             metrics.rules_generation.clone(),
@@ -165,12 +179,21 @@ impl Metrics {
         }
     }
 
+    /// The last checkpoint write failed (and none has succeeded since); `/readyz` reads it.
+    pub fn audit_checkpoint_failing(&self) -> bool {
+        self.audit_stats.checkpoint_failing.load(Ordering::Relaxed)
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         self.audit_records
             .set(self.audit_stats.records_written.load(Ordering::Relaxed));
         self.audit_fsyncs
             .set(self.audit_stats.batches.load(Ordering::Relaxed));
+        self.audit_checkpoints
+            .set(self.audit_stats.checkpoints.load(Ordering::Relaxed));
+        self.audit_checkpoint_failures
+            .set(self.audit_stats.checkpoint_failures.load(Ordering::Relaxed));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

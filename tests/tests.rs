@@ -28,3 +28,5 @@ mod audit_rotation;
 mod register;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
+// Signed audit checkpoints: keygen --checkpoint, every tamper case caught by verify, serve.
+mod checkpoints;

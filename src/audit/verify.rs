@@ -209,7 +209,7 @@ fn check_link(path: &Path, prev_path: &Path, prev: &Verified) -> Result<(), Link
 
 /// The first line of `path` as a JSON object, or `None` when it is missing, not whole, or not
 /// an object (for `verify` to describe).
-fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>> {
+pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>> {
     let mut r = BufReader::new(File::open(path)?);
     let mut buf = Vec::new();
     match chain::read_line(&mut r, &mut buf)? {

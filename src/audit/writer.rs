@@ -5,6 +5,9 @@
 //! replies to each. While one fsync is in flight new records queue up and share the next, so the
 //! disk sees one sync per batch instead of one per request, and every append still waits for its
 //! own record to be durable.
+//!
+//! With checkpoints on, the writer also signs the chain's size and head once a batch is
+//! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +20,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain;
+use super::checkpoint::Checkpointer;
 use super::{Error, Stats};
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
@@ -28,6 +32,8 @@ pub(super) enum Msg {
     Rotate(oneshot::Sender<Result<PathBuf, Error>>),
     /// Commit what was queued before, close the file, reply, and exit.
     Close(oneshot::Sender<()>),
+    /// The checkpoint interval passed: checkpoint any record not yet witnessed.
+    Tick,
 }
 
 pub(super) struct Job {
@@ -125,11 +131,13 @@ pub(super) fn write_and_sync(file: &mut File, bytes: &[u8]) -> io::Result<()> {
 /// Starts the writer thread.
 pub(super) fn spawn(
     state: State,
+    checkpoints: Option<Checkpointer>,
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
 ) -> Result<JoinHandle<()>, Error> {
     let writer = Writer {
         state,
+        checkpoints,
         stats,
         buf: Vec::new(),
     };
@@ -139,8 +147,29 @@ pub(super) fn spawn(
         .map_err(Error::io("start the writer for"))
 }
 
+/// Starts the thread that sends [`Msg::Tick`] every `interval`. It holds only a weak sender,
+/// so it never keeps the writer alive, and it stops once the writer is gone.
+pub(super) fn spawn_ticker(
+    tx: mpsc::WeakSender<Msg>,
+    interval: std::time::Duration,
+) -> Result<(), Error> {
+    thread::Builder::new()
+        .name("audit-checkpoint-tick".into())
+        .spawn(move || loop {
+            thread::sleep(interval);
+            let Some(tx) = tx.upgrade() else { return };
+            // A full queue means records are flowing, and batches check for checkpoints.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
+                return;
+            }
+        })
+        .map(drop)
+        .map_err(Error::io("start the checkpoint ticker for"))
+}
+
 struct Writer {
     state: State,
+    checkpoints: Option<Checkpointer>,
     stats: Arc<Stats>,
     /// The batch being written, reused so steady state allocates nothing per batch.
     buf: Vec<u8>,
@@ -161,6 +190,7 @@ impl Writer {
             }
             let mut jobs = Vec::with_capacity(msgs.len());
             let mut closes = Vec::new();
+            let mut tick = false;
             for msg in msgs.drain(..) {
                 match msg {
                     // Records queued after a close are dropped unwritten: their appends see
@@ -171,15 +201,22 @@ impl Writer {
                     // the old file, what comes after goes to the new one.
                     Msg::Rotate(reply) if closes.is_empty() => {
                         self.commit(std::mem::take(&mut jobs));
-                        let _ = reply.send(self.state.rotate());
+                        let _ = reply.send(self.rotate());
                     }
                     Msg::Rotate(reply) => {
                         let _ = reply.send(Err(Error::Closed));
                     }
                     Msg::Close(ack) => closes.push(ack),
+                    Msg::Tick => tick = true,
                 }
             }
             self.commit(jobs);
+            if tick || !closes.is_empty() {
+                // Failures are logged and counted inside; the next tick or batch retries.
+                if let Some(c) = &mut self.checkpoints {
+                    let _ = c.flush(&self.state);
+                }
+            }
             if !closes.is_empty() {
                 self.state.file = None;
                 for ack in closes {
@@ -225,6 +262,10 @@ impl Writer {
                 for reply in waiting {
                     let _ = reply.send(Ok(()));
                 }
+                // After the replies: a checkpoint's fsync never delays the requests it follows.
+                if let Some(c) = &mut self.checkpoints {
+                    c.after_batch(&self.state);
+                }
             }
             Err(error) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -242,6 +283,28 @@ impl Writer {
                 self.roll_back();
             }
         }
+    }
+
+    /// Rotates, checkpointing the old file's end first: a restart counts the records of the
+    /// files before from that checkpoint (its head is what the new file's first record links
+    /// to), so without it the rotation is refused and the old file stays the ledger.
+    fn rotate(&mut self) -> Result<PathBuf, Error> {
+        let (records, head) = (self.state.records, self.state.head.clone());
+        if let Some(c) = &mut self.checkpoints {
+            c.flush(&self.state).map_err(|e| {
+                Error::Checkpoint(format!(
+                    "rotation refused: the old file's end cannot be checkpointed ({e})"
+                ))
+            })?;
+        }
+        let result = self.state.rotate();
+        // The new file took the ledger's name, even if a later step of `rotate` failed.
+        if self.state.head != head {
+            if let Some(c) = &mut self.checkpoints {
+                c.rotated(records);
+            }
+        }
+        result
     }
 
     /// Forgets the descriptor and cuts the file back; the head was never advanced. If the
@@ -332,6 +395,7 @@ mod tests {
         assert!(verify(&path).is_err());
         let mut writer = Writer {
             state: State::new(&path, file, true, durable.len() as u64, 1, head),
+            checkpoints: None,
             stats: Arc::new(Stats::default()),
             buf: Vec::new(),
         };

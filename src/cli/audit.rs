@@ -18,6 +18,50 @@ pub fn verify(files: &[PathBuf]) -> anyhow::Result<u8> {
     }
 }
 
+/// [`verify`], then the signed checkpoints against the files: a line saying how many verified
+/// and which was the last (to compare with the log pipeline's `audit_checkpoint` events), and
+/// how many records follow it unwitnessed. Exit 1 naming the checkpoint line at fault.
+pub fn verify_checkpoints(
+    files: &[PathBuf],
+    checkpoints: &Path,
+    public_key: &Path,
+) -> anyhow::Result<u8> {
+    let key = audit::checkpoint::PublicKey::load(public_key)?;
+    let code = verify(files)?;
+    if code != 0 {
+        println!(
+            "{}: not checked, the chain is broken",
+            checkpoints.display()
+        );
+        return Ok(code);
+    }
+    match audit::checkpoint::verify(files, checkpoints, &key) {
+        Ok(w) => {
+            match &w.last {
+                Some(c) => println!(
+                    "{}: {} checkpoints verified, the last at record {} (ts {}, head {})",
+                    checkpoints.display(),
+                    w.checkpoints,
+                    c.size,
+                    c.ts,
+                    c.head
+                ),
+                None => println!("{}: no checkpoints yet", checkpoints.display()),
+            }
+            println!(
+                "{} records after the last checkpoint, not yet witnessed",
+                w.unwitnessed()
+            );
+            Ok(0)
+        }
+        Err(e) if e.is_io() => Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            println!("{e}");
+            Ok(1)
+        }
+    }
+}
+
 fn verify_one(file: &Path) -> anyhow::Result<u8> {
     match audit::verify(file) {
         Ok(verified) => {

@@ -48,6 +48,12 @@ pub fn run(config: &Path) -> u8 {
                 }
             }
             problems.extend(check_tls(&settings));
+            if let Some(c) = &settings.audit_checkpoints {
+                if let Err(e) = crate::audit::checkpoint::SigningKey::load(&c.key) {
+                    let message = format!("audit.checkpoint_key: {e}");
+                    problems.push(Diagnostic::error(&settings.source, 0, message));
+                }
+            }
         }
     }
     let errors = problems.iter().filter(|d| d.is_error()).count();

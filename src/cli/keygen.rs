@@ -1,13 +1,78 @@
-//! `keygen`: a new API key, and the line to paste into `recipients.toml`.
+//! `keygen`: a new API key, and the line to paste into `recipients.toml`; or, with
+//! `--checkpoint`, the key pair that signs audit checkpoints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::audit::checkpoint;
 use crate::identity;
 
-pub fn run() -> anyhow::Result<u8> {
-    let (key, hash) =
-        identity::new_api_key().context("the operating system's random source failed")?;
-    println!("{key}");
-    println!("api_key_sha256 = \"{hash}\"");
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Make the Ed25519 key pair for audit checkpoints instead of an API key.
+    #[arg(long, requires = "out")]
+    checkpoint: bool,
+    /// Where to write checkpoint.key (PKCS#8 PEM, mode 0600) and checkpoint.pub (PEM SPKI).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    match (&args.out, args.checkpoint) {
+        (Some(dir), true) => checkpoint_pair(dir),
+        (Some(_), false) => anyhow::bail!("--out is for --checkpoint; an API key is printed"),
+        _ => {
+            let (key, hash) =
+                identity::new_api_key().context("the operating system's random source failed")?;
+            println!("{key}");
+            println!("api_key_sha256 = \"{hash}\"");
+            Ok(0)
+        }
+    }
+}
+
+/// Writes the pair, never over an existing file (a lost private key would orphan every
+/// checkpoint signed with it), and prints the paths and the config line.
+fn checkpoint_pair(dir: &Path) -> anyhow::Result<u8> {
+    let (private, public) = checkpoint::generate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = dir.join("checkpoint.key");
+    let public_path = dir.join("checkpoint.pub");
+    for path in [&key, &public_path] {
+        if path.exists() {
+            anyhow::bail!("{} exists; not overwritten", path.display());
+        }
+    }
+    write_new(&key, private.as_bytes(), 0o600)?;
+    write_new(&public_path, public.to_pem().as_bytes(), 0o644)?;
+    println!(
+        "private key: {} (keep it on the gateway only)",
+        key.display()
+    );
+    println!(
+        "public key: {} (give it to whoever verifies)",
+        public_path.display()
+    );
+    println!("checkpoint_key = \"{}\"", key.display());
     Ok(0)
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -112,8 +112,8 @@ pub(super) async fn run_gateway(
         None => None,
         Some(t) => Some(Arc::new(Reloadable::new(t.clone())?)),
     };
-    let (audit, opened) =
-        AuditLog::open(&settings.audit_path).map_err(|source| StartError::Audit {
+    let (audit, opened) = AuditLog::open_with(&settings.audit_path, &audit_options(&settings))
+        .map_err(|source| StartError::Audit {
             path: settings.audit_path.clone(),
             source,
         })?;
@@ -166,6 +166,12 @@ pub(super) async fn run_gateway(
     audit.close().await;
     tracing::info!("stopped");
     Ok(0)
+}
+
+fn audit_options(settings: &Settings) -> crate::audit::Options {
+    crate::audit::Options {
+        checkpoints: settings.audit_checkpoints.clone(),
+    }
 }
 
 /// SIGHUP reloads the rules and re-reads the certificate files; whatever fails to load is
