@@ -43,6 +43,16 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// The shared (Redis) rate limiter's health; cloned into the limiter, which updates it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedLimiter {
+    /// Redis calls that failed or timed out; each request they concerned was decided by the
+    /// fallback (`local`) or refused (`refuse`).
+    pub errors: Counter,
+    /// 1 while this replica decides without Redis (an outage), 0 while Redis answers.
+    pub fallback_active: Gauge,
+}
+
 /// Every metric the gateway keeps.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +70,7 @@ pub struct Metrics {
     audit_fsyncs: Gauge<u64, AtomicU64>,
     pub rules_generation: Family<GenerationLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
+    pub shared_limiter: SharedLimiter,
     /// The last audit append succeeded; `/readyz` reads it.
     pub audit_ok: AtomicBool,
     audit_stats: Arc<Stats>,
@@ -84,6 +95,7 @@ impl Metrics {
             audit_fsyncs: Gauge::default(),
             rules_generation: Family::default(),
             reloads: Family::default(),
+            shared_limiter: SharedLimiter::default(),
             audit_ok: AtomicBool::new(true),
             audit_stats,
             registry: Registry::default(),
@@ -158,6 +170,16 @@ impl Metrics {
             "rules_reloads",
             "Rules reloads by result",
             metrics.reloads.clone(),
+        );
+        r.register(
+            "shared_limiter_errors",
+            "Redis rate-limit calls that failed or timed out (each decided by the fallback)",
+            metrics.shared_limiter.errors.clone(),
+        );
+        r.register(
+            "shared_limiter_fallback",
+            "1 while rate limits are decided without Redis, 0 while Redis answers",
+            metrics.shared_limiter.fallback_active.clone(),
         );
         Metrics {
             registry,
