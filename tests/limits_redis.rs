@@ -354,3 +354,52 @@ async fn accuracy_of_the_shared_limit_across_two_replicas() {
     assert!(allowed as f64 <= budget + 1.0, "over budget");
     assert!(allowed as f64 >= budget - 2.0, "under budget");
 }
+
+#[tokio::test]
+async fn a_replica_started_while_redis_is_down_falls_back_then_joins() {
+    let Some(mut redis) = Redis::start("a_replica_started_while_redis_is_down") else {
+        return;
+    };
+    let d = Deployment::new(&redis, "60/min", "local").await;
+    redis.stop();
+    let a = d.replica(1).await;
+    let (acme, probe) = (d.key("acme-repairs"), d.key("probe"));
+    assert_eq!(status(&a, &acme).await, 200, "{}", d.log(1));
+    assert_eq!(
+        metric(&a, "need_to_know_shared_limiter_fallback").await,
+        1.0
+    );
+    redis.restart();
+    until_fallback(&a, &probe, 0.0).await;
+}
+
+/// The URL (and its password) is only ever in the environment: a bad or missing one stops
+/// `serve` with the config exit code, naming the variable and never its value.
+#[test]
+fn a_bad_redis_url_stops_serve_without_printing_it() {
+    let (dir, config, _) = Builder::new("http://127.0.0.1:9/api").write();
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace(
+        "[limits]\n",
+        "[limits]\nshared = \"redis\"\nredis_url_env = \"NTK_TEST_BAD_REDIS_URL\"\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    for url in [None, Some("http://user:s3cret-pw@redis.example:6379/")] {
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"));
+        serve
+            .current_dir(dir.path())
+            .arg("serve")
+            .env_remove("NTK_TEST_BAD_REDIS_URL");
+        if let Some(url) = url {
+            serve.env("NTK_TEST_BAD_REDIS_URL", url);
+        }
+        let out = serve.output().expect("run serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains("NTK_TEST_BAD_REDIS_URL"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret-pw"),
+            "the URL's password was printed: {stderr}"
+        );
+    }
+}
