@@ -49,6 +49,8 @@ pub struct SharedLimiter {
     /// Redis calls that failed or timed out; each request they concerned was decided by the
     /// fallback (`local`) or refused (`refuse`).
     pub errors: Counter,
+    /// Requests decided without Redis (by the local share, or refused), in or out of a call.
+    pub fallback_decisions: Counter,
     /// 1 while this replica decides without Redis (an outage), 0 while Redis answers.
     pub fallback_active: Gauge,
 }
@@ -175,6 +177,11 @@ impl Metrics {
             "shared_limiter_errors",
             "Redis rate-limit calls that failed or timed out (each decided by the fallback)",
             metrics.shared_limiter.errors.clone(),
+        );
+        r.register(
+            "shared_limiter_fallback_decisions",
+            "Requests whose rate limit was decided without Redis (local share or 503)",
+            metrics.shared_limiter.fallback_decisions.clone(),
         );
         r.register(
             "shared_limiter_fallback",

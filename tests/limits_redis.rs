@@ -228,6 +228,7 @@ async fn redis_stopped_falls_back_to_a_local_share_then_shares_again() {
         );
         assert!(metric(replica, "need_to_know_shared_limiter_errors_total").await >= 1.0);
     }
+    assert!(metric(&a, "need_to_know_shared_limiter_fallback_decisions_total").await >= 4.0);
     // Logged once per outage, not per request.
     let outage_lines = d.log(1).matches("Redis unavailable").count();
     assert_eq!(outage_lines, 1, "{}", d.log(1));

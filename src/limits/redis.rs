@@ -10,7 +10,8 @@
 //! (this replica's governor limiter at `rate / replicas_hint`) or `refuse` (503). While the
 //! connection is down, requests do not wait for Redis at all: a background task reconnects,
 //! at most every [`RECONNECT_EVERY`], and the first answer from Redis ends the outage. An
-//! outage is logged once when it starts and once when it ends, never per request.
+//! outage is logged once when it starts and once when it ends, never per request; the
+//! metrics count failed calls, requests decided without Redis, and whether that is now.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,7 @@ impl Limiter for Shared {
                     if !matches!(why, Unanswered::NotConnected) {
                         inner.metrics.errors.inc();
                     }
+                    inner.metrics.fallback_decisions.inc();
                     inner.enter_outage(&why);
                     reconnect_soon(&self.inner);
                     match inner.on_error {
