@@ -79,6 +79,30 @@ pub struct Limits {
     /// A recipient's request body must arrive within this (slow-body attacks hold a
     /// connection otherwise); 408 beyond it.
     pub request_body_timeout: Duration,
+    /// One rate budget per recipient for every replica, in Redis; `None`: per replica.
+    pub shared: Option<SharedLimits>,
+}
+
+/// `[limits] shared = "redis"`: the rate limits every replica shares.
+#[derive(Debug, Clone)]
+pub struct SharedLimits {
+    /// The environment variable holding the Redis URL (and its password); the URL itself is
+    /// never in the file, so it never reaches a log or `check`'s output.
+    pub redis_url_env: String,
+    pub on_error: OnRedisError,
+    /// How many replicas share the budget: the local fallback allows `rate / replicas_hint`.
+    pub replicas_hint: u32,
+    /// Longest a Redis call may take before the request is decided by the fallback.
+    pub timeout: Duration,
+}
+
+/// What a replica does while Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// This replica's own limiter, at `rate / replicas_hint`.
+    Local,
+    /// 503 for every limited request until Redis answers again.
+    Refuse,
 }
 
 /// The config could not be read or is wrong; `check` prints these as `FILE:LINE: message`.
@@ -160,6 +184,11 @@ struct RawLimits {
     max_response_body: Option<String>,
     max_depth: Option<usize>,
     request_body_timeout: Option<String>,
+    shared: Option<String>,
+    redis_url_env: Option<String>,
+    on_redis_error: Option<String>,
+    replicas_hint: Option<u32>,
+    redis_timeout: Option<String>,
 }
 
 // === impl Settings ===
@@ -299,6 +328,10 @@ impl Settings {
                 "limits.max_depth {max_depth} must be between 1 and 512"
             ));
         }
+        let shared = shared_limits(&raw.limits).unwrap_or_else(|e| {
+            problem(e);
+            None
+        });
         if let Some(name) = &raw.upstream.credential_env {
             if name.is_empty() {
                 problem("upstream.credential_env is empty".to_string());
@@ -387,9 +420,71 @@ impl Settings {
                 max_response_body,
                 max_depth,
                 request_body_timeout,
+                shared,
             },
         })
     }
+}
+
+/// `[limits] shared`, `redis_url_env`, `on_redis_error`, `replicas_hint`, `redis_timeout`.
+///
+/// A Redis key without `shared = "redis"` is an error, not ignored: it most likely means the
+/// operator believes the limits are shared when they are not.
+fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
+    match raw.shared.as_deref() {
+        Some("redis") => {}
+        Some(other) => {
+            return Err(format!(
+                "limits.shared {other:?} is not a shared limiter (the one there is: \"redis\")"
+            ))
+        }
+        None => {
+            let set = [
+                ("redis_url_env", raw.redis_url_env.is_some()),
+                ("on_redis_error", raw.on_redis_error.is_some()),
+                ("replicas_hint", raw.replicas_hint.is_some()),
+                ("redis_timeout", raw.redis_timeout.is_some()),
+            ];
+            return match set.iter().find(|(_, is_set)| *is_set) {
+                Some((key, _)) => Err(format!(
+                    "limits.{key} is set but limits.shared is not \"redis\": the limits would stay per replica"
+                )),
+                None => Ok(None),
+            };
+        }
+    }
+    let redis_url_env = match raw.redis_url_env.as_deref() {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => {
+            return Err(
+                "limits.redis_url_env is required with limits.shared = \"redis\" (the name of the variable holding the URL)".into(),
+            )
+        }
+    };
+    let on_error = match raw.on_redis_error.as_deref() {
+        None | Some("local") => OnRedisError::Local,
+        Some("refuse") => OnRedisError::Refuse,
+        Some(other) => {
+            return Err(format!(
+                "limits.on_redis_error {other:?} must be \"local\" or \"refuse\""
+            ))
+        }
+    };
+    let replicas_hint = raw.replicas_hint.unwrap_or(1);
+    if replicas_hint == 0 {
+        return Err("limits.replicas_hint must be at least 1".into());
+    }
+    let timeout = parse_duration_or(
+        "limits.redis_timeout",
+        raw.redis_timeout.as_deref(),
+        "100ms",
+    )?;
+    Ok(Some(SharedLimits {
+        redis_url_env,
+        on_error,
+        replicas_hint,
+        timeout,
+    }))
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, String> {
@@ -516,6 +611,39 @@ path = "var/audit.jsonl"
         );
         let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err("no key");
         assert!(e.to_string().contains("checkpoint_key is not"), "{e}");
+    }
+
+    #[test]
+    fn shared_limits_need_a_url_variable_and_known_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = |limits: &str| {
+            let text = format!("{MINIMAL}[limits]\n{limits}\n");
+            Settings::load_with_env(&write(dir.path(), &text), [])
+        };
+        let s =
+            load("shared = \"redis\"\nredis_url_env = \"R\"\nreplicas_hint = 3").expect("loads");
+        let shared = s.limits.shared.expect("shared");
+        assert_eq!(shared.redis_url_env, "R");
+        assert_eq!(shared.on_error, OnRedisError::Local);
+        assert_eq!(shared.replicas_hint, 3);
+        assert_eq!(shared.timeout, Duration::from_millis(100));
+        assert!(load("").expect("loads").limits.shared.is_none());
+        for (bad, says) in [
+            ("shared = \"redis\"", "redis_url_env is required"),
+            ("shared = \"memcached\"", "not a shared limiter"),
+            ("redis_url_env = \"R\"", "limits.shared is not"),
+            (
+                "shared = \"redis\"\nredis_url_env = \"R\"\non_redis_error = \"ignore\"",
+                "on_redis_error",
+            ),
+            (
+                "shared = \"redis\"\nredis_url_env = \"R\"\nreplicas_hint = 0",
+                "replicas_hint",
+            ),
+        ] {
+            let err = load(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - [`tls`]: rustls server and upstream configs; the identity a client certificate carries.
 //! - [`identity`]: who is calling (client certificate or API key).
 //! - [`routes`]: request-target hygiene and route grants.
-//! - [`limits`]: per-recipient rate limits (governor), behind a small trait.
+//! - [`limits`]: per-recipient rate limits behind one trait: governor, or shared in Redis.
 //! - [`upstream`]: the hyper client to the housing system.
 //! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
 //! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).

@@ -1,18 +1,25 @@
-//! Per-recipient rate limits (GCRA, with governor).
+//! Per-recipient rate limits (GCRA).
 //!
 //! Runs after authorize and before anything is sent upstream, so a recipient over its rate
 //! costs the housing system nothing. The rate is the recipient's `rate_limit`, else its type's;
-//! a recipient with neither is not limited. Limits are per replica; the [`Limiter`] trait is the
-//! seam where a shared limiter (Redis) slots in for several replicas.
+//! a recipient with neither is not limited. Behind the one [`Limiter`] trait: [`Local`]
+//! (governor, this replica alone, the default) and [`redis::Shared`] (one budget for every
+//! replica, `[limits] shared = "redis"`).
+
+pub mod redis;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::config::SharedLimits;
+use crate::metrics;
 use crate::rules::{Rate, Recipient};
 
 /// The recipient is over its rate.
@@ -23,12 +30,49 @@ pub struct Exceeded {
     pub retry_after_secs: u64,
 }
 
+/// Why a request was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Exceeded(#[from] Exceeded),
+    /// The shared limiter could not answer and `on_redis_error = "refuse"`: no budget can be
+    /// proven, so the request is not admitted (503).
+    #[error("the shared rate limiter is unavailable, so the request was not admitted")]
+    Unavailable,
+}
+
+/// The answer of [`Limiter::check`]: boxed, so the trait stays object-safe (`Arc<dyn Limiter>`)
+/// while a shared limiter awaits the network.
+pub type Check<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
 /// Decides whether a recipient may make one more request now.
 pub trait Limiter: Send + Sync {
     /// # Errors
     ///
-    /// [`Exceeded`] when the recipient is over its rate.
-    fn check(&self, recipient: &Recipient) -> Result<(), Exceeded>;
+    /// [`Error::Exceeded`] when the recipient is over its rate; [`Error::Unavailable`] when
+    /// the limiter cannot decide and is configured to refuse.
+    fn check<'a>(&'a self, recipient: &'a Recipient) -> Check<'a>;
+}
+
+/// The limiter `[limits]` asks for: [`Local`], or [`redis::Shared`] when `shared = "redis"`.
+///
+/// # Errors
+///
+/// The Redis URL's variable is unset or holds no valid URL (the message names the variable,
+/// never its value).
+pub async fn from_settings(
+    shared: Option<&SharedLimits>,
+    metrics: metrics::SharedLimiter,
+) -> Result<Arc<dyn Limiter>, String> {
+    match shared {
+        None => Ok(Arc::new(Local::new())),
+        Some(settings) => Ok(Arc::new(redis::Shared::connect(settings, metrics).await?)),
+    }
+}
+
+/// The rate that applies to `recipient`, if any.
+fn rate_of(recipient: &Recipient) -> Option<Rate> {
+    recipient.rate_limit.or(recipient.kind.rate_limit)
 }
 
 /// One GCRA limiter per recipient, in this process.
@@ -48,6 +92,17 @@ impl Local {
         Self::default()
     }
 
+    /// One request by `id` against `rate`, decided now, without waiting.
+    fn check_rate(&self, id: &str, rate: Rate) -> Result<(), Exceeded> {
+        let limiter = self.limiter_for(id, rate);
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Exceeded {
+                retry_after_secs: whole_seconds(wait),
+            }
+        })
+    }
+
     fn limiter_for(&self, id: &str, rate: Rate) -> Arc<DefaultDirectRateLimiter> {
         let mut limiters = match self.limiters.lock() {
             Ok(guard) => guard,
@@ -65,17 +120,12 @@ impl Local {
 }
 
 impl Limiter for Local {
-    fn check(&self, recipient: &Recipient) -> Result<(), Exceeded> {
-        let Some(rate) = recipient.rate_limit.or(recipient.kind.rate_limit) else {
-            return Ok(());
+    fn check<'a>(&'a self, recipient: &'a Recipient) -> Check<'a> {
+        let decided = match rate_of(recipient) {
+            None => Ok(()),
+            Some(rate) => self.check_rate(&recipient.id, rate).map_err(Error::from),
         };
-        let limiter = self.limiter_for(&recipient.id, rate);
-        limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            Exceeded {
-                retry_after_secs: whole_seconds(wait),
-            }
-        })
+        Box::pin(std::future::ready(decided))
     }
 }
 

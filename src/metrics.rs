@@ -43,6 +43,18 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// The shared (Redis) rate limiter's health; cloned into the limiter, which updates it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedLimiter {
+    /// Redis calls that failed or timed out; each request they concerned was decided by the
+    /// fallback (`local`) or refused (`refuse`).
+    pub errors: Counter,
+    /// Requests decided without Redis (by the local share, or refused), in or out of a call.
+    pub fallback_decisions: Counter,
+    /// 1 while this replica decides without Redis (an outage), 0 while Redis answers.
+    pub fallback_active: Gauge,
+}
+
 /// Every metric the gateway keeps.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +74,7 @@ pub struct Metrics {
     audit_checkpoint_failures: Gauge<u64, AtomicU64>,
     pub rules_generation: Family<GenerationLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
+    pub shared_limiter: SharedLimiter,
     /// The last audit append succeeded; `/readyz` reads it.
     pub audit_ok: AtomicBool,
     audit_stats: Arc<Stats>,
@@ -88,6 +101,7 @@ impl Metrics {
             audit_checkpoint_failures: Gauge::default(),
             rules_generation: Family::default(),
             reloads: Family::default(),
+            shared_limiter: SharedLimiter::default(),
             audit_ok: AtomicBool::new(true),
             audit_stats,
             registry: Registry::default(),
@@ -172,6 +186,21 @@ impl Metrics {
             "rules_reloads",
             "Rules reloads by result",
             metrics.reloads.clone(),
+        );
+        r.register(
+            "shared_limiter_errors",
+            "Redis rate-limit calls that failed or timed out (each decided by the fallback)",
+            metrics.shared_limiter.errors.clone(),
+        );
+        r.register(
+            "shared_limiter_fallback_decisions",
+            "Requests whose rate limit was decided without Redis (local share or 503)",
+            metrics.shared_limiter.fallback_decisions.clone(),
+        );
+        r.register(
+            "shared_limiter_fallback",
+            "1 while rate limits are decided without Redis, 0 while Redis answers",
+            metrics.shared_limiter.fallback_active.clone(),
         );
         Metrics {
             registry,

@@ -4,7 +4,8 @@
 //!
 //! 1. **identify**: who is calling, by client certificate or API key ([`identity`]); 401.
 //! 2. **authorize**: is the target clean and the route granted ([`routes`]); 400 or 403.
-//! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`.
+//! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`, or
+//!    503 when the shared limiter cannot answer and is configured to refuse.
 //! 4. **read**: the recipient's own request body, within `max_request_body`; 413.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
@@ -65,7 +66,7 @@ pub enum Rejection {
     #[error(transparent)]
     Routes(#[from] routes::Error),
     #[error(transparent)]
-    Limits(#[from] limits::Exceeded),
+    Limits(#[from] limits::Error),
     #[error(transparent)]
     RequestBody(#[from] RequestBodyError),
     #[error(transparent)]
@@ -183,7 +184,7 @@ impl Gateway {
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
                 log_rejection(&rejection, &record);
-                if let Rejection::Limits(e) = &rejection {
+                if let Rejection::Limits(limits::Error::Exceeded(e)) = &rejection {
                     retry_after = Some(e.retry_after_secs);
                 }
                 let body = error_body(code, &message, &request_id);
@@ -293,7 +294,7 @@ impl Gateway {
         record.route = Some(route.template.to_string());
 
         // limit
-        self.limiter.check(&recipient)?;
+        self.limiter.check(&recipient).await?;
 
         // read
         let body = tokio::time::timeout(
@@ -459,7 +460,14 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
     match rejection {
         Rejection::Identity(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
         Rejection::Routes(e) => (e.status(), e.code(), e.to_string()),
-        Rejection::Limits(e) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
+        Rejection::Limits(e @ limits::Error::Exceeded(_)) => {
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+        }
+        Rejection::Limits(e @ limits::Error::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limit_unavailable",
+            e.to_string(),
+        ),
         Rejection::RequestBody(e) => match e {
             RequestBodyError::Timeout(_) => (
                 StatusCode::REQUEST_TIMEOUT,

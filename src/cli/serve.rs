@@ -78,7 +78,9 @@ async fn serve(settings: Settings, policy: Policy) -> anyhow::Result<u8> {
     match run_gateway(settings, policy, listener, admin, shutdown_signal(), |_| {}).await {
         Ok(code) => Ok(code),
         // A certificate or credential problem is a config problem: the config exit code.
-        Err(e @ (StartError::Tls(_) | StartError::Upstream(_))) => Ok(refuse([e.to_string()])),
+        Err(e @ (StartError::Tls(_) | StartError::Upstream(_) | StartError::Limits(_))) => {
+            Ok(refuse([e.to_string()]))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -95,6 +97,8 @@ pub(super) enum StartError {
     },
     #[error("{0}")]
     Upstream(String),
+    #[error("{0}")]
+    Limits(String),
 }
 
 /// Everything `serve` and `demo` share: the audit, the upstream, the gateway, the admin
@@ -130,12 +134,21 @@ pub(super) async fn run_gateway(
         "serving"
     );
     let metrics = Arc::new(Metrics::new(audit.stats()));
+    let limiter = limits::from_settings(
+        settings.limits.shared.as_ref(),
+        metrics.shared_limiter.clone(),
+    )
+    .await
+    .map_err(StartError::Limits)?;
+    if settings.limits.shared.is_some() {
+        tracing::info!("rate limits shared across replicas in Redis");
+    }
     let gateway = Arc::new(Gateway::new(
         Arc::new(policy),
         upstream,
         audit.clone(),
         settings.limits.clone(),
-        Arc::new(limits::Local::new()),
+        limiter,
         metrics,
     ));
     if let Some(admin) = admin {
