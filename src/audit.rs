@@ -14,6 +14,8 @@
 //! - [`writer`]: the single writer thread with group commit.
 //! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic, for one file
 //!   or a sequence of rotated files.
+//! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
+//!   several replicas; the same queue, chain and promises (`[audit] backend = "postgres"`).
 //!
 //! Rotation keeps one chain across files: the first record of a file made by
 //! [`AuditLog::rotate`] is a rotation record (`"event": "rotation"`) whose `prev_hash` is the
@@ -35,6 +37,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 mod chain;
+pub mod postgres;
 mod recover;
 mod rotate;
 mod verify;
@@ -140,6 +143,22 @@ pub enum Error {
         file.display()
     )]
     PendingRotation { file: PathBuf },
+    /// PostgreSQL could not be reached, migrated or read at start.
+    #[error("audit ledger (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The batch holding this record was not committed to PostgreSQL (down, failed, timed out).
+    #[error("audit record not committed: {0}")]
+    Unavailable(String),
+    /// Another live replica holds this chain's lock: two writers would fork it.
+    #[error(
+        "audit chain {chain:?} is in use by another running replica; give each replica its own [audit.postgres] chain"
+    )]
+    ChainInUse { chain: String },
+    /// Appending would fork or rewrite the chain; the ledger refuses every append from now on.
+    #[error("audit chain refused: {0}")]
+    Forked(String),
+    #[error("not supported by this audit backend: {0}")]
+    Unsupported(&'static str),
     #[error("audit log is closed")]
     Closed,
     #[error("audit writer has stopped")]
@@ -161,6 +180,11 @@ pub struct Stats {
     pub batches: AtomicU64,
     /// Batches whose write or fsync failed (each failed every append waiting in it).
     pub failures: AtomicU64,
+    /// Set by a backend that watches its store (PostgreSQL) while it cannot commit; `/readyz`
+    /// reads it. Only meaningful when `probed` is set.
+    pub unavailable: AtomicBool,
+    /// The backend keeps `unavailable` current even without traffic.
+    pub probed: AtomicBool,
 }
 
 /// What `open` found in the file.
@@ -185,6 +209,8 @@ struct Inner {
     stats: Arc<Stats>,
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The PostgreSQL writer runs as a task instead of a thread.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 // === impl AuditLog ===
@@ -213,6 +239,32 @@ impl AuditLog {
                 stats,
                 closed: AtomicBool::new(false),
                 thread: Mutex::new(Some(thread)),
+                task: Mutex::new(None),
+            }),
+        };
+        Ok((log, opened))
+    }
+
+    /// Opens the PostgreSQL ledger: connects, runs the migrations, takes this chain's lock,
+    /// continues from its last committed row, and starts the writer task. `append` then
+    /// resolves once the record's row is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Postgres`] when the database cannot be reached or migrated,
+    /// [`Error::ChainInUse`] when another live replica writes this chain, [`Error::Damaged`]
+    /// when the chain's last row does not verify.
+    pub async fn open_postgres(target: postgres::Target) -> Result<(AuditLog, Opened), Error> {
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (task, opened) = postgres::open(target, rx, stats.clone()).await?;
+        let log = AuditLog {
+            inner: Arc::new(Inner {
+                tx,
+                stats,
+                closed: AtomicBool::new(false),
+                thread: Mutex::new(None),
+                task: Mutex::new(Some(task)),
             }),
         };
         Ok((log, opened))
@@ -292,6 +344,15 @@ impl AuditLog {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
+        let task = match self.inner.task.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(task) = task {
+            if task.await.is_err() {
+                tracing::error!("audit writer task panicked");
+            }
+        }
         if let Some(thread) = thread {
             match tokio::task::spawn_blocking(move || thread.join()).await {
                 Ok(Ok(())) => tracing::debug!("audit writer stopped"),

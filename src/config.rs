@@ -28,6 +28,8 @@ pub struct Settings {
     /// The environment variable holding the key of `pseudonym()` in the rules, if any.
     pub pseudonym_key_env: Option<String>,
     pub audit_path: PathBuf,
+    /// Where the ledger lives: the file at `audit_path` (default) or PostgreSQL.
+    pub audit_backend: AuditBackend,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
 }
@@ -58,6 +60,26 @@ pub enum ClientAuth {
     Required,
     Optional,
 }
+
+/// `[audit] backend`: the JSONL file every replica owns, or one PostgreSQL ledger shared by
+/// several replicas, one chain each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditBackend {
+    File,
+    Postgres(AuditPostgres),
+}
+
+/// `[audit.postgres]`. The URL is not here: it holds a password, so it is only ever read from
+/// the environment variable `url_env` names, at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPostgres {
+    pub url_env: String,
+    /// This replica's chain; two live replicas must never share one.
+    pub chain: String,
+}
+
+/// Default of `[audit.postgres] url_env`.
+pub const DEFAULT_PG_URL_ENV: &str = "NEED_TO_KNOW_PG_URL";
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -139,6 +161,15 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     path: PathBuf,
+    backend: Option<String>,
+    postgres: Option<RawAuditPostgres>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuditPostgres {
+    url_env: Option<String>,
+    chain: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +332,10 @@ impl Settings {
         if raw.rules.pseudonym_key_env.as_deref() == Some("") {
             problem("rules.pseudonym_key_env is empty".to_string());
         }
+        let audit_backend = audit_backend(&raw.audit).unwrap_or_else(|e| {
+            problem(e);
+            AuditBackend::File
+        });
         if !problems.is_empty() {
             return Err(Error(problems));
         }
@@ -328,6 +363,7 @@ impl Settings {
             rules_dir: at(&raw.rules.dir),
             pseudonym_key_env: raw.rules.pseudonym_key_env,
             audit_path: at(&raw.audit.path),
+            audit_backend,
             admin_listen,
             limits: Limits {
                 max_request_body,
@@ -337,6 +373,59 @@ impl Settings {
             },
         })
     }
+}
+
+fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, String> {
+    match raw.backend.as_deref() {
+        None | Some("file") => {
+            if raw.postgres.is_some() {
+                return Err("[audit.postgres] is set but audit.backend is not \"postgres\"".into());
+            }
+            Ok(AuditBackend::File)
+        }
+        Some("postgres") => {
+            let pg = raw.postgres.as_ref();
+            let url_env = pg
+                .and_then(|p| p.url_env.clone())
+                .unwrap_or_else(|| DEFAULT_PG_URL_ENV.to_string());
+            if url_env.is_empty() {
+                return Err("audit.postgres.url_env is empty".into());
+            }
+            let chain = match pg.and_then(|p| p.chain.clone()) {
+                Some(chain) => chain,
+                None => host_name().ok_or(
+                    "audit.postgres.chain is not set and the host name cannot be read; set it",
+                )?,
+            };
+            check_chain_name(&chain)?;
+            Ok(AuditBackend::Postgres(AuditPostgres { url_env, chain }))
+        }
+        Some(other) => Err(format!(
+            "audit.backend {other:?} is not \"file\" or \"postgres\""
+        )),
+    }
+}
+
+/// A chain name is printed by the DPO tools and used in `--chain`: keep it to a plain token.
+pub fn check_chain_name(chain: &str) -> Result<(), String> {
+    let plain = chain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if chain.is_empty() || chain.len() > 128 || !plain {
+        return Err(format!(
+            "audit.postgres.chain {chain:?} must be 1 to 128 letters, digits, '.', '-' or '_'"
+        ));
+    }
+    Ok(())
+}
+
+/// The host name, the default chain: one per replica, as a pod or VM name is.
+fn host_name() -> Option<String> {
+    let from_kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    from_kernel
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, String> {

@@ -58,6 +58,9 @@ pub struct Metrics {
     pub audit_failures: Counter,
     audit_records: Gauge<u64, AtomicU64>,
     audit_fsyncs: Gauge<u64, AtomicU64>,
+    /// Group commits (fsyncs of the file, or PostgreSQL transactions): records per commit is
+    /// `audit_records / audit_commits`.
+    audit_commits: Gauge<u64, AtomicU64>,
     pub rules_generation: Family<GenerationLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
     /// The last audit append succeeded; `/readyz` reads it.
@@ -82,6 +85,7 @@ impl Metrics {
             audit_failures: Counter::default(),
             audit_records: Gauge::default(),
             audit_fsyncs: Gauge::default(),
+            audit_commits: Gauge::default(),
             rules_generation: Family::default(),
             reloads: Family::default(),
             audit_ok: AtomicBool::new(true),
@@ -150,6 +154,11 @@ impl Metrics {
             metrics.audit_fsyncs.clone(),
         );
         r.register(
+            "audit_commits",
+            "Audit group commits since start, file fsyncs or PostgreSQL transactions (records per commit = records / commits)",
+            metrics.audit_commits.clone(),
+        );
+        r.register(
             "rules_generation",
             "The rules in use (1 for the current generation)",
             metrics.rules_generation.clone(),
@@ -169,8 +178,9 @@ impl Metrics {
     pub fn encode(&self) -> String {
         self.audit_records
             .set(self.audit_stats.records_written.load(Ordering::Relaxed));
-        self.audit_fsyncs
-            .set(self.audit_stats.batches.load(Ordering::Relaxed));
+        let commits = self.audit_stats.batches.load(Ordering::Relaxed);
+        self.audit_fsyncs.set(commits);
+        self.audit_commits.set(commits);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
