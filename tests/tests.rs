@@ -28,3 +28,6 @@ mod audit_rotation;
 mod register;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
+// The PostgreSQL ledger: two gateway processes on one throw-away server, the DPO tools over
+// every chain, an outage under load, a duplicate chain refused, a tampered row named.
+mod ledger_postgres;

@@ -44,6 +44,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Bounds connecting and re-reading the head, so a writer never hangs on a half-open server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Namespace of our advisory locks (the first key of the two-key form): "ntk" in ASCII.
 const LOCK_CLASS: i32 = 0x006e_746b;
 
@@ -91,7 +94,14 @@ impl std::fmt::Debug for Target {
 ///
 /// [`Error::Postgres`] when the URL is invalid or the server cannot be reached.
 pub async fn connect(url: &str) -> Result<Client, Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Error::Postgres(format!("the database URL is not valid: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let (client, connection) = config
+        .connect(NoTls)
         .await
         .map_err(|e| Error::Postgres(format!("cannot connect: {e}")))?;
     tokio::spawn(async move {
@@ -338,7 +348,10 @@ impl Writer {
                 "PostgreSQL is unreachable; reconnecting".into(),
             ));
         }
-        match self.reconnect().await {
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, self.reconnect()).await;
+        let attempt =
+            attempt.unwrap_or_else(|_| Err(Error::Unavailable("reconnecting timed out".into())));
+        match attempt {
             Ok(conn) => {
                 self.backoff = BACKOFF_MIN;
                 self.conn = Some(conn.clone());
