@@ -466,8 +466,7 @@ async fn throughput_at_64_concurrent_over_two_replicas() {
     }
     let records = (ra1 - ra0) + (rb1 - rb0);
     let commits = (ca1 - ca0) + (cb1 - cb0);
-    let seen = seen.lock().expect("lock");
-    assert_eq!(seen.unavailable, 0);
+    assert_eq!(seen.lock().expect("lock").unavailable, 0);
     println!(
         "postgres ledger, 64 concurrent over 2 replicas: {records} records in {took:.1} s = {:.0} records/s; {commits} commits, {:.2} records per commit",
         records as f64 / took,
