@@ -512,6 +512,63 @@ path = "var/audit.jsonl"
     }
 
     #[test]
+    fn audit_backend_is_the_file_unless_postgres_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), []).expect("loads");
+        assert_eq!(s.audit_backend, AuditBackend::File);
+
+        let text = format!("{MINIMAL}backend = \"postgres\"\n[audit.postgres]\nchain = \"gw-1\"\n");
+        let s = Settings::load_with_env(&write(dir.path(), &text), []).expect("loads");
+        let want = AuditPostgres {
+            url_env: DEFAULT_PG_URL_ENV.into(),
+            chain: "gw-1".into(),
+        };
+        assert_eq!(s.audit_backend, AuditBackend::Postgres(want));
+
+        // The chain from the environment, as a replica's manifest sets it.
+        let env = [
+            (
+                "NEED_TO_KNOW__AUDIT__BACKEND".to_string(),
+                "postgres".to_string(),
+            ),
+            (
+                "NEED_TO_KNOW__AUDIT__POSTGRES__CHAIN".to_string(),
+                "pod-2".to_string(),
+            ),
+        ];
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), env).expect("loads");
+        assert!(matches!(s.audit_backend, AuditBackend::Postgres(p) if p.chain == "pod-2"));
+    }
+
+    #[test]
+    fn bad_audit_backend_settings_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (extra, want) in [
+            ("backend = \"sqlite\"\n", "audit.backend \"sqlite\" is not"),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nchain = \"a b\"\n",
+                "audit.postgres.chain \"a b\" must be",
+            ),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nurl_env = \"\"\n",
+                "audit.postgres.url_env is empty",
+            ),
+            (
+                "[audit.postgres]\nchain = \"a\"\n",
+                "audit.backend is not \"postgres\"",
+            ),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nurl = \"x\"\n",
+                "unknown field",
+            ),
+        ] {
+            let text = format!("{MINIMAL}{extra}");
+            let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err(extra);
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_a_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let env = [(

@@ -202,6 +202,35 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
     assert_eq!(ids.len(), 20, "{ids:?}");
     assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), sent);
 
+    // The subject access report reads every chain too.
+    let config = dir.path().join("need-to-know.toml");
+    let out = cli(
+        &pg,
+        &[
+            "audit",
+            "report",
+            "--postgres",
+            "--subject",
+            SUBJECT,
+            "--format",
+            "json",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(report["chain_problem"], Value::Null, "{report}");
+    assert_eq!(report["records_checked"], 20, "{report}");
+    assert_eq!(
+        report["files"],
+        serde_json::json!(["postgres:replica-a", "postgres:replica-b"])
+    );
+    let disclosures = report["recipients"][0]["disclosures"]
+        .as_array()
+        .expect("list");
+    assert_eq!(disclosures.len(), 20, "{report}");
+
     let exported = dir.path().join("replica-a.jsonl");
     let out = cli(
         &pg,
