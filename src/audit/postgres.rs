@@ -485,10 +485,7 @@ impl Writer {
                 tracing::error!(records = n, %error, "audit batch not committed");
                 // The outcome may be unknown: forget the connection so the next batch
                 // reconnects and re-reads the head instead of guessing.
-                if !matches!(error, Error::Unavailable(ref m) if m.starts_with("PostgreSQL is unreachable"))
-                {
-                    self.conn = None;
-                }
+                self.conn = None;
                 for reply in waiting {
                     let _ = reply.send(Err(match &error {
                         Error::Forked(r) => Error::Forked(r.clone()),
