@@ -2,9 +2,10 @@
 //! recipients' port), for probes and Prometheus.
 //!
 //! - `/healthz`: the process is up and serving this listener.
-//! - `/readyz`: rules are loaded, the last audit append succeeded, the last audit checkpoint
-//!   write (if checkpoints are on) succeeded, and the upstream accepts a connection within a
-//!   second. 503 with the failing checks otherwise.
+//! - `/readyz`: rules are loaded, the last audit append succeeded (with PostgreSQL: the
+//!   ledger can commit now), the last audit checkpoint write (if checkpoints are on)
+//!   succeeded, and the upstream accepts a connection within a second. 503 with the failing
+//!   checks otherwise.
 //! - `/metrics`: the Prometheus text format.
 
 use std::future::Future;
@@ -82,7 +83,13 @@ async fn readiness(gateway: &Gateway) -> Response<Full<Bytes>> {
     if gateway.policy().recipients().is_empty() {
         failing.push("rules: no recipients loaded");
     }
-    if !gateway.metrics().audit_ok.load(Ordering::Relaxed) {
+    let stats = gateway.audit().stats();
+    if stats.probed.load(Ordering::Relaxed) {
+        // A watched store (PostgreSQL): ready follows it, so it comes back without traffic.
+        if stats.unavailable.load(Ordering::Relaxed) {
+            failing.push("audit: the ledger cannot commit");
+        }
+    } else if !gateway.metrics().audit_ok.load(Ordering::Relaxed) {
         failing.push("audit: the last append failed");
     }
     if gateway.metrics().audit_checkpoint_failing() {

@@ -16,6 +16,8 @@
 //!   or a sequence of rotated files.
 //! - [`checkpoint`]: signed checkpoints of the chain's size and head, for what a chain alone
 //!   cannot show (a cut tail, a rewritten history); written by the writer, checked by verify.
+//! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
+//!   several replicas; the same queue, chain and promises (`[audit] backend = "postgres"`).
 //!
 //! Rotation keeps one chain across files: the first record of a file made by
 //! [`AuditLog::rotate`] is a rotation record (`"event": "rotation"`) whose `prev_hash` is the
@@ -38,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod chain;
 pub mod checkpoint;
+pub mod postgres;
 mod recover;
 mod rotate;
 mod verify;
@@ -147,6 +150,22 @@ pub enum Error {
     /// a last checkpoint the ledger does not contain, or a rotation whose checkpoint failed.
     #[error("audit checkpoints: {0}")]
     Checkpoint(String),
+    /// PostgreSQL could not be reached, migrated or read at start.
+    #[error("audit ledger (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The batch holding this record was not committed to PostgreSQL (down, failed, timed out).
+    #[error("audit record not committed: {0}")]
+    Unavailable(String),
+    /// Another live replica holds this chain's lock: two writers would fork it.
+    #[error(
+        "audit chain {chain:?} is in use by another running replica; give each replica its own [audit.postgres] chain"
+    )]
+    ChainInUse { chain: String },
+    /// Appending would fork or rewrite the chain; the ledger refuses every append from now on.
+    #[error("audit chain refused: {0}")]
+    Forked(String),
+    #[error("not supported by this audit backend: {0}")]
+    Unsupported(&'static str),
     #[error("audit log is closed")]
     Closed,
     #[error("audit writer has stopped")]
@@ -168,6 +187,11 @@ pub struct Stats {
     pub batches: AtomicU64,
     /// Batches whose write or fsync failed (each failed every append waiting in it).
     pub failures: AtomicU64,
+    /// Set by a backend that watches its store (PostgreSQL) while it cannot commit; `/readyz`
+    /// reads it. Only meaningful when `probed` is set.
+    pub unavailable: AtomicBool,
+    /// The backend keeps `unavailable` current even without traffic.
+    pub probed: AtomicBool,
     /// Signed checkpoints written.
     pub checkpoints: AtomicU64,
     /// Checkpoint writes that failed (the records were durable; the next batch retried).
@@ -205,6 +229,8 @@ struct Inner {
     stats: Arc<Stats>,
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The PostgreSQL writer runs as a task instead of a thread.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 // === impl AuditLog ===
@@ -255,6 +281,32 @@ impl AuditLog {
                 stats,
                 closed: AtomicBool::new(false),
                 thread: Mutex::new(Some(thread)),
+                task: Mutex::new(None),
+            }),
+        };
+        Ok((log, opened))
+    }
+
+    /// Opens the PostgreSQL ledger: connects, runs the migrations, takes this chain's lock,
+    /// continues from its last committed row, and starts the writer task. `append` then
+    /// resolves once the record's row is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Postgres`] when the database cannot be reached or migrated,
+    /// [`Error::ChainInUse`] when another live replica writes this chain, [`Error::Damaged`]
+    /// when the chain's last row does not verify.
+    pub async fn open_postgres(target: postgres::Target) -> Result<(AuditLog, Opened), Error> {
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (task, opened) = postgres::open(target, rx, stats.clone()).await?;
+        let log = AuditLog {
+            inner: Arc::new(Inner {
+                tx,
+                stats,
+                closed: AtomicBool::new(false),
+                thread: Mutex::new(None),
+                task: Mutex::new(Some(task)),
             }),
         };
         Ok((log, opened))
@@ -334,6 +386,15 @@ impl AuditLog {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
+        let task = match self.inner.task.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(task) = task {
+            if task.await.is_err() {
+                tracing::error!("audit writer task panicked");
+            }
+        }
         if let Some(thread) = thread {
             match tokio::task::spawn_blocking(move || thread.join()).await {
                 Ok(Ok(())) => tracing::debug!("audit writer stopped"),

@@ -115,7 +115,7 @@ enum AuditCommand {
     Verify {
         /// The audit file, or rotated files oldest first and the current one last: checked as
         /// one chain across them.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
         files: Vec<PathBuf>,
         /// The checkpoint file: every signed checkpoint must match the files, which then
         /// must start at the chain's first file (needs --public-key).
@@ -124,13 +124,36 @@ enum AuditCommand {
         /// The checkpoint public key (PEM SPKI, from `keygen --checkpoint`).
         #[arg(long, requires = "checkpoints")]
         public_key: Option<PathBuf>,
+        #[command(flatten)]
+        pg: PostgresArgs,
+    },
+    /// Write one chain of the PostgreSQL ledger as the JSONL file it would have been, which
+    /// `audit verify FILE` accepts unchanged.
+    Export {
+        #[command(flatten)]
+        pg: PostgresArgs,
+        /// The chain (a replica's `[audit.postgres] chain`).
+        #[arg(long)]
+        chain: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Create or upgrade the PostgreSQL ledger's schema (serve also does this at start).
+    Migrate {
+        #[command(flatten)]
+        pg: PostgresArgs,
     },
     /// The subject access report: every disclosure about one tenant, by recipient, in plain
     /// words; the chain is verified first and the report says whether it did.
     Report {
         /// The audit file, or rotated files oldest first and the current one last.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
         files: Vec<PathBuf>,
+        /// Read every chain of the PostgreSQL ledger instead of files (URL from the
+        /// environment variable --config names, default NEED_TO_KNOW_PG_URL).
+        #[arg(long)]
+        postgres: bool,
         /// The data subject's id.
         #[arg(long)]
         subject: String,
@@ -150,12 +173,26 @@ enum AuditCommand {
     /// Print every disclosure about one data subject, oldest first.
     Query {
         /// The audit file, or rotated files oldest first and the current one last.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        pg: PostgresArgs,
         /// The data subject's id (as named by a route's `subjects`).
         #[arg(long)]
         subject: String,
     },
+}
+
+/// Where the PostgreSQL ledger is: the URL is read from an environment variable only.
+#[derive(Debug, clap::Args)]
+struct PostgresArgs {
+    /// Read every chain of the PostgreSQL ledger instead of files.
+    #[arg(long)]
+    postgres: bool,
+    /// The config whose `[audit.postgres] url_env` names the variable holding the URL
+    /// (without it: NEED_TO_KNOW_PG_URL).
+    #[arg(long, requires = "postgres")]
+    config: Option<PathBuf>,
 }
 
 /// The config and the rules as `serve` loads them (with their secrets); on any problem,
@@ -200,16 +237,38 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             output,
         } => register::run(&config, &format, output.as_deref()),
         Command::Keygen(args) => keygen::run(&args),
+        Command::Audit(AuditCommand::Verify { pg, .. }) if pg.postgres => {
+            audit::postgres::verify(pg.config.as_deref())
+        }
         Command::Audit(AuditCommand::Verify {
             files,
             checkpoints,
             public_key,
+            ..
         }) => match (checkpoints, public_key) {
             (Some(checkpoints), Some(key)) => audit::verify_checkpoints(&files, &checkpoints, &key),
             _ => audit::verify(&files),
         },
-        Command::Audit(AuditCommand::Query { files, subject }) => audit::query(&files, &subject),
+        Command::Audit(AuditCommand::Query { pg, subject, .. }) if pg.postgres => {
+            audit::postgres::query(pg.config.as_deref(), &subject)
+        }
+        Command::Audit(AuditCommand::Query { files, subject, .. }) => {
+            audit::query(&files, &subject)
+        }
+        Command::Audit(AuditCommand::Export { pg, chain, output }) => {
+            if !pg.postgres {
+                anyhow::bail!("audit export reads the PostgreSQL ledger: pass --postgres");
+            }
+            audit::postgres::export(pg.config.as_deref(), &chain, output.as_deref())
+        }
+        Command::Audit(AuditCommand::Migrate { pg }) => {
+            if !pg.postgres {
+                anyhow::bail!("audit migrate is for the PostgreSQL ledger: pass --postgres");
+            }
+            audit::postgres::migrate(pg.config.as_deref())
+        }
         Command::Audit(AuditCommand::Report {
+            postgres,
             files,
             subject,
             format,
@@ -217,6 +276,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             to,
             config,
         }) => audit::report(
+            postgres,
             &files,
             &subject,
             &format,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub audit_path: PathBuf,
     /// Signed checkpoints of the audit chain; `None` when `audit.checkpoint_key` is unset.
     pub audit_checkpoints: Option<crate::audit::checkpoint::Config>,
+    /// Where the ledger lives: the file at `audit_path` (default) or PostgreSQL.
+    pub audit_backend: AuditBackend,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
 }
@@ -60,6 +62,26 @@ pub enum ClientAuth {
     Required,
     Optional,
 }
+
+/// `[audit] backend`: the JSONL file every replica owns, or one PostgreSQL ledger shared by
+/// several replicas, one chain each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditBackend {
+    File,
+    Postgres(AuditPostgres),
+}
+
+/// `[audit.postgres]`. The URL is not here: it holds a password, so it is only ever read from
+/// the environment variable `url_env` names, at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPostgres {
+    pub url_env: String,
+    /// This replica's chain; two live replicas must never share one.
+    pub chain: String,
+}
+
+/// Default of `[audit.postgres] url_env`.
+pub const DEFAULT_PG_URL_ENV: &str = "NEED_TO_KNOW_PG_URL";
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -169,6 +191,15 @@ struct RawAudit {
     checkpoint_path: Option<PathBuf>,
     checkpoint_every: Option<u64>,
     checkpoint_interval: Option<String>,
+    backend: Option<String>,
+    postgres: Option<RawAuditPostgres>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuditPostgres {
+    url_env: Option<String>,
+    chain: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,6 +417,10 @@ impl Settings {
                 None
             }
         };
+        let audit_backend = audit_backend(&raw.audit).unwrap_or_else(|e| {
+            problem(e);
+            AuditBackend::File
+        });
         if !problems.is_empty() {
             return Err(Error(problems));
         }
@@ -414,6 +449,7 @@ impl Settings {
             pseudonym_key_env: raw.rules.pseudonym_key_env,
             audit_path,
             audit_checkpoints,
+            audit_backend,
             admin_listen,
             limits: Limits {
                 max_request_body,
@@ -485,6 +521,59 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
         replicas_hint,
         timeout,
     }))
+}
+
+fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, String> {
+    match raw.backend.as_deref() {
+        None | Some("file") => {
+            if raw.postgres.is_some() {
+                return Err("[audit.postgres] is set but audit.backend is not \"postgres\"".into());
+            }
+            Ok(AuditBackend::File)
+        }
+        Some("postgres") => {
+            let pg = raw.postgres.as_ref();
+            let url_env = pg
+                .and_then(|p| p.url_env.clone())
+                .unwrap_or_else(|| DEFAULT_PG_URL_ENV.to_string());
+            if url_env.is_empty() {
+                return Err("audit.postgres.url_env is empty".into());
+            }
+            let chain = match pg.and_then(|p| p.chain.clone()) {
+                Some(chain) => chain,
+                None => host_name().ok_or(
+                    "audit.postgres.chain is not set and the host name cannot be read; set it",
+                )?,
+            };
+            check_chain_name(&chain)?;
+            Ok(AuditBackend::Postgres(AuditPostgres { url_env, chain }))
+        }
+        Some(other) => Err(format!(
+            "audit.backend {other:?} is not \"file\" or \"postgres\""
+        )),
+    }
+}
+
+/// A chain name is printed by the DPO tools and used in `--chain`: keep it to a plain token.
+pub fn check_chain_name(chain: &str) -> Result<(), String> {
+    let plain = chain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if chain.is_empty() || chain.len() > 128 || !plain {
+        return Err(format!(
+            "audit.postgres.chain {chain:?} must be 1 to 128 letters, digits, '.', '-' or '_'"
+        ));
+    }
+    Ok(())
+}
+
+/// The host name, the default chain: one per replica, as a pod or VM name is.
+fn host_name() -> Option<String> {
+    let from_kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    from_kernel
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, String> {
@@ -568,6 +657,63 @@ path = "var/audit.jsonl"
         assert_eq!(s.limits.max_response_body, 256 << 20);
         assert_eq!(s.limits.max_depth, 64);
         assert_eq!(s.upstream.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn audit_backend_is_the_file_unless_postgres_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), []).expect("loads");
+        assert_eq!(s.audit_backend, AuditBackend::File);
+
+        let text = format!("{MINIMAL}backend = \"postgres\"\n[audit.postgres]\nchain = \"gw-1\"\n");
+        let s = Settings::load_with_env(&write(dir.path(), &text), []).expect("loads");
+        let want = AuditPostgres {
+            url_env: DEFAULT_PG_URL_ENV.into(),
+            chain: "gw-1".into(),
+        };
+        assert_eq!(s.audit_backend, AuditBackend::Postgres(want));
+
+        // The chain from the environment, as a replica's manifest sets it.
+        let env = [
+            (
+                "NEED_TO_KNOW__AUDIT__BACKEND".to_string(),
+                "postgres".to_string(),
+            ),
+            (
+                "NEED_TO_KNOW__AUDIT__POSTGRES__CHAIN".to_string(),
+                "pod-2".to_string(),
+            ),
+        ];
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), env).expect("loads");
+        assert!(matches!(s.audit_backend, AuditBackend::Postgres(p) if p.chain == "pod-2"));
+    }
+
+    #[test]
+    fn bad_audit_backend_settings_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (extra, want) in [
+            ("backend = \"sqlite\"\n", "audit.backend \"sqlite\" is not"),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nchain = \"a b\"\n",
+                "audit.postgres.chain \"a b\" must be",
+            ),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nurl_env = \"\"\n",
+                "audit.postgres.url_env is empty",
+            ),
+            (
+                "[audit.postgres]\nchain = \"a\"\n",
+                "audit.backend is not \"postgres\"",
+            ),
+            (
+                "backend = \"postgres\"\n[audit.postgres]\nurl = \"x\"\n",
+                "unknown field",
+            ),
+        ] {
+            let text = format!("{MINIMAL}{extra}");
+            let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err(extra);
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        }
     }
 
     #[test]

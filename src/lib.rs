@@ -23,7 +23,8 @@
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
 //! - [`dry_run`]: a request decided without a network, for `explain`, `test` and `diff`.
 //! - [`casebook`]: the DPO's policy test cases (`rules/tests/`), for `test`.
-//! - [`audit`]: the durable, hash-chained disclosure ledger; verify and query.
+//! - [`audit`]: the durable, hash-chained disclosure ledger (a file, or PostgreSQL for several
+//!   replicas); verify and query.
 //! - [`register`]: the disclosure register (UK GDPR Art. 30 view) of the loaded rules.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.

@@ -72,6 +72,9 @@ pub struct Metrics {
     audit_fsyncs: Gauge<u64, AtomicU64>,
     audit_checkpoints: Gauge<u64, AtomicU64>,
     audit_checkpoint_failures: Gauge<u64, AtomicU64>,
+    /// Group commits (fsyncs of the file, or PostgreSQL transactions): records per commit is
+    /// `audit_records / audit_commits`.
+    audit_commits: Gauge<u64, AtomicU64>,
     pub rules_generation: Family<GenerationLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
     pub shared_limiter: SharedLimiter,
@@ -99,6 +102,7 @@ impl Metrics {
             audit_fsyncs: Gauge::default(),
             audit_checkpoints: Gauge::default(),
             audit_checkpoint_failures: Gauge::default(),
+            audit_commits: Gauge::default(),
             rules_generation: Family::default(),
             reloads: Family::default(),
             shared_limiter: SharedLimiter::default(),
@@ -178,6 +182,11 @@ impl Metrics {
             metrics.audit_checkpoint_failures.clone(),
         );
         r.register(
+            "audit_commits",
+            "Audit group commits since start, file fsyncs or PostgreSQL transactions (records per commit = records / commits)",
+            metrics.audit_commits.clone(),
+        );
+        r.register(
             "rules_generation",
             "The rules in use (1 for the current generation)",
             metrics.rules_generation.clone(),
@@ -217,8 +226,9 @@ impl Metrics {
     pub fn encode(&self) -> String {
         self.audit_records
             .set(self.audit_stats.records_written.load(Ordering::Relaxed));
-        self.audit_fsyncs
-            .set(self.audit_stats.batches.load(Ordering::Relaxed));
+        let commits = self.audit_stats.batches.load(Ordering::Relaxed);
+        self.audit_fsyncs.set(commits);
+        self.audit_commits.set(commits);
         self.audit_checkpoints
             .set(self.audit_stats.checkpoints.load(Ordering::Relaxed));
         self.audit_checkpoint_failures

@@ -78,9 +78,49 @@ pub fn build(
         Ok(v) => (None, v.records),
         Err(e) => (Some(e.to_string()), 0),
     };
-    let mut sections: BTreeMap<String, RecipientSection> = BTreeMap::new();
+    let mut lines = Vec::new();
     for file in files {
-        for line in audit::query(file, subject)? {
+        lines.extend(audit::query(file, subject)?);
+    }
+    let checked = Checked {
+        problem: chain_problem,
+        records: records_checked,
+        sources: files.iter().map(|f| f.display().to_string()).collect(),
+    };
+    Ok(build_from(
+        checked, lines, subject, from, to, policy, glossary,
+    ))
+}
+
+/// What verifying the ledger found, for the report's header: `problem` is `None` when every
+/// chain verified.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    pub problem: Option<String>,
+    pub records: u64,
+    /// The files read, or the chains (`postgres:CHAIN`), as the report names its sources.
+    pub sources: Vec<String>,
+}
+
+/// The report from the subject's records, oldest first, whichever backend they came from
+/// (`build` for files; the PostgreSQL ledger's query for `audit report --postgres`).
+pub fn build_from(
+    checked: Checked,
+    lines: Vec<String>,
+    subject: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    policy: Option<&Policy>,
+    glossary: &Glossary,
+) -> Report {
+    let Checked {
+        problem: chain_problem,
+        records: records_checked,
+        sources,
+    } = checked;
+    let mut sections: BTreeMap<String, RecipientSection> = BTreeMap::new();
+    {
+        for line in lines {
             let Ok(record) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -135,16 +175,16 @@ pub fn build(
             }
         }
     }
-    Ok(Report {
+    Report {
         subject: subject.to_string(),
         generated: audit::now_rfc3339(),
-        files: files.iter().map(|f| f.display().to_string()).collect(),
+        files: sources,
         chain_problem,
         records_checked,
         from: from.map(str::to_string),
         to: to.map(str::to_string),
         recipients: sections.into_values().collect(),
-    })
+    }
 }
 
 /// The words for a disclosed leaf, or for the nearest field above it that has words: the

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod postgres;
 pub mod redis;
 pub mod upstream;
 

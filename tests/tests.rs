@@ -32,3 +32,6 @@ mod register;
 mod hostile;
 // Signed audit checkpoints: keygen --checkpoint, every tamper case caught by verify, serve.
 mod checkpoints;
+// The PostgreSQL ledger: two gateway processes on one throw-away server, the DPO tools over
+// every chain, an outage under load, a duplicate chain refused, a tampered row named.
+mod ledger_postgres;

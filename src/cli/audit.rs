@@ -1,10 +1,13 @@
-//! `audit verify` and `audit query`, over one file or rotated files in order.
+//! `audit verify` and `audit query`, over one file or rotated files in order; with
+//! `--postgres`, over every chain of the PostgreSQL ledger ([`postgres`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::audit;
+
+pub(super) mod postgres;
 
 /// Prints the record count and exits 0, or names the first broken record and exits 1.
 ///
@@ -146,6 +149,7 @@ pub fn query(files: &[PathBuf], subject: &str) -> anyhow::Result<u8> {
 
 /// The subject access report on standard output, as HTML or JSON.
 pub fn report(
+    postgres: bool,
     files: &[std::path::PathBuf],
     subject: &str,
     format: &str,
@@ -169,8 +173,21 @@ pub fn report(
         .as_ref()
         .and_then(|s| crate::register::glossary::load(&s.rules_dir).ok())
         .unwrap_or_default();
-    let report = crate::report::build(files, subject, from, to, policy.as_ref(), &glossary)
-        .context("cannot read the audit files")?;
+    let report = if postgres {
+        let (checked, lines) = postgres::report_input(Some(config), subject)?;
+        crate::report::build_from(
+            checked,
+            lines,
+            subject,
+            from,
+            to,
+            policy.as_ref(),
+            &glossary,
+        )
+    } else {
+        crate::report::build(files, subject, from, to, policy.as_ref(), &glossary)
+            .context("cannot read the audit files")?
+    };
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -29,6 +29,23 @@ fn check_tls(settings: &Settings) -> Vec<Diagnostic> {
     problems
 }
 
+/// With the PostgreSQL ledger, `serve` needs the URL variable; it is not read beyond that.
+fn check_ledger(settings: &Settings) -> Option<Diagnostic> {
+    let crate::config::AuditBackend::Postgres(pg) = &settings.audit_backend else {
+        return None;
+    };
+    std::env::var_os(&pg.url_env).is_none().then(|| {
+        Diagnostic::error(
+            &settings.source,
+            0,
+            format!(
+                "audit.backend is \"postgres\" but the environment variable {} (the database URL) is not set",
+                pg.url_env
+            ),
+        )
+    })
+}
+
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.
 pub fn run(config: &Path) -> u8 {
     let mut problems: Vec<Diagnostic> = Vec::new();
@@ -54,6 +71,7 @@ pub fn run(config: &Path) -> u8 {
                     problems.push(Diagnostic::error(&settings.source, 0, message));
                 }
             }
+            problems.extend(check_ledger(&settings));
         }
     }
     let errors = problems.iter().filter(|d| d.is_error()).count();

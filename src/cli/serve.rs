@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::audit::AuditLog;
 use crate::cli::EXIT_CONFIG;
-use crate::config::Settings;
+use crate::config::{AuditBackend, Settings};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
@@ -95,10 +95,48 @@ pub(super) enum StartError {
         path: std::path::PathBuf,
         source: crate::audit::Error,
     },
+    #[error("cannot open the audit ledger: {0}")]
+    Ledger(crate::audit::Error),
     #[error("{0}")]
     Upstream(String),
     #[error("{0}")]
     Limits(String),
+}
+
+/// The ledger `[audit] backend` names: the file, or this replica's chain in PostgreSQL (the
+/// URL read from the environment here, and nowhere else).
+async fn open_audit(settings: &Settings) -> Result<(AuditLog, crate::audit::Opened), StartError> {
+    match &settings.audit_backend {
+        AuditBackend::File => {
+            AuditLog::open_with(&settings.audit_path, &audit_options(settings)).map_err(
+                |source| StartError::Audit {
+                    path: settings.audit_path.clone(),
+                    source,
+                },
+            )
+        }
+        AuditBackend::Postgres(_) if settings.audit_checkpoints.is_some() => Err(
+            StartError::Ledger(crate::audit::Error::Unsupported(
+                "signed checkpoints (audit.checkpoint_key) are for the file ledger; PostgreSQL chains are checked by audit verify --postgres",
+            )),
+        ),
+        AuditBackend::Postgres(pg) => {
+            let url = std::env::var(&pg.url_env).map_err(|_| {
+                StartError::Ledger(crate::audit::Error::Postgres(format!(
+                    "audit.backend is \"postgres\" but the environment variable {} (the database URL) is not set",
+                    pg.url_env
+                )))
+            })?;
+            tracing::info!(chain = %pg.chain, "audit ledger: PostgreSQL");
+            let target = crate::audit::postgres::Target {
+                url,
+                chain: pg.chain.clone(),
+            };
+            AuditLog::open_postgres(target)
+                .await
+                .map_err(StartError::Ledger)
+        }
+    }
 }
 
 /// Everything `serve` and `demo` share: the audit, the upstream, the gateway, the admin
@@ -116,11 +154,7 @@ pub(super) async fn run_gateway(
         None => None,
         Some(t) => Some(Arc::new(Reloadable::new(t.clone())?)),
     };
-    let (audit, opened) = AuditLog::open_with(&settings.audit_path, &audit_options(&settings))
-        .map_err(|source| StartError::Audit {
-            path: settings.audit_path.clone(),
-            source,
-        })?;
+    let (audit, opened) = open_audit(&settings).await?;
     tracing::info!(records = opened.records, head = %opened.head, "audit log open");
     if let Some(side) = &opened.recovered_torn_tail {
         tracing::warn!(side_file = %side.display(), "a torn last audit record was moved aside");

@@ -1,0 +1,143 @@
+//! `audit verify|query|export|report|migrate --postgres`: the DPO's view over every replica's
+//! chain in the PostgreSQL ledger. The URL comes from the environment variable the config names
+//! (`[audit.postgres] url_env`, default `NEED_TO_KNOW_PG_URL`), never from the command line, so
+//! the password stays out of shell history and `ps`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::audit::postgres::{self, read};
+use crate::config::{AuditBackend, Settings, DEFAULT_PG_URL_ENV};
+
+/// The database URL: from the variable `config` names when it sets one, else the default.
+fn url(config: Option<&Path>) -> anyhow::Result<String> {
+    let var = match config {
+        Some(path) => {
+            let settings = Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            match settings.audit_backend {
+                AuditBackend::Postgres(pg) => pg.url_env,
+                AuditBackend::File => DEFAULT_PG_URL_ENV.to_string(),
+            }
+        }
+        None => DEFAULT_PG_URL_ENV.to_string(),
+    };
+    std::env::var(&var).with_context(|| format!("set {var} to the PostgreSQL ledger's URL"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn client(config: Option<&Path>) -> anyhow::Result<tokio_postgres::Client> {
+    Ok(postgres::connect(&url(config)?).await?)
+}
+
+/// Every chain, a line each; the first broken row named as `chain NAME: seq N: reason`.
+pub fn verify(config: Option<&Path>) -> anyhow::Result<u8> {
+    runtime()?.block_on(async {
+        let client = client(config).await?;
+        let chains = read::chains(&client).await?;
+        let mut code = 0;
+        let mut total = 0;
+        for chain in &chains {
+            let verdict = read::verify_chain(&client, chain).await?;
+            match &verdict.broken {
+                None => {
+                    total += verdict.records;
+                    println!(
+                        "chain {chain}: {} records verified, head {}",
+                        verdict.records, verdict.head
+                    );
+                }
+                Some((seq, reason)) => {
+                    code = 1;
+                    println!("chain {chain}: seq {seq}: {reason}");
+                }
+            }
+        }
+        if code == 0 {
+            println!("total: {total} records verified in {} chains", chains.len());
+        }
+        Ok(code)
+    })
+}
+
+/// Every disclosure about `subject` from every chain, one JSON object a line, oldest first.
+pub fn query(config: Option<&Path>, subject: &str) -> anyhow::Result<u8> {
+    runtime()?.block_on(async {
+        let client = client(config).await?;
+        for line in read::query(&client, subject).await? {
+            println!("{line}");
+        }
+        Ok(0)
+    })
+}
+
+/// One chain as the JSONL file it would have been, to `output` or standard output.
+pub fn export(config: Option<&Path>, chain: &str, output: Option<&Path>) -> anyhow::Result<u8> {
+    runtime()?.block_on(async {
+        let client = client(config).await?;
+        if !read::chains(&client).await?.iter().any(|c| c == chain) {
+            anyhow::bail!("no chain {chain:?} in the ledger");
+        }
+        match output {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let rows = read::export(&client, chain, &mut out).await?;
+                out.into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!(
+                    "{rows} records of chain {chain} written to {}",
+                    path.display()
+                );
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                read::export(&client, chain, &mut out).await?;
+                out.flush()?;
+            }
+        }
+        Ok(0)
+    })
+}
+
+/// Creates or upgrades the schema, as `serve` does at start.
+pub fn migrate(config: Option<&Path>) -> anyhow::Result<u8> {
+    runtime()?.block_on(async {
+        let mut client = client(config).await?;
+        let applied = postgres::migrate(&mut client).await?;
+        println!("{applied} migrations applied");
+        Ok(0)
+    })
+}
+
+/// The subject's records and the verdict over every chain, for the subject access report.
+pub fn report_input(
+    config: Option<&Path>,
+    subject: &str,
+) -> anyhow::Result<(crate::report::Checked, Vec<String>)> {
+    runtime()?.block_on(async {
+        let client = client(config).await?;
+        let mut checked = crate::report::Checked::default();
+        for chain in read::chains(&client).await? {
+            let verdict = read::verify_chain(&client, &chain).await?;
+            checked.records += verdict.records;
+            if let (None, Some((seq, reason))) = (&checked.problem, &verdict.broken) {
+                checked.problem = Some(format!("chain {chain}: seq {seq}: {reason}"));
+            }
+            checked.sources.push(format!("postgres:{chain}"));
+        }
+        let lines = read::query(&client, subject).await?;
+        Ok((checked, lines))
+    })
+}
