@@ -12,7 +12,7 @@
 //! tree expects (an array where it names object keys, an object where it names `[]`, a
 //! scalar where it names either), is withheld. A new upstream field, a renamed field or a
 //! changed shape therefore fails closed.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -209,9 +209,11 @@ fn subjects_without(paths: &[FieldPath], body: &Value, removed: &Removed) -> Vec
 ///
 /// An address names one value only while the body is borrowed unchanged, which it is for
 /// the whole of one `decide`; a route with derived fields, which must write into the body,
-/// copies it without these values first ([`Removed::copy_without`]).
+/// copies it without these values first ([`Removed::copy_without`]). A `BTreeSet`, not a
+/// `HashSet`: the walk asks about every value once any is removed, and comparing two
+/// addresses is cheaper than hashing one with SipHash (callgrind: 3% of `decide`).
 #[derive(Debug, Default)]
-pub(crate) struct Removed(HashSet<*const Value>);
+pub(crate) struct Removed(BTreeSet<*const Value>);
 
 impl Removed {
     pub(crate) fn insert(&mut self, value: &Value) {
