@@ -10,7 +10,8 @@ use crate::rules::Policy;
 
 pub fn dev(dir: &Path, config: &Path) -> anyhow::Result<u8> {
     let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let policy = Policy::load(&settings.rules_dir).map_err(|e| {
+    // With the config's secrets: rules that use pseudonym() do not load without the key.
+    let policy = Policy::load_for(&settings).map_err(|e| {
         anyhow::anyhow!(
             "{}",
             e.0.iter()

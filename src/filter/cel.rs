@@ -29,6 +29,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+mod reads;
+pub use reads::Reads;
+
+use super::Removed;
+
 /// The variables an expression may name (DESIGN section 4).
 pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now"];
 
@@ -51,6 +56,9 @@ pub struct Expr {
     program: Program,
     source: String,
     uses: Uses,
+    /// What it reads of `body` and of `item`: a request converts only that.
+    body_reads: Reads,
+    item_reads: Reads,
 }
 
 /// Which variables and functions an expression refers to, so a request builds only what is
@@ -187,10 +195,14 @@ impl Expr {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let body_reads = Reads::of(program.expression(), "body");
+        let item_reads = Reads::of(program.expression(), "item");
         Ok(Expr {
             program,
             source: source.to_owned(),
             uses,
+            body_reads,
+            item_reads,
         })
     }
 
@@ -200,6 +212,16 @@ impl Expr {
 
     pub fn uses(&self) -> Uses {
         self.uses
+    }
+
+    /// What the expression reads of `body`.
+    pub fn body_reads(&self) -> &Reads {
+        &self.body_reads
+    }
+
+    /// What the expression reads of `item`.
+    pub fn item_reads(&self) -> &Reads {
+        &self.item_reads
     }
 
     /// Runs the program in `scope`.
@@ -572,6 +594,49 @@ pub fn to_val<'v>(json: &'v Value) -> Box<dyn Val + 'v> {
                 .map(|(k, v)| (CelMapKey::from(k.as_str()), to_val(v)))
                 .collect::<HashMap<_, _>>(),
         )),
+    }
+}
+
+/// The parts of the upstream JSON that `reads` names, as a CEL value, as if the values in
+/// `removed` (by an item filter) were not there: an object read only through selections
+/// becomes a map of just the selected keys; anything else is converted whole, so an
+/// expression sees exactly what it would on the whole value.
+pub(crate) fn to_val_reading<'v>(
+    json: &'v Value,
+    reads: &Reads,
+    removed: &Removed,
+) -> Box<dyn Val + 'v> {
+    match (reads, json) {
+        (Reads::Fields(fields), Value::Object(map)) => Box::new(CelMap::from(
+            fields
+                .iter()
+                .filter_map(|(key, r)| {
+                    let (k, v) = map.get_key_value(key.as_str())?;
+                    (!removed.has(v))
+                        .then(|| (CelMapKey::from(k.as_str()), to_val_reading(v, r, removed)))
+                })
+                .collect::<HashMap<_, _>>(),
+        )),
+        _ if removed.is_empty() => to_val(json),
+        (_, Value::Array(items)) => Box::new(CelList::from(
+            items
+                .iter()
+                .filter(|v| !removed.has(v))
+                .map(|v| to_val_reading(v, &Reads::All, removed))
+                .collect::<Vec<_>>(),
+        )),
+        (_, Value::Object(map)) => Box::new(CelMap::from(
+            map.iter()
+                .filter(|(_, v)| !removed.has(v))
+                .map(|(k, v)| {
+                    (
+                        CelMapKey::from(k.as_str()),
+                        to_val_reading(v, &Reads::All, removed),
+                    )
+                })
+                .collect::<HashMap<_, _>>(),
+        )),
+        _ => to_val(json),
     }
 }
 

@@ -22,8 +22,11 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::cel::{self, EvalError, Expr, Functions, Uses};
-use super::{allow, allow_explained, each_inner_path, subjects, AllowTree, Decision};
+use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
+use super::{
+    allow, allow_explained, allow_explained_without, allow_without, each_inner_path, subjects,
+    subjects_without, AllowTree, Decision, Removed,
+};
 use crate::path::{FieldPath, RuleFormBuf, Segment};
 use crate::rules::{Recipient, Route};
 
@@ -82,6 +85,8 @@ pub struct Conditions {
     trees: Vec<AllowTree>,
     functions: Functions,
     uses: Uses,
+    /// What the rules together read of `body`: all a request converts to CEL.
+    body_reads: Reads,
 }
 
 /// What `decide` needs to know about the request, for the CEL `recipient` and `request`.
@@ -187,6 +192,7 @@ impl Conditions {
             base.insert_granted(&d.field, format!("derived: {}", d.value.source()));
         }
         let mut uses = Uses::default();
+        let mut body_reads = Reads::Nothing;
         for e in when
             .iter()
             .map(|w| &w.condition)
@@ -195,6 +201,7 @@ impl Conditions {
             .chain(refuse.iter().map(|r| &r.condition))
         {
             uses = uses.union(e.uses());
+            body_reads.union(e.body_reads());
         }
         let mut conditions = Conditions {
             when,
@@ -205,6 +212,7 @@ impl Conditions {
             trees: Vec::new(),
             functions,
             uses,
+            body_reads,
         };
         if conditions.when.len() <= PRECOMPUTED_WHENS {
             conditions.trees = (0..1u64 << conditions.when.len())
@@ -319,12 +327,36 @@ impl Errors {
 /// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
 /// of the upstream body.
 pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
+    decide_with(route, request, upstream, explain, false)
+}
+
+/// [`decide`] the simple way: the body copied before the item filters even when no derived
+/// field needs it, and every value bound to CEL converted whole. Kept for the property that
+/// the fast way (in place, only what is read converted) decides the same.
+#[cfg(test)]
+pub(crate) fn decide_copying(
+    route: &Route,
+    request: &Request<'_>,
+    upstream: &Value,
+    explain: bool,
+) -> Outcome {
+    decide_with(route, request, upstream, explain, true)
+}
+
+fn decide_with(
+    route: &Route,
+    request: &Request<'_>,
+    upstream: &Value,
+    explain: bool,
+    simple: bool,
+) -> Outcome {
     let c = &route.conditions;
     let mut errors = Errors::default();
     let root: &cel::Scope<'_, '_> = c.functions.root();
     let mut scope = root.new_inner_scope();
     if c.has_rules() {
-        bind(&mut scope, c.uses, request, upstream);
+        let reads = if simple { &Reads::All } else { &c.body_reads };
+        bind(&mut scope, c.uses, reads, request, upstream);
     }
 
     // refuse
@@ -362,25 +394,34 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
         });
     }
 
-    // items, then derive, on a copy of the body only when there are any
+    // items, on the upstream body in place: what they take out is noted in `removed`
     let mut notes: BTreeMap<String, Decision> = BTreeMap::new();
     let mut dropped: BTreeSet<String> = BTreeSet::new();
-    let mut body = Cow::Borrowed(upstream);
+    let mut removed = Removed::default();
     for rule in &c.items {
         apply_items(
             rule,
-            body.to_mut(),
+            upstream,
+            &mut removed,
             &scope,
             &mut errors,
             &mut dropped,
             &mut notes,
             explain,
+            simple,
         );
     }
     // The subjects are those whose records remain after the item filters: an element
     // dropped (an objector left out of a sample) was not disclosed, so a subject access
     // report must not list this disclosure for them.
-    let subjects = subjects(&route.subjects, &body);
+    let subjects = subjects_without(&route.subjects, upstream, &removed);
+    // derive writes into the body: then, and only then, it is copied (without what the
+    // item filters took out)
+    let mut body = Cow::Borrowed(upstream);
+    if !c.derive.is_empty() || simple {
+        body = Cow::Owned(removed.copy_without(upstream));
+        removed = Removed::default();
+    }
     for rule in &c.derive {
         apply_derive(
             rule,
@@ -389,16 +430,17 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
             &mut errors,
             &mut notes,
             explain,
+            simple,
         );
     }
 
     // allow
     let tree = c.tree(mask);
     let (filtered, fields) = if explain {
-        let (filtered, fields) = allow_explained(&tree, &body);
+        let (filtered, fields) = allow_explained_without(&tree, &body, &removed);
         (filtered, Some(fields))
     } else {
-        (allow(&tree, &body), None)
+        (allow_without(&tree, &body, &removed), None)
     };
     let mut withheld = filtered.withheld;
     for path in dropped {
@@ -431,11 +473,15 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
 fn bind<'v>(
     scope: &mut cel::Scope<'_, 'v>,
     uses: Uses,
+    body_reads: &Reads,
     request: &'v Request<'_>,
     upstream: &'v Value,
 ) {
     if uses.body {
-        scope.add_variable_as_val("body", cel::to_val(upstream));
+        scope.add_variable_as_val(
+            "body",
+            cel::to_val_reading(upstream, body_reads, &Removed::default()),
+        );
     }
     if uses.recipient {
         let r = request.recipient;
@@ -513,12 +559,51 @@ fn refused_outcome(
     }
 }
 
-/// Calls `f` on every value at `segments` under `value`, through `[]`; where `f` returns
-/// false the value is removed (its key, or its array element).
+/// Calls `f` on every value at `segments` under `value`, through `[]`, skipping what
+/// `removed` holds; where `f` returns false the value is removed (its key, or its array
+/// element: added to `removed`, the upstream body itself is never changed).
 ///
 /// With `strict`, a value on the way that is neither of the shape the path expects nor
 /// `null` is removed too (and `mismatch` set): an item filter must not be bypassed by an
 /// upstream that changed `tenant` from an object to an array under an allow entry `tenant`.
+fn visit(
+    value: &Value,
+    segments: &[Segment],
+    strict: bool,
+    mismatch: &mut bool,
+    removed: &mut Removed,
+    f: &mut dyn FnMut(&Value, &mut Removed) -> bool,
+) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return f(value, removed);
+    };
+    match (first, value) {
+        (Segment::Key(key), Value::Object(map)) => {
+            if let Some(child) = map.get(key) {
+                if !removed.has(child) && !visit(child, rest, strict, mismatch, removed, f) {
+                    removed.insert(child);
+                }
+            }
+        }
+        (Segment::Each, Value::Array(items)) => {
+            for el in items {
+                if !removed.has(el) && !visit(el, rest, strict, mismatch, removed, f) {
+                    removed.insert(el);
+                }
+            }
+        }
+        (_, Value::Null) => {}
+        _ if strict => {
+            *mismatch = true;
+            return false;
+        }
+        _ => {}
+    }
+    true
+}
+
+/// [`visit`] on a body being written (the derived fields, on the route's own copy): where
+/// `f` returns false the value is removed for real.
 fn visit_mut(
     value: &mut Value,
     segments: &[Segment],
@@ -564,13 +649,20 @@ fn rule_form(path: &FieldPath) -> RuleFormBuf {
 #[allow(clippy::too_many_arguments)]
 fn apply_items(
     rule: &Items,
-    body: &mut Value,
+    body: &Value,
+    removed: &mut Removed,
     scope: &cel::Scope<'_, '_>,
     errors: &mut Errors,
     dropped: &mut BTreeSet<String>,
     notes: &mut BTreeMap<String, Decision>,
     explain: bool,
+    simple: bool,
 ) {
+    let reads = if simple {
+        &Reads::All
+    } else {
+        rule.keep.item_reads()
+    };
     // `path` names the array to filter; the root array has no name, so `[]` alone names it
     // (as `[].id` names a field of its elements).
     let root = rule.path.segments() == [Segment::Each];
@@ -581,7 +673,7 @@ fn apply_items(
         rule_form(&rule.path)
     };
     let path = rule.path.to_string();
-    let mut note = |el: &Value, why: &str, buf: &mut RuleFormBuf| {
+    let mut note = |el: &Value, why: &str, buf: &mut RuleFormBuf, removed: &Removed| {
         if !explain {
             return;
         }
@@ -593,7 +685,7 @@ fn apply_items(
                 disclosed: false,
                 why: why.clone(),
             });
-        each_inner_path(el, buf, &mut |p, _| {
+        each_inner_path(el, buf, removed, &mut |p, _| {
             notes.entry(p.to_owned()).or_insert_with(|| Decision {
                 disclosed: false,
                 why: why.clone(),
@@ -604,32 +696,43 @@ fn apply_items(
     let mut erred = false;
     let mut mismatch = false;
     let mut any_dropped = false;
-    visit_mut(body, segments, true, &mut mismatch, &mut |target| {
-        let Value::Array(elements) = target else {
-            if target.is_null() {
-                return true; // no elements to filter
-            }
-            // Not an array: the rule cannot be applied, so nothing of it is kept.
-            erred = true;
-            return false;
-        };
-        elements.retain(|el| {
-            let mut inner = scope.new_inner_scope();
-            inner.add_variable_as_val("item", cel::to_val(el));
-            let keep = match rule.keep.eval_bool(&inner) {
-                Ok(true) => return true,
-                Ok(false) => "keep was false".to_owned(),
-                Err(e) => {
-                    erred = true;
-                    format!("keep could not be evaluated ({e}), dropped")
+    // The root is never removed: a root of the wrong shape only sets `mismatch`.
+    visit(
+        body,
+        segments,
+        true,
+        &mut mismatch,
+        removed,
+        &mut |target, removed| {
+            let Value::Array(elements) = target else {
+                if target.is_null() {
+                    return true; // no elements to filter
                 }
+                // Not an array: the rule cannot be applied, so nothing of it is kept.
+                erred = true;
+                return false;
             };
-            any_dropped = true;
-            note(el, &keep, &mut buf);
-            false
-        });
-        true
-    });
+            for el in elements {
+                if removed.has(el) {
+                    continue;
+                }
+                let mut inner = scope.new_inner_scope();
+                inner.add_variable_as_val("item", cel::to_val_reading(el, reads, removed));
+                let keep = match rule.keep.eval_bool(&inner) {
+                    Ok(true) => continue,
+                    Ok(false) => "keep was false".to_owned(),
+                    Err(e) => {
+                        erred = true;
+                        format!("keep could not be evaluated ({e}), dropped")
+                    }
+                };
+                any_dropped = true;
+                note(el, &keep, &mut buf, removed);
+                removed.insert(el);
+            }
+            true
+        },
+    );
     if erred || mismatch {
         errors.note(&rule.site, Kind::Items);
     }
@@ -639,6 +742,7 @@ fn apply_items(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_derive(
     rule: &Derive,
     body: &mut Value,
@@ -646,7 +750,13 @@ fn apply_derive(
     errors: &mut Errors,
     notes: &mut BTreeMap<String, Decision>,
     explain: bool,
+    simple: bool,
 ) {
+    let reads = if simple {
+        &Reads::All
+    } else {
+        rule.value.item_reads()
+    };
     let segments = rule.field.segments();
     let Some((Segment::Key(key), parent)) = segments.split_last() else {
         return; // the loader refuses a field that does not end with a key
@@ -662,7 +772,10 @@ fn apply_derive(
         let result = {
             let mut child = scope.new_inner_scope();
             if item {
-                child.add_variable_as_val("item", cel::to_val(at));
+                child.add_variable_as_val(
+                    "item",
+                    cel::to_val_reading(at, reads, &Removed::default()),
+                );
             }
             rule.value.eval(&child).and_then(|v| {
                 cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into()))

@@ -439,7 +439,7 @@ fn explain_gives_a_decision_for_every_upstream_path() {
     // Every upstream path has a decision, and decisions agree with the sets.
     let mut upstream = BTreeSet::new();
     let mut buf = RuleFormBuf::new();
-    each_inner_path(&job(), &mut buf, &mut |p, _| {
+    each_inner_path(&job(), &mut buf, &Removed::default(), &mut |p, _| {
         upstream.insert(p.to_owned());
     });
     assert_eq!(fields.keys().cloned().collect::<BTreeSet<_>>(), upstream);
