@@ -28,3 +28,5 @@ mod audit_rotation;
 mod register;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
+// Large array responses streamed element by element: same answer, audited, fail closed.
+mod streaming;
