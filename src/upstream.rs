@@ -7,6 +7,9 @@
 //! identity or gzip encoding, within the size limit (counted as it arrives, never buffered
 //! past it, and again after decoding), and parsing strictly (no duplicate keys, bounded
 //! depth). Anything else is an error, and no byte of the body reaches the recipient.
+//!
+//! On a streaming route a large body is handed over unread once its head passed the same
+//! checks ([`Payload::Stream`]); [`crate::stream`] then reads it with a timeout per frame.
 
 use std::fmt;
 use std::io::Read;

@@ -91,7 +91,10 @@ fn dechunk(body: &[u8]) -> (Vec<u8>, bool) {
 }
 
 fn streamed(records: &[Value]) -> Vec<&Value> {
-    records.iter().filter(|r| r.get("stream").is_some()).collect()
+    records
+        .iter()
+        .filter(|r| r.get("stream").is_some())
+        .collect()
 }
 
 /// Asserts the recipient saw a broken transfer: chunked, no terminating chunk, and what
@@ -133,8 +136,18 @@ async fn a_streamed_array_is_the_buffered_answer() {
         .await;
     let buffered_gw = gateway(&up.url()).await;
     let streamed_gw = gateway(&up2.url()).await;
-    let b = http::get(buffered_gw.addr, "/tenants", Some(buffered_gw.key("survey-co"))).await;
-    let s = http::get(streamed_gw.addr, "/tenants", Some(streamed_gw.key("survey-co"))).await;
+    let b = http::get(
+        buffered_gw.addr,
+        "/tenants",
+        Some(buffered_gw.key("survey-co")),
+    )
+    .await;
+    let s = http::get(
+        streamed_gw.addr,
+        "/tenants",
+        Some(streamed_gw.key("survey-co")),
+    )
+    .await;
     assert_eq!(b.status, 200, "{}", b.text());
     assert_eq!(s.status, 200, "{}", s.text());
     let (s_body, terminated) = dechunk(&s.body);
@@ -194,7 +207,7 @@ async fn a_large_export_streams_in_audited_segments() {
     for start in &pages {
         let page = Value::Array((*start..start + 50).map(tenant).collect());
         let request = need_to_know::filter::Request {
-            recipient: &recipient,
+            recipient,
             method: "GET",
             path: "/tenants",
             params: &Default::default(),
@@ -203,7 +216,14 @@ async fn a_large_export_streams_in_audited_segments() {
             now: std::time::SystemTime::now(),
         };
         let outcome = need_to_know::filter::decide(route, &request, &page, false);
-        expected.extend(outcome.body.expect("a body").as_array().expect("array").clone());
+        expected.extend(
+            outcome
+                .body
+                .expect("a body")
+                .as_array()
+                .expect("array")
+                .clone(),
+        );
     }
     assert_eq!(got, Value::Array(expected));
 
@@ -279,7 +299,7 @@ async fn a_duplicate_key_mid_stream_aborts_the_transfer() {
 }
 
 #[tokio::test]
-async fn an_upstream_reset_or_trailing_garbage_aborts_the_transfer() {
+async fn an_upstream_reset_stall_or_trailing_garbage_aborts_the_transfer() {
     let body = array(0..1200);
     let mut trailing = body.clone();
     trailing.extend_from_slice(b" ,{}");
@@ -305,7 +325,23 @@ async fn an_upstream_reset_or_trailing_garbage_aborts_the_transfer() {
         )
         .run()
         .await;
-    for (up, code) in [(&up, "upstream_broken_body"), (&up2, "upstream_malformed")] {
+    // Silent for longer than upstream.timeout (2 s in the test config) mid-body.
+    let up3 = Upstream::new()
+        .route(
+            "GET",
+            "/api/tenants",
+            Reply::Chunked {
+                chunks: chunks(&body[..body.len() - 100], 16 << 10),
+                end: End::Hang,
+            },
+        )
+        .run()
+        .await;
+    for (up, code) in [
+        (&up, "upstream_broken_body"),
+        (&up2, "upstream_malformed"),
+        (&up3, "upstream_timeout"),
+    ] {
         let gw = gateway(&up.url()).await;
         let r = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
         let got = assert_aborted(&r);
@@ -369,7 +405,9 @@ async fn peak_memory_of_a_100_mb_export() {
         .await;
     let before = vm_hwm_kib();
     let started = std::time::Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
     let head = format!(
         "GET /tenants HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n",
         gw.key("survey-co")
@@ -403,7 +441,10 @@ async fn peak_memory_of_a_100_mb_export() {
         after - before
     );
     assert_eq!(last["stream"]["state"], "complete");
-    assert!(after - before < 64 << 10, "peak RSS grew by more than 64 MiB");
+    assert!(
+        after - before < 64 << 10,
+        "peak RSS grew by more than 64 MiB"
+    );
 }
 
 fn vm_hwm_kib() -> i64 {

@@ -89,6 +89,8 @@ pub enum End {
     Finish,
     /// A reset (RST) after a pause, without the terminating chunk.
     Reset,
+    /// Nothing more, with the connection held open: an upstream stalled mid-body.
+    Hang,
 }
 
 /// Generated tenant record `i`, about 1 KB: every third one has objected to
@@ -503,6 +505,7 @@ impl Conn {
                         self.stream.set_zero_linger()?;
                         Ok(Next::Close)
                     }
+                    End::Hang => pending().await,
                 }
             }
             Reply::Generated { count } => {
