@@ -455,3 +455,60 @@ fn vm_hwm_kib() -> i64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM")
 }
+
+#[tokio::test]
+async fn an_http2_stream_is_reset_not_ended() {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let mut body = array(0..1500);
+    body.pop();
+    body.extend_from_slice(br#",{"id":"T9","id":"T10"}]"#);
+    let up = Upstream::new()
+        .route(
+            "GET",
+            "/api/tenants",
+            Reply::Chunked {
+                chunks: chunks(&body, 32 << 10),
+                end: End::Finish,
+            },
+        )
+        .run()
+        .await;
+    let gw = gateway(&up.url()).await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake (prior knowledge)");
+    tokio::spawn(conn);
+    let request = ::http::Request::get(format!("http://{}/tenants", gw.addr))
+        .header("authorization", format!("Bearer {}", gw.key("survey-co")))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = send.send_request(request).await.expect("response head");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut got = Vec::new();
+    let ended = loop {
+        match body.frame().await {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    got.extend_from_slice(&data);
+                }
+            }
+        }
+    };
+    let error = ended.expect_err("the stream ended cleanly");
+    assert!(
+        format!("{error:?}").contains("Reset") || format!("{error:?}").contains("INTERNAL_ERROR"),
+        "{error:?}"
+    );
+    assert!(!got.is_empty(), "the first segment was sent");
+    assert!(serde_json::from_slice::<Value>(&got).is_err());
+    let records = gw.audit_records();
+    assert_eq!(records.last().expect("final")["stream"]["state"], "aborted");
+}
