@@ -259,6 +259,24 @@ async fn a_large_export_streams_in_audited_segments() {
         .as_array()
         .expect("disclosed")
         .contains(&json!("[].email")));
+    // The subject access report finds the streamed disclosure, once.
+    let report = Command::new(bin)
+        .args(["audit", "report"])
+        .arg(&gw.audit_path)
+        .args(["--subject", "T002999", "--format", "json", "--config"])
+        .arg(gw.dir.path().join("need-to-know.toml"))
+        .output()
+        .expect("run audit report");
+    assert!(report.status.success(), "{report:?}");
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    assert_eq!(report["recipients"][0]["id"], "survey-co", "{report:#}");
+    assert_eq!(
+        report["recipients"][0]["disclosures"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
     // An objector left out of the sample is not listed as disclosed.
     let objector = Command::new(bin)
         .args(["audit", "query"])
