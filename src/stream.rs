@@ -547,3 +547,53 @@ async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, ()>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    use crate::filter::conditions::tests::load;
+
+    /// Whether the one route in `routes` streams, or why not.
+    fn shape(routes: &str) -> Option<&'static str> {
+        let policy = load(routes, Some(&[9; 32])).unwrap();
+        let kind = policy.types().next().unwrap();
+        let route = &kind.routes[0];
+        assert_eq!(route.streamable, super::shape(route).is_none());
+        super::shape(route)
+    }
+
+    const EXPORT: &str =
+        "[[route]]\nmethod = \"GET\"\npath = \"/tenants\"\nsubjects = [\"[].id\"]\n";
+
+    #[test]
+    fn which_routes_stream() {
+        let with = |rest: &str| shape(&format!("{EXPORT}{rest}"));
+        assert_eq!(with("allow = [\"[].name\"]\n"), None);
+        assert_eq!(
+            with(
+                "allow = [\"[].name\"]\n[[route.items]]\npath = \"[]\"\nkeep = \"item.consent == true\"\n\
+                 [[route.derive]]\nfield = \"[].ref\"\nvalue = \"pseudonym(item.id)\"\n\
+                 [[route.when]]\ncondition = \"recipient.id == 'x'\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+            ),
+            None
+        );
+        assert!(with("allow = [\"[].name\", \"count\"]\n").is_some());
+        assert!(with("allow = []\n").is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.when]]\ncondition = \"size(body) < 10\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.derive]]\nfield = \"[].n\"\nvalue = \"size(body)\"\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[route.refuse]\ncondition = \"false\"\nreason = \"r\"\n"
+        )
+        .is_some());
+        assert!(shape(
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{job_id}\"\nsubjects = [\"tenant.id\"]\nallow = [\"id\"]\n"
+        )
+        .is_some());
+    }
+}
