@@ -101,6 +101,13 @@ pub struct Limits {
     /// A recipient's request body must arrive within this (slow-body attacks hold a
     /// connection otherwise); 408 beyond it.
     pub request_body_timeout: Duration,
+    /// A response on a streaming route streams when its Content-Length is over this, or
+    /// absent; below it the buffered path is cheaper (see [`crate::stream`]).
+    pub stream_threshold: u64,
+    /// The most a streamed response may carry from upstream; it is never held whole.
+    pub max_streamed_body: u64,
+    /// The largest one element of a streamed array may be: what streaming holds in memory.
+    pub max_stream_element: u64,
     /// One rate budget per recipient for every replica, in Redis; `None`: per replica.
     pub shared: Option<SharedLimits>,
 }
@@ -220,6 +227,9 @@ struct RawLimits {
     on_redis_error: Option<String>,
     replicas_hint: Option<u32>,
     redis_timeout: Option<String>,
+    stream_threshold: Option<String>,
+    max_streamed_body: Option<String>,
+    max_stream_element: Option<String>,
 }
 
 // === impl Settings ===
@@ -353,6 +363,30 @@ impl Settings {
             problem(e);
             Duration::from_secs(10)
         });
+        let mut size = |key: &str, text: Option<&String>, default: &str| {
+            parse_size_or(key, text.map(String::as_str), default).unwrap_or_else(|e| {
+                problem(e);
+                0
+            })
+        };
+        let stream_threshold = size(
+            "limits.stream_threshold",
+            raw.limits.stream_threshold.as_ref(),
+            "1MiB",
+        );
+        let max_streamed_body = size(
+            "limits.max_streamed_body",
+            raw.limits.max_streamed_body.as_ref(),
+            "4GiB",
+        );
+        let max_stream_element = size(
+            "limits.max_stream_element",
+            raw.limits.max_stream_element.as_ref(),
+            "1MiB",
+        );
+        if max_stream_element == 0 {
+            problem("limits.max_stream_element must be more than 0".to_string());
+        }
         let max_depth = raw.limits.max_depth.unwrap_or(64);
         if max_depth == 0 || max_depth > 512 {
             problem(format!(
@@ -457,6 +491,9 @@ impl Settings {
                 max_depth,
                 request_body_timeout,
                 shared,
+                stream_threshold,
+                max_streamed_body,
+                max_stream_element,
             },
         })
     }

@@ -21,6 +21,7 @@
 //! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
 //! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
 //! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
+//! - [`stream`]: large array responses filtered element by element as they arrive.
 //! - [`dry_run`]: a request decided without a network, for `explain`, `test` and `diff`.
 //! - [`casebook`]: the DPO's policy test cases (`rules/tests/`), for `test`.
 //! - [`audit`]: the durable, hash-chained disclosure ledger (a file, or PostgreSQL for several
@@ -54,5 +55,6 @@ pub mod routes;
 pub mod rules;
 pub mod sample_api;
 pub mod server;
+pub mod stream;
 pub mod tls;
 pub mod upstream;

@@ -13,6 +13,9 @@
 //! 7. **audit**: runs on success and failure alike; the record is durable before the
 //!    response leaves, or the recipient gets 503 and nothing else.
 //!
+//! A large array response on a streaming route ([`stream`]) runs filter and audit per
+//! segment of elements instead, in its own task, as the body arrives.
+//!
 //! Errors are sorted by fault (client, upstream, us): client faults are not logged as errors,
 //! and a 5xx body never carries inner detail.
 
@@ -24,7 +27,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
@@ -36,8 +39,12 @@ use crate::limits::{self, Limiter};
 use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
 use crate::rules::{Policy, Recipient};
+use crate::stream;
 use crate::tls::PeerIdentity;
-use crate::upstream::{self, Forward, Upstream};
+use crate::upstream::{self, Forward, Payload, Upstream};
+
+/// A response body: whole, or streamed element by element ([`stream::Body`]).
+pub type Body = Either<Full<Bytes>, stream::Body>;
 
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
@@ -99,6 +106,8 @@ pub enum RequestBodyError {
 struct Allowed {
     status: StatusCode,
     body: Option<Bytes>,
+    /// Set instead of `body` when the response streams; filter and audit are its own.
+    stream: Option<stream::Job>,
 }
 
 // === impl Gateway ===
@@ -153,7 +162,7 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         peer: Option<&PeerIdentity>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<Body> {
         let started = Instant::now();
         let request_id = new_request_id();
         let mut record = Record {
@@ -180,6 +189,9 @@ impl Gateway {
         let outcome = self.decide(&policy, request, peer, &mut record).await;
         let mut retry_after = None;
         let (status, body, error) = match outcome {
+            Ok(Allowed {
+                stream: Some(job), ..
+            }) => return self.stream(job, record, started).await,
             Ok(allowed) => (allowed.status, allowed.body, None),
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
@@ -223,14 +235,14 @@ impl Gateway {
             Ok(()) => {
                 let sent = body.as_ref().map_or(0, |b| b.len() as u64);
                 self.metrics.response_bytes.inc_by(sent);
-                response(status, body, &request_id, retry_after)
+                whole(response(status, body, &request_id, retry_after))
             }
             Err(e) => {
                 tracing::error!(request_id, error = %e, "audit write failed; answering 503");
                 let rejection = Rejection::Audit(e);
                 let (status, code, message) = describe(&rejection);
                 let body = error_body(code, &message, &request_id);
-                response(status, Some(body), &request_id, None)
+                whole(response(status, Some(body), &request_id, None))
             }
         };
         self.metrics
@@ -251,6 +263,53 @@ impl Gateway {
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
+        );
+        response
+    }
+
+    /// A streamed response: the filter task records each segment before it is sent, and the
+    /// request ends as a 200 whose body may still fail, or as the error of a body that
+    /// failed before its first byte (already recorded by the task).
+    async fn stream(&self, job: stream::Job, record: Record, started: Instant) -> Response<Body> {
+        let request_id = record.request_id.clone();
+        let recipient = record.recipient.clone().unwrap_or_else(|| "-".into());
+        let route = record.route.clone().unwrap_or_else(|| "-".into());
+        let status = job.status;
+        let response =
+            match stream::start(job, record, self.audit.clone(), self.metrics.clone()).await {
+                Ok(body) => {
+                    let mut response =
+                        response(status, None, &request_id, None).map(|_| Either::Right(body));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(abort) => {
+                    let reason = ReasonLabels {
+                        reason: abort.code.to_string(),
+                    };
+                    self.metrics.refusals.get_or_create(&reason).inc();
+                    let body = error_body(abort.code, &abort.message, &request_id);
+                    whole(response(abort.status, Some(body), &request_id, None))
+                }
+            };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                recipient: recipient.clone(),
+                route: route.clone(),
+                status: response.status().as_u16(),
+            })
+            .inc();
+        tracing::info!(
+            request_id,
+            recipient,
+            route,
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request (streaming)"
         );
         response
     }
@@ -321,13 +380,16 @@ impl Gateway {
         let upstream_started = Instant::now();
         let fetched = self
             .upstream
-            .fetch(Forward {
-                method: parts.method.clone(),
-                target: granted.upstream_target,
-                request_id: record.request_id.clone(),
-                headers: parts.headers,
-                body,
-            })
+            .fetch(
+                Forward {
+                    method: parts.method.clone(),
+                    target: granted.upstream_target,
+                    request_id: record.request_id.clone(),
+                    headers: parts.headers,
+                    body,
+                },
+                route.streamable,
+            )
             .await;
         self.metrics
             .upstream_seconds
@@ -336,11 +398,54 @@ impl Gateway {
         self.metrics.upstream_bytes.inc_by(fetched.bytes_read);
 
         // filter
-        let Some(upstream_body) = fetched.body else {
-            return Ok(Allowed {
-                status: fetched.status,
-                body: None,
-            });
+        let upstream_body = match fetched.body {
+            None => {
+                return Ok(Allowed {
+                    status: fetched.status,
+                    body: None,
+                    stream: None,
+                })
+            }
+            Some(Payload::Parsed(value)) => value,
+            Some(Payload::Stream(body)) => {
+                let index = recipient
+                    .kind
+                    .routes
+                    .iter()
+                    .position(|r| std::ptr::eq(r, route));
+                let Some(index) = index else {
+                    return Err(Rejection::Refused(filter::Refusal {
+                        reason: "no body could be decided".into(),
+                        erred: true,
+                    }));
+                };
+                let limits = stream::Limits {
+                    max_body: self.limits.max_streamed_body,
+                    max_element: usize::try_from(self.limits.max_stream_element)
+                        .unwrap_or(usize::MAX),
+                    max_depth: self.limits.max_depth,
+                    idle_timeout: self.upstream.timeout(),
+                };
+                return Ok(Allowed {
+                    status: fetched.status,
+                    body: None,
+                    stream: Some(stream::Job {
+                        request: stream::Requested {
+                            route: index,
+                            method: parts.method.to_string(),
+                            path: parts.uri.path().to_string(),
+                            params: granted.params,
+                            query: granted.query,
+                            headers: cel_headers,
+                            now: std::time::SystemTime::now(),
+                            recipient,
+                        },
+                        status: fetched.status,
+                        body,
+                        limits,
+                    }),
+                });
+            }
         };
         let request = filter::Request {
             recipient: &recipient,
@@ -381,6 +486,7 @@ impl Gateway {
         Ok(Allowed {
             status: fetched.status,
             body: Some(Bytes::from(bytes)),
+            stream: None,
         })
     }
 }
@@ -539,6 +645,10 @@ fn response(
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
+    response.map(Either::Left)
 }
 
 /// 128 random bits as hex; falls back to time and a counter if the OS source fails, since a

@@ -73,6 +73,9 @@ pub struct Route {
     pub allow: AllowTree,
     /// `when`, `items`, `derive` and `refuse`, compiled, with the allow trees they make.
     pub conditions: Conditions,
+    /// Whether large array responses stream element by element: decided here, at load,
+    /// by [`crate::stream::shape`], so a request never guesses.
+    pub streamable: bool,
     /// Where the route is written, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -499,7 +502,7 @@ impl Loader {
         }
         let allow_paths = allow_paths?;
         let conditions = self.conditions(source, raw, kind, &allow_paths);
-        Some(Route {
+        let mut route = Route {
             method: method?,
             template: template?,
             query,
@@ -507,9 +510,12 @@ impl Loader {
             allow: AllowTree::new(&allow_paths),
             conditions: conditions?,
             allow_paths,
+            streamable: false,
             file: file.clone(),
             line,
-        })
+        };
+        route.streamable = crate::stream::shape(&route).is_none();
+        Some(route)
     }
 
     /// Compiles `when`, `items`, `derive` and `refuse`, reporting every problem.

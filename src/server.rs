@@ -148,13 +148,10 @@ fn service(
     identity: Option<Arc<PeerIdentity>>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<http_body_util::Full<bytes::Bytes>>,
+    Response = http::Response<crate::pipeline::Body>,
     Error = std::convert::Infallible,
     Future = impl Future<
-        Output = Result<
-            http::Response<http_body_util::Full<bytes::Bytes>>,
-            std::convert::Infallible,
-        >,
+        Output = Result<http::Response<crate::pipeline::Body>, std::convert::Infallible>,
     > + Send,
 > + Clone {
     service_fn(move |request| {

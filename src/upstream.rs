@@ -7,6 +7,9 @@
 //! identity or gzip encoding, within the size limit (counted as it arrives, never buffered
 //! past it, and again after decoding), and parsing strictly (no duplicate keys, bounded
 //! depth). Anything else is an error, and no byte of the body reaches the recipient.
+//!
+//! On a streaming route a large body is handed over unread once its head passed the same
+//! checks ([`Payload::Stream`]); [`crate::stream`] then reads it with a timeout per frame.
 
 use std::fmt;
 use std::io::Read;
@@ -16,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -102,8 +106,17 @@ pub struct Forward {
 pub struct Fetched {
     pub status: StatusCode,
     /// `None` for 204 No Content.
-    pub body: Option<Value>,
+    pub body: Option<Payload>,
+    /// Bytes read so far: all of a parsed body, none of a streamed one.
     pub bytes_read: u64,
+}
+
+/// An upstream body: parsed whole, or left to [`crate::stream`] to read as it arrives.
+#[derive(Debug)]
+pub enum Payload {
+    Parsed(Value),
+    /// Checked so far for status, content type, no content coding and the declared length.
+    Stream(Incoming),
 }
 
 /// The upstream endpoint and the client that reaches it.
@@ -116,6 +129,8 @@ pub struct Upstream {
     credential: Option<HeaderValue>,
     max_body: u64,
     max_depth: usize,
+    stream_threshold: u64,
+    max_streamed: u64,
 }
 
 // === impl Upstream ===
@@ -172,6 +187,8 @@ impl Upstream {
             credential,
             max_body: limits.max_response_body,
             max_depth: limits.max_depth,
+            stream_threshold: limits.stream_threshold,
+            max_streamed: limits.max_streamed_body,
         })
     }
 
@@ -196,15 +213,32 @@ impl Upstream {
         )
     }
 
-    /// Sends `forward` and returns the checked, parsed answer.
+    /// The longest the upstream may take to answer, or, streaming, to send the next frame.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `forward` and returns the checked, parsed answer; on a `streamable` route a
+    /// large identity-coded body is returned unread instead ([`Payload::Stream`]).
     ///
     /// # Errors
     ///
     /// See [`Error`]: every way the upstream can fail or answer with something unsafe.
-    pub async fn fetch(&self, forward: Forward) -> Result<Fetched, Error> {
+    pub async fn fetch(&self, forward: Forward, streamable: bool) -> Result<Fetched, Error> {
         let request = self.request(forward);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = tokio::time::timeout_at(deadline, self.head(request))
+            .await
+            .map_err(|_| Error::Timeout(self.timeout))??;
+        if streamable && self.streams(&response) {
+            return Ok(Fetched {
+                status: response.status(),
+                body: Some(Payload::Stream(response.into_body())),
+                bytes_read: 0,
+            });
+        }
         let (status, headers, raw, bytes_read) =
-            tokio::time::timeout(self.timeout, self.exchange(request))
+            tokio::time::timeout_at(deadline, self.read(response))
                 .await
                 .map_err(|_| Error::Timeout(self.timeout))??;
         if status == StatusCode::NO_CONTENT {
@@ -218,9 +252,24 @@ impl Upstream {
         let body = json::parse_strict(&decoded, self.max_depth)?;
         Ok(Fetched {
             status,
-            body: Some(body),
+            body: Some(Payload::Parsed(body)),
             bytes_read,
         })
+    }
+
+    /// Whether a checked response head should stream: a body, no content coding (gzip is
+    /// decoded whole, on the buffered path), and a length over the threshold or none.
+    fn streams(&self, response: &http::Response<Incoming>) -> bool {
+        let headers = response.headers();
+        if response.status() == StatusCode::NO_CONTENT
+            || headers.contains_key(header::CONTENT_ENCODING)
+        {
+            return false;
+        }
+        match content_length(headers) {
+            Some(length) => length > self.stream_threshold,
+            None => true,
+        }
     }
 
     fn request(&self, forward: Forward) -> http::Request<Full<Bytes>> {
@@ -255,11 +304,11 @@ impl Upstream {
         request
     }
 
-    /// The response head and the raw body bytes, read within the size limit.
-    async fn exchange(
+    /// The response head, checked: status, content type, declared length.
+    async fn head(
         &self,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes, u64), Error> {
+    ) -> Result<http::Response<Incoming>, Error> {
         let response = self
             .client
             .request(request)
@@ -280,15 +329,23 @@ impl Upstream {
         if status != StatusCode::NO_CONTENT {
             check_content_type(response.headers())?;
         }
-        if let Some(length) = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            if length > self.max_body {
-                return Err(Error::TooLarge(self.max_body));
+        if let Some(length) = content_length(response.headers()) {
+            // A length only the streaming path may carry is checked again when it streams.
+            if length > self.max_body.max(self.max_streamed) {
+                return Err(Error::TooLarge(self.max_body.max(self.max_streamed)));
             }
+        }
+        Ok(response)
+    }
+
+    /// The raw body bytes, read within the buffered size limit.
+    async fn read(
+        &self,
+        response: http::Response<Incoming>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes, u64), Error> {
+        let status = response.status();
+        if content_length(response.headers()).is_some_and(|n| n > self.max_body) {
+            return Err(Error::TooLarge(self.max_body));
         }
         let (parts, mut body) = response.into_parts();
         let mut buffer = BytesMut::new();
@@ -313,6 +370,13 @@ impl fmt::Debug for Upstream {
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// JSON is `application/json` or `application/<something>+json`, in UTF-8 if a charset is given.

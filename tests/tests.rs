@@ -35,3 +35,5 @@ mod checkpoints;
 // The PostgreSQL ledger: two gateway processes on one throw-away server, the DPO tools over
 // every chain, an outage under load, a duplicate chain refused, a tampered row named.
 mod ledger_postgres;
+// Large array responses streamed element by element: same answer, audited, fail closed.
+mod streaming;

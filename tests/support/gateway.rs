@@ -50,6 +50,7 @@ pub struct Builder {
     types: Vec<(String, String)>,
     recipients: Vec<(String, String, String)>,
     extra_config: String,
+    extra_limits: String,
     audit_path: Option<PathBuf>,
     env: Vec<(String, String)>,
     tls: Option<TlsSetup>,
@@ -110,6 +111,7 @@ impl Builder {
                 ),
             ],
             extra_config: String::new(),
+            extra_limits: String::new(),
             audit_path: None,
             env: Vec::new(),
             tls: None,
@@ -148,6 +150,14 @@ impl Builder {
     pub fn config(mut self, text: &str) -> Builder {
         self.extra_config.push_str(text);
         self.extra_config.push('\n');
+        self
+    }
+
+    /// Adds lines to the `[limits]` section, e.g. `stream_threshold = "64KiB"`; a key set
+    /// here must not be one the builder sets already.
+    pub fn limits(mut self, text: &str) -> Builder {
+        self.extra_limits.push_str(text);
+        self.extra_limits.push('\n');
         self
     }
 
@@ -217,10 +227,11 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| dir.path().join("audit").join("disclosures.jsonl"));
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\nrequest_body_timeout = \"2s\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\nrequest_body_timeout = \"2s\"\n{}",
             self.upstream,
             self.extra_config,
-            audit.display()
+            audit.display(),
+            self.extra_limits,
         );
         let config_path = dir.path().join("need-to-know.toml");
         std::fs::write(&config_path, config).expect("config");

@@ -27,6 +27,10 @@ const RESET_DECLARED_EXTRA: usize = 4096;
 /// read the head and the first bytes and the failure is truly mid-body.
 const RESET_DELAY: Duration = Duration::from_millis(50);
 
+/// How long [`End::Reset`] waits before the reset: a reset discards what the client has
+/// not read yet, so the gateway gets time to read (and stream out) everything sent.
+const CHUNKED_RESET_DELAY: Duration = Duration::from_millis(750);
+
 /// The JSON the [`Reply::Endless`] stream repeats after its opening `[0`.
 const ENDLESS_CHUNK: &[u8] = b",0";
 
@@ -69,6 +73,46 @@ pub enum Reply {
     Redirect(u16, String),
     /// 200 JSON, after a pause: a slow upstream for graceful-shutdown tests.
     Slow(Duration, Value),
+    /// 200, `application/json`, chunked: each of `chunks` as one HTTP chunk,
+    /// flushed, then `end`. For the gateway's streaming path.
+    Chunked { chunks: Vec<Vec<u8>>, end: End },
+    /// 200, `application/json`, chunked: an array of `count` generated tenant
+    /// records ([`tenant`]), made as they are sent so a 100 MB body costs the
+    /// upstream no memory.
+    Generated { count: usize },
+}
+
+/// How a [`Reply::Chunked`] body ends.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    /// The terminating `0` chunk: a complete body.
+    Finish,
+    /// A reset (RST) after a pause, without the terminating chunk.
+    Reset,
+    /// Nothing more, with the connection held open: an upstream stalled mid-body.
+    Hang,
+}
+
+/// Generated tenant record `i`, about 1 KB: every third one has objected to
+/// research, and the `secret` fields must never reach a research vendor.
+pub fn tenant(i: usize) -> Value {
+    let restrictions: Vec<&str> = if i % 3 == 1 { vec!["research"] } else { vec![] };
+    json!({
+        "id": format!("T{i:06}"),
+        "name": format!("Tenant Number {i}"),
+        "phone": format!("07700 {:06}", i % 1_000_000),
+        "email": format!("tenant{i}@example.org"),
+        "date_of_birth": format!("{}-0{}-1{}", 1940 + i % 60, 1 + i % 9, i % 10),
+        "household": 1 + i % 6,
+        "address": {
+            "line1": format!("{} Long Street", 1 + i % 300),
+            "postcode": format!("LN{} {}AB", 1 + i % 9, i % 10),
+        },
+        "sharing_restrictions": restrictions,
+        "consent": {"research": i % 5 != 0},
+        "national_insurance": format!("secret-NI-{i:08}"),
+        "notes": format!("secret note {i}: {}", "x".repeat(600)),
+    })
 }
 
 /// What the fake upstream will answer, built up route by route.
@@ -442,6 +486,50 @@ impl Conn {
                     self.stream.write_all(&chunk).await?;
                 }
             }
+            Reply::Chunked { chunks, end } => {
+                let headers = vec![
+                    json(),
+                    ("transfer-encoding".to_owned(), "chunked".to_owned()),
+                ];
+                self.send(head(200, &headers), b"").await?;
+                for data in chunks {
+                    self.chunk(&data).await?;
+                }
+                match end {
+                    End::Finish => {
+                        self.send(b"0\r\n\r\n".to_vec(), b"").await?;
+                        Ok(Next::Close)
+                    }
+                    End::Reset => {
+                        tokio::time::sleep(CHUNKED_RESET_DELAY).await;
+                        self.stream.set_zero_linger()?;
+                        Ok(Next::Close)
+                    }
+                    End::Hang => pending().await,
+                }
+            }
+            Reply::Generated { count } => {
+                let headers = vec![
+                    json(),
+                    ("transfer-encoding".to_owned(), "chunked".to_owned()),
+                ];
+                self.send(head(200, &headers), b"").await?;
+                let mut data = b"[".to_vec();
+                for i in 0..count {
+                    if i > 0 {
+                        data.push(b',');
+                    }
+                    serde_json::to_writer(&mut data, &tenant(i)).expect("serialise a tenant");
+                    if data.len() >= 64 << 10 {
+                        self.chunk(&data).await?;
+                        data.clear();
+                    }
+                }
+                data.push(b']');
+                self.chunk(&data).await?;
+                self.send(b"0\r\n\r\n".to_vec(), b"").await?;
+                Ok(Next::Close)
+            }
             Reply::Redirect(status, location) => {
                 let headers = vec![("location".to_owned(), location)];
                 self.complete(method, status, headers, Vec::new()).await
@@ -471,6 +559,16 @@ impl Conn {
         let body = if method == "HEAD" { &[][..] } else { &body };
         self.send(head(status, &headers), body).await?;
         Ok(if closes { Next::Close } else { Next::KeepAlive })
+    }
+
+    /// One HTTP/1.1 chunk holding `data`, flushed.
+    async fn chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.send(format!("{:x}\r\n", data.len()).into_bytes(), data)
+            .await?;
+        self.send(b"\r\n".to_vec(), b"").await
     }
 
     async fn send(&mut self, head: Vec<u8>, body: &[u8]) -> io::Result<()> {

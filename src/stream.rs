@@ -1,0 +1,599 @@
+//! Streaming large array responses, element by element, without giving up fail-closed.
+//!
+//! A research export (every tenant, 100 MB) would need gigabytes as one parsed `Value`. A
+//! route whose rules only ever look inside one element can be filtered as the body arrives:
+//! [`split::Splitter`] finds each top-level element, [`crate::json::parse_strict`] parses it
+//! (duplicate keys, depth), and [`filter::decide`] filters it as a one-element array, so the
+//! streamed answer is the buffered answer, byte for byte. Memory is bounded by the largest
+//! element and one segment, not by the body.
+//!
+//! # Which routes stream
+//!
+//! Decided once when rules load ([`shape`]), never guessed per request. A route streams when
+//! every path it names (`allow`, `subjects`, each `when`'s `allow`, `items` and `derive`)
+//! starts with `[]`, it allows at least one, no `when`, `items` or `derive` expression reads
+//! `body`, and it has no `refuse` rule (a refusal is about the whole response and must come
+//! before any byte). A response on such a route streams when it is 2xx with a body, has no
+//! content coding, and its Content-Length is over `[limits] stream_threshold` or absent.
+//! Every other response keeps the buffered path within `max_response_body`; a streamed one
+//! may run to `max_streamed_body`, each element at most `max_stream_element`.
+//!
+//! # Audit before disclosure
+//!
+//! Elements are released in segments of [`SEGMENT_ELEMENTS`] elements or [`SEGMENT_BYTES`]
+//! of output, whichever comes first (checked after each upstream frame). Before a segment's
+//! bytes leave, one audit record for it is durable: the request's usual fields, the
+//! segment's `subjects`, `disclosed` and `withheld`, and `stream: {"segment": n, ...}`. The
+//! last record of the request is `stream: {"state": "complete" | "aborted", ...}` with the
+//! counts and, when aborted, `error`. Every record is an ordinary chained [`Record`], so
+//! `audit verify`, `audit query --subject` and the subject access report see streamed
+//! disclosures like any other. The closing `]` is sent only after the body ended cleanly and
+//! the final record is durable.
+//!
+//! # Failing closed
+//!
+//! A malformed or duplicate-key element, bad UTF-8, data after the array, an element or
+//! body over its limit, an upstream reset, an upstream silent for `upstream.timeout`, or an
+//! audit write failure, all abort the response. Before the first byte the recipient gets
+//! the usual JSON error (502, 503, 504). After it, the response body fails: hyper closes an
+//! HTTP/1.1 connection without the terminating chunk and resets an HTTP/2 stream, and what
+//! arrived (`[{..},{..}`) does not parse as JSON.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::audit::{AuditLog, Record};
+use crate::filter;
+use crate::metrics::Metrics;
+use crate::path::Segment;
+use crate::rules::{Recipient, Route};
+
+pub mod split;
+
+/// Elements per segment: one audit record (one fsync) per thousand elements keeps the audit
+/// cost small next to the filter, and a record's `subjects` list readable.
+pub const SEGMENT_ELEMENTS: usize = 1000;
+
+/// Output bytes per segment: the most filtered output held back waiting for its record.
+pub const SEGMENT_BYTES: usize = 1 << 20;
+
+/// Segments in flight between the filter task and the connection: the filter works on the
+/// next segment while the last one is written to the socket, and no further.
+const CHANNEL_SEGMENTS: usize = 2;
+
+/// Why a route's responses are always buffered; `None` from [`shape`] means it may stream.
+pub fn shape(route: &Route) -> Option<&'static str> {
+    let c = &route.conditions;
+    let array_rooted = |p: &crate::path::FieldPath| p.segments().first() == Some(&Segment::Each);
+    if route.allow_paths.is_empty() {
+        return Some("allows no field");
+    }
+    if c.refuse().is_some() {
+        return Some("has a refuse rule, a decision about the whole response");
+    }
+    let paths_ok = route.allow_paths.iter().all(array_rooted)
+        && route.subjects.iter().all(array_rooted)
+        && c.when().iter().all(|w| w.allow.iter().all(array_rooted))
+        && c.items().iter().all(|i| array_rooted(&i.path))
+        && c.derive().iter().all(|d| array_rooted(&d.field));
+    if !paths_ok {
+        return Some("names a path outside the array's elements");
+    }
+    let reads_body = c.when().iter().any(|w| w.condition.uses().body)
+        || c.items().iter().any(|i| i.keep.uses().body)
+        || c.derive().iter().any(|d| d.value.uses().body);
+    if reads_body {
+        return Some("has a condition or derived value reading the whole body");
+    }
+    None
+}
+
+/// Limits of one streamed response.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: u64,
+    pub max_element: usize,
+    pub max_depth: usize,
+    /// The longest the upstream may go without sending a frame.
+    pub idle_timeout: Duration,
+}
+
+/// Everything a streamed response needs, owned, because it outlives the request handler.
+pub struct Job {
+    pub request: Requested,
+    pub status: StatusCode,
+    pub body: Incoming,
+    pub limits: Limits,
+}
+
+/// The request a streamed response answers, for the filter's `recipient` and `request`.
+pub struct Requested {
+    pub recipient: Arc<Recipient>,
+    /// The index of the granted route in `recipient.kind.routes`.
+    pub route: usize,
+    pub method: String,
+    pub path: String,
+    pub params: BTreeMap<String, String>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
+    pub now: SystemTime,
+}
+
+/// How a streamed response failed, and what the recipient gets if nothing was sent yet.
+#[derive(Debug, Clone)]
+pub struct Abort {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What the filter task hands to the connection.
+#[derive(Debug)]
+pub enum Msg {
+    /// Bytes whose audit record is durable.
+    Data(Bytes),
+    /// The body ended cleanly (the closing `]` was the last data).
+    Done,
+    /// Stop: the body must fail.
+    Abort(Abort),
+}
+
+/// The response body of a streamed response: data as the filter task releases it, and an
+/// error (so a broken transfer) for anything but a clean end, including a task that died.
+#[derive(Debug)]
+pub struct Body {
+    first: Option<Bytes>,
+    rx: mpsc::Receiver<Msg>,
+    done: bool,
+}
+
+/// The error a streamed body fails with; never shown to the recipient.
+#[derive(Debug, thiserror::Error)]
+#[error("streamed response aborted: {0}")]
+pub struct Aborted(&'static str);
+
+// === impl Body ===
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Msg::Data(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Some(Msg::Done)) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Msg::Abort(a))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(Aborted(a.code))))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(Some(Err(Aborted("filter task ended"))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.first.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Starts filtering `job` in its own task and waits for its first message.
+///
+/// `Ok` is the response body, first segment included; `Err` means nothing was sent and the
+/// recipient should get the error (the task has already recorded it).
+pub async fn start(
+    job: Job,
+    record: Record,
+    audit: AuditLog,
+    metrics: Arc<Metrics>,
+) -> Result<Body, Abort> {
+    let (tx, mut rx) = mpsc::channel(CHANNEL_SEGMENTS);
+    tokio::spawn(run(job, record, audit, metrics, tx));
+    match rx.recv().await {
+        Some(Msg::Data(first)) => Ok(Body {
+            first: Some(first),
+            rx,
+            done: false,
+        }),
+        Some(Msg::Abort(abort)) => Err(abort),
+        Some(Msg::Done) | None => Err(Abort {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal_error",
+            message: "the response could not be produced".into(),
+        }),
+    }
+}
+
+/// One segment being filled: its output and what its audit record will say.
+#[derive(Default)]
+struct Pending {
+    out: BytesMut,
+    elements: usize,
+    sent: usize,
+    subjects: BTreeSet<String>,
+    disclosed: BTreeSet<String>,
+    withheld: BTreeSet<String>,
+}
+
+/// Counts over the whole response, for the final record.
+#[derive(Default)]
+struct Totals {
+    segments: u64,
+    elements: u64,
+    sent: u64,
+    upstream_bytes: u64,
+    response_bytes: u64,
+    rule_errors: BTreeSet<String>,
+}
+
+/// The filter task: reads, splits, filters, records, releases; one final record either way.
+async fn run(
+    job: Job,
+    template: Record,
+    audit: AuditLog,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<Msg>,
+) {
+    let Job {
+        request,
+        status,
+        mut body,
+        limits,
+    } = job;
+    let mut totals = Totals::default();
+    let mut template = template;
+    template.status = status.as_u16();
+    let io = Io {
+        template: &template,
+        audit: &audit,
+        metrics: &metrics,
+        tx: &tx,
+    };
+    let outcome = pump(&request, &mut body, limits, io, &mut totals).await;
+    let started = totals.segments > 0;
+    let (state, abort) = match outcome {
+        Ok(()) => ("complete", None),
+        Err(abort) => ("aborted", Some(abort)),
+    };
+    let mut record = template;
+    record.ts = crate::audit::now_rfc3339();
+    record.status = match &abort {
+        Some(a) if !started => a.status.as_u16(),
+        _ => status.as_u16(),
+    };
+    record.extra.insert(
+        "stream".into(),
+        json!({
+            "state": state,
+            "segments": totals.segments,
+            "elements": totals.elements,
+            "sent_elements": totals.sent,
+            "upstream_bytes": totals.upstream_bytes,
+            "response_bytes": totals.response_bytes,
+        }),
+    );
+    if let Some(a) = &abort {
+        record.extra.insert("error".into(), Value::from(a.code));
+    }
+    if !totals.rule_errors.is_empty() {
+        metrics.rule_errors.inc_by(totals.rule_errors.len() as u64);
+        let errors: Vec<String> = totals.rule_errors.into_iter().collect();
+        record
+            .extra
+            .insert("rule_errors".into(), Value::from(errors));
+    }
+    let request_id = record.request_id.clone();
+    let appended = audit.append(record).await;
+    metrics.upstream_bytes.inc_by(totals.upstream_bytes);
+    let last = match (abort, appended) {
+        (None, Ok(())) => {
+            let _ = tx.send(Msg::Data(Bytes::from_static(b"]"))).await;
+            Msg::Done
+        }
+        (Some(a), _) => Msg::Abort(a),
+        (None, Err(e)) => {
+            tracing::error!(request_id, error = %e, "audit write failed; aborting the stream");
+            Msg::Abort(audit_abort())
+        }
+    };
+    tracing::info!(
+        request_id,
+        state,
+        segments = totals.segments,
+        elements = totals.elements,
+        sent = totals.sent,
+        bytes = totals.response_bytes,
+        "streamed response"
+    );
+    let _ = tx.send(last).await;
+}
+
+fn audit_abort() -> Abort {
+    Abort {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "audit_unavailable",
+        message: "the disclosure could not be recorded, so nothing was sent".into(),
+    }
+}
+
+fn malformed(e: &split::Error) -> Abort {
+    let code = match e {
+        split::Error::ElementTooLarge(_) => "upstream_too_large",
+        _ => "upstream_malformed",
+    };
+    Abort {
+        status: StatusCode::BAD_GATEWAY,
+        code,
+        message: format!("upstream response is not safe to filter: {e}"),
+    }
+}
+
+/// Where released segments go: the ledger first, then the connection.
+#[derive(Clone, Copy)]
+struct Io<'a> {
+    template: &'a Record,
+    audit: &'a AuditLog,
+    metrics: &'a Metrics,
+    tx: &'a mpsc::Sender<Msg>,
+}
+
+/// Everything up to the final record; `Err` as soon as anything is wrong.
+async fn pump(
+    job: &Requested,
+    body: &mut Incoming,
+    limits: Limits,
+    io: Io<'_>,
+    totals: &mut Totals,
+) -> Result<(), Abort> {
+    let route = job.recipient.kind.routes.get(job.route).ok_or(Abort {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal_error",
+        message: "the response could not be produced".into(),
+    })?;
+    let request = filter::Request {
+        recipient: &job.recipient,
+        method: &job.method,
+        path: &job.path,
+        params: &job.params,
+        query: &job.query,
+        headers: &job.headers,
+        now: job.now,
+    };
+    // The `when` reasons cannot depend on an element (checked at load), so an empty array
+    // gives them once for the whole response.
+    let reasons = filter::decide(route, &request, &Value::Array(Vec::new()), false).reasons;
+    let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
+    let mut segment = Pending::default();
+    segment.out.put_u8(b'[');
+    let mut any_sent = false;
+    loop {
+        let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
+        let data = match frame {
+            Err(_) => {
+                return Err(Abort {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    code: "upstream_timeout",
+                    message: format!(
+                        "upstream did not send for {:?} during the body",
+                        limits.idle_timeout
+                    ),
+                })
+            }
+            Ok(None) => break,
+            Ok(Some(Err(()))) => {
+                return Err(Abort {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "upstream_broken_body",
+                    message: "upstream response body could not be read".into(),
+                })
+            }
+            Ok(Some(Ok(data))) => data,
+        };
+        totals.upstream_bytes += data.len() as u64;
+        if totals.upstream_bytes > limits.max_body {
+            return Err(Abort {
+                status: StatusCode::BAD_GATEWAY,
+                code: "upstream_too_large",
+                message: format!(
+                    "upstream response exceeds the {}-byte limit",
+                    limits.max_body
+                ),
+            });
+        }
+        splitter
+            .feed(&data, |element| {
+                filter_element(
+                    route,
+                    &request,
+                    element,
+                    &mut segment,
+                    &mut any_sent,
+                    totals,
+                )
+            })
+            .map_err(|e| malformed(&e))?;
+        if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
+            release(&mut segment, &reasons, io, totals).await?;
+        }
+    }
+    splitter.finish().map_err(|e| malformed(&e))?;
+    // The last segment, even when empty: the first message must carry the opening `[`.
+    if segment.elements > 0 || totals.segments == 0 {
+        release(&mut segment, &reasons, io, totals).await?;
+    }
+    Ok(())
+}
+
+/// Filters one element exactly as the buffered path filters it inside the array.
+fn filter_element(
+    route: &Route,
+    request: &filter::Request<'_>,
+    element: Value,
+    segment: &mut Pending,
+    any_sent: &mut bool,
+    totals: &mut Totals,
+) -> Result<(), split::Error> {
+    let outcome = filter::decide(route, request, &Value::Array(vec![element]), false);
+    segment.elements += 1;
+    totals.elements += 1;
+    segment.subjects.extend(outcome.subjects);
+    segment.disclosed.extend(outcome.disclosed);
+    segment.withheld.extend(outcome.withheld);
+    totals.rule_errors.extend(outcome.rule_errors);
+    // `shape` excludes refuse rules, so a body always comes back; refuse rather than guess.
+    let Some(Value::Array(items)) = outcome.body else {
+        return Err(split::Error::NotArray);
+    };
+    for item in items {
+        if *any_sent {
+            segment.out.put_u8(b',');
+        }
+        *any_sent = true;
+        serde_json::to_writer((&mut segment.out).writer(), &item)
+            .map_err(|_| split::Error::NotArray)?;
+        segment.sent += 1;
+        totals.sent += 1;
+    }
+    Ok(())
+}
+
+/// Makes the segment's record durable, then hands its bytes to the connection.
+async fn release(
+    segment: &mut Pending,
+    reasons: &[String],
+    io: Io<'_>,
+    totals: &mut Totals,
+) -> Result<(), Abort> {
+    let Io {
+        template,
+        audit,
+        metrics,
+        tx,
+    } = io;
+    let done = std::mem::take(segment);
+    let mut record = template.clone();
+    record.ts = crate::audit::now_rfc3339();
+    record.reasons = reasons.to_vec();
+    record.subjects = done.subjects.into_iter().collect();
+    record.disclosed = done.disclosed.into_iter().collect();
+    record.withheld = done.withheld.into_iter().collect();
+    record.extra.insert(
+        "stream".into(),
+        json!({
+            "segment": totals.segments + 1,
+            "elements": done.elements,
+            "sent_elements": done.sent,
+        }),
+    );
+    let started = std::time::Instant::now();
+    let appended = audit.append(record).await;
+    metrics.observe_audit(started.elapsed(), appended.is_ok());
+    if let Err(e) = appended {
+        tracing::error!(request_id = %template.request_id, error = %e, "audit write failed; aborting the stream");
+        return Err(audit_abort());
+    }
+    totals.segments += 1;
+    let bytes = done.out.freeze();
+    totals.response_bytes += bytes.len() as u64;
+    metrics.response_bytes.inc_by(bytes.len() as u64);
+    if tx.send(Msg::Data(bytes)).await.is_err() {
+        return Err(Abort {
+            status: StatusCode::BAD_REQUEST,
+            code: "recipient_gone",
+            message: "the recipient closed the connection".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The next data frame of an upstream body; trailers are skipped, a read error is `Err(())`.
+async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, ()>> {
+    loop {
+        match body.frame().await? {
+            Err(_) => return Some(Err(())),
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    use crate::filter::conditions::tests::load;
+
+    /// Whether the one route in `routes` streams, or why not.
+    fn shape(routes: &str) -> Option<&'static str> {
+        let policy = load(routes, Some(&[9; 32])).unwrap();
+        let kind = policy.types().next().unwrap();
+        let route = &kind.routes[0];
+        assert_eq!(route.streamable, super::shape(route).is_none());
+        super::shape(route)
+    }
+
+    const EXPORT: &str =
+        "[[route]]\nmethod = \"GET\"\npath = \"/tenants\"\nsubjects = [\"[].id\"]\n";
+
+    #[test]
+    fn which_routes_stream() {
+        let with = |rest: &str| shape(&format!("{EXPORT}{rest}"));
+        assert_eq!(with("allow = [\"[].name\"]\n"), None);
+        assert_eq!(
+            with(
+                "allow = [\"[].name\"]\n[[route.items]]\npath = \"[]\"\nkeep = \"item.consent == true\"\n\
+                 [[route.derive]]\nfield = \"[].ref\"\nvalue = \"pseudonym(item.id)\"\n\
+                 [[route.when]]\ncondition = \"recipient.id == 'x'\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+            ),
+            None
+        );
+        assert!(with("allow = [\"[].name\", \"count\"]\n").is_some());
+        assert!(with("allow = []\n").is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.when]]\ncondition = \"size(body) < 10\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.derive]]\nfield = \"[].n\"\nvalue = \"size(body)\"\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[route.refuse]\ncondition = \"false\"\nreason = \"r\"\n"
+        )
+        .is_some());
+        assert!(shape(
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{job_id}\"\nsubjects = [\"tenant.id\"]\nallow = [\"id\"]\n"
+        )
+        .is_some());
+    }
+}
