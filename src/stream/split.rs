@@ -118,9 +118,8 @@ impl Splitter {
             match self.state {
                 State::Start => {
                     if b == b'[' {
-                        if self.element_depth == 0 {
-                            return Err(Error::TooDeep(0).into());
-                        }
+                        // The array is the one level `max_depth` 1 allows; its elements may
+                        // then only be scalars, which the nesting check below enforces.
                         self.state = State::Element;
                         start = i + 1;
                     } else if !is_ws(b) {
@@ -297,6 +296,14 @@ mod tests {
         assert!(split(b"[\"\xff\"]", 1, 64).is_err());
         assert!(split(b"[[[[1]]]]", 7, 3).is_err());
         assert_eq!(split(b"[[[1]]]", 7, 3).expect("depth 3").len(), 1);
+    }
+
+    #[test]
+    fn depth_one_allows_an_array_of_scalars_only() {
+        assert_eq!(split(b"[\"[a\", 1]", 1, 1), Ok(vec![Value::from("[a"), Value::from(1)]));
+        assert!(whole(b"[\"[a\", 1]", 1).is_some());
+        assert!(split(b"[[1]]", 1, 1).is_err());
+        assert!(whole(b"[[1]]", 1).is_none());
     }
 
     #[test]
