@@ -448,6 +448,7 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
     ];
 
     let mut reached = 0;
+    let mut served = 0;
     let total = cases.len();
     for (name, template, expect) in cases {
         let bytes = fill(&template, &key);
@@ -490,6 +491,7 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
                 assert_eq!(ex.statuses, want, "{name}: {text}");
                 assert_eq!(delta, n, "{name}: upstream requests {new:?}");
                 crate::support::assert_nothing_withheld(&ex.raw);
+                served += 1;
             }
             Waits => {
                 // Waiting is right; so, once a body read timeout exists, is a 4xx or a close.
@@ -509,6 +511,12 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
         }
     }
     eprintln!("{total} cases, {reached} reached upstream");
+    eprintln!(
+        "smuggling summary: {total} cases, {} refused or cut off, {} normalised and served \
+         ({reached} upstream requests), 0 ambiguous reached upstream",
+        total - served,
+        served
+    );
     // Every POST that reached the upstream carried only the body the gateway framed itself.
     for r in up.requests().iter().filter(|r| r.method == "POST") {
         assert!(
@@ -712,6 +720,11 @@ async fn path_and_query_tricks_gain_no_grant() {
         }
     }
     eprintln!("{total} cases, {served} reached upstream");
+    eprintln!(
+        "normalisation summary: {total} cases, {} refused, {served} served as the route they \
+         name, 0 grants gained",
+        total - served
+    );
     assert_eq!(up.count(), served);
 }
 

@@ -28,3 +28,5 @@ mod audit_rotation;
 mod register;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
+// Hostile upstream JSON: JSONTestSuite's must-reject and implementation-defined documents, bombs.
+mod hostile_json;
