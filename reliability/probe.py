@@ -46,7 +46,7 @@ JOB = {
     },
 }
 # The slow-read target: answers big enough that a few fill the socket buffers.
-BIG_DESCRIPTION = 128 * 1024
+BIG_DESCRIPTION = 32 * 1024
 WITHHELD = [b"1961-04-09", b"AB123456C"]
 
 TYPE = """type = "repairs-contractor"
@@ -266,8 +266,9 @@ class Load:
     responses a recipient received, which the audit must hold.
     """
 
-    def __init__(self, port, clients):
+    def __init__(self, port, clients, max_requests=None):
         self.port = port
+        self.max_requests = max_requests
         self.clients = clients
         self.running = asyncio.Event()
         self.stopped = False
@@ -290,6 +291,8 @@ class Load:
         writer = None
         while not self.stopped:
             await self.running.wait()
+            if self.max_requests and sum(self.statuses.values()) >= self.max_requests:
+                break
             try:
                 if writer is None:
                     reader, writer = await asyncio.wait_for(
@@ -378,9 +381,10 @@ async def disk(binary, workdir, mount):
     records = {r.get("request_id") for r in gw.audit_records()}
     unaudited_ok = [i for i in full.ok_ids if i not in records]
     ok_full, _ = gw.verify()
-    # Space returns: the same process must serve and audit again, without a restart.
+    # Space returns: the same process must serve and audit again, without a restart. 300
+    # requests (about 250 KiB of records) fit in the space freed; more would fill it again.
     filler.unlink()
-    after = Load(gw.port, 16)
+    after = Load(gw.port, 16, max_requests=300)
     after.start()
     await asyncio.sleep(2)
     await after.stop()
@@ -396,7 +400,8 @@ async def disk(binary, workdir, mount):
         f"5 audit write failure (tmpfs 1 MiB, filled): {n503} answered 503, "
         f"{full.statuses.get(200, 0)} answered 200 while space lasted, "
         f"{len(unaudited_ok)} responses (200) without a record, other statuses {other or 'none'}; "
-        f"space freed: {after.statuses.get(200, 0)} answered 200 with no restart "
+        f"space freed: {after.statuses.get(200, 0)} of {sum(after.statuses.values())} "
+        "answered 200 with no restart "
         f"({len(unaudited_after)} without a record, 503s {after.statuses.get(503, 0)}), "
         f"audit verify {'ok' if ok_full and ok_after else 'FAILED: ' + text}, "
         f"gateway {'still running' if alive else 'EXITED'}"
@@ -428,6 +433,17 @@ async def good_client(port, seconds):
         await asyncio.sleep(0.002)
     writer.close()
     return lat, errors
+
+
+async def good_client_process(port, seconds):
+    """[`good_client`] in its own process, so the attackers' coroutines in this one cannot
+    delay it: what it measures is the gateway."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "good", str(port), str(seconds), stdout=subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    result = json.loads(out)
+    return result["lat"], result["errors"]
 
 
 def p99(lat):
@@ -470,7 +486,7 @@ async def attacker(port, kind, closes, limit):
 
 
 async def slow_reader(port, closes, limit):
-    """Slow read: 8 pipelined GETs of a 128 KiB answer through a 2 KiB receive buffer, read a
+    """Slow read: 8 pipelined GETs of a 32 KiB answer through a 2 KiB receive buffer, read a
     byte a second. Whether the server gave up is seen at `limit`: draining then reaches the
     end of the stream (or a reset) only if the server had closed it; a live connection would
     instead deliver the rest and wait for the next request."""
@@ -520,7 +536,7 @@ async def slow(binary, workdir, conns=1000, limit=30):
     up = UpstreamProcess()
     gw = Gateway(binary, workdir, up.port, max_connections=2048)
     await gw.start()
-    base, base_err = await good_client(gw.port, 8)
+    base, base_err = await good_client_process(gw.port, 8)
     base_p99 = p99(base)
     print(
         f"7 baseline: well-behaved client p99 {base_p99:.2f} ms over {len(base)} requests "
@@ -535,7 +551,7 @@ async def slow(binary, workdir, conns=1000, limit=30):
             *(attacker(gw.port, kind, closes, seconds) for _ in range(conns))
         )
         await asyncio.sleep(1)
-        lat, err = await good_client(gw.port, 8)
+        lat, err = await good_client_process(gw.port, 8)
         rss1 = gw.rss_kib()
         await attack
         closed = sorted(t for s, t in closes if s == "closed")
@@ -543,6 +559,7 @@ async def slow(binary, workdir, conns=1000, limit=30):
         failed = sum(1 for s, _ in closes if s == "connect failed")
         attack_p99 = p99(lat)
         ratio = attack_p99 / base_p99
+        shown = f"{attack_p99:.2f} ms" if len(lat) >= 100 else f"n/a (only {len(lat)} answers)"
         if kind == "read":
             when = f"(write_stall_timeout 10 s; seen at the drain after {seconds} s)"
         elif closed:
@@ -555,11 +572,11 @@ async def slow(binary, workdir, conns=1000, limit=30):
         print(
             f"7 {name}: {len(closed)}/{conns} connections closed by the server {when}, "
             f"{still} still open at {seconds} s, {failed} refused at connect; good client p99 "
-            f"{attack_p99:.2f} ms vs baseline {base_p99:.2f} ms = {ratio:.2f}x "
+            f"{shown} vs baseline {base_p99:.2f} ms = {ratio:.2f}x "
             f"({len(lat)} requests, {err} errors); gateway RSS {rss0 // 1024} -> "
             f"{rss1 // 1024} MiB"
         )
-        ok = ok and still == 0 and ratio <= 2 and err == 0
+        ok = ok and still == 0 and len(lat) >= 100 and ratio <= 2 and err == 0
         await asyncio.sleep(1)
     gw.stop()
     up.stop()
@@ -650,6 +667,10 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if sys.argv[1] == "upstream":
         asyncio.run(serve_upstream())
+        return
+    if sys.argv[1] == "good":
+        lat, errors = asyncio.run(good_client(int(sys.argv[2]), float(sys.argv[3])))
+        print(json.dumps({"lat": lat, "errors": errors}))
         return
     cmd, binary, workdir = sys.argv[1], sys.argv[2], sys.argv[3]
     if cmd == "crash":
