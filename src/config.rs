@@ -43,6 +43,8 @@ pub struct Server {
     pub insecure_plaintext: bool,
     /// A client that has not sent its whole request head by then is cut off (slowloris).
     pub header_read_timeout: Duration,
+    /// A response write that makes no progress for this long closes the connection (slow read).
+    pub write_stall_timeout: Duration,
     /// Most connections served at once; further ones wait in the kernel's accept queue.
     pub max_connections: usize,
 }
@@ -161,6 +163,7 @@ struct RawServer {
     #[serde(default)]
     insecure_plaintext: bool,
     header_read_timeout: Option<String>,
+    write_stall_timeout: Option<String>,
     max_connections: Option<usize>,
 }
 
@@ -315,6 +318,15 @@ impl Settings {
         .unwrap_or_else(|e| {
             problem(e);
             Duration::from_secs(10)
+        });
+        let write_stall_timeout = parse_duration_or(
+            "server.write_stall_timeout",
+            raw.server.write_stall_timeout.as_deref(),
+            "30s",
+        )
+        .unwrap_or_else(|e| {
+            problem(e);
+            Duration::from_secs(30)
         });
         let url = raw.upstream.url.parse::<http::Uri>().ok().filter(|u| {
             matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
@@ -471,6 +483,7 @@ impl Settings {
                 }),
                 insecure_plaintext: raw.server.insecure_plaintext,
                 header_read_timeout,
+                write_stall_timeout,
                 max_connections: raw.server.max_connections.unwrap_or(4096),
             },
             upstream: Upstream {

@@ -24,6 +24,8 @@ pub enum Error {
     DuplicateKey,
     #[error("nesting deeper than {0}")]
     TooDeep(usize),
+    #[error("number at byte {0} cannot be held exactly: {1}")]
+    InexactNumber(usize, &'static str),
 }
 
 /// The deepest nesting serde_json itself accepts: it counts 128 levels down from the top and
@@ -49,6 +51,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 ///   surrogate escape, a number outside `f64`, or anything but white space after the value.
 /// - [`Error::DuplicateKey`]: two keys of one object are equal once unescaped.
 /// - [`Error::TooDeep`]: nesting deeper than the (capped) `max_depth`.
+/// - [`Error::InexactNumber`]: see [`check_numbers`].
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
     let max_depth = max_depth.min(SERDE_JSON_MAX_DEPTH);
     // serde_json checks UTF-8 inside strings only when it reads them; checking the whole
@@ -67,13 +70,60 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
         Ok(value)
     });
     match parsed {
-        Ok(value) => Ok(value),
+        Ok(value) => {
+            check_numbers(text)?;
+            Ok(value)
+        }
         // Our own refusals travel through serde_json as a custom error; the cell says which.
         Err(e) => Err(refusal
             .take()
             .map(Error::from)
             .unwrap_or_else(|| malformed(&e, max_depth))),
     }
+}
+
+/// Refuses number literals that serde_json would silently change: an integer beyond 64 bits
+/// (it becomes a rounded `f64`, so `100000000000000000001` would reach the recipient as
+/// `1e20`) and a non-zero literal that underflows to `0.0` (`123e-10000000`). JSONTestSuite
+/// calls both implementation-defined (`i_number_*`); a gateway must not hand a recipient a
+/// value the upstream never sent, so it refuses instead of choosing.
+///
+/// Runs on text that has already parsed, so a token is a number exactly when it starts with
+/// `-` or a digit outside a string.
+fn check_numbers(text: &str) -> Result<(), Error> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let float = token.contains(['.', 'e', 'E']);
+                if !float && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Err(Error::InexactNumber(start, "integer beyond 64 bits"));
+                }
+                let mantissa = token.split(['e', 'E']).next().unwrap_or_default();
+                let nonzero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+                if float && nonzero && token.parse::<f64>().is_ok_and(|f| f == 0.0) {
+                    return Err(Error::InexactNumber(start, "underflows to zero"));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 /// Describes a serde_json error without the document: syntax and end-of-input errors are
@@ -227,6 +277,28 @@ mod tests {
 
     fn nested(depth: usize) -> String {
         format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn refuses_numbers_it_cannot_hold_exactly() {
+        for text in [
+            "[100000000000000000000]",
+            "[-237462374673276894279832749832423479823246327846]",
+            "[123e-10000000]",
+            "{\"a\": [\"x\\\"1\", 1.5e-400]}",
+        ] {
+            assert!(
+                matches!(parse(text), Err(Error::InexactNumber(..))),
+                "{text}: {:?}",
+                parse(text)
+            );
+        }
+        for text in [
+            "[18446744073709551615, -9223372036854775808, 0e-999, 0.0, 1e-300, 2.5]",
+            "[\"100000000000000000000\", \"1e-99999\"]",
+        ] {
+            assert!(parse(text).is_ok(), "{text}");
+        }
     }
 
     #[test]

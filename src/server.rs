@@ -8,7 +8,8 @@
 //! HTTP/1.1 with keep-alive, and HTTP/2 (by ALPN over TLS, or prior knowledge in plain
 //! text); hyper is given a timer, without which
 //! its header-read timeout silently does nothing, so a client that dribbles its request head
-//! (slowloris) is cut off. Connections beyond `max_connections` wait in the accept queue.
+//! (slowloris) is cut off, and a client that stops reading its responses (slow read) by
+//! [`write_stall`]. Connections beyond `max_connections` wait in the accept queue.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+mod write_stall;
+
 use crate::pipeline::Gateway;
 use crate::tls::{PeerIdentity, Reloadable};
 
@@ -29,6 +32,8 @@ use crate::tls::{PeerIdentity, Reloadable};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub header_read_timeout: Duration,
+    /// A response write that makes no progress for this long closes the connection.
+    pub write_stall_timeout: Duration,
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
@@ -90,6 +95,7 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let stream = write_stall::WriteStall::new(stream, options.write_stall_timeout);
         let gateway = gateway.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();

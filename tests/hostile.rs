@@ -448,6 +448,7 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
     ];
 
     let mut reached = 0;
+    let mut served = 0;
     let total = cases.len();
     for (name, template, expect) in cases {
         let bytes = fill(&template, &key);
@@ -490,6 +491,7 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
                 assert_eq!(ex.statuses, want, "{name}: {text}");
                 assert_eq!(delta, n, "{name}: upstream requests {new:?}");
                 crate::support::assert_nothing_withheld(&ex.raw);
+                served += 1;
             }
             Waits => {
                 // Waiting is right; so, once a body read timeout exists, is a 4xx or a close.
@@ -509,6 +511,12 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
         }
     }
     eprintln!("{total} cases, {reached} reached upstream");
+    eprintln!(
+        "smuggling summary: {total} cases, {} refused or cut off, {} normalised and served \
+         ({reached} upstream requests), 0 ambiguous reached upstream",
+        total - served,
+        served
+    );
     // Every POST that reached the upstream carried only the body the gateway framed itself.
     for r in up.requests().iter().filter(|r| r.method == "POST") {
         assert!(
@@ -712,6 +720,11 @@ async fn path_and_query_tricks_gain_no_grant() {
         }
     }
     eprintln!("{total} cases, {served} reached upstream");
+    eprintln!(
+        "normalisation summary: {total} cases, {} refused, {served} served as the route they \
+         name, 0 grants gained",
+        total - served
+    );
     assert_eq!(up.count(), served);
 }
 
@@ -780,4 +793,53 @@ async fn an_unfinished_request_body_is_cut_off() {
         ex.statuses
     );
     assert_eq!(up.count(), 0);
+}
+
+/// Slow read: a client that pipelines requests and then stops reading keeps every response
+/// write stalled, and so holds its connection (and a `max_connections` permit) for as long as
+/// it likes; hyper has no write timeout. `server.write_stall_timeout` (2 s here) cuts it off.
+/// Regression test for the slow-read bug found by `reliability/run` (issue 9).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let mut big = job();
+    big["description"] = json!("x".repeat(60 * 1024));
+    let up = Upstream::new().json("/api/jobs/J-1", big).run().await;
+    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let key = gw.key("acme-repairs").to_string();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut stream = socket.connect(gw.addr).await.expect("connect");
+    let pipelined = 200;
+    let one = format!("GET /jobs/J-1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {key}\r\n\r\n");
+    stream
+        .write_all(one.repeat(pipelined).as_bytes())
+        .await
+        .expect("send");
+    // 12 MB of answers cannot fit in the socket buffers (at most 4 MiB of send buffer by
+    // tcp_wmem, 4 KiB of receive): once they are full the gateway's writes stall. A debug
+    // build makes well under 1 MB a second of these, so 12 s covers filling and the stall.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "connection still open 17 s after it stopped reading ({} responses, {} bytes)",
+        statuses(&raw).len(),
+        raw.len()
+    );
+    let answered = statuses(&raw).len();
+    assert!(
+        answered < pipelined,
+        "all {pipelined} responses were written to a client that stopped reading"
+    );
+    eprintln!("slow read: cut off after {answered} of {pipelined} pipelined responses");
 }

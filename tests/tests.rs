@@ -37,3 +37,5 @@ mod checkpoints;
 mod ledger_postgres;
 // Large array responses streamed element by element: same answer, audited, fail closed.
 mod streaming;
+// Hostile upstream JSON: JSONTestSuite's must-reject and implementation-defined documents, bombs.
+mod hostile_json;

@@ -204,6 +204,7 @@ pub(super) async fn run_gateway(
     rotate_on_sigusr1(audit.clone());
     let options = server::Options {
         header_read_timeout: settings.server.header_read_timeout,
+        write_stall_timeout: settings.server.write_stall_timeout,
         max_connections: settings.server.max_connections,
         drain_timeout: Duration::from_secs(30),
         tls,

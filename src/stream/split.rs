@@ -300,7 +300,10 @@ mod tests {
 
     #[test]
     fn depth_one_allows_an_array_of_scalars_only() {
-        assert_eq!(split(b"[\"[a\", 1]", 1, 1), Ok(vec![Value::from("[a"), Value::from(1)]));
+        assert_eq!(
+            split(b"[\"[a\", 1]", 1, 1),
+            Ok(vec![Value::from("[a"), Value::from(1)])
+        );
         assert!(whole(b"[\"[a\", 1]", 1).is_some());
         assert!(split(b"[[1]]", 1, 1).is_err());
         assert!(whole(b"[[1]]", 1).is_none());
