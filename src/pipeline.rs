@@ -376,6 +376,14 @@ impl Gateway {
             );
         }
 
+        // An HTTP/1.0 client gets a streamed body delimited by the connection's close, so an
+        // abort would look like a normal end: it takes the buffered path instead.
+        let may_stream = route.streamable
+            && !matches!(
+                parts.version,
+                http::Version::HTTP_09 | http::Version::HTTP_10
+            );
+
         // forward
         let upstream_started = Instant::now();
         let fetched = self
@@ -388,7 +396,7 @@ impl Gateway {
                     headers: parts.headers,
                     body,
                 },
-                route.streamable,
+                may_stream,
             )
             .await;
         self.metrics

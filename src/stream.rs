@@ -318,6 +318,12 @@ async fn run(
             let _ = tx.send(Msg::Data(Bytes::from_static(b"]"))).await;
             Msg::Done
         }
+        // Nothing sent yet, and the refusal itself could not be recorded: answer as the
+        // buffered path does when the audit fails (503), not with the upstream's error.
+        (Some(_), Err(e)) if !started => {
+            tracing::error!(request_id, error = %e, "audit write failed; refusing with 503");
+            Msg::Abort(audit_abort())
+        }
         (Some(a), _) => Msg::Abort(a),
         (None, Err(e)) => {
             tracing::error!(request_id, error = %e, "audit write failed; aborting the stream");
@@ -389,7 +395,10 @@ async fn pump(
     };
     // The `when` reasons cannot depend on an element (checked at load), so an empty array
     // gives them once for the whole response.
-    let reasons = filter::decide(route, &request, &Value::Array(Vec::new()), false).reasons;
+    let once = filter::decide(route, &request, &Value::Array(Vec::new()), false);
+    // A `when` that errs is a rule error even when the array turns out empty.
+    totals.rule_errors.extend(once.rule_errors);
+    let reasons = once.reasons;
     let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
     let mut segment = Pending::default();
     segment.out.put_u8(b'[');

@@ -231,6 +231,11 @@ impl Upstream {
             .await
             .map_err(|_| Error::Timeout(self.timeout))??;
         if streamable && self.streams(&response) {
+            // A declared length the stream could never finish: refuse before the first byte
+            // rather than disclose a part and abort.
+            if content_length(response.headers()).is_some_and(|n| n > self.max_streamed) {
+                return Err(Error::TooLarge(self.max_streamed));
+            }
             return Ok(Fetched {
                 status: response.status(),
                 body: Some(Payload::Stream(response.into_body())),

@@ -530,3 +530,76 @@ async fn an_http2_stream_is_reset_not_ended() {
     let records = gw.audit_records();
     assert_eq!(records.last().expect("final")["stream"]["state"], "aborted");
 }
+
+/// An HTTP/1.0 client cannot be told a streamed body was cut short (its body ends when the
+/// connection closes), so it gets the buffered answer, with a Content-Length.
+#[tokio::test]
+async fn an_http10_client_gets_the_buffered_answer() {
+    let body = array(0..5);
+    let up = Upstream::new()
+        .route(
+            "GET",
+            "/api/tenants",
+            Reply::Chunked {
+                chunks: chunks(&body, 333),
+                end: End::Finish,
+            },
+        )
+        .run()
+        .await;
+    let gw = gateway(&up.url()).await;
+    let chunked = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
+    assert_eq!(chunked.status, 200, "{}", chunked.text());
+    assert_eq!(chunked.header("transfer-encoding"), Some("chunked"));
+    let request = format!(
+        "GET /tenants HTTP/1.0\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
+        gw.key("survey-co")
+    );
+    let r = http::send_raw(gw.addr, request.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("transfer-encoding"), None);
+    let length: usize = r
+        .header("content-length")
+        .expect("a buffered answer has a length")
+        .parse()
+        .expect("length");
+    assert_eq!(length, r.body.len());
+    let (streamed_body, terminated) = dechunk(&chunked.body);
+    assert!(terminated);
+    let streamed_json: Value = serde_json::from_slice(&streamed_body).expect("json");
+    assert_eq!(r.json(), streamed_json);
+    assert!(
+        streamed(&gw.audit_records()).len() >= 2,
+        "the HTTP/1.1 answer streamed"
+    );
+}
+
+/// A declared length the stream could never finish is refused before any byte, not
+/// disclosed in part and then aborted.
+#[tokio::test]
+async fn a_declared_length_over_the_stream_limit_is_refused_up_front() {
+    let body = array(0..600);
+    assert!(body.len() > 128 << 10, "{}", body.len());
+    let up = Upstream::new()
+        .route("GET", "/api/tenants", raw_json(body))
+        .run()
+        .await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .kind("research-vendor", RESEARCH)
+        .recipient("survey-co", "research-vendor")
+        .limits("stream_threshold = \"64KiB\"\nmax_streamed_body = \"128KiB\"")
+        .start()
+        .await;
+    let r = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.error(), "upstream_too_large");
+    assert!(
+        !r.text().contains("Tenant Number"),
+        "no tenant byte: {}",
+        r.text()
+    );
+    let records = gw.audit_records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], 502);
+    assert_eq!(records[0]["subjects"], json!([]));
+}
