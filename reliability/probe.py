@@ -6,7 +6,8 @@ attacks and breaks it, and prints one line per figure, measured here, never assu
 
   probe.py crash   BIN WORKDIR      kill -9 under load, audit against what clients received
   probe.py disk    BIN WORKDIR      audit on a 1 MiB tmpfs that fills, then frees
-  probe.py slow    BIN WORKDIR      slowloris, slow POST, slow read; a good client's p99
+  probe.py slow    BIN WORKDIR [KIND...]  slowloris, slow POST, slow read (loris post read;
+                                   all three by default); a good client's p99
   probe.py many    BIN WORKDIR      10,000 connections below and above the connection cap
 
 Raw asyncio sockets: the client sees exactly the bytes the gateway sent, and every figure
@@ -28,6 +29,12 @@ import time
 from pathlib import Path
 
 KEY = "reliability-probe-key-0123456789abcdef"
+# The attackers' own key: another contractor (same type, its own budget). The threat is one
+# recipient's key misbehaving; the promise is that the others do not feel it.
+ATTACK_KEY = "reliability-probe-attacker-key-0123456789"
+# `max_in_flight` of the type in the slow phase, per recipient (each its own budget); the
+# good client has one request in flight at a time.
+SLOW_MAX_IN_FLIGHT = 32
 
 JOB = {
     "id": "J-1",
@@ -52,7 +59,7 @@ WITHHELD = [b"1961-04-09", b"AB123456C"]
 TYPE = """type = "repairs-contractor"
 purpose = "Carry out repairs at the tenant's home"
 lawful_basis = "contract"
-
+{max_in_flight}
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
@@ -145,7 +152,7 @@ def free_port() -> int:
 class Gateway:
     """`need-to-know serve` with its own config, rules and audit file in `workdir`."""
 
-    def __init__(self, binary, workdir, upstream_port, audit=None, **server):
+    def __init__(self, binary, workdir, upstream_port, audit=None, max_in_flight=None, **server):
         self.binary = binary
         self.dir = Path(workdir)
         self.port = free_port()
@@ -155,11 +162,18 @@ class Gateway:
         rules = self.dir / "rules"
         (rules / "types").mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(KEY.encode()).hexdigest()
+        attacker = hashlib.sha256(ATTACK_KEY.encode()).hexdigest()
         (rules / "recipients.toml").write_text(
             '[[recipient]]\nid = "acme-repairs"\nname = "ACME Repairs Ltd"\n'
-            f'type = "repairs-contractor"\napi_key_sha256 = "{digest}"\n'
+            f'type = "repairs-contractor"\napi_key_sha256 = "{digest}"\n\n'
+            '[[recipient]]\nid = "rogue-repairs"\nname = "Rogue Repairs Ltd"\n'
+            f'type = "repairs-contractor"\napi_key_sha256 = "{attacker}"\n'
         )
-        (rules / "types" / "repairs-contractor.toml").write_text(TYPE)
+        (rules / "types" / "repairs-contractor.toml").write_text(
+            TYPE.replace(
+                "{max_in_flight}", f"max_in_flight = {max_in_flight}\n" if max_in_flight else ""
+            )
+        )
         opts = {
             "header_read_timeout": '"5s"',
             "write_stall_timeout": '"10s"',
@@ -237,9 +251,9 @@ class Gateway:
 # --- a minimal HTTP/1.1 client ------------------------------------------------------------
 
 
-def request(path="/jobs/J-1", close=False) -> bytes:
+def request(path="/jobs/J-1", close=False, key=KEY) -> bytes:
     return (
-        f"GET {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY}\r\n"
+        f"GET {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
         + ("connection: close\r\n" if close else "")
         + "\r\n"
     ).encode()
@@ -467,7 +481,7 @@ async def attacker(port, kind, closes, limit):
             writer.write(b"GET /jobs/J-1 HTTP/1.1\r\nhost: gw\r\n")
         else:
             writer.write(
-                f"POST /jobs/J-1/notes HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY}\r\n"
+                f"POST /jobs/J-1/notes HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {ATTACK_KEY}\r\n"
                 "content-type: application/json\r\ncontent-length: 10000\r\n\r\n[".encode()
             )
         await writer.drain()
@@ -496,7 +510,7 @@ async def slow_reader(port, closes, limit):
     sock.setblocking(False)
     try:
         await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), 30)
-        await loop.sock_sendall(sock, request("/jobs/BIG") * 8)
+        await loop.sock_sendall(sock, request("/jobs/BIG", key=ATTACK_KEY) * 8)
     except (OSError, asyncio.TimeoutError):
         closes.append(("connect failed", 0))
         sock.close()
@@ -532,9 +546,9 @@ async def drain_reader(reader):
         pass
 
 
-async def slow(binary, workdir, conns=1000, limit=30):
+async def slow(binary, workdir, conns=1000, limit=30, kinds=("loris", "post", "read")):
     up = UpstreamProcess()
-    gw = Gateway(binary, workdir, up.port, max_connections=2048)
+    gw = Gateway(binary, workdir, up.port, max_in_flight=SLOW_MAX_IN_FLIGHT, max_connections=2048)
     await gw.start()
     base, base_err = await good_client_process(gw.port, 8)
     base_p99 = p99(base)
@@ -544,6 +558,8 @@ async def slow(binary, workdir, conns=1000, limit=30):
     )
     ok = True
     for kind, name in [("loris", "slowloris"), ("post", "slow POST"), ("read", "slow read")]:
+        if kind not in kinds:
+            continue
         closes = []
         rss0 = gw.rss_kib()
         seconds = 20 if kind == "read" else limit
@@ -678,7 +694,9 @@ def main():
     elif cmd == "disk":
         ok = asyncio.run(disk(binary, workdir, sys.argv[4]))
     elif cmd == "slow":
-        ok = asyncio.run(slow(binary, workdir, int(os.environ.get("CONNS", "1000")), int(os.environ.get("LIMIT", "30"))))
+        conns, limit = int(os.environ.get("CONNS", "1000")), int(os.environ.get("LIMIT", "30"))
+        kinds = sys.argv[4:] or ("loris", "post", "read")
+        ok = asyncio.run(slow(binary, workdir, conns, limit, kinds))
     elif cmd == "many":
         ok = asyncio.run(many(binary, workdir, int(os.environ.get("MANY", "10000"))))
     else:

@@ -4,8 +4,10 @@
 //! costs the housing system nothing. The rate is the recipient's `rate_limit`, else its type's;
 //! a recipient with neither is not limited. Behind the one [`Limiter`] trait: [`Local`]
 //! (governor, this replica alone, the default) and [`redis::Shared`] (one budget for every
-//! replica, `[limits] shared = "redis"`).
+//! replica, `[limits] shared = "redis"`). [`in_flight`] bounds how many requests one recipient
+//! may have under way at once.
 
+pub mod in_flight;
 pub mod redis;
 
 use std::collections::HashMap;

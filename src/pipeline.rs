@@ -5,7 +5,8 @@
 //! 1. **identify**: who is calling, by client certificate or API key ([`identity`]); 401.
 //! 2. **authorize**: is the target clean and the route granted ([`routes`]); 400 or 403.
 //! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`, or
-//!    503 when the shared limiter cannot answer and is configured to refuse.
+//!    503 when the shared limiter cannot answer and is configured to refuse; then is it
+//!    within its `max_in_flight` concurrent requests ([`limits::in_flight`]); 429.
 //! 4. **read**: the recipient's own request body, within `max_request_body`; 413.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
@@ -35,6 +36,7 @@ use crate::audit::{self, AuditLog, Record};
 use crate::config::Limits;
 use crate::filter;
 use crate::identity;
+use crate::limits::in_flight::{self, InFlight};
 use crate::limits::{self, Limiter};
 use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
@@ -54,6 +56,7 @@ pub struct Gateway {
     audit: AuditLog,
     limits: Limits,
     limiter: Arc<dyn Limiter>,
+    in_flight: InFlight,
     metrics: Arc<Metrics>,
 }
 
@@ -74,6 +77,8 @@ pub enum Rejection {
     Routes(#[from] routes::Error),
     #[error(transparent)]
     Limits(#[from] limits::Error),
+    #[error(transparent)]
+    InFlight(#[from] in_flight::Full),
     #[error(transparent)]
     RequestBody(#[from] RequestBodyError),
     #[error(transparent)]
@@ -128,6 +133,7 @@ impl Gateway {
             audit,
             limits,
             limiter,
+            in_flight: InFlight::new(),
             metrics,
         }
     }
@@ -196,8 +202,12 @@ impl Gateway {
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
                 log_rejection(&rejection, &record);
-                if let Rejection::Limits(limits::Error::Exceeded(e)) = &rejection {
-                    retry_after = Some(e.retry_after_secs);
+                match &rejection {
+                    Rejection::Limits(limits::Error::Exceeded(e)) => {
+                        retry_after = Some(e.retry_after_secs);
+                    }
+                    Rejection::InFlight(_) => retry_after = Some(1),
+                    _ => {}
                 }
                 let body = error_body(code, &message, &request_id);
                 (status, Some(body), Some(code))
@@ -354,6 +364,8 @@ impl Gateway {
 
         // limit
         self.limiter.check(&recipient).await?;
+        // Held until the answer is decided (a streamed one: until its head is checked).
+        let _slot = self.in_flight.enter(&recipient)?;
 
         // read
         let body = tokio::time::timeout(
@@ -580,6 +592,11 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
         Rejection::Limits(e @ limits::Error::Unavailable) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "rate_limit_unavailable",
+            e.to_string(),
+        ),
+        Rejection::InFlight(e) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_in_flight",
             e.to_string(),
         ),
         Rejection::RequestBody(e) => match e {

@@ -56,6 +56,9 @@ pub struct RecipientType {
     pub purpose: String,
     pub lawful_basis: LawfulBasis,
     pub rate_limit: Option<Rate>,
+    /// Concurrent requests each recipient of this type may have under way
+    /// ([`crate::limits::in_flight`]); `None`: unbounded.
+    pub max_in_flight: Option<u32>,
     pub routes: Vec<Route>,
 }
 
@@ -376,6 +379,20 @@ impl Loader {
             self.error(&file, source.line(&raw.purpose), "purpose is empty");
         }
         let rate_limit = raw.rate_limit.as_ref().and_then(|r| self.rate(&source, r));
+        let max_in_flight = raw.max_in_flight.as_ref().and_then(|n| {
+            let value = u32::try_from(*n.get_ref()).ok().filter(|v| *v > 0);
+            if value.is_none() {
+                self.error(
+                    &file,
+                    source.line(n),
+                    format!(
+                        "max_in_flight {} is not a whole number of requests of at least 1",
+                        n.get_ref()
+                    ),
+                );
+            }
+            value
+        });
         let mut routes = Vec::new();
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         for raw_route in &raw.route {
@@ -403,6 +420,7 @@ impl Loader {
             purpose: raw.purpose.into_inner(),
             lawful_basis: lawful_basis?,
             rate_limit,
+            max_in_flight,
             routes,
         })
     }

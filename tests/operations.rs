@@ -1,7 +1,7 @@
 //! Operating it: rate limits, the admin endpoints and metrics, and hot reload of the rules.
 
 use crate::support::gateway::{Builder, REPAIRS_TYPE};
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{Reply, Upstream};
 use crate::support::{http, job};
 
 #[tokio::test]
@@ -190,4 +190,66 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
         }
     }
     assert_eq!(status, 200, "the watcher did not reload within 5 s");
+}
+
+/// Issue 9 item 7 (slow read): one recipient holding many requests open must not starve the
+/// others. Over its type's `max_in_flight` it gets 429 at once, nothing goes upstream, the
+/// refusal is audited and counted; another recipient of the same type is still served.
+#[tokio::test]
+async fn over_max_in_flight_is_429_for_that_recipient_only() {
+    let up = Upstream::new()
+        .route(
+            "GET",
+            "/api/jobs/J-1001",
+            Reply::Slow(std::time::Duration::from_millis(800), job()),
+        )
+        .run()
+        .await;
+    let bounded = REPAIRS_TYPE.replace(
+        "lawful_basis = \"contract\"",
+        "lawful_basis = \"contract\"\nmax_in_flight = 2",
+    );
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .kind("repairs-contractor", &bounded)
+        .start()
+        .await;
+    let acme = gw.key("acme-repairs").to_string();
+    let addr = gw.addr;
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let key = acme.clone();
+            tokio::spawn(async move { http::get(addr, "/jobs/J-1001", Some(&key)).await })
+        })
+        .collect();
+    // Both slow requests are under way (the upstream holds each 800 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let over = http::get(addr, "/jobs/J-1001", Some(&acme)).await;
+    assert_eq!(over.status, 429, "{}", over.text());
+    assert_eq!(over.error(), "too_many_in_flight");
+    assert_eq!(over.header("retry-after"), Some("1"));
+    let other = http::get(addr, "/jobs/J-1001", Some(gw.key("brightfix"))).await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    for h in held {
+        assert_eq!(h.await.expect("request task").status, 200);
+    }
+    // The slots are free again.
+    assert_eq!(
+        http::get(addr, "/jobs/J-1001", Some(&acme)).await.status,
+        200
+    );
+    assert_eq!(up.count(), 4, "the refused request reached the upstream");
+    let refused: Vec<_> = gw
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["error"] == "too_many_in_flight")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["recipient"], "acme-repairs");
+    assert_eq!(refused[0]["status"], 429);
+    let metrics = http::get(gw.admin_addr, "/metrics", None).await.text();
+    assert!(
+        metrics.contains(r#"need_to_know_refusals_total{reason="too_many_in_flight"} 1"#),
+        "{metrics}"
+    );
+    gw.stop().await;
 }

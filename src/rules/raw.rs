@@ -34,6 +34,7 @@ pub struct RecipientType {
     pub purpose: Spanned<String>,
     pub lawful_basis: Spanned<String>,
     pub rate_limit: Option<Spanned<String>>,
+    pub max_in_flight: Option<Spanned<i64>>,
     #[serde(default)]
     pub route: Vec<Spanned<Route>>,
 }

@@ -252,3 +252,25 @@ fn rates() {
         assert_eq!(Rate::parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn max_in_flight_is_a_positive_count_at_its_line() {
+    let with = |n: &str| TYPE.replace("rate_limit = \"60/min\"", &format!("max_in_flight = {n}"));
+    let dir = write_rules(&with("8"), RECIPIENT);
+    let policy = Policy::load(dir.path()).expect("loads");
+    assert_eq!(
+        policy.recipient("acme").expect("acme").kind.max_in_flight,
+        Some(8)
+    );
+    for bad in ["0", "-3"] {
+        let dir = write_rules(&with(bad), RECIPIENT);
+        let err = Policy::load(dir.path()).expect_err("not a count");
+        assert!(
+            err.0
+                .iter()
+                .any(|d| d.line == 4 && d.message.contains("max_in_flight")),
+            "{:?}",
+            err.0
+        );
+    }
+}
