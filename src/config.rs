@@ -196,7 +196,8 @@ struct RawRules {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    path: PathBuf,
+    /// Required with the file ledger; unused (and may be left out) with PostgreSQL.
+    path: Option<PathBuf>,
     checkpoint_key: Option<PathBuf>,
     checkpoint_path: Option<PathBuf>,
     checkpoint_every: Option<u64>,
@@ -417,7 +418,7 @@ impl Settings {
         if raw.rules.pseudonym_key_env.as_deref() == Some("") {
             problem("rules.pseudonym_key_env is empty".to_string());
         }
-        let audit_path = at(&raw.audit.path);
+        let audit_path = raw.audit.path.as_deref().map(at).unwrap_or_default();
         let checkpoint_every = raw.audit.checkpoint_every.unwrap_or(1000);
         if checkpoint_every == 0 {
             problem("audit.checkpoint_every must be at least 1".to_string());
@@ -467,6 +468,12 @@ impl Settings {
             problem(e);
             AuditBackend::File
         });
+        if matches!(audit_backend, AuditBackend::File) && raw.audit.path.is_none() {
+            problem(
+                "audit.path is required with the file ledger (audit.backend \"file\", the default)"
+                    .to_string(),
+            );
+        }
         if !problems.is_empty() {
             return Err(Error(problems));
         }
@@ -807,6 +814,21 @@ path = "var/audit.jsonl"
         );
         let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err("no key");
         assert!(e.to_string().contains("checkpoint_key is not"), "{e}");
+    }
+
+    #[test]
+    fn audit_path_is_required_for_the_file_ledger_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let without_path = MINIMAL.replace("path = \"var/audit.jsonl\"\n", "");
+        assert_ne!(without_path, MINIMAL);
+        let e = Settings::load_with_env(&write(dir.path(), &without_path), []).expect_err("file");
+        assert!(e.to_string().contains("audit.path is required"), "{e}");
+        let pg = without_path.replace(
+            "[audit]\n",
+            "[audit]\nbackend = \"postgres\"\n[audit.postgres]\nchain = \"gw-1\"\n",
+        );
+        let s = Settings::load_with_env(&write(dir.path(), &pg), []).expect("postgres");
+        assert!(matches!(s.audit_backend, AuditBackend::Postgres(_)));
     }
 
     #[test]
