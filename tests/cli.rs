@@ -206,7 +206,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         .route(
             "GET",
             "/api/jobs/J-1001",
-            Reply::Slow(Duration::from_millis(1500), crate::support::job()),
+            Reply::Slow(Duration::from_millis(3000), crate::support::job()),
         )
         .run()
         .await;
@@ -220,6 +220,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         .current_dir(dir.path())
         .args(["serve"])
         .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        // Longer than the slow upstream's 3 s answer.
+        .env("NEED_TO_KNOW__UPSTREAM__TIMEOUT", "10s")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -236,8 +238,16 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         tokio::spawn(
             async move { crate::support::http::get(addr, "/jobs/J-1001", Some(&key)).await },
         );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Wait for the upstream to see the request (CI machines can be slow to schedule it);
+    // its answer takes seconds more, so SIGTERM lands while it is in flight.
+    for _ in 0..200 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(up.count(), 1, "the request is in flight");
+    assert!(!request.is_finished(), "the request is still in flight");
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
