@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, not the system allocator: a request allocates and frees many small values (the
+/// parsed body, the filtered copy, the audit record), and glibc's malloc and free were a fifth
+/// of the gateway's CPU under load (bench/README.md has the before and after).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = need_to_know::cli::Cli::parse();
     // Logs go to stderr, so command output on stdout stays machine-readable.
