@@ -8,6 +8,8 @@ use std::io::{self, BufRead, Read};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::canonical;
+
 /// `prev_hash` of the first record of a file.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -89,34 +91,117 @@ impl From<io::Error> for ScanError {
 /// Lower-case hex SHA-256 of the JCS serialisation of `unhashed`, a record without its `hash`
 /// key (but with `prev_hash`). This is the whole chain contract of DESIGN section 6.
 pub(crate) fn hash_of(unhashed: &Map<String, Value>) -> Result<String, serde_json::Error> {
-    let bytes = serde_json_canonicalizer::to_vec(unhashed)?;
+    let mut bytes = Vec::with_capacity(1024);
+    canonical::write_object(&mut bytes, unhashed, |_, _| {})?;
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// Links `record` to `prev`, hashes it and appends its line (JCS + `'\n'`) to `out`.
 /// Returns the new head. On error `out` is left as it was.
 pub(crate) fn seal(
-    mut record: Map<String, Value>,
+    record: Map<String, Value>,
     prev: &str,
     out: &mut Vec<u8>,
 ) -> Result<String, serde_json::Error> {
-    record.remove("hash");
-    record.insert("prev_hash".into(), Value::String(prev.to_owned()));
-    let hash = hash_of(&record)?;
-    record.insert("hash".into(), Value::String(hash.clone()));
-    let mark = out.len();
-    if let Err(e) = serde_json_canonicalizer::to_writer(&record, out) {
-        out.truncate(mark);
-        return Err(e);
+    Unsealed::new(record)?.seal(prev, out)
+}
+
+/// A record in its line's JCS form before it is linked: `prev_hash` and `hash` hold 64-zero
+/// placeholders, which [`Unsealed::seal`] overwrites in place.
+///
+/// Serialising is the costly part of sealing, and it does not depend on the chain, so it is
+/// done here, in the appending request's own task; the one writer then only links and hashes.
+/// Both hashes are 64 hex digits, so the placeholders have the final length, and the bytes
+/// hashed (the record without its `hash` member) are the line with that member cut out.
+#[derive(Debug)]
+pub(crate) struct Unsealed {
+    bytes: Vec<u8>,
+    /// Where the value of `prev_hash` starts.
+    prev_at: usize,
+    /// Where the value of `hash` starts.
+    hash_at: usize,
+    /// The bytes of the `hash` member and one comma next to it: what the hash does not cover.
+    cut: std::ops::Range<usize>,
+    ts: String,
+}
+
+impl Unsealed {
+    /// Serialises `record` (any `hash` or `prev_hash` in it is replaced).
+    pub(crate) fn new(mut record: Map<String, Value>) -> Result<Unsealed, serde_json::Error> {
+        let placeholder = Value::String(GENESIS_HASH.to_owned());
+        record.insert("hash".into(), placeholder.clone());
+        record.insert("prev_hash".into(), placeholder);
+        let ts = record
+            .get("ts")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut bytes = Vec::with_capacity(1024);
+        // Member starts in order, so the member after `hash` (there is always `prev_hash`)
+        // bounds it.
+        let mut starts: Vec<(bool, usize)> = Vec::with_capacity(record.len());
+        let (mut prev_at, mut hash_member) = (None, None);
+        canonical::write_object(&mut bytes, &record, |key, at| {
+            let is_hash = key == "hash";
+            if is_hash {
+                hash_member = Some(starts.len());
+            }
+            if key == "prev_hash" {
+                prev_at = Some(at + "\"prev_hash\":\"".len());
+            }
+            starts.push((is_hash, at));
+        })?;
+        let (Some(prev_at), Some(index)) = (prev_at, hash_member) else {
+            return Err(encode_error("record lost its chain fields"));
+        };
+        let start = starts[index].1;
+        let hash_at = start + "\"hash\":\"".len();
+        // `"hash":"<64>",` when a member follows (always: `prev_hash` sorts after it).
+        let cut = match starts.get(index + 1) {
+            Some((_, next)) => start..*next,
+            None => start - 1..bytes.len() - 1,
+        };
+        if bytes.len() > MAX_LINE {
+            return Err(encode_error("record longer than the 16 MiB line limit"));
+        }
+        Ok(Unsealed {
+            bytes,
+            prev_at,
+            hash_at,
+            cut,
+            ts,
+        })
     }
-    out.push(b'\n');
-    if out.len() - mark - 1 > MAX_LINE {
-        out.truncate(mark);
-        return Err(serde_json::Error::io(io::Error::other(
-            "record longer than the 16 MiB line limit",
-        )));
+
+    /// The record's `ts`, for a ledger that stores it beside the line.
+    pub(crate) fn ts(&self) -> &str {
+        &self.ts
     }
-    Ok(hash)
+
+    /// Links the record to `prev`, hashes it and appends its line (with `'\n'`) to `out`.
+    /// Returns the record's hash, the new head.
+    pub(crate) fn seal(
+        mut self,
+        prev: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<String, serde_json::Error> {
+        if prev.len() != GENESIS_HASH.len() || !prev.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(encode_error("the chain head is not a 64-digit hash"));
+        }
+        self.bytes[self.prev_at..self.prev_at + prev.len()].copy_from_slice(prev.as_bytes());
+        let mut hasher = Sha256::new();
+        hasher.update(&self.bytes[..self.cut.start]);
+        hasher.update(&self.bytes[self.cut.end..]);
+        let hash = hex::encode(hasher.finalize());
+        self.bytes[self.hash_at..self.hash_at + hash.len()].copy_from_slice(hash.as_bytes());
+        out.extend_from_slice(&self.bytes);
+        out.push(b'\n');
+        Ok(hash)
+    }
+}
+
+fn encode_error(message: &str) -> serde_json::Error {
+    serde_json::Error::io(io::Error::other(message.to_owned()))
 }
 
 /// The continuation a record states, if it is a well-formed rotation record: `event` is
@@ -160,7 +245,7 @@ pub(crate) fn check_line(
 ) -> Result<(String, Option<Continuation>), Fault> {
     let value: Value =
         serde_json::from_slice(content).map_err(|e| Fault::Unparsable(e.to_string()))?;
-    let canonical = serde_json_canonicalizer::to_vec(&value)
+    let canonical = canonical::to_vec(&value)
         .map_err(|e| Fault::Broken(format!("cannot be canonicalised: {e}")))?;
     let Value::Object(mut record) = value else {
         return Err(Fault::Broken("not a JSON object".into()));

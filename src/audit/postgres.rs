@@ -417,13 +417,9 @@ impl Writer {
         let mut waiting = Vec::with_capacity(jobs.len());
         let mut buf = Vec::new();
         for Job { record, reply } in jobs {
-            let ts = record
-                .get("ts")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned();
+            let ts = record.ts().to_owned();
             buf.clear();
-            match chain::seal(record, &head, &mut buf) {
+            match record.seal(&head, &mut buf) {
                 Ok(hash) => {
                     buf.pop(); // the newline: a row holds the line without it
                     let Ok(line) = String::from_utf8(buf.clone()) else {

@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain;
@@ -36,8 +35,9 @@ pub(super) enum Msg {
     Tick,
 }
 
+/// One record to append, serialised by the caller, and where its outcome goes.
 pub(super) struct Job {
-    pub record: Map<String, Value>,
+    pub record: chain::Unsealed,
     pub reply: oneshot::Sender<Result<(), Error>>,
 }
 
@@ -233,7 +233,7 @@ impl Writer {
         let mut head = self.state.head.clone();
         let mut waiting = Vec::with_capacity(jobs.len());
         for Job { record, reply } in jobs {
-            match chain::seal(record, &head, &mut self.buf) {
+            match record.seal(&head, &mut self.buf) {
                 Ok(hash) => {
                     head = hash;
                     waiting.push(reply);
@@ -353,7 +353,9 @@ mod tests {
         let mut ids: Vec<String> = ["S0", "S1", "S2"]
             .iter()
             .flat_map(|s| query(&path, s).unwrap())
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap()["request_id"].to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(&l).unwrap()["request_id"].to_string()
+            })
             .collect();
         ids.sort();
         ids.dedup();
@@ -404,7 +406,7 @@ mod tests {
 
         // The next batch goes through the fresh descriptor and links to the durable head.
         let (reply, done) = oneshot::channel();
-        let record = super::super::to_map(record(1)).unwrap();
+        let record = chain::Unsealed::new(super::super::to_map(record(1)).unwrap()).unwrap();
         writer.commit(vec![Job { record, reply }]);
         done.await.unwrap().unwrap();
         assert_eq!(verify(&path).unwrap().records, 2);
