@@ -29,7 +29,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+mod direct;
 mod reads;
+pub(crate) use direct::{Direct, Inputs};
 pub use reads::Reads;
 
 use super::Removed;
@@ -59,6 +61,8 @@ pub struct Expr {
     /// What it reads of `body` and of `item`: a request converts only that.
     body_reads: Reads,
     item_reads: Reads,
+    /// The same condition for [`Direct`] evaluation, when it is in that subset.
+    direct: Option<Direct>,
 }
 
 /// Which variables and functions an expression refers to, so a request builds only what is
@@ -197,12 +201,14 @@ impl Expr {
         }
         let body_reads = Reads::of(program.expression(), "body");
         let item_reads = Reads::of(program.expression(), "item");
+        let direct = Direct::compile(program.expression());
         Ok(Expr {
             program,
             source: source.to_owned(),
             uses,
             body_reads,
             item_reads,
+            direct,
         })
     }
 
@@ -222,6 +228,17 @@ impl Expr {
     /// What the expression reads of `item`.
     pub fn item_reads(&self) -> &Reads {
         &self.item_reads
+    }
+
+    /// Whether [`Expr::eval_bool_direct`] can answer for this expression at all.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The condition's value without the interpreter, when [`Direct`] is certain of it;
+    /// `None`: run [`Expr::eval_bool`], which gives CEL's answer or error.
+    pub(crate) fn eval_bool_direct(&self, inputs: &Inputs<'_>) -> Option<bool> {
+        self.direct.as_ref()?.eval_bool(inputs)
     }
 
     /// Runs the program in `scope`.
@@ -671,10 +688,15 @@ pub fn string_val(s: &str) -> Box<dyn Val + '_> {
 
 /// `now` as a CEL timestamp (UTC).
 pub fn timestamp(now: SystemTime) -> Box<dyn Val + 'static> {
+    Box::new(CelTimestamp::from(date_time(now)))
+}
+
+/// `now` as the date and time CEL compares (UTC), for [`timestamp`] and [`Inputs`].
+pub fn date_time(now: SystemTime) -> chrono::DateTime<chrono::FixedOffset> {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     let utc = chrono::DateTime::from_timestamp(secs, since.subsec_nanos()).unwrap_or_default();
-    Box::new(CelTimestamp::from(utc.fixed_offset()))
+    utc.fixed_offset()
 }
 
 /// A derived value as JSON; `None` for what JSON cannot hold (bytes, durations, NaN...), which

@@ -15,6 +15,7 @@
 //! named in the outcome by the rule's file and line, never with the values involved.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -353,15 +354,35 @@ fn decide_with(
     let c = &route.conditions;
     let mut errors = Errors::default();
     let root: &cel::Scope<'_, '_> = c.functions.root();
-    let mut scope = root.new_inner_scope();
-    if c.has_rules() {
-        let reads = if simple { &Reads::All } else { &c.body_reads };
-        bind(&mut scope, c.uses, reads, request, upstream);
-    }
+    // The CEL scope is built only when an expression needs the interpreter: the simple
+    // conditions are answered directly on the JSON ([`cel::Direct`]).
+    let scope_cell = OnceCell::new();
+    let scope = || {
+        scope_cell.get_or_init(|| {
+            let mut scope = root.new_inner_scope();
+            if c.has_rules() {
+                let reads = if simple { &Reads::All } else { &c.body_reads };
+                bind(&mut scope, c.uses, reads, request, upstream);
+            }
+            scope
+        })
+    };
+    let nothing_removed = Removed::default();
+    let inputs = cel::Inputs {
+        request,
+        body: c.uses.body.then_some(upstream),
+        item: None,
+        item_removed: &nothing_removed,
+        now: cel::date_time(request.now),
+    };
+    let eval_bool = |e: &Expr| match e.eval_bool_direct(&inputs).filter(|_| !simple) {
+        Some(held) => Ok(held),
+        None => e.eval_bool(scope()),
+    };
 
     // refuse
     if let Some(r) = &c.refuse {
-        let refused = match r.condition.eval_bool(&scope) {
+        let refused = match eval_bool(&r.condition) {
             Ok(held) => held.then_some(false),
             Err(_) => {
                 errors.note(&r.site, Kind::Refuse);
@@ -380,7 +401,7 @@ fn decide_with(
     let mut held = Vec::with_capacity(c.when.len());
     let mut reasons = Vec::new();
     for (i, w) in c.when.iter().enumerate() {
-        held.push(match w.condition.eval_bool(&scope) {
+        held.push(match eval_bool(&w.condition) {
             Ok(true) => {
                 mask |= 1 << i;
                 reasons.push(w.reason.clone());
@@ -403,7 +424,7 @@ fn decide_with(
             rule,
             upstream,
             &mut removed,
-            &scope,
+            (&scope, &inputs),
             &mut errors,
             &mut dropped,
             &mut notes,
@@ -426,7 +447,7 @@ fn decide_with(
         apply_derive(
             rule,
             body.to_mut(),
-            &scope,
+            scope(),
             &mut errors,
             &mut notes,
             explain,
@@ -647,11 +668,11 @@ fn rule_form(path: &FieldPath) -> RuleFormBuf {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn apply_items(
+fn apply_items<'s, 'r: 's, 'v: 's>(
     rule: &Items,
     body: &Value,
     removed: &mut Removed,
-    scope: &cel::Scope<'_, '_>,
+    (scope, inputs): (&dyn Fn() -> &'s cel::Scope<'r, 'v>, &cel::Inputs<'_>),
     errors: &mut Errors,
     dropped: &mut BTreeSet<String>,
     notes: &mut BTreeMap<String, Decision>,
@@ -716,9 +737,20 @@ fn apply_items(
                 if removed.has(el) {
                     continue;
                 }
-                let mut inner = scope.new_inner_scope();
-                inner.add_variable_as_val("item", cel::to_val_reading(el, reads, removed));
-                let keep = match rule.keep.eval_bool(&inner) {
+                let item = cel::Inputs {
+                    item: Some(el),
+                    item_removed: removed,
+                    ..*inputs
+                };
+                let held = match rule.keep.eval_bool_direct(&item).filter(|_| !simple) {
+                    Some(held) => Ok(held),
+                    None => {
+                        let mut inner = scope().new_inner_scope();
+                        inner.add_variable_as_val("item", cel::to_val_reading(el, reads, removed));
+                        rule.keep.eval_bool(&inner)
+                    }
+                };
+                let keep = match held {
                     Ok(true) => continue,
                     Ok(false) => "keep was false".to_owned(),
                     Err(e) => {
