@@ -38,6 +38,7 @@ use std::thread::JoinHandle;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+mod canonical;
 mod chain;
 pub mod checkpoint;
 pub mod postgres;
@@ -327,7 +328,7 @@ impl AuditLog {
             return Err(Error::Closed);
         }
         // Serialised here, in the caller's task, so the writer thread only links and hashes.
-        let record = to_map(record)?;
+        let record = chain::Unsealed::new(to_map(record)?)?;
         let (reply, done) = oneshot::channel();
         self.inner
             .tx

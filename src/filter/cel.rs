@@ -91,6 +91,9 @@ pub struct PseudonymKey(Arc<Vec<u8>>);
 /// request on it. Requests add their variables in a child scope.
 pub struct Functions {
     root: Context<'static, 'static>,
+    /// `pseudonym()`'s key for this type, for [`Direct`] evaluation (the CEL function holds
+    /// its own copy).
+    mac: Option<Hmac<Sha256>>,
 }
 
 /// Why an evaluation failed, without the values involved.
@@ -239,6 +242,12 @@ impl Expr {
     /// `None`: run [`Expr::eval_bool`], which gives CEL's answer or error.
     pub(crate) fn eval_bool_direct(&self, inputs: &Inputs<'_>) -> Option<bool> {
         self.direct.as_ref()?.eval_bool(inputs)
+    }
+
+    /// The expression's value without the interpreter, when [`Direct`] is certain of it:
+    /// for a derived field, one of our functions on a string. `None`: run [`Expr::eval`].
+    pub(crate) fn eval_direct(&self, inputs: &Inputs<'_>, functions: &Functions) -> Option<Value> {
+        self.direct.as_ref()?.eval_value(inputs, functions)
     }
 
     /// Runs the program in `scope`.
@@ -424,6 +433,7 @@ impl Functions {
     pub fn new(kind: &str, key: Option<&PseudonymKey>) -> Functions {
         let mut root = Context::with_env(Arc::clone(env()));
         let mac = key.map(|k| k.for_type(kind));
+        let direct_mac = mac.clone();
         // None of our names is a standard overload, so adding cannot fail; if it ever did,
         // the call would be undefined and every use would fail closed.
         let _ = root.add_function("age_band", age_band_fn);
@@ -454,7 +464,28 @@ impl Functions {
             };
             Ok(CelValue::from(pseudonym(mac, &text)))
         });
-        Functions { root }
+        Functions {
+            root,
+            mac: direct_mac,
+        }
+    }
+
+    /// `name(text)` for our functions, as the CEL versions compute it on a string (and
+    /// `pseudonym` on an integer's digits); `None` where CEL's would fail, so the caller
+    /// asks CEL and gets its error.
+    pub(crate) fn call_direct(
+        &self,
+        name: &str,
+        text: &str,
+        now: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Option<String> {
+        match name {
+            "age_band" => age_band(parse_date(text)?, now.date_naive()).map(str::to_owned),
+            "postcode_district" => postcode_district(text),
+            "mask" => Some(mask(text)),
+            "pseudonym" => Some(pseudonym(self.mac.as_ref()?, text)),
+            _ => None,
+        }
     }
 
     /// The shared root scope; requests add their variables in a child of it.

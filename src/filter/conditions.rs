@@ -447,7 +447,7 @@ fn decide_with(
         apply_derive(
             rule,
             body.to_mut(),
-            scope(),
+            (&scope, &inputs, &c.functions),
             &mut errors,
             &mut notes,
             explain,
@@ -775,10 +775,14 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn apply_derive(
+fn apply_derive<'s, 'r: 's, 'v: 's>(
     rule: &Derive,
     body: &mut Value,
-    scope: &cel::Scope<'_, '_>,
+    (scope, inputs, functions): (
+        &dyn Fn() -> &'s cel::Scope<'r, 'v>,
+        &cel::Inputs<'_>,
+        &Functions,
+    ),
     errors: &mut Errors,
     notes: &mut BTreeMap<String, Decision>,
     explain: bool,
@@ -801,17 +805,25 @@ fn apply_derive(
     };
     let mut failure: Option<EvalError> = None;
     let mut derive_one = |at: &mut Value, item: bool| {
-        let result = {
-            let mut child = scope.new_inner_scope();
-            if item {
-                child.add_variable_as_val(
-                    "item",
-                    cel::to_val_reading(at, reads, &Removed::default()),
-                );
+        let here = cel::Inputs {
+            item: item.then_some(&*at),
+            ..*inputs
+        };
+        let direct = rule.value.eval_direct(&here, functions).filter(|_| !simple);
+        let result = match direct {
+            Some(value) => Ok(value),
+            None => {
+                let mut child = scope().new_inner_scope();
+                if item {
+                    child.add_variable_as_val(
+                        "item",
+                        cel::to_val_reading(at, reads, &Removed::default()),
+                    );
+                }
+                rule.value.eval(&child).and_then(|v| {
+                    cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into()))
+                })
             }
-            rule.value.eval(&child).and_then(|v| {
-                cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into()))
-            })
         };
         let result = result.map_err(|e| {
             failure.get_or_insert(e);

@@ -18,7 +18,8 @@
 //! field selection; `m['key']` on a map; `&&`, `||`, `!`; `==` and `!=` on two values of the
 //! same type (null, bool, int, string, timestamp); `<`, `<=`, `>`, `>=` on two ints or two
 //! timestamps; `in` of a string in a list of strings or in a map's keys; `timestamp(string)`;
-//! `size(string)`.
+//! `size(string)`; and for a derived field, `age_band`, `postcode_district`, `pseudonym` or
+//! `mask` of one of those.
 
 use std::cmp::Ordering;
 
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 
 use super::super::conditions::Request;
 use super::super::Removed;
+use super::Functions;
 
 /// A condition compiled for direct evaluation.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ enum Op {
     In(Box<Op>, Box<Op>),
     Timestamp(Box<Op>),
     Size(Box<Op>),
+    /// One of our functions (`age_band`, `postcode_district`, `pseudonym`, `mask`).
+    Ours(String, Box<Op>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +119,26 @@ impl Direct {
             _ => None,
         }
     }
+
+    /// A derived value: only one of our functions on a string (or `pseudonym` on an
+    /// integer, which CEL passes as its digits), as JSON; `None`: ask the interpreter.
+    pub fn eval_value(&self, inputs: &Inputs<'_>, functions: &Functions) -> Option<Value> {
+        let Op::Ours(name, arg) = &self.0 else {
+            return None;
+        };
+        let digits;
+        let text = match eval(arg, inputs)? {
+            V::Str(s) => s,
+            V::Int(i) if name == "pseudonym" => {
+                digits = i.to_string();
+                &digits
+            }
+            _ => return None,
+        };
+        functions
+            .call_direct(name, text, inputs.now)
+            .map(Value::String)
+    }
 }
 
 fn compile(e: &IdedExpr) -> Option<Op> {
@@ -158,6 +182,9 @@ fn compile(e: &IdedExpr) -> Option<Op> {
                 },
                 "timestamp" if call.args.len() == 1 => Op::Timestamp(arg(0)?),
                 "size" if call.args.len() == 1 => Op::Size(arg(0)?),
+                name if call.args.len() == 1 && super::FUNCTIONS.contains(&name) => {
+                    Op::Ours(name.to_owned(), arg(0)?)
+                }
                 name if two => {
                     let compare = match name {
                         operators::EQUALS => Compare::Eq,
@@ -225,6 +252,8 @@ fn eval<'a>(op: &'a Op, inputs: &Inputs<'a>) -> Option<V<'a>> {
             }
             V::Time(t)
         }
+        // Only as a derived value's outermost call (`Direct::eval_value`).
+        Op::Ours(..) => return None,
         // Of a string only: CEL counts its code points.
         Op::Size(text) => {
             let V::Str(text) = eval(text, inputs)? else {
