@@ -85,6 +85,22 @@ pub struct AuditPostgres {
 /// Default of `[audit.postgres] url_env`.
 pub const DEFAULT_PG_URL_ENV: &str = "NEED_TO_KNOW_PG_URL";
 
+impl AuditPostgres {
+    /// The database URL from the environment; the error names the variable, never a value.
+    ///
+    /// # Errors
+    ///
+    /// The variable is unset (or not UTF-8).
+    pub fn url(&self) -> Result<String, String> {
+        std::env::var(&self.url_env).map_err(|_| {
+            format!(
+                "audit.backend is \"postgres\" but the environment variable {} (the database URL) is not set",
+                self.url_env
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub url: http::Uri,

@@ -34,16 +34,9 @@ fn check_ledger(settings: &Settings) -> Option<Diagnostic> {
     let crate::config::AuditBackend::Postgres(pg) = &settings.audit_backend else {
         return None;
     };
-    std::env::var_os(&pg.url_env).is_none().then(|| {
-        Diagnostic::error(
-            &settings.source,
-            0,
-            format!(
-                "audit.backend is \"postgres\" but the environment variable {} (the database URL) is not set",
-                pg.url_env
-            ),
-        )
-    })
+    pg.url()
+        .err()
+        .map(|message| Diagnostic::error(&settings.source, 0, message))
 }
 
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.

@@ -121,12 +121,9 @@ async fn open_audit(settings: &Settings) -> Result<(AuditLog, crate::audit::Open
             )),
         ),
         AuditBackend::Postgres(pg) => {
-            let url = std::env::var(&pg.url_env).map_err(|_| {
-                StartError::Ledger(crate::audit::Error::Postgres(format!(
-                    "audit.backend is \"postgres\" but the environment variable {} (the database URL) is not set",
-                    pg.url_env
-                )))
-            })?;
+            let url = pg
+                .url()
+                .map_err(|m| StartError::Ledger(crate::audit::Error::Postgres(m)))?;
             tracing::info!(chain = %pg.chain, "audit ledger: PostgreSQL");
             let target = crate::audit::postgres::Target {
                 url,
