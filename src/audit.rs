@@ -38,7 +38,7 @@ use std::thread::JoinHandle;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-mod canonical;
+pub mod canonical;
 mod chain;
 pub mod checkpoint;
 pub mod postgres;

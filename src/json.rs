@@ -253,12 +253,16 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         let inner = self.enter()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            // Keys are compared unescaped, so `"a"` and `"\u0061"` are the same key.
-            if object.contains_key(&key) {
-                return Err(self.refuse(Refusal::DuplicateKey));
+            // Keys are compared unescaped, so `"a"` and `"\u0061"` are the same key. One
+            // lookup per key: the vacant entry is where the value goes.
+            match object.entry(key) {
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(self.refuse(Refusal::DuplicateKey));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(inner)?);
+                }
             }
-            let value = map.next_value_seed(inner)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }

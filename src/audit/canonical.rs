@@ -26,14 +26,14 @@ use serde_json::{Map, Number, Value};
 const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
 /// The JCS form of `value`.
-pub(crate) fn to_vec(value: &Value) -> Result<Vec<u8>, serde_json::Error> {
+pub fn to_vec(value: &Value) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(256);
     write_value(&mut out, value)?;
     Ok(out)
 }
 
 /// Appends the JCS form of `value` to `out`.
-pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), serde_json::Error> {
+pub fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), serde_json::Error> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -57,7 +57,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), serde_
 
 /// Appends the JCS form of `map`, calling `at_member(key, offset)` with the offset in `out`
 /// where each member (its key's opening quote) starts, so the chain can find its own fields.
-pub(crate) fn write_object(
+pub fn write_object(
     out: &mut Vec<u8>,
     map: &Map<String, Value>,
     mut at_member: impl FnMut(&str, usize),
@@ -77,7 +77,7 @@ pub(crate) fn write_object(
 }
 
 /// Appends `s` as a JSON string, escaped as JCS asks (which is how serde_json escapes).
-pub(crate) fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+pub fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
     serde_json::to_writer(out, s)
 }
 
