@@ -240,8 +240,21 @@ pub fn is_plain_key(key: &str) -> bool {
 }
 
 fn is_key_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+    KEY_BYTES[usize::from(byte)]
 }
+
+/// The bytes of a plain key (`A-Z a-z 0-9 _ -`), as a table: the allow walk names every
+/// upstream key it meets, and a lookup per byte is a third of the comparisons.
+const KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    table
+};
 
 /// Writes one key step: `.key` (or `key` first), or `["..."]` for a key rules cannot spell.
 fn write_key(out: &mut impl fmt::Write, key: &str, first: bool) -> fmt::Result {
