@@ -135,10 +135,9 @@ impl Default for Run {
 }
 
 impl Run {
-    fn decide(&self, policy: &Policy, recipient: &str, body: &Value, explain: bool) -> Outcome {
-        let recipient = policy.recipient(recipient).unwrap();
-        let route = &recipient.kind.routes[0];
-        let request = Request {
+    /// A `GET /jobs/J1` by `recipient` with this run's parameters, headers and clock.
+    fn request<'a>(&'a self, recipient: &'a Recipient) -> Request<'a> {
+        Request {
             recipient,
             method: "GET",
             path: "/jobs/J1",
@@ -146,7 +145,13 @@ impl Run {
             query: &self.query,
             headers: &self.headers,
             now: self.now,
-        };
+        }
+    }
+
+    fn decide(&self, policy: &Policy, recipient: &str, body: &Value, explain: bool) -> Outcome {
+        let recipient = policy.recipient(recipient).unwrap();
+        let route = &recipient.kind.routes[0];
+        let request = self.request(recipient);
         decide(route, &request, body, explain)
     }
 }
@@ -794,15 +799,7 @@ proptest! {
         let recipient = policy.recipient("acme-repairs").unwrap();
         let route = &recipient.kind.routes[0];
         let run = Run::default();
-        let request = Request {
-            recipient,
-            method: "GET",
-            path: "/jobs/J1",
-            params: &run.params,
-            query: &run.query,
-            headers: &run.headers,
-            now: run.now,
-        };
+        let request = run.request(recipient);
         let fast = decide(route, &request, &body, explain);
         let simple = decide_copying(route, &request, &body, explain);
         prop_assert_eq!(fast, simple, "rules {}\nbody {}", rules, body);
@@ -840,15 +837,7 @@ keep = "size(item) == 1 && size(item.b) == 1"
     assert_eq!(out.body, Some(json!({"list": [{"b": [{"x": 1}]}]})));
     let recipient = policy.recipient("acme-repairs").unwrap();
     let run = Run::default();
-    let request = Request {
-        recipient,
-        method: "GET",
-        path: "/jobs/J1",
-        params: &run.params,
-        query: &run.query,
-        headers: &run.headers,
-        now: run.now,
-    };
+    let request = run.request(recipient);
     let route = &recipient.kind.routes[0];
     for explain in [false, true] {
         assert_eq!(
@@ -912,15 +901,7 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
             let run = Run::default();
             let recipient = policy.recipient("acme-repairs").unwrap();
             let route = &recipient.kind.routes[0];
-            let request = Request {
-                recipient,
-                method: "GET",
-                path: "/jobs/J1",
-                params: &run.params,
-                query: &run.query,
-                headers: &run.headers,
-                now: run.now,
-            };
+            let request = run.request(recipient);
             let direct = decide(route, &request, &body, explain);
             let interpreted = decide_copying(route, &request, &body, explain);
             assert_eq!(direct, interpreted, "{contractor} {status}");
@@ -990,15 +971,7 @@ fn direct_answers_only_what_cel_answers_the_same() {
             headers,
             ..Run::default()
         };
-        let request = Request {
-            recipient,
-            method: "GET",
-            path: "/jobs/J1",
-            params: &run.params,
-            query: &run.query,
-            headers: &run.headers,
-            now: run.now,
-        };
+        let request = run.request(recipient);
         let nothing = Removed::default();
         for source in exprs {
             let expr = Expr::compile(source, true).unwrap();
@@ -1070,15 +1043,7 @@ fn direct_derived_values_are_what_cel_derives() {
         pseudonym: true,
     };
     let run = Run::default();
-    let request = Request {
-        recipient,
-        method: "GET",
-        path: "/jobs/J1",
-        params: &run.params,
-        query: &run.query,
-        headers: &run.headers,
-        now: run.now,
-    };
+    let request = run.request(recipient);
     let nothing = Removed::default();
     let (mut answered, mut total) = (0, 0);
     for source in exprs {
