@@ -11,7 +11,8 @@
 //! is defined on. Anything else (a missing key, a number, a type mismatch, an operator
 //! outside the subset) is [`None`], and the caller asks the interpreter, which then gives
 //! the answer or the error CEL defines. So a condition never decides differently here than
-//! in CEL; a property test holds the two to that.
+//! in CEL; grid tests of expressions and values, and the decide property test against the
+//! interpreter alone, hold the two to that (`filter/conditions/tests.rs`).
 //!
 //! The subset: `null`/`true`/`false`/integer/string literals and lists of string literals;
 //! `body`, `item`, `recipient`, `request` (`method`, `path`, `params`, `headers`) and `now`;
