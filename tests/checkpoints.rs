@@ -286,11 +286,7 @@ async fn serve_writes_checkpoints_and_logs_them() {
         .await;
     let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
     keygen(dir.path(), "keys");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::support::free_port();
     let log = std::fs::File::create(dir.path().join("serve.log")).expect("log");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
         .current_dir(dir.path())

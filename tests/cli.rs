@@ -211,11 +211,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         .run()
         .await;
     let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::support::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
         .current_dir(dir.path())
         .args(["serve"])

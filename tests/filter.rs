@@ -323,11 +323,7 @@ async fn unsafe_upstream_answers_are_refused_without_relaying_a_byte() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_502() {
     // Bind and drop a listener, so the port is (almost certainly) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::support::free_port();
     let gw = Builder::new(&format!("http://127.0.0.1:{port}/api"))
         .start()
         .await;

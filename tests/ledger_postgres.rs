@@ -27,19 +27,14 @@ struct Replica {
     admin: SocketAddr,
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
 fn serve_command(
     dir: &Path,
     pg: &Postgres,
     chain: &str,
 ) -> (tokio::process::Command, SocketAddr, SocketAddr) {
-    let (addr, admin) = (free_addr(), free_addr());
+    let [port, admin_port] = crate::support::free_ports();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     // To a file, not a pipe nobody reads: an outage logs per request and would fill a pipe.
     let log = std::fs::File::create(dir.join(format!("{chain}.log"))).expect("log file");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"));

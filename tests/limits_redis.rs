@@ -75,7 +75,7 @@ impl Deployment {
 
     /// Starts replica `n` and waits for its admin endpoint.
     async fn replica(&self, n: usize) -> Replica {
-        let (port, admin_port) = (free_port(), free_port());
+        let [port, admin_port] = crate::support::free_ports();
         let log =
             std::fs::File::create(self.dir.path().join(format!("serve-{n}.log"))).expect("log");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
@@ -116,14 +116,6 @@ impl Deployment {
     fn log(&self, n: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("serve-{n}.log"))).unwrap_or_default()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 async fn status(replica: &Replica, key: &str) -> u16 {

@@ -87,11 +87,7 @@ async fn metrics_hold_the_counters_and_no_tenant_value() {
 
 #[tokio::test]
 async fn readyz_fails_when_the_upstream_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::support::free_port();
     let gw = Builder::new(&format!("http://127.0.0.1:{port}/api"))
         .start()
         .await;

@@ -11,6 +11,22 @@ pub mod upstream;
 
 use serde_json::{json, Value};
 
+/// `N` distinct ports free on 127.0.0.1, for child processes to bind. Every listener is held
+/// until all are picked: a port released and asked for again can come straight back, and a
+/// gateway given the same port for `listen` and `admin` fails to start (CI saw it).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("addr").port())
+}
+
+/// One free port on 127.0.0.1 ([`free_ports`]).
+pub fn free_port() -> u16 {
+    let [port] = free_ports();
+    port
+}
+
 /// Values in [`job`] that the repairs-contractor route must never disclose; tests search the
 /// raw response bytes for each.
 pub const WITHHELD_VALUES: &[&str] = &[

@@ -53,7 +53,7 @@ impl Postgres {
         let pg = Postgres {
             dir,
             bindir,
-            port: free_port(),
+            port: super::free_port(),
             run_as,
         };
         let out = pg.run(
@@ -223,12 +223,4 @@ fn make_user() {
             .unwrap_or(false);
         assert!(made, "cannot create the user {RUN_AS} to run PostgreSQL as");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }

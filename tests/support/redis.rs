@@ -32,11 +32,7 @@ impl Redis {
             eprintln!("{test}: skipped: no redis-server (NEED_TO_KNOW_REDIS_SERVER or PATH)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = super::free_port();
         let mut redis = Redis {
             binary,
             dir: tempfile::tempdir().expect("tempdir"),
