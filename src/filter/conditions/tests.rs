@@ -909,6 +909,44 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
     }
 }
 
+/// What `cel::Direct` reads for `item` of `body` in `request`, nothing removed.
+fn direct_inputs<'a>(
+    request: &'a Request<'a>,
+    body: &'a Value,
+    item: &'a Value,
+    nothing: &'a Removed,
+) -> cel::Inputs<'a> {
+    cel::Inputs {
+        request,
+        body: Some(body),
+        item: Some(item),
+        item_removed: nothing,
+        now: cel::date_time(request.now),
+    }
+}
+
+/// `f` in a CEL scope with every variable bound whole, `item` included: the interpreter's view.
+fn with_cel<R>(
+    functions: &Functions,
+    request: &Request<'_>,
+    body: &Value,
+    item: &Value,
+    f: impl FnOnce(&cel::Scope<'_, '_>) -> R,
+) -> R {
+    let every = Uses {
+        body: true,
+        item: true,
+        recipient: true,
+        request: true,
+        pseudonym: true,
+    };
+    let mut scope = functions.root().new_inner_scope();
+    bind(&mut scope, every, &Reads::All, request, body);
+    let mut inner = scope.new_inner_scope();
+    inner.add_variable_as_val("item", cel::to_val(item));
+    f(&inner)
+}
+
 /// `cel::Direct` against the interpreter on a grid of expressions and values: wherever the
 /// direct evaluation answers, CEL gives the same bool; and it answers often enough that the
 /// comparison means something.
@@ -957,13 +995,6 @@ fn direct_answers_only_what_cel_answers_the_same() {
     let policy = policy(JOBS);
     let recipient = policy.recipient("acme-repairs").unwrap();
     let functions = &recipient.kind.routes[0].conditions.functions;
-    let uses = Uses {
-        body: true,
-        item: true,
-        recipient: true,
-        request: true,
-        pseudonym: false,
-    };
     let mut answered = 0;
     let mut total = 0;
     for headers in [vec![], vec![("x-disclosure-reference", "ref".to_owned())]] {
@@ -979,23 +1010,16 @@ fn direct_answers_only_what_cel_answers_the_same() {
             for body in &bodies {
                 for item in &items {
                     total += 1;
-                    let inputs = cel::Inputs {
-                        request: &request,
-                        body: Some(body),
-                        item: Some(item),
-                        item_removed: &nothing,
-                        now: cel::date_time(request.now),
-                    };
+                    let inputs = direct_inputs(&request, body, item, &nothing);
                     let Some(direct) = expr.eval_bool_direct(&inputs) else {
                         continue;
                     };
                     answered += 1;
-                    let mut scope = functions.root().new_inner_scope();
-                    bind(&mut scope, uses, &Reads::All, &request, body);
-                    let mut inner = scope.new_inner_scope();
-                    inner.add_variable_as_val("item", cel::to_val(item));
+                    let interpreted = with_cel(functions, &request, body, item, |scope| {
+                        expr.eval_bool(scope)
+                    });
                     assert_eq!(
-                        expr.eval_bool(&inner),
+                        interpreted,
                         Ok(direct),
                         "{source} on body {body} item {item}"
                     );
@@ -1035,13 +1059,6 @@ fn direct_derived_values_are_what_cel_derives() {
     let policy = load(JOBS, Some(b"a-test-key-of-at-least-32-bytes!!")).unwrap();
     let recipient = policy.recipient("acme-repairs").unwrap();
     let functions = &recipient.kind.routes[0].conditions.functions;
-    let uses = Uses {
-        body: true,
-        item: true,
-        recipient: true,
-        request: true,
-        pseudonym: true,
-    };
     let run = Run::default();
     let request = run.request(recipient);
     let nothing = Removed::default();
@@ -1051,22 +1068,14 @@ fn direct_derived_values_are_what_cel_derives() {
         for body in &bodies {
             for item in &items {
                 total += 1;
-                let inputs = cel::Inputs {
-                    request: &request,
-                    body: Some(body),
-                    item: Some(item),
-                    item_removed: &nothing,
-                    now: cel::date_time(request.now),
-                };
+                let inputs = direct_inputs(&request, body, item, &nothing);
                 let Some(direct) = expr.eval_direct(&inputs, functions) else {
                     continue;
                 };
                 answered += 1;
-                let mut scope = functions.root().new_inner_scope();
-                bind(&mut scope, uses, &Reads::All, &request, body);
-                let mut inner = scope.new_inner_scope();
-                inner.add_variable_as_val("item", cel::to_val(item));
-                let interpreted = expr.eval(&inner).ok().and_then(|v| cel::to_json(&v));
+                let interpreted = with_cel(functions, &request, body, item, |scope| {
+                    expr.eval(scope).ok().and_then(|v| cel::to_json(&v))
+                });
                 assert_eq!(
                     interpreted,
                     Some(direct),
