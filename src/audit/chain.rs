@@ -139,26 +139,25 @@ impl Unsealed {
         let mut bytes = Vec::with_capacity(1024);
         // Member starts in order, so the member after `hash` (there is always `prev_hash`)
         // bounds it.
-        let mut starts: Vec<(bool, usize)> = Vec::with_capacity(record.len());
+        let mut starts: Vec<usize> = Vec::with_capacity(record.len());
         let (mut prev_at, mut hash_member) = (None, None);
         canonical::write_object(&mut bytes, &record, |key, at| {
-            let is_hash = key == "hash";
-            if is_hash {
+            if key == "hash" {
                 hash_member = Some(starts.len());
             }
             if key == "prev_hash" {
                 prev_at = Some(at + "\"prev_hash\":\"".len());
             }
-            starts.push((is_hash, at));
+            starts.push(at);
         })?;
         let (Some(prev_at), Some(index)) = (prev_at, hash_member) else {
             return Err(encode_error("record lost its chain fields"));
         };
-        let start = starts[index].1;
+        let start = starts[index];
         let hash_at = start + "\"hash\":\"".len();
         // `"hash":"<64>",` when a member follows (always: `prev_hash` sorts after it).
         let cut = match starts.get(index + 1) {
-            Some((_, next)) => start..*next,
+            Some(next) => start..*next,
             None => start - 1..bytes.len() - 1,
         };
         if bytes.len() > MAX_LINE {
