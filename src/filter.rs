@@ -21,6 +21,7 @@ use crate::path::{FieldPath, RuleFormBuf, Segment};
 
 pub mod cel;
 pub mod conditions;
+pub(crate) mod project;
 
 pub use conditions::{decide, pick_headers, rule_errors_total, Outcome, Refusal, Request};
 
@@ -527,18 +528,18 @@ impl Sets {
 /// (`tenant.caution_markers[].…`), and those comparisons were a fifth of `decide` (callgrind).
 /// foldhash is randomly seeded per process, so upstream keys cannot be chosen to collide.
 #[derive(Default)]
-struct PathSet(HashSet<String, foldhash::fast::RandomState>);
+pub(crate) struct PathSet(HashSet<String, foldhash::fast::RandomState>);
 
 impl PathSet {
     /// Inserts without allocating when the path is already there, as it is for every
     /// element of an array after the first.
-    fn insert(&mut self, path: &str) {
+    pub(crate) fn insert(&mut self, path: &str) {
         if !self.0.contains(path) {
             self.0.insert(path.to_owned());
         }
     }
 
-    fn into_sorted(self) -> BTreeSet<String> {
+    pub(crate) fn into_sorted(self) -> BTreeSet<String> {
         self.0.into_iter().collect()
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! A research export (every tenant, 100 MB) would need gigabytes as one parsed `Value`. A
 //! route whose rules only ever look inside one element can be filtered as the body arrives:
-//! [`split::Splitter`] finds each top-level element, [`crate::json::parse_strict`] parses it
-//! (duplicate keys, depth), and [`filter::decide`] filters it as a one-element array, so the
-//! streamed answer is the buffered answer, byte for byte. Memory is bounded by the largest
-//! element and one segment, not by the body.
+//! [`split::Splitter`] finds each top-level element and the one-pass filter
+//! ([`crate::filter::project`]) checks and filters its bytes as [`crate::json::parse_strict`]
+//! and [`filter::decide`] would a one-element array; where the route's rules take a shape it
+//! does not handle, those two do it. Either way the streamed answer is the buffered answer,
+//! byte for byte. Memory is bounded by the largest element and one segment, not by the body.
 //!
 //! # Which routes stream
 //!
@@ -54,6 +55,9 @@ use tokio::sync::mpsc;
 
 use crate::audit::{AuditLog, Record};
 use crate::filter;
+use crate::filter::conditions::PerElement;
+use crate::filter::project::{Projector, Seen, Verdict};
+use crate::json;
 use crate::metrics::Metrics;
 use crate::path::Segment;
 use crate::rules::{Recipient, Route};
@@ -238,9 +242,7 @@ struct Pending {
     out: BytesMut,
     elements: usize,
     sent: usize,
-    subjects: BTreeSet<String>,
-    disclosed: BTreeSet<String>,
-    withheld: BTreeSet<String>,
+    seen: Seen,
 }
 
 /// Counts over the whole response, for the final record.
@@ -393,13 +395,15 @@ async fn pump(
         headers: &job.headers,
         now: job.now,
     };
-    // The `when` reasons cannot depend on an element (checked at load), so an empty array
-    // gives them once for the whole response.
-    let once = filter::decide(route, &request, &Value::Array(Vec::new()), false);
-    // A `when` that errs is a rule error even when the array turns out empty.
-    totals.rule_errors.extend(once.rule_errors);
-    let reasons = once.reasons;
+    // The `when`s cannot depend on an element (checked at load), so they are decided once
+    // for the whole response; one that errs is a rule error even when the array is empty.
+    let rules = PerElement::new(route, &request);
+    let (tree, reasons) = rules.whens(&mut totals.rule_errors);
     let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
+    let depth = splitter.element_depth();
+    // The one-pass filter where the route's rules take its shape, `decide` per element
+    // where they do not.
+    let mut projector = Projector::new(route, tree, depth);
     let mut segment = Pending::default();
     segment.out.put_u8(b'[');
     let mut any_sent = false;
@@ -438,15 +442,40 @@ async fn pump(
             });
         }
         splitter
-            .feed(&data, |element| {
-                filter_element(
-                    route,
-                    &request,
-                    element,
-                    &mut segment,
-                    &mut any_sent,
-                    totals,
-                )
+            .feed_bytes(&data, |bytes| {
+                let verdict = match projector.as_mut() {
+                    Some(p) => {
+                        p.element(bytes, &rules, &mut segment.seen, &mut totals.rule_errors)?
+                    }
+                    None => Verdict::NotAnObject,
+                };
+                match verdict {
+                    Verdict::Sent(out) => {
+                        if any_sent {
+                            segment.out.put_u8(b',');
+                        }
+                        any_sent = true;
+                        segment.out.extend_from_slice(out);
+                        segment.sent += 1;
+                        totals.sent += 1;
+                    }
+                    Verdict::Dropped => {}
+                    // No projector for this route, or not an object: the general path.
+                    Verdict::NotAnObject => {
+                        let element = json::parse_strict(bytes, depth)?;
+                        return filter_element(
+                            route,
+                            &request,
+                            element,
+                            &mut segment,
+                            &mut any_sent,
+                            totals,
+                        );
+                    }
+                }
+                segment.elements += 1;
+                totals.elements += 1;
+                Ok(())
             })
             .map_err(|e| malformed(&e))?;
         if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
@@ -473,9 +502,13 @@ fn filter_element(
     let outcome = filter::decide(route, request, &Value::Array(vec![element]), false);
     segment.elements += 1;
     totals.elements += 1;
-    segment.subjects.extend(outcome.subjects);
-    segment.disclosed.extend(outcome.disclosed);
-    segment.withheld.extend(outcome.withheld);
+    segment.seen.subjects.extend(outcome.subjects);
+    for path in &outcome.disclosed {
+        segment.seen.disclosed.insert(path);
+    }
+    for path in &outcome.withheld {
+        segment.seen.withheld.insert(path);
+    }
     totals.rule_errors.extend(outcome.rule_errors);
     // `shape` excludes refuse rules, so a body always comes back; refuse rather than guess.
     let Some(Value::Array(items)) = outcome.body else {
@@ -511,9 +544,9 @@ async fn release(
     let mut record = template.clone();
     record.ts = crate::audit::now_rfc3339();
     record.reasons = reasons.to_vec();
-    record.subjects = done.subjects.into_iter().collect();
-    record.disclosed = done.disclosed.into_iter().collect();
-    record.withheld = done.withheld.into_iter().collect();
+    record.subjects = done.seen.subjects.into_iter().collect();
+    record.disclosed = done.seen.disclosed.into_sorted().into_iter().collect();
+    record.withheld = done.seen.withheld.into_sorted().into_iter().collect();
     record.extra.insert(
         "stream".into(),
         json!({

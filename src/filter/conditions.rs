@@ -314,10 +314,15 @@ struct Errors(BTreeSet<String>);
 
 impl Errors {
     fn note(&mut self, site: &str, kind: Kind) {
-        if !self.0.contains(site) {
-            kind.counter().fetch_add(1, Ordering::Relaxed);
-            self.0.insert(site.to_owned());
-        }
+        note_in(&mut self.0, site, kind);
+    }
+}
+
+/// Names `site` in `errors`, counting it the first time.
+fn note_in(errors: &mut BTreeSet<String>, site: &str, kind: Kind) {
+    if !errors.contains(site) {
+        kind.counter().fetch_add(1, Ordering::Relaxed);
+        errors.insert(site.to_owned());
     }
 }
 
@@ -487,6 +492,156 @@ fn decide_with(
         reasons,
         rule_errors: errors.0.into_iter().collect(),
         fields,
+    }
+}
+
+// === per element, for streamed routes ===
+
+/// The rules of a streamed route, evaluated the way [`decide`] evaluates them on a
+/// one-element array, for [`super::project`]: the `when`s once per response ([`Self::whens`]),
+/// then per element the `items` at `[]` ([`Self::keep`]) and the derives at `[].key`
+/// ([`Self::derive`]). `stream::shape` has checked that no rule reads `body` and that there
+/// is no `refuse`, so nothing here needs the whole body.
+pub(crate) struct PerElement<'a> {
+    c: &'a Conditions,
+    request: &'a Request<'a>,
+    /// Built only when an expression needs the interpreter, as in [`decide`].
+    scope: OnceCell<cel::Scope<'a, 'a>>,
+    now: chrono::DateTime<chrono::FixedOffset>,
+}
+
+/// The `body` a streamed route's scope is bound with: its rules never read it.
+static NO_BODY: Value = Value::Null;
+
+impl<'a> PerElement<'a> {
+    pub(crate) fn new(route: &'a Route, request: &'a Request<'a>) -> Self {
+        PerElement {
+            c: &route.conditions,
+            request,
+            scope: OnceCell::new(),
+            now: cel::date_time(request.now),
+        }
+    }
+
+    fn scope(&self) -> &cel::Scope<'a, 'a> {
+        self.scope.get_or_init(|| {
+            let mut scope = self.c.functions.root().new_inner_scope();
+            if self.c.has_rules() {
+                bind(
+                    &mut scope,
+                    self.c.uses,
+                    &self.c.body_reads,
+                    self.request,
+                    &NO_BODY,
+                );
+            }
+            scope
+        })
+    }
+
+    fn inputs<'i>(&'i self, item: Option<&'i Value>, removed: &'i Removed) -> cel::Inputs<'i> {
+        cel::Inputs {
+            request: self.request,
+            body: None,
+            item,
+            item_removed: removed,
+            now: self.now,
+        }
+    }
+
+    /// The allow tree of this response and the reasons of the `when`s that held; a `when`
+    /// that errs is named in `errors` and does not hold.
+    pub(crate) fn whens(&self, errors: &mut BTreeSet<String>) -> (Cow<'a, AllowTree>, Vec<String>) {
+        let nothing = Removed::default();
+        let inputs = self.inputs(None, &nothing);
+        let mut mask = 0u64;
+        let mut reasons = Vec::new();
+        for (i, w) in self.c.when.iter().enumerate() {
+            let held = match w.condition.eval_bool_direct(&inputs) {
+                Some(held) => Ok(held),
+                None => w.condition.eval_bool(self.scope()),
+            };
+            match held {
+                Ok(true) => {
+                    mask |= 1 << i;
+                    reasons.push(w.reason.clone());
+                }
+                Ok(false) => {}
+                Err(_) => note_in(errors, &w.site, Kind::When),
+            }
+        }
+        (self.c.tree(mask), reasons)
+    }
+
+    /// Whether every `items` rule keeps the element `item`; one that errs drops it and is
+    /// named in `errors`. The rules run in order and stop at the first that drops.
+    pub(crate) fn keep(&self, item: &Value, errors: &mut BTreeSet<String>) -> bool {
+        let nothing = Removed::default();
+        for rule in &self.c.items {
+            let inputs = self.inputs(Some(item), &nothing);
+            let held = match rule.keep.eval_bool_direct(&inputs) {
+                Some(held) => Ok(held),
+                None => {
+                    let mut inner = self.scope().new_inner_scope();
+                    inner.add_variable_as_val(
+                        "item",
+                        cel::to_val_reading(item, rule.keep.item_reads(), &nothing),
+                    );
+                    rule.keep.eval_bool(&inner)
+                }
+            };
+            match held {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(_) => {
+                    note_in(errors, &rule.site, Kind::Items);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Sets each derived field on the element `item`, in rule order (a later rule sees what
+    /// an earlier one set); a derivation that errs removes the field and is named in
+    /// `errors`. An element that is not an object gets no field.
+    pub(crate) fn derive(&self, item: &mut Value, errors: &mut BTreeSet<String>) {
+        let nothing = Removed::default();
+        for rule in &self.c.derive {
+            let Some(Segment::Key(key)) = rule.field.segments().last() else {
+                continue; // the loader refuses a field that does not end with a key
+            };
+            let result = {
+                let inputs = self.inputs(Some(&*item), &nothing);
+                match rule.value.eval_direct(&inputs, &self.c.functions) {
+                    Some(value) => Ok(value),
+                    None => {
+                        let mut child = self.scope().new_inner_scope();
+                        child.add_variable_as_val(
+                            "item",
+                            cel::to_val_reading(item, rule.value.item_reads(), &nothing),
+                        );
+                        rule.value.eval(&child).and_then(|v| {
+                            cel::to_json(&v)
+                                .ok_or_else(|| EvalError("the value is not JSON".into()))
+                        })
+                    }
+                }
+            };
+            if result.is_err() {
+                note_in(errors, &rule.site, Kind::Derive);
+            }
+            if let Value::Object(map) = item {
+                match result {
+                    Ok(v) => {
+                        map.insert(key.clone(), v);
+                    }
+                    Err(_) => {
+                        map.remove(key);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -110,6 +110,30 @@ impl Splitter {
         frame: &[u8],
         mut each: impl FnMut(Value) -> Result<(), E>,
     ) -> Result<(), E> {
+        let depth = self.element_depth;
+        self.feed_bytes(frame, |bytes| {
+            let value = json::parse_strict(bytes, depth).map_err(Error::from)?;
+            each(value)
+        })
+    }
+
+    /// The nesting an element may have, as `max_depth` for [`json::parse_strict`] of it.
+    pub fn element_depth(&self) -> usize {
+        self.element_depth
+    }
+
+    /// [`Splitter::feed`], but `each` gets the element's bytes (white space around it
+    /// included), not yet parsed: the caller must check them as strictly as
+    /// [`json::parse_strict`] with [`Splitter::element_depth`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Splitter::feed`].
+    pub fn feed_bytes<E: From<Error>>(
+        &mut self,
+        frame: &[u8],
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut i = 0;
         // Where the current element's bytes begin in this frame.
         let mut start = 0;
@@ -167,8 +191,15 @@ impl Splitter {
                         let at = self.offset + i as u64;
                         let last = b == b']';
                         if self.seen {
-                            let value = self.element(&frame[start..i])?;
-                            each(value)?;
+                            let tail = &frame[start..i];
+                            self.grow(tail.len())?;
+                            self.elements += 1;
+                            if self.carry.is_empty() {
+                                each(tail)?;
+                            } else {
+                                self.carry.extend_from_slice(tail);
+                                each(&self.carry)?;
+                            }
                         } else if !(last && self.elements == 0) {
                             // `[,`, `[1,,2]` or `[1,]`; only `[]` (or `[ ]`) is empty.
                             return Err(Error::EmptyElement(at).into());
@@ -213,19 +244,6 @@ impl Splitter {
             return Err(Error::ElementTooLarge(self.max_element));
         }
         Ok(())
-    }
-
-    /// Parses the element that ends with `tail` (the part of it in this frame).
-    fn element(&mut self, tail: &[u8]) -> Result<Value, Error> {
-        self.grow(tail.len())?;
-        let value = if self.carry.is_empty() {
-            json::parse_strict(tail, self.element_depth)?
-        } else {
-            self.carry.extend_from_slice(tail);
-            json::parse_strict(&self.carry, self.element_depth)?
-        };
-        self.elements += 1;
-        Ok(value)
     }
 
     fn reset_element(&mut self) {

@@ -60,7 +60,7 @@ impl Reads {
     }
 
     /// Marks the selection `path` (outermost field first) as read whole.
-    fn add(&mut self, path: &[&str]) {
+    pub(crate) fn add(&mut self, path: &[&str]) {
         let Some((first, rest)) = path.split_first() else {
             *self = Reads::All;
             return;
