@@ -539,6 +539,11 @@ impl PathSet {
         }
     }
 
+    /// Adds every path of `other`.
+    pub(crate) fn merge(&mut self, other: PathSet) {
+        self.0.extend(other.0);
+    }
+
     pub(crate) fn into_sorted(self) -> BTreeSet<String> {
         self.0.into_iter().collect()
     }

@@ -40,7 +40,7 @@
 //! HTTP/1.1 connection without the terminating chunk and resets an HTTP/2 stream, and what
 //! arrived (`[{..},{..}`) does not parse as JSON.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -52,16 +52,18 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, Record};
 use crate::filter;
 use crate::filter::conditions::PerElement;
-use crate::filter::project::{Projector, Seen, Verdict};
-use crate::json;
+use crate::filter::project::Seen;
 use crate::metrics::Metrics;
 use crate::path::Segment;
 use crate::rules::{Recipient, Route};
+use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
 
+mod batch;
 pub mod split;
 
 /// Elements per segment: one audit record (one fsync) per thousand elements keeps the audit
@@ -74,6 +76,10 @@ pub const SEGMENT_BYTES: usize = 1 << 20;
 /// Segments in flight between the filter task and the connection: the filter works on the
 /// next segment while the last one is written to the socket, and no further.
 const CHANNEL_SEGMENTS: usize = 2;
+
+/// Batches of elements being filtered at once: one per core of the machines we size for,
+/// and a bound on what a response holds beyond its segment.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Why a route's responses are always buffered; `None` from [`shape`] means it may stream.
 pub fn shape(route: &Route) -> Option<&'static str> {
@@ -131,6 +137,21 @@ pub struct Requested {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(&'static str, String)>,
     pub now: SystemTime,
+}
+
+impl Requested {
+    /// The request as the filter sees it.
+    pub fn filter_request(&self) -> filter::Request<'_> {
+        filter::Request {
+            recipient: &self.recipient,
+            method: &self.method,
+            path: &self.path,
+            params: &self.params,
+            query: &self.query,
+            headers: &self.headers,
+            now: self.now,
+        }
+    }
 }
 
 /// How a streamed response failed, and what the recipient gets if nothing was sent yet.
@@ -279,6 +300,7 @@ async fn run(
         metrics: &metrics,
         tx: &tx,
     };
+    let request = Arc::new(request);
     let outcome = pump(&request, &mut body, limits, io, &mut totals).await;
     let started = totals.segments > 0;
     let (state, abort) = match outcome {
@@ -375,7 +397,7 @@ struct Io<'a> {
 
 /// Everything up to the final record; `Err` as soon as anything is wrong.
 async fn pump(
-    job: &Requested,
+    job: &Arc<Requested>,
     body: &mut Incoming,
     limits: Limits,
     io: Io<'_>,
@@ -386,27 +408,22 @@ async fn pump(
         code: "internal_error",
         message: "the response could not be produced".into(),
     })?;
-    let request = filter::Request {
-        recipient: &job.recipient,
-        method: &job.method,
-        path: &job.path,
-        params: &job.params,
-        query: &job.query,
-        headers: &job.headers,
-        now: job.now,
-    };
     // The `when`s cannot depend on an element (checked at load), so they are decided once
     // for the whole response; one that errs is a rule error even when the array is empty.
-    let rules = PerElement::new(route, &request);
-    let (tree, reasons) = rules.whens(&mut totals.rule_errors);
+    let request = job.filter_request();
+    let (mask, reasons) = PerElement::new(route, &request).whens(&mut totals.rule_errors);
     let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
     let depth = splitter.element_depth();
-    // The one-pass filter where the route's rules take its shape, `decide` per element
-    // where they do not.
-    let mut projector = Projector::new(route, tree, depth);
     let mut segment = Pending::default();
     segment.out.put_u8(b'[');
-    let mut any_sent = false;
+    let mut filtering = Filtering {
+        job,
+        mask,
+        depth,
+        batch: Batch::default(),
+        in_flight: VecDeque::new(),
+        any_sent: false,
+    };
     loop {
         let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
         let data = match frame {
@@ -441,48 +458,37 @@ async fn pump(
                 ),
             });
         }
+        let batch = &mut filtering.batch;
         splitter
-            .feed_bytes(&data, |bytes| {
-                let verdict = match projector.as_mut() {
-                    Some(p) => {
-                        p.element(bytes, &rules, &mut segment.seen, &mut totals.rule_errors)?
-                    }
-                    None => Verdict::NotAnObject,
-                };
-                match verdict {
-                    Verdict::Sent(out) => {
-                        if any_sent {
-                            segment.out.put_u8(b',');
-                        }
-                        any_sent = true;
-                        segment.out.extend_from_slice(out);
-                        segment.sent += 1;
-                        totals.sent += 1;
-                    }
-                    Verdict::Dropped => {}
-                    // No projector for this route, or not an object: the general path.
-                    Verdict::NotAnObject => {
-                        let element = json::parse_strict(bytes, depth)?;
-                        return filter_element(
-                            route,
-                            &request,
-                            element,
-                            &mut segment,
-                            &mut any_sent,
-                            totals,
-                        );
-                    }
-                }
-                segment.elements += 1;
-                totals.elements += 1;
-                Ok(())
+            .feed_bytes(&data, |element| {
+                batch.push(element);
+                Ok::<_, split::Error>(())
             })
             .map_err(|e| malformed(&e))?;
+        // A segment's worth of elements split out: filter them all and release it after
+        // this frame, as inline filtering would, whatever the threads' timing. Otherwise
+        // wait only while as many batches as cores are under way, and take any finished.
+        let gathered = filtering.batch.elements();
+        let full = segment.elements + filtering.in_flight_elements() + gathered >= SEGMENT_ELEMENTS;
+        if full || filtering.batch.len() >= BATCH_BYTES || gathered >= BATCH_ELEMENTS {
+            filtering.submit();
+        }
+        let most = if full { 0 } else { BATCHES_IN_FLIGHT - 1 };
+        while let Some(done) = filtering.next_done(most).await? {
+            filtering.merge(done, &mut segment, totals);
+            if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
+                release(&mut segment, &reasons, io, totals).await?;
+            }
+        }
+    }
+    splitter.finish().map_err(|e| malformed(&e))?;
+    filtering.submit();
+    while let Some(done) = filtering.next_done(0).await? {
+        filtering.merge(done, &mut segment, totals);
         if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
             release(&mut segment, &reasons, io, totals).await?;
         }
     }
-    splitter.finish().map_err(|e| malformed(&e))?;
     // The last segment, even when empty: the first message must carry the opening `[`.
     if segment.elements > 0 || totals.segments == 0 {
         release(&mut segment, &reasons, io, totals).await?;
@@ -490,41 +496,71 @@ async fn pump(
     Ok(())
 }
 
-/// Filters one element exactly as the buffered path filters it inside the array.
-fn filter_element(
-    route: &Route,
-    request: &filter::Request<'_>,
-    element: Value,
-    segment: &mut Pending,
-    any_sent: &mut bool,
-    totals: &mut Totals,
-) -> Result<(), split::Error> {
-    let outcome = filter::decide(route, request, &Value::Array(vec![element]), false);
-    segment.elements += 1;
-    totals.elements += 1;
-    segment.seen.subjects.extend(outcome.subjects);
-    for path in &outcome.disclosed {
-        segment.seen.disclosed.insert(path);
-    }
-    for path in &outcome.withheld {
-        segment.seen.withheld.insert(path);
-    }
-    totals.rule_errors.extend(outcome.rule_errors);
-    // `shape` excludes refuse rules, so a body always comes back; refuse rather than guess.
-    let Some(Value::Array(items)) = outcome.body else {
-        return Err(split::Error::NotArray);
-    };
-    for item in items {
-        if *any_sent {
-            segment.out.put_u8(b',');
+/// Batches of one response's elements being filtered on blocking threads, in order.
+struct Filtering<'j> {
+    job: &'j Arc<Requested>,
+    mask: u64,
+    depth: usize,
+    batch: Batch,
+    /// Each batch being filtered, with its number of elements.
+    in_flight: VecDeque<(JoinHandle<Result<Filtered, split::Error>>, usize)>,
+    any_sent: bool,
+}
+
+impl Filtering<'_> {
+    /// Hands the batch gathered so far to a blocking thread.
+    fn submit(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-        *any_sent = true;
-        serde_json::to_writer((&mut segment.out).writer(), &item)
-            .map_err(|_| split::Error::NotArray)?;
-        segment.sent += 1;
-        totals.sent += 1;
+        let batch = std::mem::take(&mut self.batch);
+        let elements = batch.elements();
+        let (job, mask, depth) = (Arc::clone(self.job), self.mask, self.depth);
+        let handle = tokio::task::spawn_blocking(move || batch.filter(&job, mask, depth));
+        self.in_flight.push_back((handle, elements));
     }
-    Ok(())
+
+    fn in_flight_elements(&self) -> usize {
+        self.in_flight.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The oldest batch's result, waiting for it while more than `most` are under way, or
+    /// if it has finished anyway; `None` when there is nothing to take yet.
+    async fn next_done(&mut self, most: usize) -> Result<Option<Filtered>, Abort> {
+        let ready = self.in_flight.front().is_some_and(|(h, _)| h.is_finished());
+        if !ready && self.in_flight.len() <= most {
+            return Ok(None);
+        }
+        let Some((handle, _)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        match handle.await {
+            Ok(Ok(done)) => Ok(Some(done)),
+            Ok(Err(e)) => Err(malformed(&e)),
+            Err(_) => Err(Abort {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal_error",
+                message: "the response could not be produced".into(),
+            }),
+        }
+    }
+
+    /// Adds a filtered batch to the segment being filled.
+    fn merge(&mut self, done: Filtered, segment: &mut Pending, totals: &mut Totals) {
+        if !done.out.is_empty() {
+            if self.any_sent {
+                segment.out.put_u8(b',');
+            }
+            self.any_sent = true;
+            segment.out.extend_from_slice(&done.out);
+        }
+        segment.elements += done.elements;
+        segment.sent += done.sent;
+        totals.elements += done.elements as u64;
+        totals.sent += done.sent as u64;
+        segment.seen.merge(done.seen);
+        totals.rule_errors.extend(done.rule_errors);
+    }
 }
 
 /// Makes the segment's record durable, then hands its bytes to the connection.

@@ -549,9 +549,9 @@ impl<'a> PerElement<'a> {
         }
     }
 
-    /// The allow tree of this response and the reasons of the `when`s that held; a `when`
-    /// that errs is named in `errors` and does not hold.
-    pub(crate) fn whens(&self, errors: &mut BTreeSet<String>) -> (Cow<'a, AllowTree>, Vec<String>) {
+    /// Which `when`s held (a bit mask, for [`Self::tree`]) and their reasons; a `when` that
+    /// errs is named in `errors` and does not hold.
+    pub(crate) fn whens(&self, errors: &mut BTreeSet<String>) -> (u64, Vec<String>) {
         let nothing = Removed::default();
         let inputs = self.inputs(None, &nothing);
         let mut mask = 0u64;
@@ -570,7 +570,12 @@ impl<'a> PerElement<'a> {
                 Err(_) => note_in(errors, &w.site, Kind::When),
             }
         }
-        (self.c.tree(mask), reasons)
+        (mask, reasons)
+    }
+
+    /// The allow tree when the `when`s in `mask` held.
+    pub(crate) fn tree(&self, mask: u64) -> Cow<'a, AllowTree> {
+        self.c.tree(mask)
     }
 
     /// Whether every `items` rule keeps the element `item`; one that errs drops it and is

@@ -79,6 +79,15 @@ pub(crate) struct Seen {
     pub(crate) subjects: BTreeSet<String>,
 }
 
+impl Seen {
+    /// Adds everything `other` saw.
+    pub(crate) fn merge(&mut self, other: Seen) {
+        self.disclosed.merge(other.disclosed);
+        self.withheld.merge(other.withheld);
+        self.subjects.extend(other.subjects);
+    }
+}
+
 /// Buffers reused from element to element.
 #[derive(Default)]
 struct Scratch {

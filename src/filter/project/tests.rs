@@ -120,7 +120,8 @@ fn compare(policy: &Policy, recipient: &str, elements: &[Vec<u8>], depth: usize)
     let request = request(recipient, &params);
     let rules = PerElement::new(route, &request);
     let mut when_errors = BTreeSet::new();
-    let (tree, _) = rules.whens(&mut when_errors);
+    let (mask, _) = rules.whens(&mut when_errors);
+    let tree = rules.tree(mask);
     let mut projector = Projector::new(route, tree, depth).expect("the route takes the projector");
     let mut compared = 0;
     for bytes in elements {
@@ -358,10 +359,15 @@ fn timing() {
     let params = BTreeMap::new();
     let request = request(recipient, &params);
     let rules = PerElement::new(route, &request);
-    let (tree, _) = rules.whens(&mut BTreeSet::new());
+    let (mask, _) = rules.whens(&mut BTreeSet::new());
+    let tree = rules.tree(mask);
     let mut projector = Projector::new(route, tree, 63).unwrap();
     let bytes: usize = elements.iter().map(Vec::len).sum();
-    let rounds = 200_000 / elements.len() + 1;
+    let wanted: usize = std::env::var("TIMING_ELEMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let rounds = wanted / elements.len() + 1;
     let start = std::time::Instant::now();
     let mut seen = Seen::default();
     for _ in 0..rounds {
