@@ -77,8 +77,8 @@ pub const SEGMENT_BYTES: usize = 1 << 20;
 /// next segment while the last one is written to the socket, and no further.
 const CHANNEL_SEGMENTS: usize = 2;
 
-/// Batches of elements being filtered at once: one per core of the machines we size for,
-/// and a bound on what a response holds beyond its segment.
+/// Batches of elements being filtered at once while the next is gathered: one per core of
+/// the machines we size for, and a bound on what a response holds beyond its segment.
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Why a route's responses are always buffered; `None` from [`shape`] means it may stream.
@@ -425,73 +425,112 @@ async fn pump(
         any_sent: false,
     };
     loop {
-        let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
-        let data = match frame {
-            Err(_) => {
-                return Err(Abort {
-                    status: StatusCode::GATEWAY_TIMEOUT,
-                    code: "upstream_timeout",
-                    message: format!(
-                        "upstream did not send for {:?} during the body",
-                        limits.idle_timeout
-                    ),
-                })
+        let read = read_frame(body, limits, &mut splitter, &mut filtering.batch, totals).await;
+        match read {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(abort) => {
+                // What was split out before the upstream failed is filtered and released as
+                // far as whole segments go, as it would have been had it been filtered as it
+                // arrived; then the transfer is aborted.
+                filtering.submit();
+                drain(&mut filtering, 0, &mut segment, &reasons, io, totals).await?;
+                return Err(abort);
             }
-            Ok(None) => break,
-            Ok(Some(Err(()))) => {
-                return Err(Abort {
-                    status: StatusCode::BAD_GATEWAY,
-                    code: "upstream_broken_body",
-                    message: "upstream response body could not be read".into(),
-                })
-            }
-            Ok(Some(Ok(data))) => data,
-        };
-        totals.upstream_bytes += data.len() as u64;
-        if totals.upstream_bytes > limits.max_body {
-            return Err(Abort {
-                status: StatusCode::BAD_GATEWAY,
-                code: "upstream_too_large",
-                message: format!(
-                    "upstream response exceeds the {}-byte limit",
-                    limits.max_body
-                ),
-            });
         }
-        let batch = &mut filtering.batch;
-        splitter
-            .feed_bytes(&data, |element| {
-                batch.push(element);
-                Ok::<_, split::Error>(())
-            })
-            .map_err(|e| malformed(&e))?;
-        // A segment's worth of elements split out: filter them all and release it after
-        // this frame, as inline filtering would, whatever the threads' timing. Otherwise
-        // wait only while as many batches as cores are under way, and take any finished.
-        let gathered = filtering.batch.elements();
-        let full = segment.elements + filtering.in_flight_elements() + gathered >= SEGMENT_ELEMENTS;
-        if full || filtering.batch.len() >= BATCH_BYTES || gathered >= BATCH_ELEMENTS {
+        if filtering.batch.len() >= BATCH_BYTES || filtering.batch.elements() >= BATCH_ELEMENTS {
             filtering.submit();
         }
-        let most = if full { 0 } else { BATCHES_IN_FLIGHT - 1 };
-        while let Some(done) = filtering.next_done(most).await? {
-            filtering.merge(done, &mut segment, totals);
-            if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
-                release(&mut segment, &reasons, io, totals).await?;
-            }
-        }
+        // Filter ahead: wait only while more batches than cores are under way.
+        drain(
+            &mut filtering,
+            BATCHES_IN_FLIGHT,
+            &mut segment,
+            &reasons,
+            io,
+            totals,
+        )
+        .await?;
     }
-    splitter.finish().map_err(|e| malformed(&e))?;
     filtering.submit();
-    while let Some(done) = filtering.next_done(0).await? {
-        filtering.merge(done, &mut segment, totals);
-        if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
-            release(&mut segment, &reasons, io, totals).await?;
-        }
-    }
+    drain(&mut filtering, 0, &mut segment, &reasons, io, totals).await?;
     // The last segment, even when empty: the first message must carry the opening `[`.
     if segment.elements > 0 || totals.segments == 0 {
         release(&mut segment, &reasons, io, totals).await?;
+    }
+    Ok(())
+}
+
+/// Reads the next upstream frame into the splitter: `Ok(false)` when the body ended (and
+/// the array with it), `Err` for an upstream that failed, overran or sent what is not an
+/// array of elements.
+async fn read_frame(
+    body: &mut Incoming,
+    limits: Limits,
+    splitter: &mut split::Splitter,
+    batch: &mut Batch,
+    totals: &mut Totals,
+) -> Result<bool, Abort> {
+    let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
+    let data = match frame {
+        Err(_) => {
+            return Err(Abort {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "upstream_timeout",
+                message: format!(
+                    "upstream did not send for {:?} during the body",
+                    limits.idle_timeout
+                ),
+            })
+        }
+        Ok(None) => {
+            splitter.finish().map_err(|e| malformed(&e))?;
+            return Ok(false);
+        }
+        Ok(Some(Err(()))) => {
+            return Err(Abort {
+                status: StatusCode::BAD_GATEWAY,
+                code: "upstream_broken_body",
+                message: "upstream response body could not be read".into(),
+            })
+        }
+        Ok(Some(Ok(data))) => data,
+    };
+    totals.upstream_bytes += data.len() as u64;
+    if totals.upstream_bytes > limits.max_body {
+        return Err(Abort {
+            status: StatusCode::BAD_GATEWAY,
+            code: "upstream_too_large",
+            message: format!(
+                "upstream response exceeds the {}-byte limit",
+                limits.max_body
+            ),
+        });
+    }
+    splitter
+        .feed_bytes(&data, |element| {
+            batch.push(element);
+            Ok::<_, split::Error>(())
+        })
+        .map_err(|e| malformed(&e))?;
+    Ok(true)
+}
+
+/// Merges filtered batches into the segment, in order, releasing each segment as it fills;
+/// waits while more than `most` batches are under way, and takes any that finished anyway.
+async fn drain(
+    filtering: &mut Filtering<'_>,
+    most: usize,
+    segment: &mut Pending,
+    reasons: &[String],
+    io: Io<'_>,
+    totals: &mut Totals,
+) -> Result<(), Abort> {
+    while let Some(done) = filtering.next_done(most).await? {
+        filtering.merge(done, segment, totals);
+        if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
+            release(segment, reasons, io, totals).await?;
+        }
     }
     Ok(())
 }
@@ -502,8 +541,7 @@ struct Filtering<'j> {
     mask: u64,
     depth: usize,
     batch: Batch,
-    /// Each batch being filtered, with its number of elements.
-    in_flight: VecDeque<(JoinHandle<Result<Filtered, split::Error>>, usize)>,
+    in_flight: VecDeque<JoinHandle<Result<Filtered, split::Error>>>,
     any_sent: bool,
 }
 
@@ -514,24 +552,19 @@ impl Filtering<'_> {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let elements = batch.elements();
         let (job, mask, depth) = (Arc::clone(self.job), self.mask, self.depth);
         let handle = tokio::task::spawn_blocking(move || batch.filter(&job, mask, depth));
-        self.in_flight.push_back((handle, elements));
-    }
-
-    fn in_flight_elements(&self) -> usize {
-        self.in_flight.iter().map(|(_, n)| n).sum()
+        self.in_flight.push_back(handle);
     }
 
     /// The oldest batch's result, waiting for it while more than `most` are under way, or
     /// if it has finished anyway; `None` when there is nothing to take yet.
     async fn next_done(&mut self, most: usize) -> Result<Option<Filtered>, Abort> {
-        let ready = self.in_flight.front().is_some_and(|(h, _)| h.is_finished());
+        let ready = self.in_flight.front().is_some_and(JoinHandle::is_finished);
         if !ready && self.in_flight.len() <= most {
             return Ok(None);
         }
-        let Some((handle, _)) = self.in_flight.pop_front() else {
+        let Some(handle) = self.in_flight.pop_front() else {
             return Ok(None);
         };
         match handle.await {

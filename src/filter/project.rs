@@ -247,8 +247,6 @@ impl<'a> Projector<'a> {
         seen: &mut Seen,
         errors: &mut BTreeSet<String>,
     ) -> Result<Verdict<'_>, Error> {
-        std::str::from_utf8(bytes)
-            .map_err(|e| Error::Malformed(format!("invalid utf-8 at byte {}", e.valid_up_to())))?;
         let Some(element) = self.tree.root.each.as_deref() else {
             return Ok(Verdict::NotAnObject);
         };
@@ -443,11 +441,18 @@ impl Scratch {
     }
 }
 
-/// Bytes a string's fast scan stops at: the closing quote, an escape, a control character.
+/// Bytes a string's fast scan stops at: the closing quote, an escape, a control character,
+/// and the first byte of a character outside ASCII (checked there, so the element needs no
+/// separate UTF-8 pass: outside strings the grammar admits ASCII only).
 static STOPS_STRING: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    let mut b = 0x80;
+    while b < 0x100 {
         t[b] = true;
         b += 1;
     }
@@ -483,12 +488,69 @@ impl<'s> Pass<'_, 's> {
 
     /// One value, at `depth` containers below the element's top.
     fn value(&mut self, walk: Walk<'_>, reads: &Reads, depth: usize) -> Result<Got, Error> {
+        if let (Walk::Skip, Reads::Nothing) = (walk, reads) {
+            // Most of an element: neither sent nor read, only checked.
+            self.skip_value(depth)?;
+            return Ok(Got {
+                out: None,
+                built: None,
+            });
+        }
         self.skip_ws();
         match self.peek() {
             Some(b'{') => self.object(walk, reads, depth + 1, true),
             Some(b'[') => self.array(walk, reads, depth + 1),
             Some(_) => self.scalar(walk, reads),
             None => Err(self.malformed("expected a value")),
+        }
+    }
+
+    /// Checks one value that is neither sent nor read, as strictly as [`Pass::value`] does
+    /// but with nothing recorded or built.
+    fn skip_value(&mut self, depth: usize) -> Result<(), Error> {
+        self.skip_ws();
+        let (open, close) = match self.peek() {
+            Some(b'{') => (true, b'}'),
+            Some(b'[') => (false, b']'),
+            Some(_) => return self.scalar_token().map(drop),
+            None => return Err(self.malformed("expected a value")),
+        };
+        let depth = depth + 1;
+        if depth > self.max_depth {
+            return Err(Error::TooDeep(self.max_depth));
+        }
+        self.at += 1;
+        if open {
+            while self.s.levels.len() <= depth {
+                self.s.levels.push(Vec::new());
+            }
+            self.s.levels[depth].clear();
+        }
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            if open {
+                let (key, hash) = self.key(depth)?;
+                self.expect(b':', "expected ':'")?;
+                self.s.levels[depth].push(Entry {
+                    key,
+                    hash,
+                    out: None,
+                });
+            }
+            self.skip_value(depth)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.malformed("expected ',' or the end of the container")),
+            }
         }
     }
 
@@ -557,6 +619,24 @@ impl<'s> Pass<'_, 's> {
                 Some(b'\\') => {
                     escaped = true;
                     self.escape()?;
+                }
+                Some(lead @ 0x80..) => {
+                    let len = match lead {
+                        0xC2..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF4 => 4,
+                        _ => 0,
+                    };
+                    // The standard check of the one character: overlong forms and
+                    // surrogates included.
+                    let whole = self.bytes.get(self.at..self.at + len);
+                    if len == 0 || whole.is_none_or(|c| std::str::from_utf8(c).is_err()) {
+                        return Err(Error::Malformed(format!(
+                            "invalid utf-8 at byte {}",
+                            self.at
+                        )));
+                    }
+                    self.at += len;
                 }
                 Some(_) => return Err(self.malformed("control character in a string")),
                 None => return Err(self.malformed("unterminated string")),

@@ -68,6 +68,18 @@ pub struct Splitter {
     offset: u64,
 }
 
+/// The bytes the splitter acts on inside an element.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
 /// JSON's white space (RFC 8259): not form feed or vertical tab, unlike `u8::is_ascii_whitespace`.
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -171,6 +183,15 @@ impl Splitter {
                         i = frame.len();
                         continue;
                     }
+                }
+                // Inside an element already seen, only these bytes change the state: skip
+                // to the next (numbers, literals, white space, ':' are the element parser's).
+                State::Element if self.seen && !STRUCTURAL[b as usize] => {
+                    match frame[i..].iter().position(|&c| STRUCTURAL[c as usize]) {
+                        Some(n) => i += n,
+                        None => i = frame.len(),
+                    }
+                    continue;
                 }
                 State::Element => match b {
                     b'"' => {

@@ -218,8 +218,20 @@ fn hostile_elements_are_refused_as_parse_strict_refuses_them() {
         " \t\r\n{\"a\" : 1 } \n",
     ];
     let mut elements: Vec<Vec<u8>> = cases.iter().map(|c| c.as_bytes().to_vec()).collect();
-    elements.push(b"{\"a\":\"\xff\"}".to_vec());
-    elements.push(b"{\"a\":\"\xc3\"}".to_vec());
+    for utf8 in [
+        &b"{\"a\":\"\xff\"}"[..],
+        b"{\"a\":\"\xc3\"}",
+        b"{\"a\":\"\xc0\xaf\"}",
+        b"{\"a\":\"\xed\xa0\x80\"}",
+        b"{\"a\":\"\xf4\x90\x80\x80\"}",
+        b"{\"a\":\"\xe2\x82\"}",
+        b"{\"\xc3(\":1}",
+        b"{\"a\":1\xc3\xa9}",
+        b"{\"a\":\"\xf0\x9f\x98\x80 caf\xc3\xa9 \xe2\x82\xac\"}",
+        b"{\"\xc3\xa9\":\"\xc3\xa9\",\"b\":{\"c\":\"\xe2\x82\xac\"}}",
+    ] {
+        elements.push(utf8.to_vec());
+    }
     let deep = format!("{{\"g\":{}{}}}", "[".repeat(70), "]".repeat(70));
     elements.push(deep.into_bytes());
     let compared = compare(&policy, "acme-repairs", &elements, 63);
