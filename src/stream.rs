@@ -422,6 +422,7 @@ async fn pump(
         depth,
         batch: Batch::default(),
         in_flight: VecDeque::new(),
+        spare: Vec::new(),
         any_sent: false,
     };
     loop {
@@ -541,7 +542,9 @@ struct Filtering<'j> {
     mask: u64,
     depth: usize,
     batch: Batch,
-    in_flight: VecDeque<JoinHandle<Result<Filtered, split::Error>>>,
+    in_flight: VecDeque<JoinHandle<(Batch, Result<Filtered, split::Error>)>>,
+    /// Batches filtered and emptied, kept for their buffers.
+    spare: Vec<Batch>,
     any_sent: bool,
 }
 
@@ -551,9 +554,14 @@ impl Filtering<'_> {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let next = self.spare.pop().unwrap_or_default();
+        let mut batch = std::mem::replace(&mut self.batch, next);
         let (job, mask, depth) = (Arc::clone(self.job), self.mask, self.depth);
-        let handle = tokio::task::spawn_blocking(move || batch.filter(&job, mask, depth));
+        let handle = tokio::task::spawn_blocking(move || {
+            let filtered = batch.filter(&job, mask, depth);
+            batch.clear();
+            (batch, filtered)
+        });
         self.in_flight.push_back(handle);
     }
 
@@ -568,8 +576,10 @@ impl Filtering<'_> {
             return Ok(None);
         };
         match handle.await {
-            Ok(Ok(done)) => Ok(Some(done)),
-            Ok(Err(e)) => Err(malformed(&e)),
+            Ok((batch, filtered)) => {
+                self.spare.push(batch);
+                filtered.map(Some).map_err(|e| malformed(&e))
+            }
             Err(_) => Err(Abort {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal_error",

@@ -536,7 +536,15 @@ fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
     if !shape {
         return None;
     }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    // Digits only, by the shape: read them directly (chrono's parser compiles its format
+    // string on every call, which was most of a streamed element's `age_band`).
+    let number = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+    };
+    let year = i32::try_from(number(0..4)).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, number(5..7), number(8..10))
 }
 
 /// The band of the age reached on `today` by someone born on `born`.
@@ -612,9 +620,10 @@ pub fn mask(text: &str) -> String {
 fn pseudonym(mac: &Hmac<Sha256>, text: &str) -> String {
     let mut mac = mac.clone();
     mac.update(text.as_bytes());
-    let mut hex = hex::encode(mac.finalize().into_bytes());
-    hex.truncate(PSEUDONYM_HEX);
-    hex
+    let digest = mac.finalize().into_bytes();
+    // Only the bytes the pseudonym keeps are encoded (two hex digits each).
+    const _: () = assert!(PSEUDONYM_HEX % 2 == 0);
+    hex::encode(&digest[..PSEUDONYM_HEX / 2])
 }
 
 // === conversions ===

@@ -66,6 +66,12 @@ impl Batch {
         self.ends.is_empty()
     }
 
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
     /// Filters every element for `job`, with the allow tree of the `when`s in `mask`, and
     /// each element at most `depth` deep.
     ///
