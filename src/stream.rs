@@ -51,8 +51,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditLog, Record};
 use crate::filter;
@@ -64,6 +63,7 @@ use crate::rules::{Recipient, Route};
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
 
 mod batch;
+mod pool;
 pub mod split;
 
 /// Elements per segment: one audit record (one fsync) per thousand elements keeps the audit
@@ -542,7 +542,7 @@ struct Filtering<'j> {
     mask: u64,
     depth: usize,
     batch: Batch,
-    in_flight: VecDeque<JoinHandle<(Batch, Result<Filtered, split::Error>)>>,
+    in_flight: VecDeque<oneshot::Receiver<(Batch, Result<Filtered, split::Error>)>>,
     /// Batches filtered and emptied, kept for their buffers.
     spare: Vec<Batch>,
     any_sent: bool,
@@ -557,29 +557,33 @@ impl Filtering<'_> {
         let next = self.spare.pop().unwrap_or_default();
         let mut batch = std::mem::replace(&mut self.batch, next);
         let (job, mask, depth) = (Arc::clone(self.job), self.mask, self.depth);
-        let handle = tokio::task::spawn_blocking(move || {
+        self.in_flight.push_back(pool::spawn(move || {
             let filtered = batch.filter(&job, mask, depth);
             batch.clear();
             (batch, filtered)
-        });
-        self.in_flight.push_back(handle);
+        }));
     }
 
     /// The oldest batch's result, waiting for it while more than `most` are under way, or
     /// if it has finished anyway; `None` when there is nothing to take yet.
     async fn next_done(&mut self, most: usize) -> Result<Option<Filtered>, Abort> {
-        let ready = self.in_flight.front().is_some_and(JoinHandle::is_finished);
-        if !ready && self.in_flight.len() <= most {
-            return Ok(None);
-        }
-        let Some(handle) = self.in_flight.pop_front() else {
+        let waiting = self.in_flight.len();
+        let Some(front) = self.in_flight.front_mut() else {
             return Ok(None);
         };
-        match handle.await {
+        let result = match front.try_recv() {
+            Ok(result) => Ok(result),
+            Err(oneshot::error::TryRecvError::Empty) if waiting <= most => return Ok(None),
+            Err(oneshot::error::TryRecvError::Empty) => front.await.map_err(drop),
+            Err(oneshot::error::TryRecvError::Closed) => Err(()),
+        };
+        self.in_flight.pop_front();
+        match result {
             Ok((batch, filtered)) => {
                 self.spare.push(batch);
                 filtered.map(Some).map_err(|e| malformed(&e))
             }
+            // The filter panicked: a bug, and nothing of the batch can be sent.
             Err(_) => Err(Abort {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal_error",

@@ -171,8 +171,7 @@ impl Splitter {
                     // The common case inside a string: skip to the next quote or backslash.
                     if self.escape {
                         self.escape = false;
-                    } else if let Some(n) = memchr::memchr2(b'"', b'\\', &frame[i..])
-                    {
+                    } else if let Some(n) = memchr::memchr2(b'"', b'\\', &frame[i..]) {
                         i += n;
                         if frame[i] == b'\\' {
                             self.escape = true;
