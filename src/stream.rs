@@ -19,6 +19,13 @@
 //! Every other response keeps the buffered path within `max_response_body`; a streamed one
 //! may run to `max_streamed_body`, each element at most `max_stream_element`.
 //!
+//! # Threads
+//!
+//! The response's task reads and splits; the filtering, the whole cost of an export, runs
+//! in batches of elements on one thread per core ([`batch`], [`pool`]), two batches ahead
+//! of the next, merged in the order they were split. What is sent, and what each segment's
+//! record says, is what filtering one element after another would give.
+//!
 //! # Audit before disclosure
 //!
 //! Elements are released in segments of [`SEGMENT_ELEMENTS`] elements or [`SEGMENT_BYTES`]

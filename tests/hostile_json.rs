@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::support::gateway::Builder;
 use crate::support::http;
-use crate::support::upstream::{Reply, Upstream};
+use crate::support::upstream::{End, Reply, Upstream};
 
 /// Headers a gateway error may carry (`connection: close` answers the client's own);
 /// anything else would be the upstream's.
@@ -210,5 +210,91 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
         cases.len(),
         cases.len() - from_suite,
         controls.len()
+    );
+}
+
+/// A streamed export route: `[]` paths, an item filter reading `item`, nothing reading `body`.
+const EXPORT: &str = r#"
+type = "research-vendor"
+purpose = "Tenant satisfaction research"
+lawful_basis = "legitimate_interests"
+
+[[route]]
+method = "GET"
+path = "/exports/{case}"
+subjects = ["[].id"]
+allow = ["[].name", "[].household"]
+
+[[route.items]]
+path = "[]"
+keep = "!has(item.hidden)"
+"#;
+
+/// The same documents as the second element of a streamed export, which the one-pass element
+/// filter (not the buffered parser) checks: each is refused exactly when the strict parser
+/// refuses the whole array, and then with a 502 before any byte, since it is in the first
+/// segment.
+#[tokio::test]
+async fn hostile_elements_of_a_streamed_export_are_refused_as_the_parser_refuses_them() {
+    let mut docs = own_cases();
+    if let Some(suite) = suite_cases() {
+        docs.extend(
+            suite
+                .into_iter()
+                .filter(|(_, input)| !String::from_utf8_lossy(input).contains('\u{fffd}')),
+        );
+    }
+    let bodies: Vec<Vec<u8>> = docs
+        .iter()
+        .map(|(_, doc)| [&b"[{\"id\":\"T-0\",\"name\":\"Ann\"},"[..], doc, b"]"].concat())
+        .collect();
+    let mut upstream = Upstream::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let reply = Reply::Chunked {
+            chunks: vec![body.clone()],
+            end: End::Finish,
+        };
+        upstream = upstream.route("GET", &format!("/api/exports/c-{i}"), reply);
+    }
+    let up = upstream.run().await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .kind("research-vendor", EXPORT)
+        .recipient("survey-co", "research-vendor")
+        .limits("stream_threshold = \"1KiB\"\nmax_stream_element = \"4MiB\"")
+        .start()
+        .await;
+    let key = gw.key("survey-co").to_string();
+    let (mut refused, mut accepted) = (0, 0);
+    for (i, ((name, _), body)) in docs.iter().zip(&bodies).enumerate() {
+        // The test gateway's `limits.max_depth`.
+        let strict = need_to_know::json::parse_strict(body, 16);
+        let r = http::get(gw.addr, &format!("/exports/c-{i}"), Some(&key)).await;
+        if strict.is_ok() {
+            assert_eq!(r.status, 200, "{name}: {}", r.text());
+            assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{name}");
+            let (bytes, terminated) = http::dechunk(&r.body);
+            assert!(terminated, "{name}: the transfer did not end");
+            let sent: serde_json::Value = serde_json::from_slice(&bytes).expect(name);
+            assert_eq!(sent[0], serde_json::json!({"name": "Ann"}), "{name}");
+            accepted += 1;
+        } else {
+            assert_eq!(r.status, 502, "{name}: {}", r.text());
+            assert!(
+                ["upstream_malformed", "upstream_too_large"].contains(&r.error().as_str()),
+                "{name}: {}",
+                r.error()
+            );
+            assert!(!r.text().contains("Ann"), "{name}: an element was relayed");
+            refused += 1;
+        }
+    }
+    eprintln!(
+        "hostile json streamed: {refused} arrays refused with 502 and {accepted} accepted, \
+         each as the strict parser decides, of {} documents as elements",
+        docs.len()
+    );
+    assert!(
+        refused > 40 && accepted > 10,
+        "{refused} refused, {accepted} accepted"
     );
 }

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::support::gateway::{Builder, Gateway};
-use crate::support::http;
+use crate::support::http::{self, dechunk};
 use crate::support::upstream::{tenant, End, Reply, Upstream};
 use serde_json::{json, Value};
 
@@ -61,33 +61,6 @@ async fn gateway(up: &str) -> Gateway {
         .limits("stream_threshold = \"64KiB\"\nmax_stream_element = \"16KiB\"")
         .start()
         .await
-}
-
-/// The body of a chunked HTTP/1.1 response, and whether its terminating chunk arrived.
-fn dechunk(body: &[u8]) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-            return (out, false);
-        };
-        let size = std::str::from_utf8(&rest[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
-        let Some(size) = size else {
-            return (out, false);
-        };
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return (out, rest.starts_with(b"\r\n"));
-        }
-        if rest.len() < size + 2 {
-            out.extend_from_slice(&rest[..rest.len().min(size)]);
-            return (out, false);
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
 }
 
 fn streamed(records: &[Value]) -> Vec<&Value> {
