@@ -584,18 +584,8 @@ impl<'a> PerElement<'a> {
         let nothing = Removed::default();
         for rule in &self.c.items {
             let inputs = self.inputs(Some(item), &nothing);
-            let held = match rule.keep.eval_bool_direct(&inputs) {
-                Some(held) => Ok(held),
-                None => {
-                    let mut inner = self.scope().new_inner_scope();
-                    inner.add_variable_as_val(
-                        "item",
-                        cel::to_val_reading(item, rule.keep.item_reads(), &nothing),
-                    );
-                    rule.keep.eval_bool(&inner)
-                }
-            };
-            match held {
+            let reads = rule.keep.item_reads();
+            match keep_holds(&rule.keep, &inputs, reads, &|| self.scope(), false) {
                 Ok(true) => {}
                 Ok(false) => return false,
                 Err(_) => {
@@ -618,20 +608,15 @@ impl<'a> PerElement<'a> {
             };
             let result = {
                 let inputs = self.inputs(Some(&*item), &nothing);
-                match rule.value.eval_direct(&inputs, &self.c.functions) {
-                    Some(value) => Ok(value),
-                    None => {
-                        let mut child = self.scope().new_inner_scope();
-                        child.add_variable_as_val(
-                            "item",
-                            cel::to_val_reading(item, rule.value.item_reads(), &nothing),
-                        );
-                        rule.value.eval(&child).and_then(|v| {
-                            cel::to_json(&v)
-                                .ok_or_else(|| EvalError("the value is not JSON".into()))
-                        })
-                    }
-                }
+                let reads = rule.value.item_reads();
+                derived_value(
+                    &rule.value,
+                    &inputs,
+                    reads,
+                    &|| self.scope(),
+                    &self.c.functions,
+                    false,
+                )
             };
             if result.is_err() {
                 note_in(errors, &rule.site, Kind::Derive);
@@ -902,15 +887,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
                     item_removed: removed,
                     ..*inputs
                 };
-                let held = match rule.keep.eval_bool_direct(&item).filter(|_| !simple) {
-                    Some(held) => Ok(held),
-                    None => {
-                        let mut inner = scope().new_inner_scope();
-                        inner.add_variable_as_val("item", cel::to_val_reading(el, reads, removed));
-                        rule.keep.eval_bool(&inner)
-                    }
-                };
-                let keep = match held {
+                let keep = match keep_holds(&rule.keep, &item, reads, scope, simple) {
                     Ok(true) => continue,
                     Ok(false) => "keep was false".to_owned(),
                     Err(e) => {
@@ -969,22 +946,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
             item: item.then_some(&*at),
             ..*inputs
         };
-        let direct = rule.value.eval_direct(&here, functions).filter(|_| !simple);
-        let result = match direct {
-            Some(value) => Ok(value),
-            None => {
-                let mut child = scope().new_inner_scope();
-                if item {
-                    child.add_variable_as_val(
-                        "item",
-                        cel::to_val_reading(at, reads, &Removed::default()),
-                    );
-                }
-                rule.value.eval(&child).and_then(|v| {
-                    cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into()))
-                })
-            }
-        };
+        let result = derived_value(&rule.value, &here, reads, scope, functions, simple);
         let result = result.map_err(|e| {
             failure.get_or_insert(e);
         });
@@ -1025,6 +987,55 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
             );
         }
     }
+}
+
+/// Whether `keep` holds for the element `inputs.item`: answered on the JSON when
+/// [`cel::Direct`] is sure (and not `simple`), else by the interpreter in `scope` with `item`
+/// bound as `reads` says. The one evaluation of an `items` rule, for [`decide`] and
+/// [`PerElement`] alike.
+fn keep_holds<'s, 'r: 's, 'v: 's>(
+    keep: &Expr,
+    inputs: &cel::Inputs<'_>,
+    reads: &Reads,
+    scope: &dyn Fn() -> &'s cel::Scope<'r, 'v>,
+    simple: bool,
+) -> Result<bool, EvalError> {
+    if let Some(held) = keep.eval_bool_direct(inputs).filter(|_| !simple) {
+        return Ok(held);
+    }
+    let mut inner = scope().new_inner_scope();
+    if let Some(item) = inputs.item {
+        inner.add_variable_as_val(
+            "item",
+            cel::to_val_reading(item, reads, inputs.item_removed),
+        );
+    }
+    keep.eval_bool(&inner)
+}
+
+/// A derived field's value for `inputs.item` (when there is one), the same way: directly
+/// when [`cel::Direct`] is sure, else by the interpreter, as JSON.
+fn derived_value<'s, 'r: 's, 'v: 's>(
+    value: &Expr,
+    inputs: &cel::Inputs<'_>,
+    reads: &Reads,
+    scope: &dyn Fn() -> &'s cel::Scope<'r, 'v>,
+    functions: &Functions,
+    simple: bool,
+) -> Result<Value, EvalError> {
+    if let Some(derived) = value.eval_direct(inputs, functions).filter(|_| !simple) {
+        return Ok(derived);
+    }
+    let mut child = scope().new_inner_scope();
+    if let Some(item) = inputs.item {
+        child.add_variable_as_val(
+            "item",
+            cel::to_val_reading(item, reads, &Removed::default()),
+        );
+    }
+    value
+        .eval(&child)
+        .and_then(|v| cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into())))
 }
 
 /// Whether the rule-form path `top` is `path` or an ancestor of it.
