@@ -486,6 +486,53 @@ impl<'s> Pass<'_, 's> {
         }
     }
 
+    /// Steps into a container (at its `{` or `[`) that is `depth` deep.
+    fn enter(&mut self, depth: usize) -> Result<(), Error> {
+        if depth > self.max_depth {
+            return Err(Error::TooDeep(self.max_depth));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    /// Whether the container just entered closes at once with `close`; consumed if so.
+    fn closes_empty(&mut self, close: u8) -> bool {
+        self.skip_ws();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        empty
+    }
+
+    /// After a member: `true` at a `,` (another follows), `false` at `close`.
+    fn more(&mut self, close: u8) -> Result<bool, Error> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => Err(self.malformed(if close == b'}' {
+                "expected ',' or '}'"
+            } else {
+                "expected ',' or ']'"
+            })),
+        }
+    }
+
+    /// The key list of the object about to be read at `depth`, empty.
+    fn fresh_keys(&mut self, depth: usize) {
+        while self.s.levels.len() <= depth {
+            self.s.levels.push(Vec::new());
+        }
+        self.s.levels[depth].clear();
+    }
+
     /// One value, at `depth` containers below the element's top.
     fn value(&mut self, walk: Walk<'_>, reads: &Reads, depth: usize) -> Result<Got, Error> {
         if let (Walk::Skip, Reads::Nothing) = (walk, reads) {
@@ -516,19 +563,11 @@ impl<'s> Pass<'_, 's> {
             None => return Err(self.malformed("expected a value")),
         };
         let depth = depth + 1;
-        if depth > self.max_depth {
-            return Err(Error::TooDeep(self.max_depth));
-        }
-        self.at += 1;
+        self.enter(depth)?;
         if open {
-            while self.s.levels.len() <= depth {
-                self.s.levels.push(Vec::new());
-            }
-            self.s.levels[depth].clear();
+            self.fresh_keys(depth);
         }
-        self.skip_ws();
-        if self.peek() == Some(close) {
-            self.at += 1;
+        if self.closes_empty(close) {
             return Ok(());
         }
         loop {
@@ -542,14 +581,8 @@ impl<'s> Pass<'_, 's> {
                 });
             }
             self.skip_value(depth)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b) if b == close => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.malformed("expected ',' or the end of the container")),
+            if !self.more(close)? {
+                return Ok(());
             }
         }
     }
@@ -795,10 +828,7 @@ impl<'s> Pass<'_, 's> {
         depth: usize,
         assemble: bool,
     ) -> Result<Got, Error> {
-        if depth > self.max_depth {
-            return Err(Error::TooDeep(self.max_depth));
-        }
-        self.at += 1;
+        self.enter(depth)?;
         // How the walk treats the members: traversed by the node's keys, sent whole, or not.
         let (traverse, members) = match walk {
             Walk::Node(node) if !node.keys.is_empty() => (Some(node), Walk::Skip),
@@ -813,16 +843,8 @@ impl<'s> Pass<'_, 's> {
             Reads::Nothing => None,
             _ => Some(Map::new()),
         };
-        while self.s.levels.len() <= depth {
-            self.s.levels.push(Vec::new());
-        }
-        let mut entries = std::mem::take(&mut self.s.levels[depth]);
-        entries.clear();
-        self.s.levels[depth] = entries;
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
+        self.fresh_keys(depth);
+        if !self.closes_empty(b'}') {
             let bytes = self.bytes;
             loop {
                 let (key, hash) = self.key(depth)?;
@@ -876,14 +898,8 @@ impl<'s> Pass<'_, 's> {
                     hash,
                     out: got.out,
                 });
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b'}') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(self.malformed("expected ',' or '}'")),
+                if !self.more(b'}')? {
+                    break;
                 }
             }
         }
@@ -904,10 +920,7 @@ impl<'s> Pass<'_, 's> {
     }
 
     fn array(&mut self, walk: Walk<'_>, reads: &Reads, depth: usize) -> Result<Got, Error> {
-        if depth > self.max_depth {
-            return Err(Error::TooDeep(self.max_depth));
-        }
-        self.at += 1;
+        self.enter(depth)?;
         let element_walk = match walk {
             Walk::Node(node) => match node.each.as_deref() {
                 Some(each) => Some(mode(each)),
@@ -933,10 +946,7 @@ impl<'s> Pass<'_, 's> {
         if element_walk.is_some() {
             self.s.buf.push_each();
         }
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-        } else {
+        if !self.closes_empty(b']') {
             loop {
                 let got = self.value(element_walk.unwrap_or(Walk::Skip), element_reads, depth)?;
                 if let (Some(list), Some(v)) = (built.as_mut(), got.built) {
@@ -945,14 +955,8 @@ impl<'s> Pass<'_, 's> {
                 if let Some(out) = got.out {
                     outs.push(out);
                 }
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b']') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(self.malformed("expected ',' or ']'")),
+                if !self.more(b']')? {
+                    break;
                 }
             }
         }
