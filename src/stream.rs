@@ -68,8 +68,10 @@ use crate::metrics::Metrics;
 use crate::path::Segment;
 use crate::rules::{Recipient, Route};
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
+pub use in_memory::{disagreement, filter_in_memory, InMemory};
 
 mod batch;
+mod in_memory;
 mod pool;
 pub mod split;
 

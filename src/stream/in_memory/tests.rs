@@ -1,0 +1,158 @@
+//! The streamed path against `decide` on whole bodies: many batches, damaged elements.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::filter::cel::PseudonymKey;
+use crate::rules::{Policy, Secrets};
+use crate::sample_api::{Date, SampleData};
+
+/// 2026-06-01T12:00:00Z, the day the sample data is made for.
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_780_315_200)
+}
+
+/// The shipped research-vendor `/tenants` route for `civic-surveys`, and the sample tenants
+/// as `/tenants` returns them, one element each.
+fn shipped() -> (Arc<Requested>, Vec<Vec<u8>>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let secrets = Secrets {
+        pseudonym_key: Some(PseudonymKey::new(vec![7; 32]).unwrap()),
+        pseudonym_key_env: None,
+    };
+    let policy = Policy::load_with(&dir, &secrets).unwrap();
+    let recipient = Arc::clone(policy.recipient("civic-surveys").unwrap());
+    let route = recipient
+        .kind
+        .routes
+        .iter()
+        .position(|r| r.streamable)
+        .unwrap();
+    let job = Arc::new(Requested {
+        recipient,
+        route,
+        method: "GET".into(),
+        path: "/tenants".into(),
+        params: BTreeMap::new(),
+        query: Vec::new(),
+        headers: Vec::new(),
+        now: now(),
+    });
+    let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
+    let elements = data
+        .tenants()
+        .iter()
+        .map(|t| serde_json::to_vec(t).unwrap())
+        .collect();
+    (job, elements)
+}
+
+fn array(elements: &[&[u8]]) -> Vec<u8> {
+    let mut body = b"[".to_vec();
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(b",\n ");
+        }
+        body.extend_from_slice(e);
+    }
+    body.push(b']');
+    body
+}
+
+#[test]
+fn a_whole_export_over_several_batches_is_what_decide_makes_of_it() {
+    let (job, tenants) = shipped();
+    // Enough elements for three batches (BATCH_ELEMENTS each) and a part.
+    let elements: Vec<&[u8]> = tenants
+        .iter()
+        .cycle()
+        .take(BATCH_ELEMENTS * 3 + 17)
+        .map(Vec::as_slice)
+        .collect();
+    let body = array(&elements);
+    assert_eq!(disagreement(&job, &body, 64), None);
+
+    // Not a vacuous agreement: some tenants are sent, some dropped, fields withheld.
+    let made = filter_in_memory(&job, &body, 64, usize::MAX).unwrap();
+    let sent: Value = serde_json::from_slice(&made.body).unwrap();
+    let sent = sent.as_array().unwrap().len();
+    assert!(
+        sent > 0 && sent < elements.len(),
+        "{sent} of {}",
+        elements.len()
+    );
+    assert!(made.withheld.contains("[].date_of_birth"));
+    assert!(made.withheld.contains("[]"), "an items rule dropped some");
+    assert!(!made.subjects.is_empty());
+}
+
+#[test]
+fn bodies_the_parser_refuses_are_refused_and_others_agree() {
+    let (job, tenants) = shipped();
+    let one = tenants[0].as_slice();
+    let cases: Vec<Vec<u8>> = vec![
+        b"[]".to_vec(),
+        b" [ ] ".to_vec(),
+        b"{}".to_vec(),
+        b"null".to_vec(),
+        b"[1, \"two\", null, [3]]".to_vec(),
+        array(&[one, b"{\"id\":\"T-1\",\"id\":\"T-2\"}"]),
+        array(&[one, b"{\"id\":\"T-\\ud800\"}"]),
+        array(&[one, one]).into_iter().chain(*b" []").collect(),
+        array(&[one])[..40].to_vec(),
+        array(&[b"{\"a\":[[[[[[[[1]]]]]]]]}"]),
+    ];
+    for body in &cases {
+        assert_eq!(
+            disagreement(&job, body, 8),
+            None,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(filter_in_memory(&job, &cases[2], 8, usize::MAX).is_err());
+    assert!(filter_in_memory(&job, &cases[5], 8, usize::MAX).is_err());
+}
+
+#[test]
+fn a_difference_is_named() {
+    let same = InMemory::default();
+    assert_eq!(first_difference(&same, &InMemory::default()), None);
+    let mut other = InMemory::default();
+    other.withheld.insert("[].ni_number".into());
+    let told = first_difference(&same, &other).unwrap();
+    assert!(told.starts_with("withheld:"), "{told}");
+    other = InMemory {
+        body: b"[]".to_vec(),
+        ..InMemory::default()
+    };
+    assert!(first_difference(&same, &other)
+        .unwrap()
+        .starts_with("body:"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Arrays of sample tenants, one byte of the body possibly damaged: the streamed path and
+    /// the buffered one refuse the same bodies and agree on the rest.
+    #[test]
+    fn damaged_exports_are_refused_or_agreed_on(
+        picks in prop::collection::vec(0usize..1000, 0..12),
+        damage in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let (job, tenants) = shipped();
+        let elements: Vec<&[u8]> = picks.iter().map(|i| tenants[i % tenants.len()].as_slice()).collect();
+        let mut body = array(&elements);
+        if let Some((at, byte)) = damage {
+            let at = at.index(body.len());
+            body[at] = byte;
+        }
+        prop_assert_eq!(disagreement(&job, &body, 16), None);
+    }
+}
