@@ -149,6 +149,11 @@ pub struct Requested {
 }
 
 impl Requested {
+    /// The granted route; `None` only if `route` is not an index of the recipient's routes.
+    pub fn granted_route(&self) -> Option<&Route> {
+        self.recipient.kind.routes.get(self.route)
+    }
+
     /// The request as the filter sees it.
     pub fn filter_request(&self) -> filter::Request<'_> {
         filter::Request {
@@ -412,7 +417,7 @@ async fn pump(
     io: Io<'_>,
     totals: &mut Totals,
 ) -> Result<(), Abort> {
-    let route = job.recipient.kind.routes.get(job.route).ok_or(Abort {
+    let route = job.granted_route().ok_or(Abort {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "internal_error",
         message: "the response could not be produced".into(),

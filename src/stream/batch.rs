@@ -85,12 +85,7 @@ impl Batch {
         mask: u64,
         depth: usize,
     ) -> Result<Filtered, split::Error> {
-        let route = job
-            .recipient
-            .kind
-            .routes
-            .get(job.route)
-            .ok_or(split::Error::NotArray)?;
+        let route = job.granted_route().ok_or(split::Error::NotArray)?;
         let request = job.filter_request();
         let rules = PerElement::new(route, &request);
         let mut projector = Projector::new(route, rules.tree(mask), depth);

@@ -44,12 +44,7 @@ pub fn filter_in_memory(
     max_depth: usize,
     max_element: usize,
 ) -> Result<InMemory, split::Error> {
-    let route = job
-        .recipient
-        .kind
-        .routes
-        .get(job.route)
-        .ok_or(split::Error::NotArray)?;
+    let route = job.granted_route().ok_or(split::Error::NotArray)?;
     let request = job.filter_request();
     let mut made = InMemory::default();
     let (mask, reasons) = PerElement::new(route, &request).whens(&mut made.rule_errors);
@@ -117,7 +112,7 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
             ))
         }
     };
-    let route = job.recipient.kind.routes.get(job.route)?;
+    let route = job.granted_route()?;
     let request = job.filter_request();
     let outcome = filter::decide(route, &request, &parsed, false);
     let Some(sent) = outcome.body else {
