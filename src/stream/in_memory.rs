@@ -112,7 +112,9 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
             ))
         }
     };
-    let route = job.granted_route()?;
+    let Some(route) = job.granted_route() else {
+        return Some("the job names no granted route".to_owned());
+    };
     let request = job.filter_request();
     let outcome = filter::decide(route, &request, &parsed, false);
     let Some(sent) = outcome.body else {
