@@ -213,7 +213,7 @@ fn subjects_without(paths: &[FieldPath], body: &Value, removed: &Removed) -> Vec
 /// copies it without these values first ([`Removed::copy_without`]). A `BTreeSet`, not a
 /// `HashSet`: the walk asks about every value once any is removed, and comparing two
 /// addresses is cheaper than hashing one with SipHash (callgrind: 3% of `decide`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Removed(BTreeSet<*const Value>);
 
 impl Removed {

@@ -3,12 +3,16 @@
 //!
 //! The order is fixed, and each step can only narrow what the next one sees:
 //!
-//! 1. `refuse`: if it holds (or cannot be evaluated) nothing of the body is sent.
-//! 2. `items`: array elements whose `keep` does not hold (or errs) are dropped.
-//! 3. `derive`: computed fields are set on the body (from the upstream body); a derivation
-//!    that errs removes the field, so an upstream value at that path can never pass in its
-//!    place.
-//! 4. the allow tree: the route's allow list, the derived fields, and the allow lists of the
+//! 1. `refuse`, on the upstream body: if it holds (or cannot be evaluated) nothing of the body
+//!    is sent. It reads the body as it came, since an objection is usually held in a field
+//!    no recipient is sent.
+//! 2. `items`, in rule order: array elements whose `keep` does not hold (or errs) are
+//!    dropped. A rule's `body` is the body without the rows the rules before it dropped.
+//! 3. `when`, on the body without every dropped row: an answer that depended on a dropped
+//!    row would tell the recipient about it.
+//! 4. `derive`, on that same narrowed body: computed fields are set on it; a derivation that
+//!    errs removes the field, so an upstream value at that path can never pass in its place.
+//! 5. the allow tree: the route's allow list, the derived fields, and the allow lists of the
 //!    `when` rules that held (an error counts as not holding); then [`super::allow`].
 //!
 //! **An evaluation error never grants.** Each one is counted ([`rule_errors_total`]) and
@@ -349,6 +353,78 @@ pub(crate) fn decide_copying(
     decide_with(route, request, upstream, explain, true)
 }
 
+/// One view of the body for the interpreter: the upstream body without the values in
+/// `removed`, bound into a CEL scope the first time an expression needs one.
+struct View<'a, 'v> {
+    c: &'v Conditions,
+    request: &'v Request<'v>,
+    upstream: &'v Value,
+    removed: Option<&'a Removed>,
+    simple: bool,
+    scope: OnceCell<cel::Scope<'v, 'v>>,
+}
+
+impl<'a, 'v> View<'a, 'v> {
+    /// The upstream body as it came.
+    fn new(c: &'v Conditions, request: &'v Request<'v>, upstream: &'v Value, simple: bool) -> Self {
+        View {
+            c,
+            request,
+            upstream,
+            removed: None,
+            simple,
+            scope: OnceCell::new(),
+        }
+    }
+
+    /// The upstream body without the values in `removed`.
+    fn without(
+        c: &'v Conditions,
+        request: &'v Request<'v>,
+        upstream: &'v Value,
+        removed: &'a Removed,
+        simple: bool,
+    ) -> Self {
+        View {
+            removed: Some(removed),
+            ..View::new(c, request, upstream, simple)
+        }
+    }
+
+    fn scope(&self) -> &cel::Scope<'v, 'v> {
+        self.scope.get_or_init(|| {
+            let mut scope = self.c.functions.root().new_inner_scope();
+            if self.c.has_rules() {
+                let reads = if self.simple {
+                    &Reads::All
+                } else {
+                    &self.c.body_reads
+                };
+                let nothing = Removed::default();
+                let removed = self.removed.unwrap_or(&nothing);
+                bind(
+                    &mut scope,
+                    self.c.uses,
+                    reads,
+                    self.request,
+                    (self.upstream, removed),
+                );
+            }
+            scope
+        })
+    }
+
+    /// A condition: answered directly on the JSON when [`cel::Direct`] is sure (and not
+    /// `simple`), else by the interpreter in this view's scope. `inputs.body_removed` must be
+    /// this view's `removed`.
+    fn eval_bool(&self, e: &Expr, inputs: &cel::Inputs<'_>) -> Result<bool, EvalError> {
+        match e.eval_bool_direct(inputs).filter(|_| !self.simple) {
+            Some(held) => Ok(held),
+            None => e.eval_bool(self.scope()),
+        }
+    }
+}
+
 fn decide_with(
     route: &Route,
     request: &Request<'_>,
@@ -358,36 +434,26 @@ fn decide_with(
 ) -> Outcome {
     let c = &route.conditions;
     let mut errors = Errors::default();
-    let root: &cel::Scope<'_, '_> = c.functions.root();
-    // The CEL scope is built only when an expression needs the interpreter: the simple
-    // conditions are answered directly on the JSON ([`cel::Direct`]).
-    let scope_cell = OnceCell::new();
-    let scope = || {
-        scope_cell.get_or_init(|| {
-            let mut scope = root.new_inner_scope();
-            if c.has_rules() {
-                let reads = if simple { &Reads::All } else { &c.body_reads };
-                bind(&mut scope, c.uses, reads, request, upstream);
-            }
-            scope
-        })
-    };
     let nothing_removed = Removed::default();
-    let inputs = cel::Inputs {
+    let now = cel::date_time(request.now);
+    // Each step sees `body` as the steps before it left it: `refuse` the upstream body, each
+    // `items` rule the body without the rows the rules before it dropped, and `when` and
+    // `derive` the body without every dropped row. The CEL scope of a view is built only
+    // when an expression needs the interpreter: the simple conditions are answered directly
+    // on the JSON ([`cel::Direct`]).
+    let upstream_view = View::new(c, request, upstream, simple);
+    let upstream_inputs = cel::Inputs {
         request,
         body: c.uses.body.then_some(upstream),
+        body_removed: &nothing_removed,
         item: None,
         item_removed: &nothing_removed,
-        now: cel::date_time(request.now),
-    };
-    let eval_bool = |e: &Expr| match e.eval_bool_direct(&inputs).filter(|_| !simple) {
-        Some(held) => Ok(held),
-        None => e.eval_bool(scope()),
+        now,
     };
 
     // refuse
     if let Some(r) = &c.refuse {
-        let refused = match eval_bool(&r.condition) {
+        let refused = match upstream_view.eval_bool(&r.condition, &upstream_inputs) {
             Ok(held) => held.then_some(false),
             Err(_) => {
                 errors.note(&r.site, Kind::Refuse);
@@ -401,12 +467,50 @@ fn decide_with(
         }
     }
 
-    // when
+    // items, on the upstream body in place: what they take out is noted in `removed`
+    let mut notes: BTreeMap<String, Decision> = BTreeMap::new();
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    let mut removed = Removed::default();
+    for rule in &c.items {
+        // A rule that reads `body` reads it without the rows the rules before it dropped.
+        let before = (rule.keep.uses().body && !removed.is_empty()).then(|| removed.clone());
+        let view = before
+            .as_ref()
+            .map(|b| View::without(c, request, upstream, b, simple));
+        let body_removed = before.as_ref().unwrap_or(&nothing_removed);
+        let view = view.as_ref().unwrap_or(&upstream_view);
+        apply_items(
+            rule,
+            upstream,
+            &mut removed,
+            (
+                &|| view.scope(),
+                &cel::Inputs {
+                    body_removed,
+                    ..upstream_inputs
+                },
+            ),
+            &mut errors,
+            &mut dropped,
+            &mut notes,
+            explain,
+            simple,
+        );
+    }
+    let narrowed_view = (!removed.is_empty() && c.uses.body)
+        .then(|| View::without(c, request, upstream, &removed, simple));
+    let narrowed = narrowed_view.as_ref().unwrap_or(&upstream_view);
+    let narrowed_inputs = cel::Inputs {
+        body_removed: &removed,
+        ..upstream_inputs
+    };
+
+    // when, on the narrowed body: its answer must not depend on a dropped row
     let mut mask = 0u64;
     let mut held = Vec::with_capacity(c.when.len());
     let mut reasons = Vec::new();
     for (i, w) in c.when.iter().enumerate() {
-        held.push(match eval_bool(&w.condition) {
+        held.push(match narrowed.eval_bool(&w.condition, &narrowed_inputs) {
             Ok(true) => {
                 mask |= 1 << i;
                 reasons.push(w.reason.clone());
@@ -420,39 +524,23 @@ fn decide_with(
         });
     }
 
-    // items, on the upstream body in place: what they take out is noted in `removed`
-    let mut notes: BTreeMap<String, Decision> = BTreeMap::new();
-    let mut dropped: BTreeSet<String> = BTreeSet::new();
-    let mut removed = Removed::default();
-    for rule in &c.items {
-        apply_items(
-            rule,
-            upstream,
-            &mut removed,
-            (&scope, &inputs),
-            &mut errors,
-            &mut dropped,
-            &mut notes,
-            explain,
-            simple,
-        );
-    }
     // The subjects are those whose records remain after the item filters: an element
     // dropped (an objector left out of a sample) was not disclosed, so a subject access
     // report must not list this disclosure for them.
     let subjects = subjects_without(&route.subjects, upstream, &removed);
     // derive writes into the body: then, and only then, it is copied (without what the
-    // item filters took out)
+    // item filters took out); it reads `body` as `when` does, narrowed
     let mut body = Cow::Borrowed(upstream);
+    let mut skip = &removed;
     if !c.derive.is_empty() || simple {
         body = Cow::Owned(removed.copy_without(upstream));
-        removed = Removed::default();
+        skip = &nothing_removed;
     }
     for rule in &c.derive {
         apply_derive(
             rule,
             body.to_mut(),
-            (&scope, &inputs, &c.functions),
+            (&|| narrowed.scope(), &narrowed_inputs, &c.functions),
             &mut errors,
             &mut notes,
             explain,
@@ -463,10 +551,10 @@ fn decide_with(
     // allow
     let tree = c.tree(mask);
     let (filtered, fields) = if explain {
-        let (filtered, fields) = allow_explained_without(&tree, &body, &removed);
+        let (filtered, fields) = allow_explained_without(&tree, &body, skip);
         (filtered, Some(fields))
     } else {
-        (allow_without(&tree, &body, &removed), None)
+        (allow_without(&tree, &body, skip), None)
     };
     let mut withheld = filtered.withheld;
     for path in dropped {
@@ -532,7 +620,7 @@ impl<'a> PerElement<'a> {
                     self.c.uses,
                     &self.c.body_reads,
                     self.request,
-                    &NO_BODY,
+                    (&NO_BODY, &Removed::default()),
                 );
             }
             scope
@@ -543,6 +631,7 @@ impl<'a> PerElement<'a> {
         cel::Inputs {
             request: self.request,
             body: None,
+            body_removed: removed,
             item,
             item_removed: removed,
             now: self.now,
@@ -636,18 +725,16 @@ impl<'a> PerElement<'a> {
 }
 
 /// Binds the variables the route's rules read; `now` always, since `age_band` reads it.
+/// `body` is bound without the values in `removed`.
 fn bind<'v>(
     scope: &mut cel::Scope<'_, 'v>,
     uses: Uses,
     body_reads: &Reads,
     request: &'v Request<'_>,
-    upstream: &'v Value,
+    (upstream, removed): (&'v Value, &Removed),
 ) {
     if uses.body {
-        scope.add_variable_as_val(
-            "body",
-            cel::to_val_reading(upstream, body_reads, &Removed::default()),
-        );
+        scope.add_variable_as_val("body", cel::to_val_reading(upstream, body_reads, removed));
     }
     if uses.recipient {
         let r = request.recipient;

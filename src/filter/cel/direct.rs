@@ -37,12 +37,14 @@ use super::Functions;
 #[derive(Debug, Clone)]
 pub(crate) struct Direct(Op);
 
-/// What an evaluation can read: the request, `body`, and `item` with what the item filters
-/// have taken out of it (an item's removed values are invisible, as they are to CEL).
+/// What an evaluation can read: the request, and `body` and `item` each with what the item
+/// filters have taken out of it (removed values are invisible, as they are to CEL).
 #[derive(Clone, Copy)]
 pub(crate) struct Inputs<'a> {
     pub(crate) request: &'a Request<'a>,
     pub(crate) body: Option<&'a Value>,
+    /// What `body` is read without: the rows the item filters dropped before this rule.
+    pub(crate) body_removed: &'a Removed,
     pub(crate) item: Option<&'a Value>,
     pub(crate) item_removed: &'a Removed,
     pub(crate) now: DateTime<FixedOffset>,
@@ -96,8 +98,8 @@ enum V<'a> {
     Int(i64),
     Str(&'a str),
     Time(DateTime<FixedOffset>),
-    /// A JSON object or array; `skip` says whether removed values are to be skipped in it.
-    Json(&'a Value, bool),
+    /// A JSON object or array, read as if the values in the set were not there.
+    Json(&'a Value, &'a Removed),
     Strings(&'a [String]),
     Recipient,
     Request,
@@ -214,8 +216,8 @@ fn eval<'a>(op: &'a Op, inputs: &Inputs<'a>) -> Option<V<'a>> {
         Op::Int(i) => V::Int(*i),
         Op::Str(s) => V::Str(s),
         Op::Strings(list) => V::Strings(list),
-        Op::Var(Var::Body) => json(inputs.body?, false)?,
-        Op::Var(Var::Item) => json(inputs.item?, true)?,
+        Op::Var(Var::Body) => json(inputs.body?, inputs.body_removed)?,
+        Op::Var(Var::Item) => json(inputs.item?, inputs.item_removed)?,
         Op::Var(Var::Recipient) => V::Recipient,
         Op::Var(Var::Request) => V::Request,
         Op::Var(Var::Now) => V::Time(inputs.now),
@@ -273,13 +275,13 @@ fn as_bool(v: V<'_>) -> Option<bool> {
 }
 
 /// A JSON value as met: numbers other than `i64` are left to CEL (it has three number types).
-fn json(value: &Value, skip: bool) -> Option<V<'_>> {
+fn json<'a>(value: &'a Value, removed: &'a Removed) -> Option<V<'a>> {
     Some(match value {
         Value::Null => V::Null,
         Value::Bool(b) => V::Bool(*b),
         Value::Number(n) => V::Int(n.as_i64()?),
         Value::String(s) => V::Str(s),
-        Value::Array(_) | Value::Object(_) => V::Json(value, skip),
+        Value::Array(_) | Value::Object(_) => V::Json(value, removed),
     })
 }
 
@@ -287,7 +289,7 @@ fn json(value: &Value, skip: bool) -> Option<V<'_>> {
 fn member<'a>(v: V<'a>, field: &str, inputs: &Inputs<'a>) -> Option<V<'a>> {
     let request = inputs.request;
     Some(match v {
-        V::Json(Value::Object(map), skip) => json(child(map, field, skip, inputs)?, skip)?,
+        V::Json(Value::Object(map), removed) => json(child(map, field, removed)?, removed)?,
         V::Recipient => match field {
             "id" => V::Str(&request.recipient.id),
             "type" => V::Str(&request.recipient.kind.name),
@@ -308,14 +310,8 @@ fn member<'a>(v: V<'a>, field: &str, inputs: &Inputs<'a>) -> Option<V<'a>> {
 }
 
 /// A key of a JSON object, as CEL sees it: a value an item filter removed is not there.
-fn child<'a>(
-    map: &'a Map<String, Value>,
-    key: &str,
-    skip: bool,
-    inputs: &Inputs<'_>,
-) -> Option<&'a Value> {
-    map.get(key)
-        .filter(|v| !(skip && inputs.item_removed.has(v)))
+fn child<'a>(map: &'a Map<String, Value>, key: &str, removed: &Removed) -> Option<&'a Value> {
+    map.get(key).filter(|v| !removed.has(v))
 }
 
 /// The header as CEL's map of them holds it: the last of a repeated name.
@@ -352,10 +348,10 @@ fn compare(how: Compare, a: &V<'_>, b: &V<'_>) -> Option<bool> {
 fn contains(haystack: &V<'_>, needle: &str, inputs: &Inputs<'_>) -> Option<bool> {
     match haystack {
         V::Strings(list) => Some(list.iter().any(|s| s == needle)),
-        V::Json(Value::Array(items), skip) => {
+        V::Json(Value::Array(items), removed) => {
             let mut found = false;
             for item in items {
-                if *skip && inputs.item_removed.has(item) {
+                if removed.has(item) {
                     continue;
                 }
                 let Value::String(s) = item else { return None };
@@ -363,7 +359,7 @@ fn contains(haystack: &V<'_>, needle: &str, inputs: &Inputs<'_>) -> Option<bool>
             }
             Some(found)
         }
-        V::Json(Value::Object(map), skip) => Some(child(map, needle, *skip, inputs).is_some()),
+        V::Json(Value::Object(map), removed) => Some(child(map, needle, removed).is_some()),
         V::Params => Some(inputs.request.params.contains_key(needle)),
         V::Headers => Some(header(inputs.request, needle).is_some()),
         _ => None,
