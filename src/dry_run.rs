@@ -106,10 +106,18 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
         now: request.now,
     };
     let outcome = filter::decide(granted.route, &decide_request, &upstream, true);
+    let refused = |refusal: &filter::Refusal| {
+        let (status, code, message) = crate::pipeline::refusal_answer(refusal);
+        (status.as_u16(), error_body(code, &message))
+    };
     let (status, body) = match (&outcome.refusal, outcome.body) {
         (None, Some(body)) => (200, body),
-        (Some(refusal), _) => (403, error_body("refused_by_policy", &refusal.to_string())),
-        (None, None) => (403, error_body("refused_by_policy", "refused by policy")),
+        (Some(refusal), _) => refused(refusal),
+        (None, None) => refused(&filter::Refusal {
+            reason: "no body could be decided".into(),
+            erred: true,
+            status: 403,
+        }),
     };
     Decided {
         status,

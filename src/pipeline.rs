@@ -210,7 +210,12 @@ impl Gateway {
                     _ => {}
                 }
                 let body = error_body(code, &message, &request_id);
-                (status, Some(body), Some(code))
+                // The ledger says what happened, even where the recipient is told otherwise.
+                let recorded = match &rejection {
+                    Rejection::Refused(_) => "refused_by_policy",
+                    _ => code,
+                };
+                (status, Some(body), Some(recorded))
             }
         };
         record.status = status.as_u16();
@@ -437,6 +442,7 @@ impl Gateway {
                     return Err(Rejection::Refused(filter::Refusal {
                         reason: "no body could be decided".into(),
                         erred: true,
+                        status: 403,
                     }));
                 };
                 let limits = stream::Limits {
@@ -497,6 +503,7 @@ impl Gateway {
             return Err(Rejection::Refused(filter::Refusal {
                 reason: "no body could be decided".into(),
                 erred: true,
+                status: 403,
             }));
         };
         let bytes = serde_json::to_vec(&body).map_err(|_| {
@@ -613,11 +620,33 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
         },
         Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
-        Rejection::Refused(r) => (StatusCode::FORBIDDEN, "refused_by_policy", r.to_string()),
+        Rejection::Refused(r) => refusal_answer(r),
         Rejection::Audit(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",
             rejection.to_string(),
+        ),
+    }
+}
+
+/// What a recipient is told of a policy refusal: one answer whatever the rule and whether it
+/// held or erred, since the reason would tell it what the rule found in data it is not sent.
+/// A rule's 404 is answered exactly as an upstream 404 is, so "not yours" and "does not
+/// exist" cannot be told apart. The reason stays in the audit record and in `explain`.
+pub fn refusal_answer(refusal: &filter::Refusal) -> (StatusCode, &'static str, String) {
+    match StatusCode::from_u16(refusal.status) {
+        Ok(status) if status != StatusCode::FORBIDDEN => {
+            let as_upstream = upstream::Error::Status(status);
+            (
+                as_upstream.status(),
+                as_upstream.code(),
+                as_upstream.to_string(),
+            )
+        }
+        _ => (
+            StatusCode::FORBIDDEN,
+            "refused_by_policy",
+            "refused by policy".to_owned(),
         ),
     }
 }

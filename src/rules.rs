@@ -672,14 +672,31 @@ impl Loader {
             let r = r.get_ref();
             let condition = self.expr(source, "refuse condition", &r.condition, false);
             let reason = self.reason(source, &r.reason);
-            match (condition, reason) {
-                (Some(condition), Some(reason)) => {
+            let status = match &r.status {
+                None => Some(403),
+                Some(s) => {
+                    let status = u16::try_from(*s.get_ref())
+                        .ok()
+                        .filter(|s| conditions::REFUSE_STATUSES.contains(s));
+                    if status.is_none() {
+                        self.error(
+                            file,
+                            source.line(s),
+                            format!("refuse status {} must be 403 or 404", s.get_ref()),
+                        );
+                    }
+                    status
+                }
+            };
+            match (condition, reason, status) {
+                (Some(condition), Some(reason), Some(status)) => {
                     if condition.uses().pseudonym {
                         uses_pseudonym.get_or_insert(source.line(&r.condition));
                     }
                     refuse = Some(Refuse {
                         condition,
                         reason,
+                        status,
                         site: site(at, "refuse"),
                     });
                 }

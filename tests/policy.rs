@@ -114,10 +114,20 @@ async fn repairs_contractor_sees_markers_only_on_its_own_open_job() {
     );
     assert_absent(&r.raw, &withheld, "acme on J-0003");
 
-    // Another contractor's job: refused whole.
+    // Another contractor's job: refused whole, answered exactly as a job that does not exist,
+    // so job references cannot be enumerated.
     let r = http::get(gw.addr, "/jobs/J-0002", Some(&key)).await;
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(r.error(), "refused_by_policy");
+    let missing = http::get(gw.addr, "/jobs/J-9999", Some(&key)).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    let without_id = |r: &http::Response| {
+        let mut v = r.json();
+        v.as_object_mut().expect("object").remove("request_id");
+        let headers: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        (v, headers.join(","))
+    };
+    assert_eq!(without_id(&r), without_id(&missing));
+    assert!(!r.text().contains("contractor"), "{}", r.text());
     assert_absent(
         &r.raw,
         &[
@@ -281,11 +291,14 @@ async fn research_vendor_gets_bands_and_a_pseudonym_and_never_an_objector() {
         );
     }
 
-    // The tenant who objected: refused, with the reason, nothing of them.
+    // The tenant who objected: refused, nothing of them, and not told why: the reason is what
+    // the rule found in data the vendor is not sent. It is in the audit record.
     let objector = upstream_tenant(&data, sample_api::TENANT_RESEARCH_OBJECTION);
     let r = http::get(gw.addr, "/tenants/T-0002", Some(&key)).await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().contains("objected"));
+    assert_eq!(r.error(), "refused_by_policy");
+    assert!(!r.text().contains("objected"), "{}", r.text());
+    assert!(!r.text().contains("consent"), "{}", r.text());
     assert_absent(
         &r.raw,
         &[
@@ -297,6 +310,11 @@ async fn research_vendor_gets_bands_and_a_pseudonym_and_never_an_objector() {
     let last = gw.audit_records().pop().expect("record");
     assert_eq!(last["subjects"], serde_json::json!(["T-0002"]));
     assert_eq!(last["status"], 403);
+    assert_eq!(last["error"], "refused_by_policy");
+    assert!(last["reasons"][0]
+        .as_str()
+        .expect("reason")
+        .contains("objected"));
 }
 
 #[tokio::test]
@@ -312,7 +330,14 @@ async fn request_driven_recipients_need_a_reference_and_it_is_audited() {
     ] {
         let r = http::get(gw.addr, target, Some(key)).await;
         assert_eq!(r.status, 403, "{target}: {}", r.text());
-        assert!(r.text().contains("x-disclosure-reference"), "{}", r.text());
+        // One answer for every refusal; the rule's reason is in the audit record.
+        assert_eq!(r.error(), "refused_by_policy", "{}", r.text());
+        assert!(!r.text().contains("x-disclosure-reference"), "{}", r.text());
+        let last = gw.audit_records().pop().expect("record");
+        assert!(last["reasons"][0]
+            .as_str()
+            .expect("reason")
+            .contains("x-disclosure-reference"));
     }
     let reference = [("x-disclosure-reference", "WATER-2026-117")];
     let r = http::request(
@@ -472,7 +497,7 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
     );
     assert_eq!(
         http::get(gw.addr, "/jobs/J-0002", Some(&acme)).await.status,
-        403
+        404
     );
     assert_eq!(
         http::get(gw.addr, "/tenants/T-0001", Some(&police))

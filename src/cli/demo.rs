@@ -121,7 +121,7 @@ fn print_guide(addr: SocketAddr, admin: SocketAddr, audit: &Path) {
             curl("acme-repairs", "", "/jobs/J-0003"),
         ),
         (
-            "The same contractor on another contractor's job: refused (403)",
+            "The same contractor on another contractor's job: refused, answered as a job that does\n  not exist (404), so job references cannot be guessed",
             curl("acme-repairs", "", "/jobs/J-0002"),
         ),
         (

@@ -73,8 +73,13 @@ pub struct Derive {
 pub struct Refuse {
     pub condition: Expr,
     pub reason: String,
+    /// The status the recipient gets: 403, or 404 to look like a record that does not exist.
+    pub status: u16,
     pub site: String,
 }
+
+/// The statuses a `refuse` rule may answer with.
+pub const REFUSE_STATUSES: [u16; 2] = [403, 404];
 
 /// The compiled disclosure rules of one route.
 #[derive(Debug)]
@@ -127,12 +132,15 @@ pub struct Outcome {
     pub fields: Option<BTreeMap<String, Decision>>,
 }
 
-/// Why a response was refused.
+/// Why a response was refused: for the audit and `explain`, never for the recipient, who
+/// gets one answer whatever the rule and whether it held or erred.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub reason: String,
     /// The refusal condition could not be evaluated, so the response was refused to be safe.
     pub erred: bool,
+    /// The status the recipient gets ([`Refuse::status`]).
+    pub status: u16,
 }
 
 /// How often each kind of rule failed to evaluate, since start; for `/metrics`.
@@ -802,6 +810,7 @@ fn refused_outcome(
         refusal: Some(Refusal {
             reason: r.reason.clone(),
             erred,
+            status: r.status,
         }),
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,

@@ -91,4 +91,7 @@ pub struct Derive {
 pub struct Refuse {
     pub condition: Spanned<String>,
     pub reason: Spanned<String>,
+    /// What the recipient is answered: 403 (the default) or 404, so that "not yours" looks
+    /// like "does not exist".
+    pub status: Option<Spanned<i64>>,
 }

@@ -274,3 +274,21 @@ fn max_in_flight_is_a_positive_count_at_its_line() {
         );
     }
 }
+
+#[test]
+fn refuse_status_is_403_or_404() {
+    let refuse = |status: &str| {
+        problems(
+            &format!("{ROUTE}\n[route.refuse]\ncondition = \"true\"\nreason = \"r\"\n{status}\n"),
+            None,
+        )
+    };
+    assert!(refuse("").is_empty(), "{:?}", refuse(""));
+    assert!(refuse("status = 404").is_empty());
+    let got = refuse("status = 200");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("13: refuse status 200 must be 403 or 404"),
+        "{got:?}"
+    );
+}

@@ -297,7 +297,8 @@ fn refusal_on_objection_sends_nothing_and_names_the_subject() {
         out.refusal,
         Some(Refusal {
             reason: "the tenant has objected to this use".into(),
-            erred: false
+            erred: false,
+            status: 403,
         })
     );
     assert_eq!(out.reasons, vec!["the tenant has objected to this use"]);
