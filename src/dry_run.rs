@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use crate::filter::{self, AllowTree, Decision};
+use crate::pipeline::{self, Rejection};
 use crate::rules::Recipient;
 use crate::{json, routes};
 
@@ -106,18 +107,20 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
         now: request.now,
     };
     let outcome = filter::decide(granted.route, &decide_request, &upstream, true);
-    let refused = |refusal: &filter::Refusal| {
-        let (status, code, message) = crate::pipeline::refusal_answer(refusal);
+    // What serve would answer, from the one mapping serve uses.
+    let refused = |rejection: Rejection| {
+        let (status, code, message) = pipeline::describe(&rejection);
         (status.as_u16(), error_body(code, &message))
     };
-    let (status, body) = match (&outcome.refusal, outcome.body) {
+    let (status, body) = match (outcome.refusal.clone(), outcome.body) {
         (None, Some(body)) => (200, body),
-        (Some(refusal), _) => refused(refusal),
-        (None, None) => refused(&filter::Refusal {
+        (Some(refusal), _) => refused(Rejection::Refused(refusal)),
+        (None, None) if outcome.unidentified => refused(Rejection::SubjectsUnidentified),
+        (None, None) => refused(Rejection::Refused(filter::Refusal {
             reason: "no body could be decided".into(),
             erred: true,
             status: 403,
-        }),
+        })),
     };
     Decided {
         status,

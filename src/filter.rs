@@ -539,6 +539,10 @@ impl PathSet {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Adds every path of `other`.
     pub(crate) fn merge(&mut self, other: PathSet) {
         self.0.extend(other.0);

@@ -86,6 +86,9 @@ pub enum Rejection {
     /// A `refuse` rule held (or could not be evaluated): nothing of the body is sent.
     #[error("{0}")]
     Refused(filter::Refusal),
+    /// The body would disclose something but names no data subject: nothing is sent.
+    #[error("the data subjects of the response could not be identified, so nothing was sent")]
+    SubjectsUnidentified,
     #[error("the disclosure could not be recorded, so nothing was sent")]
     Audit(#[source] audit::Error),
 }
@@ -499,6 +502,9 @@ impl Gateway {
         if let Some(refusal) = outcome.refusal {
             return Err(Rejection::Refused(refusal));
         }
+        if outcome.unidentified {
+            return Err(Rejection::SubjectsUnidentified);
+        }
         let Some(body) = outcome.body else {
             return Err(Rejection::Refused(filter::Refusal {
                 reason: "no body could be decided".into(),
@@ -589,7 +595,7 @@ async fn read_body(
 }
 
 /// The one mapping from a rejection to status, stable code and message.
-fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
+pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
     match rejection {
         Rejection::Identity(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
         Rejection::Routes(e) => (e.status(), e.code(), e.to_string()),
@@ -621,6 +627,11 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
         },
         Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
         Rejection::Refused(r) => refusal_answer(r),
+        Rejection::SubjectsUnidentified => (
+            StatusCode::BAD_GATEWAY,
+            "subjects_unidentified",
+            rejection.to_string(),
+        ),
         Rejection::Audit(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",

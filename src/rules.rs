@@ -71,6 +71,9 @@ pub struct Route {
     pub query: BTreeSet<String>,
     /// Paths in the upstream body naming the data subjects, for the audit.
     pub subjects: Vec<FieldPath>,
+    /// Whether a response may disclose something while no `subjects` path names anyone; by
+    /// default it is refused (502), since no subject access request could find it.
+    pub subjects_optional: bool,
     pub allow_paths: Vec<FieldPath>,
     /// The plain allow list alone.
     pub allow: AllowTree,
@@ -510,6 +513,13 @@ impl Loader {
             }
         }
         let subjects = self.paths(source, "subjects", &raw.subjects);
+        if raw.subjects.is_empty() && !raw.subjects_optional {
+            self.diagnostics.push(Diagnostic::warning(
+                file,
+                line,
+                "route names no subjects: a response that discloses anything is refused (502), since no subject access request could find it; set subjects_optional = true if its data names no person",
+            ));
+        }
         let allow_paths = self.paths(source, "allow", &raw.allow);
         if raw.allow.is_empty() {
             self.diagnostics.push(Diagnostic::warning(
@@ -525,6 +535,7 @@ impl Loader {
             template: template?,
             query,
             subjects: subjects?,
+            subjects_optional: raw.subjects_optional,
             allow: AllowTree::new(&allow_paths),
             conditions: conditions?,
             allow_paths,
@@ -610,6 +621,7 @@ impl Loader {
                     items.push(Items {
                         path,
                         keep,
+                        keep_empty: i.keep_empty,
                         site: site(at, "items"),
                     });
                 }

@@ -313,6 +313,9 @@ async fn run(
         audit: &audit,
         metrics: &metrics,
         tx: &tx,
+        subjects_optional: request
+            .granted_route()
+            .is_some_and(|route| route.subjects_optional),
     };
     let request = Arc::new(request);
     let outcome = pump(&request, &mut body, limits, io, &mut totals).await;
@@ -407,6 +410,9 @@ struct Io<'a> {
     audit: &'a AuditLog,
     metrics: &'a Metrics,
     tx: &'a mpsc::Sender<Msg>,
+    /// The route's `subjects_optional`: else a segment that discloses without naming a
+    /// data subject aborts the response, as `decide` refuses such a body.
+    subjects_optional: bool,
 }
 
 /// Everything up to the final record; `Err` as soon as anything is wrong.
@@ -636,7 +642,18 @@ async fn release(
         audit,
         metrics,
         tx,
+        subjects_optional,
     } = io;
+    if !subjects_optional && segment.seen.subjects.is_empty() && !segment.seen.disclosed.is_empty()
+    {
+        return Err(Abort {
+            status: StatusCode::BAD_GATEWAY,
+            code: "subjects_unidentified",
+            message:
+                "the data subjects of the response could not be identified, so nothing was sent"
+                    .into(),
+        });
+    }
     let done = std::mem::take(segment);
     let mut record = template.clone();
     record.ts = crate::audit::now_rfc3339();

@@ -23,7 +23,7 @@ fn hostile_type() -> String {
 method = \"POST\"
 path = \"/jobs/{{job_id}}\"
 query = []
-subjects = []
+subjects_optional = true
 allow = [\"id\", \"status\"]
 "
     )

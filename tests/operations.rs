@@ -126,7 +126,7 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_takes_effect() {
 
     // A good change: the next request is decided under it, and the audit says which rules.
     let widened = format!(
-        "{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/tenants/{{id}}\"\nallow = [\"name\"]\n"
+        "{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/tenants/{{id}}\"\nsubjects = [\"id\"]\nallow = [\"name\"]\n"
     );
     std::fs::write(&type_file, widened).expect("write");
     need_to_know::reload::reload_rules(&gw.pipeline, &gw.settings).expect("good");
@@ -158,7 +158,7 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
     let up = Upstream::new()
         .json(
             "/api/tenants/T-1",
-            serde_json::json!({ "name": "A", "dob": "x" }),
+            serde_json::json!({ "id": "T-1", "name": "A", "dob": "x" }),
         )
         .run()
         .await;
@@ -174,7 +174,7 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
         403
     );
     let widened = format!(
-        "{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/tenants/{{id}}\"\nallow = [\"name\"]\n"
+        "{REPAIRS_TYPE}\n[[route]]\nmethod = \"GET\"\npath = \"/tenants/{{id}}\"\nsubjects = [\"id\"]\nallow = [\"name\"]\n"
     );
     std::fs::write(gw.rules_dir.join("types/repairs-contractor.toml"), widened).expect("write");
     let mut status = 0;

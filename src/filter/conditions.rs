@@ -57,6 +57,9 @@ pub struct When {
 pub struct Items {
     pub path: FieldPath,
     pub keep: Expr,
+    /// Send an array left with no element as `[]`; by default it is not sent at all, since
+    /// an empty array says there were rows and all were held back.
+    pub keep_empty: bool,
     pub site: String,
 }
 
@@ -119,6 +122,9 @@ pub struct Outcome {
     /// `None` when refused: nothing of the body is sent.
     pub body: Option<Value>,
     pub refusal: Option<Refusal>,
+    /// The body would have disclosed something, but no `subjects` path named a data subject,
+    /// so the disclosure could not be found by a subject access request: nothing is sent.
+    pub unidentified: bool,
     /// Rule-form paths sent and withheld, sorted and without duplicates.
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
@@ -550,7 +556,7 @@ fn decide_with(
             body.to_mut(),
             (&|| narrowed.scope(), &narrowed_inputs, &c.functions),
             &mut errors,
-            &mut notes,
+            (&mut notes, &mut dropped),
             explain,
             simple,
         );
@@ -579,16 +585,25 @@ fn decide_with(
         explain_whens(&mut fields, &c.when, &held);
         fields
     });
-    Outcome {
-        body: Some(filtered.body),
-        refusal: None,
-        disclosed: filtered.disclosed,
-        withheld,
-        subjects,
-        reasons,
-        rule_errors: errors.0.into_iter().collect(),
-        fields,
+    if filtered.disclosed.is_empty() || !subjects.is_empty() || route.subjects_optional {
+        return Outcome {
+            body: Some(filtered.body),
+            refusal: None,
+            unidentified: false,
+            disclosed: filtered.disclosed,
+            withheld,
+            subjects,
+            reasons,
+            rule_errors: errors.0.into_iter().collect(),
+            fields,
+        };
     }
+    let why = "not sent: no subjects path named a data subject, so the disclosure could not be recorded against anyone";
+    let mut outcome = nothing_sent(why, upstream, explain);
+    outcome.unidentified = true;
+    outcome.reasons = reasons;
+    outcome.rule_errors = errors.0.into_iter().collect();
+    outcome
 }
 
 // === per element, for streamed routes ===
@@ -787,7 +802,6 @@ fn refused_outcome(
     upstream: &Value,
     explain: bool,
 ) -> Outcome {
-    let nothing = AllowTree::default();
     let why = if erred {
         format!(
             "refused: the refuse condition could not be evaluated ({:?})",
@@ -796,10 +810,25 @@ fn refused_outcome(
     } else {
         format!("refused: {}", r.reason)
     };
+    let mut outcome = nothing_sent(&why, upstream, explain);
+    outcome.refusal = Some(Refusal {
+        reason: r.reason.clone(),
+        erred,
+        status: r.status,
+    });
+    outcome.subjects = subjects;
+    outcome.reasons = vec![r.reason.clone()];
+    outcome.rule_errors = errors.0.into_iter().collect();
+    outcome
+}
+
+/// An outcome that sends nothing of `upstream`: every path withheld, `why` for each.
+fn nothing_sent(why: &str, upstream: &Value, explain: bool) -> Outcome {
+    let nothing = AllowTree::default();
     let (filtered, fields) = if explain {
         let (filtered, mut fields) = allow_explained(&nothing, upstream);
         for decision in fields.values_mut() {
-            decision.why.clone_from(&why);
+            decision.why = why.to_owned();
         }
         (filtered, Some(fields))
     } else {
@@ -807,61 +836,74 @@ fn refused_outcome(
     };
     Outcome {
         body: None,
-        refusal: Some(Refusal {
-            reason: r.reason.clone(),
-            erred,
-            status: r.status,
-        }),
+        refusal: None,
+        unidentified: false,
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
-        subjects,
-        reasons: vec![r.reason.clone()],
-        rule_errors: errors.0.into_iter().collect(),
+        subjects: Vec::new(),
+        reasons: Vec::new(),
+        rule_errors: Vec::new(),
         fields,
     }
 }
 
 /// Calls `f` on every value at `segments` under `value`, through `[]`, skipping what
 /// `removed` holds; where `f` returns false the value is removed (its key, or its array
-/// element: added to `removed`, the upstream body itself is never changed).
+/// element: added to `removed`, the upstream body itself is never changed), and the rule-form
+/// path of a removed key is added to `taken`, so that the audit lists it as withheld.
 ///
 /// With `strict`, a value on the way that is neither of the shape the path expects nor
 /// `null` is removed too (and `mismatch` set): an item filter must not be bypassed by an
 /// upstream that changed `tenant` from an object to an array under an allow entry `tenant`.
-fn visit(
-    value: &Value,
-    segments: &[Segment],
+struct Visit<'a> {
     strict: bool,
-    mismatch: &mut bool,
-    removed: &mut Removed,
-    f: &mut dyn FnMut(&Value, &mut Removed) -> bool,
-) -> bool {
-    let Some((first, rest)) = segments.split_first() else {
-        return f(value, removed);
-    };
-    match (first, value) {
-        (Segment::Key(key), Value::Object(map)) => {
-            if let Some(child) = map.get(key) {
-                if !removed.has(child) && !visit(child, rest, strict, mismatch, removed, f) {
-                    removed.insert(child);
+    mismatch: bool,
+    removed: &'a mut Removed,
+    /// Where the walk is, in rule form; its keys are the rule's own.
+    at: RuleFormBuf,
+    taken: &'a mut BTreeSet<String>,
+}
+
+impl Visit<'_> {
+    fn visit(
+        &mut self,
+        value: &Value,
+        segments: &[Segment],
+        f: &mut dyn FnMut(&Value, &mut Removed, &RuleFormBuf) -> bool,
+    ) -> bool {
+        let Some((first, rest)) = segments.split_first() else {
+            return f(value, self.removed, &self.at);
+        };
+        match (first, value) {
+            (Segment::Key(key), Value::Object(map)) => {
+                if let Some(child) = map.get(key) {
+                    self.at.push_key(key);
+                    if !self.removed.has(child) && !self.visit(child, rest, f) {
+                        self.removed.insert(child);
+                        self.taken.insert(self.at.as_str().to_owned());
+                    }
+                    self.at.pop();
                 }
             }
-        }
-        (Segment::Each, Value::Array(items)) => {
-            for el in items {
-                if !removed.has(el) && !visit(el, rest, strict, mismatch, removed, f) {
-                    removed.insert(el);
+            (Segment::Each, Value::Array(items)) => {
+                self.at.push_each();
+                for el in items {
+                    if !self.removed.has(el) && !self.visit(el, rest, f) {
+                        self.removed.insert(el);
+                        self.taken.insert(self.at.as_str().to_owned());
+                    }
                 }
+                self.at.pop();
             }
+            (_, Value::Null) => {}
+            _ if self.strict => {
+                self.mismatch = true;
+                return false;
+            }
+            _ => {}
         }
-        (_, Value::Null) => {}
-        _ if strict => {
-            *mismatch = true;
-            return false;
-        }
-        _ => {}
+        true
     }
-    true
 }
 
 /// [`visit`] on a body being written (the derived fields, on the route's own copy): where
@@ -956,54 +998,69 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
         buf.pop();
     };
     let mut erred = false;
-    let mut mismatch = false;
     let mut any_dropped = false;
-    // The root is never removed: a root of the wrong shape only sets `mismatch`.
-    visit(
-        body,
-        segments,
-        true,
-        &mut mismatch,
+    let mut emptied = false;
+    let mut visit = Visit {
+        strict: true,
+        mismatch: false,
         removed,
-        &mut |target, removed| {
-            let Value::Array(elements) = target else {
-                if target.is_null() {
-                    return true; // no elements to filter
-                }
-                // Not an array: the rule cannot be applied, so nothing of it is kept.
-                erred = true;
-                return false;
-            };
-            for el in elements {
-                if removed.has(el) {
-                    continue;
-                }
-                let item = cel::Inputs {
-                    item: Some(el),
-                    item_removed: removed,
-                    ..*inputs
-                };
-                let keep = match keep_holds(&rule.keep, &item, reads, scope, simple) {
-                    Ok(true) => continue,
-                    Ok(false) => "keep was false".to_owned(),
-                    Err(e) => {
-                        erred = true;
-                        format!("keep could not be evaluated ({e}), dropped")
-                    }
-                };
-                any_dropped = true;
-                note(el, &keep, &mut buf, removed);
-                removed.insert(el);
+        at: RuleFormBuf::new(),
+        taken: dropped,
+    };
+    // The root is never removed: a root of the wrong shape only sets `mismatch`.
+    visit.visit(body, segments, &mut |target, removed, at| {
+        let Value::Array(elements) = target else {
+            if target.is_null() {
+                return true; // no elements to filter
             }
-            true
-        },
-    );
-    if erred || mismatch {
+            // Not an array: the rule cannot be applied, so nothing of it is kept.
+            erred = true;
+            return false;
+        };
+        for el in elements {
+            if removed.has(el) {
+                continue;
+            }
+            let item = cel::Inputs {
+                item: Some(el),
+                item_removed: removed,
+                ..*inputs
+            };
+            let keep = match keep_holds(&rule.keep, &item, reads, scope, simple) {
+                Ok(true) => continue,
+                Ok(false) => "keep was false".to_owned(),
+                Err(e) => {
+                    erred = true;
+                    format!("keep could not be evaluated ({e}), dropped")
+                }
+            };
+            any_dropped = true;
+            note(el, &keep, &mut buf, removed);
+            removed.insert(el);
+        }
+        // An empty array would tell the recipient whether there were rows to hide, so it is
+        // not sent at all (an empty upstream array too, or its presence would tell the same).
+        if rule.keep_empty || at.as_str().is_empty() || elements.iter().any(|el| !removed.has(el)) {
+            return true;
+        }
+        emptied = true;
+        false
+    });
+    if erred || visit.mismatch {
         errors.note(&rule.site, Kind::Items);
     }
     if any_dropped {
         buf.push_each();
         dropped.insert(buf.as_str().to_owned());
+        buf.pop();
+    }
+    if emptied && explain {
+        notes
+            .entry(buf.as_str().to_owned())
+            .or_insert_with(|| Decision {
+                disclosed: false,
+                why: format!("items {path:?}: no element kept, so the array is not sent"),
+            });
     }
 }
 
@@ -1017,7 +1074,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
         &Functions,
     ),
     errors: &mut Errors,
-    notes: &mut BTreeMap<String, Decision>,
+    (notes, withheld): (&mut BTreeMap<String, Decision>, &mut BTreeSet<String>),
     explain: bool,
     simple: bool,
 ) {
@@ -1037,6 +1094,8 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
         None => (&parent[..0], parent),
     };
     let mut failure: Option<EvalError> = None;
+    // An upstream value the failed derivation removed was present and not sent.
+    let mut removed_upstream = false;
     let mut derive_one = |at: &mut Value, item: bool| {
         let here = cel::Inputs {
             item: item.then_some(&*at),
@@ -1053,7 +1112,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
                         map.insert(key.clone(), v.clone());
                     }
                     Err(()) => {
-                        map.remove(key);
+                        removed_upstream |= map.remove(key).is_some();
                     }
                 }
             }
@@ -1067,6 +1126,9 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
         });
     } else {
         derive_one(body, false);
+    }
+    if removed_upstream {
+        withheld.insert(rule.field.to_string());
     }
     if let Some(e) = failure {
         errors.note(&rule.site, Kind::Derive);

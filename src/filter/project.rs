@@ -295,7 +295,14 @@ impl<'a> Projector<'a> {
         let mut entries = std::mem::take(&mut scratch.levels[1]);
         for key in &self.derived {
             let Some(value) = item.get(*key) else {
-                continue; // the derivation failed: the field is gone
+                // The derivation failed: the field is gone, and an upstream value there was
+                // present and not sent.
+                if entries.iter().any(|e| key_str(bytes, &e.key) == *key) {
+                    scratch.buf.push_key(key);
+                    scratch.marks.mark(false, scratch.buf.as_str());
+                    scratch.buf.pop();
+                }
+                continue;
             };
             scratch.buf.push_key(key);
             let out = match element.keys.get(*key) {

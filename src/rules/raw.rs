@@ -49,6 +49,8 @@ pub struct Route {
     #[serde(default)]
     pub subjects: Vec<Spanned<String>>,
     #[serde(default)]
+    pub subjects_optional: bool,
+    #[serde(default)]
     pub allow: Vec<Spanned<String>>,
     #[serde(default)]
     pub when: Vec<Spanned<When>>,
@@ -75,6 +77,8 @@ pub struct When {
 pub struct Items {
     pub path: Spanned<String>,
     pub keep: Spanned<String>,
+    #[serde(default)]
+    pub keep_empty: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -249,6 +249,7 @@ fn age_band_at_each_birthday_boundary() {
 [[route]]
 method = "GET"
 path = "/tenants"
+subjects_optional = true
 allow = []
 
 [[route.derive]]
@@ -314,6 +315,7 @@ fn evaluation_errors_fail_closed_in_every_construct() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["id", "list[].a"]
 
 [[route.when]]
@@ -346,14 +348,14 @@ value = "age_band(body.dob)"
     assert!(out.reasons.is_empty());
     let file = &p.recipient("acme-repairs").unwrap().kind.routes[0].file;
     let site = |line: usize, kind: &str| format!("{}:{line} {kind}", file.display());
-    // HEAD is three lines; the route's first line is line 5.
+    // HEAD is three lines; the route's first line is line 5, its `when`s start at 11.
     assert_eq!(
         out.rule_errors,
         vec![
-            site(10, "when"),
-            site(15, "when"),
-            site(20, "items"),
-            site(24, "derive")
+            site(11, "when"),
+            site(16, "when"),
+            site(21, "items"),
+            site(25, "derive")
         ]
         .into_iter()
         .collect::<BTreeSet<_>>()
@@ -367,6 +369,7 @@ value = "age_band(body.dob)"
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["id"]
 
 [route.refuse]
@@ -388,6 +391,7 @@ fn items_target_that_is_not_an_array_is_removed() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["list"]
 
 [[route.items]]
@@ -407,6 +411,7 @@ fn items_cannot_be_bypassed_by_a_changed_shape() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["tenant"]
 
 [[route.items]]
@@ -440,6 +445,7 @@ fn nested_item_filters_bind_the_inner_element() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["tenants[].caution_markers[].category"]
 
 [[route.items]]
@@ -454,9 +460,9 @@ keep = "item.informed == true"
     let out = run(&p, "acme-repairs", &body);
     assert_eq!(
         out.body.unwrap(),
-        json!({"tenants": [{"caution_markers": [{"category": "a"}]}, {"caution_markers": []}]})
+        json!({"tenants": [{"caution_markers": [{"category": "a"}]}, {}]})
     );
-    assert!(out.withheld.contains("tenants[].caution_markers[]"));
+    assert!(out.withheld.contains("tenants[].caution_markers"));
     // `item.informed` missing on the third is an error: dropped, and the rule named.
     assert_eq!(out.rule_errors.len(), 1);
 }
@@ -468,6 +474,7 @@ fn request_variables_and_functions() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["id"]
 
 [[route.when]]
@@ -558,6 +565,7 @@ fn explain_names_the_item_filter() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["list"]
 
 [[route.items]]
@@ -669,7 +677,7 @@ proptest! {
         items in prop::collection::vec((path(), condition()), 0..2),
     ) {
         let list = |paths: &[String]| paths.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-        let mut rules = format!("[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nallow = [{}]\n", list(&allow));
+        let mut rules = format!("[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects_optional = true\nallow = [{}]\n", list(&allow));
         for (c, a) in &whens {
             rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", list(a)));
         }
@@ -815,6 +823,7 @@ fn a_later_item_filter_sees_what_an_earlier_one_took_out() {
 [[route]]
 method = "GET"
 path = "/jobs/{job_id}"
+subjects_optional = true
 allow = ["list"]
 [[route.items]]
 path = "list[].a"
@@ -1172,5 +1181,121 @@ fn when_derive_and_later_items_see_only_the_rows_items_kept() {
     assert_eq!(
         decide(route, &request, &body, false),
         decide_copying(route, &request, &body, false)
+    );
+}
+
+/// The route of [`JOBS`] without its refusal, granting the markers to the assigned contractor.
+const MARKERS: &str = r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["tenant.id"]
+allow = ["id", "property.address", "tenant.name"]
+
+[[route.when]]
+condition = "body.contractor_id == recipient.id"
+reason = "assigned"
+allow = ["tenant.caution_markers[].category"]
+
+[[route.items]]
+path = "tenant.caution_markers"
+keep = "item.tenant_informed == true"
+"#;
+
+#[test]
+fn an_array_emptied_by_items_is_not_sent_and_is_withheld() {
+    let p = policy(MARKERS);
+    let uninformed = json!({"category": "violence", "tenant_informed": false});
+    for markers in [json!([uninformed.clone(), uninformed]), json!([])] {
+        let body = json!({"id": "J1", "contractor_id": "acme-repairs",
+            "tenant": {"id": "T-1", "name": "Ada", "caution_markers": markers}});
+        for explain in [false, true] {
+            let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+            let sent = out.body.unwrap();
+            assert_eq!(
+                sent,
+                json!({"id": "J1", "tenant": {"name": "Ada"}}),
+                "{markers}"
+            );
+            assert!(
+                out.withheld.contains("tenant.caution_markers"),
+                "{:?}",
+                out.withheld
+            );
+            assert!(!out.disclosed.iter().any(|d| d.contains("caution_markers")));
+        }
+    }
+    // Unless the rules ask for the empty array.
+    let p = policy(&MARKERS.replace(
+        "keep = \"item.tenant_informed == true\"",
+        "keep = \"item.tenant_informed == true\"\nkeep_empty = true",
+    ));
+    let body = json!({"id": "J1", "contractor_id": "acme-repairs",
+        "tenant": {"id": "T-1", "caution_markers": [{"category": "x", "tenant_informed": false}]}});
+    let out = run(&p, "acme-repairs", &body);
+    assert_eq!(
+        out.body.unwrap(),
+        json!({"id": "J1", "tenant": {"caution_markers": []}})
+    );
+}
+
+#[test]
+fn everything_present_upstream_and_not_sent_is_withheld() {
+    let p = policy(MARKERS);
+    // The tenant as an array of one object: the item filter cannot apply, so the tenant is
+    // not sent, and it is named as withheld.
+    let body = json!({"id": "J1", "contractor_id": "acme-repairs",
+        "property": {"address": "1 High St"},
+        "tenant": [{"id": "T-1", "ni_number": "QQ123456A", "caution_markers": []}]});
+    let out = Run::default().decide(&p, "acme-repairs", &body, false);
+    assert!(out.withheld.contains("tenant"), "{:?}", out.withheld);
+    // Markers sent as an object.
+    let body = json!({"id": "J1", "contractor_id": "acme-repairs",
+        "tenant": {"id": "T-1", "caution_markers": {"category": "violence"}}});
+    let out = run(&p, "acme-repairs", &body);
+    assert_eq!(out.body.unwrap(), json!({"id": "J1", "tenant": {}}));
+    assert!(
+        out.withheld.contains("tenant.caution_markers"),
+        "{:?}",
+        out.withheld
+    );
+    // A derivation that fails removes the upstream value at its field: withheld too.
+    let p = policy(&format!(
+        "{MARKERS}\n[[route.derive]]\nfield = \"tenant.band\"\nvalue = \"age_band(body.tenant.dob)\"\n"
+    ));
+    let body = json!({"id": "J1", "tenant": {"id": "T-1", "dob": "soon", "band": "upstream"}});
+    let out = run(&p, "acme-repairs", &body);
+    assert_eq!(out.body.unwrap(), json!({"id": "J1", "tenant": {}}));
+    assert!(out.withheld.contains("tenant.band"), "{:?}", out.withheld);
+}
+
+#[test]
+fn a_disclosure_that_names_no_subject_is_not_sent() {
+    let p = policy(MARKERS);
+    // The tenant as an array: its id is not at `tenant.id`, yet the address would be sent.
+    let body = json!({"id": "J1", "property": {"address": "1 High St"},
+        "tenant": [{"id": "T-1", "name": "Ada"}]});
+    for explain in [false, true] {
+        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        assert!(out.unidentified);
+        assert_eq!(out.body, None);
+        assert!(out.disclosed.is_empty());
+        assert!(out.subjects.is_empty());
+        assert!(out.withheld.contains("property") && out.withheld.contains("tenant"));
+    }
+    // Nothing disclosed, nothing to identify.
+    let out = run(&p, "acme-repairs", &json!({"other": 1}));
+    assert!(!out.unidentified);
+    assert_eq!(out.body.unwrap(), json!({}));
+    // A route whose data names no person says so.
+    let p = policy(&MARKERS.replace(
+        "subjects = [\"tenant.id\"]",
+        "subjects = [\"tenant.id\"]\nsubjects_optional = true",
+    ));
+    let out = run(&p, "acme-repairs", &body);
+    assert!(!out.unidentified);
+    assert_eq!(
+        out.body.unwrap(),
+        json!({"id": "J1", "property": {"address": "1 High St"}})
     );
 }
