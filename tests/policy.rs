@@ -655,3 +655,43 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
     ]);
     assert!(String::from_utf8_lossy(&html.stdout).contains("did not verify"));
 }
+
+/// The shipped repairs rules on J-0001 with its `tenant` sent as an array of one object: the
+/// address would be disclosed while no `subjects` path names the tenant, so nothing is sent
+/// (a subject access request for the tenant could not have found it), and the ledger lists
+/// the tenant as withheld.
+#[tokio::test]
+async fn a_job_whose_tenant_cannot_be_identified_is_not_disclosed() {
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/bodies/job-J-0001.json"),
+    )
+    .expect("J-0001");
+    let mut job: Value = serde_json::from_slice(&body).expect("json");
+    let tenant = job["tenant"].take();
+    job["tenant"] = Value::Array(vec![tenant]);
+    let up = crate::support::upstream::Upstream::new()
+        .json("/api/jobs/J-0001", job)
+        .run()
+        .await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .shipped_rules()
+        .start()
+        .await;
+    let r = http::get(gw.addr, "/jobs/J-0001", Some(gw.key("acme-repairs"))).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.error(), "subjects_unidentified");
+    assert!(!r.text().contains("Yarrow"), "{}", r.text());
+    let record = gw.audit_records().pop().expect("record");
+    assert_eq!(record["status"], 502);
+    assert_eq!(record["disclosed"], serde_json::json!([]));
+    let withheld: Vec<&str> = record["withheld"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        withheld.contains(&"tenant") && withheld.contains(&"property"),
+        "{record}"
+    );
+}
