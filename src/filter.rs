@@ -129,14 +129,17 @@ impl AllowTree {
 /// stays an array of the elements that pass the `[]` entries (none when there are none). A
 /// scalar body cannot hold a granted field, so it becomes `null` and is recorded as
 /// withheld under the empty path `""`.
+///
+/// Upstream keys are named as written: for tests and previews. What goes to the ledger is
+/// named through [`Conditions`](conditions::Conditions), which writes unknown keys as `*`.
 pub fn allow(tree: &AllowTree, body: &Value) -> Filtered {
-    allow_without(tree, body, &Removed::default())
+    allow_without(tree, body, &Removed::default(), RuleFormBuf::new())
 }
 
-/// [`allow`] on `body` as if the values in `removed` were not there.
-fn allow_without(tree: &AllowTree, body: &Value, removed: &Removed) -> Filtered {
+/// [`allow`] on `body` as if the values in `removed` were not there, naming paths from `buf`.
+fn allow_without(tree: &AllowTree, body: &Value, removed: &Removed, buf: RuleFormBuf) -> Filtered {
     let mut sets = Sets::default();
-    let body = walk_root(&tree.root, body, removed, &mut sets);
+    let body = walk_root(&tree.root, body, removed, &mut sets, buf);
     sets.into_filtered(body)
 }
 
@@ -146,16 +149,17 @@ fn allow_without(tree: &AllowTree, body: &Value, removed: &Removed) -> Filtered 
 /// rule-form path meets several elements of an array with different outcomes, it is
 /// reported as disclosed if any element sent it.
 pub fn allow_explained(tree: &AllowTree, body: &Value) -> (Filtered, BTreeMap<String, Decision>) {
-    allow_explained_without(tree, body, &Removed::default())
+    allow_explained_without(tree, body, &Removed::default(), RuleFormBuf::new())
 }
 
 fn allow_explained_without(
     tree: &AllowTree,
     body: &Value,
     removed: &Removed,
+    buf: RuleFormBuf,
 ) -> (Filtered, BTreeMap<String, Decision>) {
     let mut explain = Explain::default();
-    let body = walk_root(&tree.root, body, removed, &mut explain);
+    let body = walk_root(&tree.root, body, removed, &mut explain, buf);
     (explain.sets.into_filtered(body), explain.fields)
 }
 
@@ -345,9 +349,15 @@ impl fmt::Display for Why {
     }
 }
 
-/// The root is not a field: it keeps its kind and only its contents are filtered.
-fn walk_root(root: &Node, body: &Value, skip: &Removed, rec: &mut impl Recorder) -> Value {
-    let mut buf = RuleFormBuf::new();
+/// The root is not a field: it keeps its kind and only its contents are filtered. `buf` is
+/// the root's (empty) name, and says how upstream keys are written.
+fn walk_root(
+    root: &Node,
+    body: &Value,
+    skip: &Removed,
+    rec: &mut impl Recorder,
+    mut buf: RuleFormBuf,
+) -> Value {
     match body {
         Value::Object(map) => Value::Object(walk_object(root, map, &mut buf, skip, rec)),
         Value::Array(items) => match &root.each {
@@ -417,14 +427,17 @@ fn walk_object(
         if skip.has(value) {
             continue;
         }
-        buf.push_key(key);
         match node.keys.get(key) {
             Some(child) => {
+                buf.push_key(key);
                 if let Some(kept) = walk_value(child, value, buf, skip, rec) {
                     out.insert(key.clone(), kept);
                 }
             }
-            None => withhold(value, Why::NotAllowed, buf, skip, rec),
+            None => {
+                buf.push_upstream_key(key);
+                withhold(value, Why::NotAllowed, buf, skip, rec);
+            }
         }
         buf.pop();
     }
@@ -476,7 +489,7 @@ fn each_inner_path(
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter().filter(|(_, c)| !skip.has(c)) {
-                buf.push_key(key);
+                buf.push_upstream_key(key);
                 f(buf.as_str(), is_leaf(child, skip));
                 each_inner_path(child, buf, skip, f);
                 buf.pop();

@@ -14,7 +14,9 @@
 //! filter and the audit still have to name such a field, so [`RuleFormBuf`] renders it
 //! JSON-quoted in brackets (`tenant["a.b"]`). That form is unambiguous and [`FieldPath::parse`]
 //! refuses it, so a field with such a key can be reported but never granted.
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -175,17 +177,77 @@ impl std::str::FromStr for FieldPath {
 /// JSON-quoted in brackets (`tenant["a.b"]`, `[""]`). Plain keys, quoted keys and `[]` can
 /// be told apart at every step, so two different upstream places never share a name, and a
 /// quoted name can never equal an allow entry.
+///
+/// A buffer made [`RuleFormBuf::naming`] a policy's [`KnownKeys`] writes an upstream key that
+/// no rule names as `*` ([`RuleFormBuf::push_upstream_key`]): these names go to the ledger,
+/// and a key may itself be personal data.
 #[derive(Debug, Clone, Default)]
 pub struct RuleFormBuf {
     text: String,
     /// Length of `text` before each pushed step, to pop it again.
     marks: Vec<usize>,
+    /// When set, the only upstream keys written as they are.
+    known: Option<Arc<KnownKeys>>,
+}
+
+/// The object keys a policy's rules and glossary name, anywhere: in an allow entry, a
+/// `subjects` path, an `items` path, a derived field, a field a condition reads, or a
+/// glossary entry.
+///
+/// A name recorded from an upstream body (`withheld`, `disclosed`) writes only these keys as
+/// they are; any other key is written `*`. An upstream may key a map by an NI number or a
+/// household member's name, and such a key must never reach the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownKeys(HashSet<String>);
+
+impl KnownKeys {
+    /// Adds every key of `path`.
+    pub fn add_path(&mut self, path: &FieldPath) {
+        for segment in path.segments() {
+            if let Segment::Key(key) = segment {
+                self.add(key);
+            }
+        }
+    }
+
+    pub fn add(&mut self, key: &str) {
+        if !self.0.contains(key) {
+            self.0.insert(key.to_owned());
+        }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains(key)
+    }
 }
 
 impl RuleFormBuf {
     /// An empty name: the root of the body.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty name whose upstream keys are written only when `known` names them.
+    pub fn naming(known: Arc<KnownKeys>) -> Self {
+        RuleFormBuf {
+            known: Some(known),
+            ..Self::default()
+        }
+    }
+
+    /// Steps into the upstream key `key`: written as it is when the buffer names no known
+    /// keys or they include it, else as `*` (which no rule path can spell).
+    pub fn push_upstream_key(&mut self, key: &str) {
+        match &self.known {
+            Some(known) if !known.contains(key) => {
+                self.marks.push(self.text.len());
+                if !self.text.is_empty() {
+                    self.text.push('.');
+                }
+                self.text.push('*');
+            }
+            _ => self.push_key(key),
+        }
     }
 
     /// Steps into the object key `key`.

@@ -10,8 +10,9 @@
 //! [`Register::build`] makes the model; [`html`], [`markdown`] and [`csv`] render it. None of
 //! them prints or touches the clock: the caller passes the date, so the output is testable.
 
+pub mod coverage;
 pub mod csv;
-pub mod glossary;
+pub use crate::rules::glossary;
 pub mod html;
 pub mod markdown;
 pub mod source;

@@ -10,6 +10,7 @@
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
 
 pub mod diag;
+pub mod glossary;
 mod raw;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,9 +25,10 @@ use toml::Spanned;
 use crate::filter::cel::{Expr, Functions, PseudonymKey};
 use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
 use crate::filter::AllowTree;
-use crate::path::{FieldPath, Segment};
+use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::Template;
 use diag::{line_of, Diagnostic};
+use glossary::Glossary;
 
 /// The checked policy the gateway serves; immutable once built.
 #[derive(Debug)]
@@ -36,6 +38,7 @@ pub struct Policy {
     /// SHA-256 over the rule files' names and bytes: which rules a decision was made under.
     generation: String,
     warnings: Vec<Diagnostic>,
+    glossary: Glossary,
 }
 
 /// One organisation that receives data.
@@ -197,6 +200,28 @@ impl Policy {
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }
+
+    /// `glossary.toml`'s words for the field paths (empty without the file).
+    pub fn glossary(&self) -> &Glossary {
+        &self.glossary
+    }
+}
+
+/// Every key the rules of `types` and the glossary name.
+fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
+    let mut known = KnownKeys::default();
+    for route in types.iter().flat_map(|t| &t.routes) {
+        for path in route.allow_paths.iter().chain(&route.subjects) {
+            known.add_path(path);
+        }
+        route.conditions.name_keys(&mut known);
+    }
+    for path in glossary.paths() {
+        if let Ok(path) = FieldPath::parse(path) {
+            known.add_path(&path);
+        }
+    }
+    known
 }
 
 // === impl Recipient ===
@@ -335,11 +360,20 @@ impl Loader {
             }
         };
         type_files.sort();
-        let mut types = BTreeMap::new();
+        let mut loaded = Vec::new();
         for path in type_files {
             if let Some(kind) = self.load_type(path) {
-                types.insert(kind.name.clone(), Arc::new(kind));
+                loaded.push(kind);
             }
+        }
+        let glossary = self.load_glossary(dir);
+        let known = Arc::new(known_keys(&loaded, &glossary));
+        let mut types = BTreeMap::new();
+        for mut kind in loaded {
+            for route in &mut kind.routes {
+                route.conditions.set_known_keys(Arc::clone(&known));
+            }
+            types.insert(kind.name.clone(), Arc::new(kind));
         }
         let recipients = self.load_recipients(&dir.join("recipients.toml"), &types);
         let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
@@ -348,7 +382,26 @@ impl Loader {
             types,
             generation,
             warnings: Vec::new(),
+            glossary,
         })
+    }
+
+    /// `glossary.toml`, when there is one: its paths name keys too ([`KnownKeys`]).
+    fn load_glossary(&mut self, dir: &Path) -> Glossary {
+        let path = dir.join(glossary::FILE);
+        if !path.exists() {
+            return Glossary::default();
+        }
+        let Some(source) = self.read(path) else {
+            return Glossary::default();
+        };
+        match Glossary::parse(&source.path, &source.text) {
+            Ok(glossary) => glossary,
+            Err(e) => {
+                self.diagnostics.push(e.to_diagnostic());
+                Glossary::default()
+            }
+        }
     }
 
     fn load_type(&mut self, path: PathBuf) -> Option<RecipientType> {

@@ -310,7 +310,7 @@ fn csv_has_a_row_per_field_and_rule() {
 fn the_shipped_glossary_covers_every_disclosed_path() {
     let policy = shipped();
     let glossary = need_to_know::register::glossary::load(&root().join("rules")).expect("glossary");
-    let missing = need_to_know::register::glossary::missing(&policy, &glossary);
+    let missing = need_to_know::register::coverage::missing(&policy, &glossary);
     assert!(missing.is_empty(), "no plain words for: {missing:?}");
     assert_eq!(
         glossary.words("tenant.phone"),
@@ -323,7 +323,7 @@ fn the_shipped_glossary_covers_every_disclosed_path() {
 fn missing_glossary_entries_are_named_by_file_and_line() {
     let policy = shipped();
     let empty = need_to_know::register::glossary::Glossary::default();
-    let missing = need_to_know::register::glossary::missing(&policy, &empty);
+    let missing = need_to_know::register::coverage::missing(&policy, &empty);
     let file = root().join("rules/types/repairs-contractor.toml");
     let text = std::fs::read_to_string(&file).expect("read");
     let (_, line, _) = missing

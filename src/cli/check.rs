@@ -49,12 +49,10 @@ pub fn run(config: &Path) -> u8 {
                 Err(e) => problems.extend(e.0),
                 Ok(policy) => {
                     problems.extend(policy.warnings().iter().cloned());
-                    match crate::register::glossary::load(&settings.rules_dir) {
-                        Ok(glossary) => problems.extend(
-                            crate::register::glossary::missing_warnings(&policy, &glossary),
-                        ),
-                        Err(e) => problems.push(e.to_diagnostic()),
-                    }
+                    problems.extend(crate::register::coverage::missing_warnings(
+                        &policy,
+                        policy.glossary(),
+                    ));
                 }
             }
             problems.extend(check_tls(&settings));

@@ -23,16 +23,17 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
 
 use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
 use super::{
-    allow, allow_explained, allow_explained_without, allow_without, each_inner_path, subjects,
-    subjects_without, AllowTree, Decision, Removed,
+    allow_explained_without, allow_without, each_inner_path, subjects, subjects_without, AllowTree,
+    Decision, Removed,
 };
-use crate::path::{FieldPath, RuleFormBuf, Segment};
+use crate::path::{FieldPath, KnownKeys, RuleFormBuf, Segment};
 use crate::rules::{Recipient, Route};
 
 /// Routes with at most this many `when` rules get an allow tree per subset, compiled at
@@ -100,6 +101,9 @@ pub struct Conditions {
     uses: Uses,
     /// What the rules together read of `body`: all a request converts to CEL.
     body_reads: Reads,
+    /// The keys the whole policy names, set once every route is loaded: upstream keys
+    /// outside it are recorded as `*`. Until set, every upstream key is (fail closed).
+    known: Arc<KnownKeys>,
 }
 
 /// What `decide` needs to know about the request, for the CEL `recipient` and `request`.
@@ -232,6 +236,7 @@ impl Conditions {
             functions,
             uses,
             body_reads,
+            known: Arc::default(),
         };
         if conditions.when.len() <= PRECOMPUTED_WHENS {
             conditions.trees = (0..1u64 << conditions.when.len())
@@ -267,6 +272,41 @@ impl Conditions {
 
     pub fn refuse(&self) -> Option<&Refuse> {
         self.refuse.as_ref()
+    }
+
+    /// Puts the keys the whole policy names in use for this route's recorded paths.
+    pub fn set_known_keys(&mut self, known: Arc<KnownKeys>) {
+        self.known = known;
+    }
+
+    /// Adds the keys this route's rules name to `known`: their paths and the fields their
+    /// expressions read.
+    pub fn name_keys(&self, known: &mut KnownKeys) {
+        for w in &self.when {
+            w.allow.iter().for_each(|p| known.add_path(p));
+        }
+        for i in &self.items {
+            known.add_path(&i.path);
+        }
+        for d in &self.derive {
+            known.add_path(&d.field);
+        }
+        let exprs = self
+            .when
+            .iter()
+            .map(|w| &w.condition)
+            .chain(self.items.iter().map(|i| &i.keep))
+            .chain(self.derive.iter().map(|d| &d.value))
+            .chain(self.refuse.iter().map(|r| &r.condition));
+        for e in exprs {
+            e.body_reads().name_keys(known);
+            e.item_reads().name_keys(known);
+        }
+    }
+
+    /// An empty recorded name for a walk over an upstream body of this route.
+    pub(crate) fn names(&self) -> RuleFormBuf {
+        RuleFormBuf::naming(Arc::clone(&self.known))
     }
 
     fn has_rules(&self) -> bool {
@@ -477,7 +517,7 @@ fn decide_with(
         if let Some(erred) = refused {
             // A refusal is made on behalf of everyone the body names.
             let subjects = subjects(&route.subjects, upstream);
-            return refused_outcome(r, erred, subjects, errors, upstream, explain);
+            return refused_outcome(c, r, erred, subjects, errors, upstream, explain);
         }
     }
 
@@ -495,6 +535,7 @@ fn decide_with(
         let view = view.as_ref().unwrap_or(&upstream_view);
         apply_items(
             rule,
+            c.names(),
             upstream,
             &mut removed,
             (
@@ -565,10 +606,10 @@ fn decide_with(
     // allow
     let tree = c.tree(mask);
     let (filtered, fields) = if explain {
-        let (filtered, fields) = allow_explained_without(&tree, &body, skip);
+        let (filtered, fields) = allow_explained_without(&tree, &body, skip, c.names());
         (filtered, Some(fields))
     } else {
-        (allow_without(&tree, &body, skip), None)
+        (allow_without(&tree, &body, skip, c.names()), None)
     };
     let mut withheld = filtered.withheld;
     for path in dropped {
@@ -599,7 +640,7 @@ fn decide_with(
         };
     }
     let why = "not sent: no subjects path named a data subject, so the disclosure could not be recorded against anyone";
-    let mut outcome = nothing_sent(why, upstream, explain);
+    let mut outcome = nothing_sent(c, why, upstream, explain);
     outcome.unidentified = true;
     outcome.reasons = reasons;
     outcome.rule_errors = errors.0.into_iter().collect();
@@ -795,6 +836,7 @@ fn bind<'v>(
 }
 
 fn refused_outcome(
+    c: &Conditions,
     r: &Refuse,
     erred: bool,
     subjects: Vec<String>,
@@ -810,7 +852,7 @@ fn refused_outcome(
     } else {
         format!("refused: {}", r.reason)
     };
-    let mut outcome = nothing_sent(&why, upstream, explain);
+    let mut outcome = nothing_sent(c, &why, upstream, explain);
     outcome.refusal = Some(Refusal {
         reason: r.reason.clone(),
         erred,
@@ -823,16 +865,17 @@ fn refused_outcome(
 }
 
 /// An outcome that sends nothing of `upstream`: every path withheld, `why` for each.
-fn nothing_sent(why: &str, upstream: &Value, explain: bool) -> Outcome {
+fn nothing_sent(c: &Conditions, why: &str, upstream: &Value, explain: bool) -> Outcome {
     let nothing = AllowTree::default();
+    let none = Removed::default();
     let (filtered, fields) = if explain {
-        let (filtered, mut fields) = allow_explained(&nothing, upstream);
+        let (filtered, mut fields) = allow_explained_without(&nothing, upstream, &none, c.names());
         for decision in fields.values_mut() {
             decision.why = why.to_owned();
         }
         (filtered, Some(fields))
     } else {
-        (allow(&nothing, upstream), None)
+        (allow_without(&nothing, upstream, &none, c.names()), None)
     };
     Outcome {
         body: None,
@@ -939,9 +982,10 @@ fn visit_mut(
     true
 }
 
-fn rule_form(path: &FieldPath) -> RuleFormBuf {
-    let mut buf = RuleFormBuf::new();
-    for segment in path.segments() {
+/// The recorded name of a rule's own path, from `buf` (empty, naming upstream keys as the
+/// route does).
+fn rule_form(segments: &[Segment], mut buf: RuleFormBuf) -> RuleFormBuf {
+    for segment in segments {
         match segment {
             Segment::Key(k) => buf.push_key(k),
             Segment::Each => buf.push_each(),
@@ -953,6 +997,7 @@ fn rule_form(path: &FieldPath) -> RuleFormBuf {
 #[allow(clippy::too_many_arguments)]
 fn apply_items<'s, 'r: 's, 'v: 's>(
     rule: &Items,
+    names: RuleFormBuf,
     body: &Value,
     removed: &mut Removed,
     (scope, inputs): (&dyn Fn() -> &'s cel::Scope<'r, 'v>, &cel::Inputs<'_>),
@@ -971,11 +1016,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
     // (as `[].id` names a field of its elements).
     let root = rule.path.segments() == [Segment::Each];
     let segments: &[Segment] = if root { &[] } else { rule.path.segments() };
-    let mut buf = if root {
-        RuleFormBuf::new()
-    } else {
-        rule_form(&rule.path)
-    };
+    let mut buf = rule_form(if root { &[] } else { rule.path.segments() }, names);
     let path = rule.path.to_string();
     let mut note = |el: &Value, why: &str, buf: &mut RuleFormBuf, removed: &Removed| {
         if !explain {

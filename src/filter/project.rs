@@ -230,7 +230,10 @@ impl<'a> Projector<'a> {
             derived,
             max_depth,
             top,
-            scratch: Scratch::default(),
+            scratch: Scratch {
+                buf: c.names(),
+                ..Scratch::default()
+            },
         })
     }
 
@@ -874,7 +877,7 @@ impl<'s> Pass<'_, 's> {
                         match child {
                             Some(child) => mode(child),
                             None => {
-                                self.s.buf.push_key(name);
+                                self.s.buf.push_upstream_key(name);
                                 self.s.mark_here(false);
                                 self.s.buf.pop();
                                 Walk::Skip
@@ -891,7 +894,7 @@ impl<'s> Pass<'_, 's> {
                 let wanted = built.is_some() && child_reads.any();
                 let recording = !matches!(child_walk, Walk::Skip);
                 if recording {
-                    self.s.buf.push_key(name);
+                    self.s.buf.push_upstream_key(name);
                 }
                 let got = self.value(child_walk, child_reads, depth)?;
                 if recording {

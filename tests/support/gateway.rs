@@ -193,6 +193,12 @@ impl Builder {
             return self.write_shipped(dir, certs);
         }
         std::fs::create_dir_all(rules.join("types")).expect("rules dir");
+        // The shipped glossary names the fields of the sample records, so the ledger does.
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/glossary.toml"),
+            rules.join("glossary.toml"),
+        )
+        .expect("glossary");
         for (name, text) in &self.types {
             std::fs::write(rules.join("types").join(format!("{name}.toml")), text).expect("type");
         }

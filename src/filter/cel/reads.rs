@@ -34,6 +34,16 @@ pub enum Reads {
 // === impl Reads ===
 
 impl Reads {
+    /// Adds every field name read to `known`.
+    pub fn name_keys(&self, known: &mut crate::path::KnownKeys) {
+        if let Reads::Fields(fields) = self {
+            for (key, reads) in fields {
+                known.add(key);
+                reads.name_keys(known);
+            }
+        }
+    }
+
     /// What `expr` reads of the variable `name`.
     pub fn of(expr: &IdedExpr, name: &str) -> Reads {
         let mut reads = Reads::Nothing;

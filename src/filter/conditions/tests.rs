@@ -67,9 +67,20 @@ pub(crate) fn load(routes: &str, key: Option<&[u8]>) -> Result<Policy, crate::ru
     Policy::load_with(dir.path(), &secrets)
 }
 
+/// Words for fields the test bodies hold and no test rule names, so that the paths recorded
+/// for them are written out (a key nothing names is recorded as `*`).
+const GLOSSARY: &str = r#"
+[fields]
+"tenant.ni_number" = "National Insurance number"
+"tenant.ni" = "National Insurance number"
+"tenant.caution_markers[].detail" = "caution marker (incident detail)"
+"list[].x" = "x"
+"#;
+
 pub(crate) fn write_rules(dir: &Path, routes: &str) {
     std::fs::create_dir_all(dir.join("types")).unwrap();
     std::fs::write(dir.join("recipients.toml"), RECIPIENTS).unwrap();
+    std::fs::write(dir.join("glossary.toml"), GLOSSARY).unwrap();
     std::fs::write(
         dir.join("types/repairs-contractor.toml"),
         format!("{HEAD}{routes}"),
@@ -719,7 +730,10 @@ proptest! {
             );
         }
         for d in &out.disclosed {
-            let p = FieldPath::parse(d).unwrap();
+            // A key no rule names is recorded as `*`; only a granted subtree can hold one.
+            let named = d.split(".*").next().unwrap_or_default();
+            prop_assert!(named == d.as_str() || !named.is_empty(), "{d} disclosed");
+            let p = FieldPath::parse(named).unwrap();
             prop_assert!(grants.iter().any(|g| p.is_under(g)), "{d} disclosed");
         }
     }
@@ -1298,4 +1312,63 @@ fn a_disclosure_that_names_no_subject_is_not_sent() {
         out.body.unwrap(),
         json!({"id": "J1", "property": {"address": "1 High St"}})
     );
+}
+
+#[test]
+fn an_upstream_key_no_rule_names_is_recorded_as_a_star() {
+    let p = policy(
+        r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["tenant.id"]
+allow = ["tenant.household", "tenant.name"]
+"#,
+    );
+    // Keys that are themselves personal data: an NI number, a household member's name.
+    let body = json!({"tenant": {
+        "id": "T-1",
+        "name": "Ada",
+        "QQ123456A": {"since": "2001"},
+        "household": {"Jane Doe (daughter, DOB 2012-01-01)": {"age": 13}},
+        "ni_number": "QQ123456A"
+    }});
+    for explain in [false, true] {
+        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        // The recipient gets what the rules grant, keys and all.
+        let sent = out.body.clone().unwrap();
+        assert_eq!(sent["tenant"]["household"], body["tenant"]["household"]);
+        let mut recorded: Vec<String> = out.disclosed.iter().cloned().collect();
+        recorded.extend(out.withheld.iter().cloned());
+        recorded.extend(out.fields.iter().flat_map(|f| f.keys().cloned()));
+        for path in &recorded {
+            assert!(
+                !path.contains("QQ") && !path.contains("Jane"),
+                "{path} in {recorded:?}"
+            );
+        }
+        assert!(
+            out.disclosed.contains("tenant.household.*.*"),
+            "{recorded:?}"
+        );
+        assert!(out.withheld.contains("tenant.*"), "{recorded:?}");
+        // A key the glossary names is written out.
+        assert!(out.withheld.contains("tenant.ni_number"), "{recorded:?}");
+    }
+    // A refusal names the upstream's top-level keys the same way.
+    let p = policy(
+        r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["id"]
+allow = ["id"]
+
+[route.refuse]
+condition = "true"
+reason = "always"
+"#,
+    );
+    let out = run(&p, "acme-repairs", &json!({"id": "J1", "QQ123456A": 1}));
+    assert_eq!(out.withheld.into_iter().collect::<Vec<_>>(), ["*", "id"]);
 }

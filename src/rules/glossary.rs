@@ -9,7 +9,7 @@
 //!
 //! A path without an entry is shown as itself: the glossary makes the register readable, it
 //! never decides what is disclosed. `check` warns about disclosed paths it does not cover
-//! ([`missing`]), so a new allow entry gets its words when it is written.
+//! ([`crate::register::coverage`]), so a new allow entry gets its words when it is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::rules::diag::{line_of, Diagnostic};
-use crate::rules::Policy;
 
 /// The file's name inside the rules directory.
 pub const FILE: &str = "glossary.toml";
@@ -71,59 +70,6 @@ pub fn load(rules_dir: &Path) -> Result<Glossary, Error> {
     Glossary::parse(&path, &text)
 }
 
-/// Every disclosed path (allow, `when` allow, derived field) the glossary has no words for,
-/// as `(file, line, path)` in file and line order, for `check` to warn about.
-pub fn missing(policy: &Policy, glossary: &Glossary) -> Vec<(PathBuf, usize, String)> {
-    let mut out = Vec::new();
-    for kind in policy.types() {
-        for route in &kind.routes {
-            // The entry lines are only in the file; without it, the route's line will do.
-            let source = super::source::TypeSource::read(&route.file).ok();
-            let source = source
-                .as_ref()
-                .and_then(|s| s.route(&route.file, route.line).ok());
-            let mut found = |line: Option<usize>, path: String| {
-                if glossary.words(&path).is_none() {
-                    out.push((route.file.clone(), line.unwrap_or(route.line), path));
-                }
-            };
-            for (i, path) in route.allow_paths.iter().enumerate() {
-                let line = source.and_then(|s| s.allow.get(i)).map(|e| e.line);
-                found(line, path.to_string());
-            }
-            for (w, when) in route.conditions.when().iter().enumerate() {
-                for (i, path) in when.allow.iter().enumerate() {
-                    let line = source
-                        .and_then(|s| s.when.get(w))
-                        .and_then(|b| b.allow.get(i).copied());
-                    found(line, path.to_string());
-                }
-            }
-            for (d, derive) in route.conditions.derive().iter().enumerate() {
-                let line = source.and_then(|s| s.derive.get(d)).map(|e| e.line);
-                found(line, derive.field.to_string());
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// [`missing`] as `check` prints it: one warning per path, at the line that discloses it.
-pub fn missing_warnings(policy: &Policy, glossary: &Glossary) -> Vec<Diagnostic> {
-    missing(policy, glossary)
-        .into_iter()
-        .map(|(file, line, path)| {
-            Diagnostic::warning(
-                &file,
-                line,
-                format!("disclosed path \"{path}\" has no plain words in {FILE}: the register shows the path itself"),
-            )
-        })
-        .collect()
-}
-
 // === impl Glossary ===
 
 impl Glossary {
@@ -162,6 +108,11 @@ impl Glossary {
 
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+
+    /// The field paths it has words for.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().map(String::as_str)
     }
 }
 
