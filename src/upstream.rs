@@ -413,6 +413,13 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
 
 /// Undoes the content encoding: identity, or one layer of gzip with the limit applied to the
 /// decoded bytes (a small gzip can expand a thousandfold).
+///
+/// A gzip body may hold several members, one after another: every one is decoded, and any
+/// bytes after the last member that do not start another are an error. A decoder that
+/// stopped at the end of the first member would hand the parser a body that ends where a
+/// plain one would have trailing data, so what follows the JSON value would go unchecked;
+/// decoded whole, the body meets [`json::parse_strict`]'s one rule for trailing bytes, as an
+/// identity-coded body does.
 fn decode(headers: &HeaderMap, raw: Bytes, limit: u64) -> Result<Bytes, Error> {
     let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
     let Some(value) = values.next() else {
@@ -430,7 +437,8 @@ fn decode(headers: &HeaderMap, raw: Bytes, limit: u64) -> Result<Bytes, Error> {
         "identity" => Ok(raw),
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
-            let mut reader = flate2::read::GzDecoder::new(&raw[..]).take(limit.saturating_add(1));
+            let mut reader =
+                flate2::read::MultiGzDecoder::new(&raw[..]).take(limit.saturating_add(1));
             reader.read_to_end(&mut out).map_err(Error::Decode)?;
             if out.len() as u64 > limit {
                 return Err(Error::TooLarge(limit));
@@ -485,6 +493,36 @@ mod tests {
         assert!(matches!(
             decode(&bad, Bytes::from_static(b"not gzip"), 10),
             Err(Error::Decode(_))
+        ));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded_and_bytes_after_the_last_are_refused() {
+        let h = with(header::CONTENT_ENCODING, "gzip");
+        let two = [gzip(b"{\"a\":1}"), gzip(b"{\"b\":2}")].concat();
+        let decoded = decode(&h, Bytes::from(two), 100).expect("two members");
+        assert_eq!(&decoded[..], b"{\"a\":1}{\"b\":2}");
+        // The second document is trailing data to the parser, as in a plain body.
+        assert!(json::parse_strict(&decoded, 8).is_err());
+        for tail in [&b"}}}garbage"[..], b"\0", b"\x1f"] {
+            let body = [gzip(b"{\"a\":1}"), tail.to_vec()].concat();
+            assert!(
+                matches!(decode(&h, Bytes::from(body), 100), Err(Error::Decode(_))),
+                "{tail:?}"
+            );
+        }
+        // The limit counts the decoded bytes of every member together.
+        let two = [gzip(&[b' '; 60]), gzip(&[b' '; 60])].concat();
+        assert!(matches!(
+            decode(&h, Bytes::from(two), 100),
+            Err(Error::TooLarge(100))
         ));
     }
 }
