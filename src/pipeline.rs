@@ -99,6 +99,8 @@ pub enum RequestBodyError {
     Unexpected(http::Method),
     #[error("request body must be application/json")]
     NotJson,
+    #[error("more than one content-type header: a request may carry exactly one")]
+    ContentTypeRepeated,
     #[error("request body could not be read")]
     Read,
     #[error("request body did not arrive within {0:?}")]
@@ -529,6 +531,12 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Two content-types leave the upstream to choose one, maybe not the one checked here.
+    let mut content_types = parts.headers.get_all(header::CONTENT_TYPE).iter();
+    let content_type = content_types.next();
+    if content_types.next().is_some() {
+        return Err(RequestBodyError::ContentTypeRepeated);
+    }
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     if chunked {
         // hyper frames by the last coding and ignores the others; a body whose gzip (or any
@@ -559,14 +567,10 @@ async fn read_body(
         return Ok(Bytes::new());
     }
     if carries_body {
-        let json = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let essence = v.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-            });
+        let json = content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+        });
         if !json {
             return Err(RequestBodyError::NotJson);
         }
@@ -608,6 +612,11 @@ fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
             RequestBodyError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
+                e.to_string(),
+            ),
+            RequestBodyError::ContentTypeRepeated => (
+                StatusCode::BAD_REQUEST,
+                "ambiguous_content_type",
                 e.to_string(),
             ),
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),

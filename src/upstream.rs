@@ -29,7 +29,9 @@ use serde_json::Value;
 use crate::config;
 use crate::json;
 
-/// Request headers a recipient may have passed on to the upstream; all others are dropped.
+/// Request headers a recipient may have passed on to the upstream, one value each (the
+/// first); all others are dropped. The pipeline refuses a request with two content-types, so
+/// the one it checked the body against is the one the upstream reads.
 pub const FORWARDED_HEADERS: [HeaderName; 2] = [header::ACCEPT_LANGUAGE, header::CONTENT_TYPE];
 
 /// What went wrong with the upstream exchange.
@@ -287,8 +289,8 @@ impl Upstream {
         *request.uri_mut() = uri.parse().unwrap_or_default();
         let headers = request.headers_mut();
         for name in FORWARDED_HEADERS {
-            for value in forward.headers.get_all(&name) {
-                headers.append(name.clone(), value.clone());
+            if let Some(value) = forward.headers.get(&name) {
+                headers.insert(name, value.clone());
             }
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));

@@ -843,3 +843,65 @@ async fn a_client_that_stops_reading_is_cut_off() {
     );
     eprintln!("slow read: cut off after {answered} of {pipelined} pipelined responses");
 }
+
+/// Two Content-Type lines leave the upstream to pick one: the gateway checked the JSON one,
+/// the upstream might read the form one. A request carries exactly one, or is refused.
+#[tokio::test]
+async fn two_content_type_headers_are_refused() {
+    let up = Upstream::new()
+        .json("/api/jobs/J-1", job())
+        .route(
+            "POST",
+            "/api/jobs/J-1",
+            Reply::Json(200, json!({ "id": "J-1", "status": "noted" })),
+        )
+        .run()
+        .await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .kind("repairs-contractor", &hostile_type())
+        .start()
+        .await;
+    let key = gw.key("acme-repairs").to_string();
+    let body = br#"{"status":"done"}"#;
+    let two = "Content-Type: application/x-www-form-urlencoded\r\n";
+    for (name, template) in [
+        (
+            "POST, JSON then form",
+            post(&format!("{two}Content-Length: {}\r\n", body.len()), body),
+        ),
+        (
+            "POST, JSON then JSON",
+            post(
+                &format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                ),
+                body,
+            ),
+        ),
+        (
+            "GET, without a body",
+            get(&format!("Content-Type: application/json\r\n{two}")),
+        ),
+    ] {
+        let r = http::send_raw(gw.addr, &fill(&template, &key)).await;
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        assert_eq!(r.error(), "ambiguous_content_type", "{name}");
+        let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains("content-type"), "{name}: {message}");
+    }
+    assert_eq!(up.count(), 0, "{:?}", up.requests());
+    // One Content-Type goes through, and the upstream gets that one.
+    let one = post(&format!("Content-Length: {}\r\n", body.len()), body);
+    let r = http::send_raw(gw.addr, &fill(&one, &key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    let types: Vec<&str> = seen[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(types, ["application/json"]);
+}
