@@ -13,6 +13,7 @@ use crate::limits;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::reload;
+use crate::rules::diag::Diagnostic;
 use crate::rules::Policy;
 use crate::server;
 use crate::tls::Reloadable;
@@ -30,27 +31,24 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
     for warning in policy.warnings() {
         tracing::warn!("{warning}");
     }
-    if let Err(reason) = check_plaintext(&settings) {
-        return Ok(refuse([reason]));
+    let (errors, warnings): (Vec<_>, Vec<_>) = preflight(&settings)
+        .into_iter()
+        .partition(Diagnostic::is_error);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    if !errors.is_empty() {
+        return Ok(refuse(errors.iter().map(ToString::to_string)));
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(settings, policy))
 }
 
-/// Plain HTTP is for loopback (a sidecar or the demo) unless the operator insists.
-fn check_plaintext(settings: &Settings) -> Result<(), String> {
-    if settings.server.tls.is_some() {
-        return Ok(());
-    }
-    let addr = settings.server.listen;
-    if !addr.ip().is_loopback() && !settings.server.insecure_plaintext {
-        return Err(format!(
-            "{}: server.listen {addr} is not a loopback address and [server.tls] is not set: refusing to serve tenant data in plain text (set insecure_plaintext = true only behind a TLS-terminating proxy)",
-            settings.source.display()
-        ));
-    }
-    tracing::warn!(listen = %addr, "serving plain HTTP without TLS");
-    Ok(())
+/// What `serve` refuses to start on, or warns of, beyond the config and rules as loaded,
+/// decided from the settings before anything is opened or bound: plain HTTP off loopback.
+/// `check` prints the same list, so a config that passes `check` is not refused here.
+pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
+    settings.plaintext().into_iter().collect()
 }
 
 fn refuse(problems: impl IntoIterator<Item = String>) -> u8 {
