@@ -143,18 +143,7 @@ impl Upstream {
     /// When `credential_env` is set and the variable is missing or not a valid header value,
     /// or the URL's scheme is not supported by this build.
     pub fn new(settings: &config::Upstream, limits: &config::Limits) -> Result<Upstream, String> {
-        let credential = match &settings.credential_env {
-            None => None,
-            Some(name) => {
-                let value = std::env::var(name).map_err(|_| {
-                    format!("upstream.credential_env names {name}, which is not set")
-                })?;
-                let mut header = HeaderValue::try_from(format!("Bearer {value}"))
-                    .map_err(|_| format!("the value of {name} cannot be sent in a header"))?;
-                header.set_sensitive(true);
-                Some(header)
-            }
-        };
+        let credential = credential(settings)?;
         let https = settings.url.scheme_str() == Some("https");
         let tls_config = if https {
             crate::tls::upstream_client_config(settings.ca.as_deref()).map_err(|e| e.to_string())?
@@ -368,6 +357,25 @@ impl Upstream {
         let read = buffer.len() as u64;
         Ok((status, parts.headers, buffer.freeze(), read))
     }
+}
+
+/// The `Authorization` header the gateway sends upstream, from the variable
+/// `credential_env` names; `None` when it names none.
+///
+/// # Errors
+///
+/// The variable is not set, or its value cannot be sent in a header. The message names the
+/// variable, never its value.
+pub fn credential(settings: &config::Upstream) -> Result<Option<HeaderValue>, String> {
+    let Some(name) = &settings.credential_env else {
+        return Ok(None);
+    };
+    let value = std::env::var(name)
+        .map_err(|_| format!("upstream.credential_env names {name}, which is not set"))?;
+    let mut header = HeaderValue::try_from(format!("Bearer {value}"))
+        .map_err(|_| format!("the value of {name} cannot be sent in a header"))?;
+    header.set_sensitive(true);
+    Ok(Some(header))
 }
 
 impl fmt::Debug for Upstream {

@@ -213,6 +213,50 @@ fn check_refuses_plaintext_off_loopback_as_serve_does() {
     assert!(text.contains("0 error(s)"), "{text}");
 }
 
+/// The other refusals `serve` makes from the settings before it serves, each reported by
+/// `check` in serve's own words: an upstream credential or Redis URL variable that is not
+/// set, and signed checkpoints with the PostgreSQL ledger.
+#[test]
+fn check_reports_the_startup_refusals_of_serve() {
+    let unset = "NTK_TEST_NEVER_SET_4F1C";
+    assert!(std::env::var_os(unset).is_none());
+    // (case, a section header, the lines added under it, what check and serve both say)
+    let cases = [
+        (
+            "credential_env not set",
+            "[upstream]\n",
+            format!("credential_env = \"{unset}\"\n"),
+            format!("upstream.credential_env names {unset}, which is not set"),
+        ),
+        (
+            "redis_url_env not set",
+            "[limits]\n",
+            format!("shared = \"redis\"\nredis_url_env = \"{unset}\"\n"),
+            format!("the environment variable {unset} is not set"),
+        ),
+        (
+            "checkpoints with postgres",
+            "[audit]\n",
+            "backend = \"postgres\"\ncheckpoint_key = \"checkpoint.key\"\npostgres = { chain = \"gw-1\", url_env = \"PATH\" }\n".to_string(),
+            "signed checkpoints (audit.checkpoint_key) are for the file ledger".to_string(),
+        ),
+    ];
+    for (name, header, lines, says) in cases {
+        let (code, out, serve_code, serve_err) = check_and_serve(|text| {
+            assert!(text.contains(header), "{name}: {header:?} not in\n{text}");
+            text.replacen(header, &format!("{header}{lines}"), 1)
+        });
+        assert_eq!(code, Some(1), "{name}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(&says))
+            .unwrap_or_else(|| panic!("{name}: no line says {says:?}:\n{out}"));
+        assert!(line.starts_with("need-to-know.toml"), "{name}: {line}");
+        assert_eq!(serve_code, Some(64), "{name}: {serve_err}");
+        assert!(serve_err.contains(&says), "{name}: {serve_err}");
+    }
+}
+
 #[test]
 fn check_names_the_certificate_file_at_fault_and_why() {
     use need_to_know::certs::{Authority, Validity};
