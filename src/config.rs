@@ -39,6 +39,9 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
+    /// The line of `listen` in the file, for problems with the address; 0 when the address
+    /// in effect is not the file's (an environment override).
+    pub listen_line: usize,
     pub tls: Option<Tls>,
     pub insecure_plaintext: bool,
     /// A client that has not sent its whole request head by then is cut off (slowloris).
@@ -285,6 +288,7 @@ impl Settings {
                 e.message().to_string(),
             )]));
         }
+        let listen_in_file = listen_in_file(&text);
         // Second pass: the file with the environment layered over it.
         let overrides: config::Map<String, String> = env
             .into_iter()
@@ -308,10 +312,45 @@ impl Settings {
                     format!("with environment overrides: {e}"),
                 )])
             })?;
-        Self::resolve(path, raw)
+        let listen_line = listen_in_file
+            .filter(|(written, _)| *written == raw.server.listen)
+            .map_or(0, |(_, line)| line);
+        Self::resolve(path, raw, listen_line)
     }
 
-    fn resolve(path: &Path, raw: RawSettings) -> Result<Settings, Error> {
+    /// Plain HTTP is for loopback (a sidecar, the demo) unless the operator insists: without
+    /// `[server.tls]` on any other address, tenant data would cross the network in clear.
+    /// An error when `serve` must refuse to start, a warning when it serves plain HTTP (it
+    /// logs it), nothing with TLS; `serve` and `check` both ask here.
+    pub fn plaintext(&self) -> Option<Diagnostic> {
+        let server = &self.server;
+        if server.tls.is_some() {
+            return None;
+        }
+        let addr = server.listen;
+        let (file, line) = (&self.source, server.listen_line);
+        if addr.ip().is_loopback() {
+            return Some(Diagnostic::warning(
+                file,
+                line,
+                format!("server.listen {addr}: serving plain HTTP without TLS ([server.tls] is not set)"),
+            ));
+        }
+        if server.insecure_plaintext {
+            return Some(Diagnostic::warning(
+                file,
+                line,
+                format!("server.listen {addr} is not a loopback address and [server.tls] is not set: serving tenant data in plain HTTP, as insecure_plaintext = true allows (only behind a TLS-terminating proxy)"),
+            ));
+        }
+        Some(Diagnostic::error(
+            file,
+            line,
+            format!("server.listen {addr} is not a loopback address and [server.tls] is not set: refusing to serve tenant data in plain text (set insecure_plaintext = true only behind a TLS-terminating proxy)"),
+        ))
+    }
+
+    fn resolve(path: &Path, raw: RawSettings, listen_line: usize) -> Result<Settings, Error> {
         let base = path.parent().unwrap_or(Path::new(""));
         let at = |p: &Path| -> PathBuf {
             if p.is_absolute() {
@@ -497,6 +536,7 @@ impl Settings {
             source: path.to_path_buf(),
             server: Server {
                 listen,
+                listen_line,
                 tls: raw.server.tls.map(|t| Tls {
                     cert: at(&t.cert),
                     key: at(&t.key),
@@ -533,6 +573,23 @@ impl Settings {
             },
         })
     }
+}
+
+/// `server.listen` as the file writes it, and its line. The second pass, through the
+/// `config` crate, keeps no spans, so a problem found later with the address takes its line
+/// from here.
+fn listen_in_file(text: &str) -> Option<(String, usize)> {
+    #[derive(Deserialize)]
+    struct File {
+        server: Section,
+    }
+    #[derive(Deserialize)]
+    struct Section {
+        listen: toml::Spanned<String>,
+    }
+    let file: File = toml::from_str(text).ok()?;
+    let line = line_of(text, file.server.listen.span().start);
+    Some((file.server.listen.into_inner(), line))
 }
 
 /// `[limits] shared`, `redis_url_env`, `on_redis_error`, `replicas_hint`, `redis_timeout`.
@@ -878,6 +935,42 @@ path = "var/audit.jsonl"
             let err = load(bad).expect_err(bad).to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn plaintext_is_refused_off_loopback_at_the_line_of_listen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = |text: &str, env: Vec<(String, String)>| {
+            Settings::load_with_env(&write(dir.path(), text), env).expect("loads")
+        };
+        // Loopback: served, with a warning.
+        let d = load(MINIMAL, vec![]).plaintext().expect("a warning");
+        assert!(!d.is_error(), "{d}");
+        assert_eq!(d.line, 3, "{d}");
+        // Any other address: refused, at the line of listen.
+        let open = MINIMAL.replace("127.0.0.1:8443", "0.0.0.0:8443");
+        let d = load(&open, vec![]).plaintext().expect("an error");
+        assert!(d.is_error(), "{d}");
+        assert_eq!(d.line, 3, "{d}");
+        assert!(d.message.contains("not a loopback address"), "{d}");
+        // Insisted on: served, with a warning.
+        let insisted = open.replace("[upstream]", "insecure_plaintext = true\n[upstream]");
+        let d = load(&insisted, vec![]).plaintext().expect("a warning");
+        assert!(!d.is_error(), "{d}");
+        // An address from the environment is not the file's line.
+        let env = vec![(
+            "NEED_TO_KNOW__SERVER__LISTEN".to_string(),
+            "[::]:8443".to_string(),
+        )];
+        let d = load(MINIMAL, env).plaintext().expect("an error");
+        assert!(d.is_error(), "{d}");
+        assert_eq!(d.line, 0, "{d}");
+        // With TLS there is nothing to say.
+        let tls = MINIMAL.replace(
+            "[upstream]",
+            "[server.tls]\ncert = \"c\"\nkey = \"k\"\n[upstream]",
+        );
+        assert!(load(&tls, vec![]).plaintext().is_none());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! 3. **limit**: is the recipient within its rate ([`limits`]); 429 with `Retry-After`, or
 //!    503 when the shared limiter cannot answer and is configured to refuse; then is it
 //!    within its `max_in_flight` concurrent requests ([`limits::in_flight`]); 429.
-//! 4. **read**: the recipient's own request body, within `max_request_body`; 413.
+//! 4. **read**: the recipient's own request body, within `max_request_body`; 413. Checked
+//!    by the bytes that arrive, whatever the framing: none on GET, DELETE or HEAD, else one
+//!    strict JSON document under exactly one `application/json` content-type; 400.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
 //!    `when` and the allow-list; the body a recipient may see.
@@ -29,7 +31,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use serde_json::{json, Value};
 
 use crate::audit::{self, AuditLog, Record};
@@ -102,6 +104,12 @@ pub enum RequestBodyError {
     Unexpected(http::Method),
     #[error("request body must be application/json")]
     NotJson,
+    #[error("more than one content-type header: a request may carry exactly one")]
+    ContentTypeRepeated,
+    /// The body claims JSON and is not one strict JSON document; the message names the
+    /// problem and its position, never a byte of the body.
+    #[error("request body is not valid JSON: {0}")]
+    Json(#[source] crate::json::Error),
     #[error("request body could not be read")]
     Read,
     #[error("request body did not arrive within {0:?}")]
@@ -378,7 +386,7 @@ impl Gateway {
         // read
         let body = tokio::time::timeout(
             self.limits.request_body_timeout,
-            read_body(&parts, body, self.limits.max_request_body),
+            read_body(&parts, body, &self.limits),
         )
         .await
         .map_err(|_| RequestBodyError::Timeout(self.limits.request_body_timeout))??;
@@ -531,19 +539,18 @@ fn note_recipient(record: &mut Record, recipient: &Recipient) {
     record.lawful_basis = Some(recipient.kind.lawful_basis.to_string());
 }
 
-/// Reads the recipient's body for methods that carry one; GET and DELETE must not.
+/// Reads the recipient's body and checks it by what arrived, whatever the framing: over
+/// HTTP/2 a body needs no content-length, so the headers alone cannot say whether one follows.
+/// GET, DELETE and HEAD must carry no byte; any other body must be one JSON document, parsed
+/// as strictly as an upstream body, under exactly one `application/json` content-type, so the
+/// upstream reads the document the gateway checked.
 async fn read_body(
     parts: &http::request::Parts,
     body: Incoming,
-    limit: u64,
+    limits: &Limits,
 ) -> Result<Bytes, RequestBodyError> {
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
-    if chunked {
+    let limit = limits.max_request_body;
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
         // hyper frames by the last coding and ignores the others; a body whose gzip (or any
         // other) coding would be silently dropped on its way upstream is refused instead.
         let codings: Vec<String> = parts
@@ -557,41 +564,61 @@ async fn read_body(
             return Err(RequestBodyError::TransferCoding);
         }
     }
-    let carries_body = chunked || declared.is_some_and(|n| n > 0);
+    // Two content-types leave the upstream to choose one, maybe not the one checked here.
+    let mut content_types = parts.headers.get_all(header::CONTENT_TYPE).iter();
+    let content_type = content_types.next();
+    if content_types.next().is_some() {
+        return Err(RequestBodyError::ContentTypeRepeated);
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(RequestBodyError::TooLarge(limit));
     }
     let method = &parts.method;
-    if *method == http::Method::GET
+    let bodiless = *method == http::Method::GET
         || *method == http::Method::DELETE
-        || *method == http::Method::HEAD
-    {
-        if carries_body {
-            return Err(RequestBodyError::Unexpected(method.clone()));
-        }
-        return Ok(Bytes::new());
+        || *method == http::Method::HEAD;
+    // Framing that announces a body where none belongs is refused unread (a GET with both
+    // Content-Length and Transfer-Encoding is how requests are smuggled), whether or not
+    // its body turns out empty; a body that arrives unannounced is caught below.
+    let announced =
+        parts.headers.contains_key(header::TRANSFER_ENCODING) || declared.is_some_and(|n| n > 0);
+    if bodiless && announced {
+        return Err(RequestBodyError::Unexpected(method.clone()));
     }
-    if carries_body {
-        let json = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let essence = v.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-            });
-        if !json {
-            return Err(RequestBodyError::NotJson);
+    // The end of the stream known from the head (no content-length, or 0, over HTTP/1.1;
+    // END_STREAM on the HEADERS frame over HTTP/2): nothing can arrive.
+    let bytes = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+        match Limited::new(body, limit_usize).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(RequestBodyError::TooLarge(limit));
+            }
+            Err(_) => return Err(RequestBodyError::Read),
         }
+    };
+    if bytes.is_empty() {
+        return Ok(bytes);
     }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(RequestBodyError::TooLarge(limit))
-        }
-        Err(_) => Err(RequestBodyError::Read),
+    if bodiless {
+        return Err(RequestBodyError::Unexpected(method.clone()));
     }
+    let json = content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let essence = v.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    });
+    if !json {
+        return Err(RequestBodyError::NotJson);
+    }
+    crate::json::parse_strict(&bytes, limits.max_depth).map_err(RequestBodyError::Json)?;
+    Ok(bytes)
 }
 
 /// The one mapping from a rejection to status, stable code and message.
@@ -621,6 +648,11 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             RequestBodyError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
+                e.to_string(),
+            ),
+            RequestBodyError::ContentTypeRepeated => (
+                StatusCode::BAD_REQUEST,
+                "ambiguous_content_type",
                 e.to_string(),
             ),
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),

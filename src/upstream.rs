@@ -29,7 +29,9 @@ use serde_json::Value;
 use crate::config;
 use crate::json;
 
-/// Request headers a recipient may have passed on to the upstream; all others are dropped.
+/// Request headers a recipient may have passed on to the upstream, one value each (the
+/// first); all others are dropped. The pipeline refuses a request with two content-types, so
+/// the one it checked the body against is the one the upstream reads.
 pub const FORWARDED_HEADERS: [HeaderName; 2] = [header::ACCEPT_LANGUAGE, header::CONTENT_TYPE];
 
 /// What went wrong with the upstream exchange.
@@ -141,18 +143,7 @@ impl Upstream {
     /// When `credential_env` is set and the variable is missing or not a valid header value,
     /// or the URL's scheme is not supported by this build.
     pub fn new(settings: &config::Upstream, limits: &config::Limits) -> Result<Upstream, String> {
-        let credential = match &settings.credential_env {
-            None => None,
-            Some(name) => {
-                let value = std::env::var(name).map_err(|_| {
-                    format!("upstream.credential_env names {name}, which is not set")
-                })?;
-                let mut header = HeaderValue::try_from(format!("Bearer {value}"))
-                    .map_err(|_| format!("the value of {name} cannot be sent in a header"))?;
-                header.set_sensitive(true);
-                Some(header)
-            }
-        };
+        let credential = credential(settings)?;
         let https = settings.url.scheme_str() == Some("https");
         let tls_config = if https {
             crate::tls::upstream_client_config(settings.ca.as_deref()).map_err(|e| e.to_string())?
@@ -287,8 +278,8 @@ impl Upstream {
         *request.uri_mut() = uri.parse().unwrap_or_default();
         let headers = request.headers_mut();
         for name in FORWARDED_HEADERS {
-            for value in forward.headers.get_all(&name) {
-                headers.append(name.clone(), value.clone());
+            if let Some(value) = forward.headers.get(&name) {
+                headers.insert(name, value.clone());
             }
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -368,6 +359,25 @@ impl Upstream {
     }
 }
 
+/// The `Authorization` header the gateway sends upstream, from the variable
+/// `credential_env` names; `None` when it names none.
+///
+/// # Errors
+///
+/// The variable is not set, or its value cannot be sent in a header. The message names the
+/// variable, never its value.
+pub fn credential(settings: &config::Upstream) -> Result<Option<HeaderValue>, String> {
+    let Some(name) = &settings.credential_env else {
+        return Ok(None);
+    };
+    let value = std::env::var(name)
+        .map_err(|_| format!("upstream.credential_env names {name}, which is not set"))?;
+    let mut header = HeaderValue::try_from(format!("Bearer {value}"))
+        .map_err(|_| format!("the value of {name} cannot be sent in a header"))?;
+    header.set_sensitive(true);
+    Ok(Some(header))
+}
+
 impl fmt::Debug for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upstream")
@@ -413,6 +423,13 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
 
 /// Undoes the content encoding: identity, or one layer of gzip with the limit applied to the
 /// decoded bytes (a small gzip can expand a thousandfold).
+///
+/// A gzip body may hold several members, one after another: every one is decoded, and any
+/// bytes after the last member that do not start another are an error. A decoder that
+/// stopped at the end of the first member would hand the parser a body that ends where a
+/// plain one would have trailing data, so what follows the JSON value would go unchecked;
+/// decoded whole, the body meets [`json::parse_strict`]'s one rule for trailing bytes, as an
+/// identity-coded body does.
 fn decode(headers: &HeaderMap, raw: Bytes, limit: u64) -> Result<Bytes, Error> {
     let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
     let Some(value) = values.next() else {
@@ -430,7 +447,8 @@ fn decode(headers: &HeaderMap, raw: Bytes, limit: u64) -> Result<Bytes, Error> {
         "identity" => Ok(raw),
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
-            let mut reader = flate2::read::GzDecoder::new(&raw[..]).take(limit.saturating_add(1));
+            let mut reader =
+                flate2::read::MultiGzDecoder::new(&raw[..]).take(limit.saturating_add(1));
             reader.read_to_end(&mut out).map_err(Error::Decode)?;
             if out.len() as u64 > limit {
                 return Err(Error::TooLarge(limit));
@@ -485,6 +503,36 @@ mod tests {
         assert!(matches!(
             decode(&bad, Bytes::from_static(b"not gzip"), 10),
             Err(Error::Decode(_))
+        ));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded_and_bytes_after_the_last_are_refused() {
+        let h = with(header::CONTENT_ENCODING, "gzip");
+        let two = [gzip(b"{\"a\":1}"), gzip(b"{\"b\":2}")].concat();
+        let decoded = decode(&h, Bytes::from(two), 100).expect("two members");
+        assert_eq!(&decoded[..], b"{\"a\":1}{\"b\":2}");
+        // The second document is trailing data to the parser, as in a plain body.
+        assert!(json::parse_strict(&decoded, 8).is_err());
+        for tail in [&b"}}}garbage"[..], b"\0", b"\x1f"] {
+            let body = [gzip(b"{\"a\":1}"), tail.to_vec()].concat();
+            assert!(
+                matches!(decode(&h, Bytes::from(body), 100), Err(Error::Decode(_))),
+                "{tail:?}"
+            );
+        }
+        // The limit counts the decoded bytes of every member together.
+        let two = [gzip(&[b' '; 60]), gzip(&[b' '; 60])].concat();
+        assert!(matches!(
+            decode(&h, Bytes::from(two), 100),
+            Err(Error::TooLarge(100))
         ));
     }
 }

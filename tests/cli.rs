@@ -148,6 +148,115 @@ fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
 
+/// Runs `check` and `serve` on the test config edited by `edit`; (check's exit code and
+/// output, serve's exit code and standard error).
+fn check_and_serve(edit: impl Fn(String) -> String) -> (Option<i32>, String, Option<i32>, String) {
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let text = edit(std::fs::read_to_string(&config).expect("config"));
+    std::fs::write(&config, text).expect("config");
+    let check = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
+    let serve = run_in(dir.path(), &["serve", "--config", "need-to-know.toml"]);
+    (
+        check.status.code(),
+        stdout(&check),
+        serve.status.code(),
+        String::from_utf8_lossy(&serve.stderr).into_owned(),
+    )
+}
+
+/// What `serve` refuses at startup, `check` reports, from the one rule both call: plain HTTP
+/// on an address other than loopback, without `[server.tls]` or `insecure_plaintext`.
+#[test]
+fn check_refuses_plaintext_off_loopback_as_serve_does() {
+    let off_loopback = |text: String| {
+        assert!(
+            text.starts_with("[server]\nlisten = \"127.0.0.1:0\"\n"),
+            "{text}"
+        );
+        text.replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:8443\"")
+    };
+    let (code, out, serve_code, serve_err) = check_and_serve(off_loopback);
+    assert_eq!(code, Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("not a loopback address"))
+        .unwrap_or_else(|| panic!("no line names the plain-text listen address:\n{out}"));
+    assert!(
+        line.starts_with("need-to-know.toml:2: server.listen 0.0.0.0:8443 "),
+        "{line}"
+    );
+    assert!(out.contains("1 error(s)"), "{out}");
+    assert_eq!(serve_code, Some(64), "{serve_err}");
+    assert!(
+        serve_err.contains(line),
+        "serve: {serve_err}\ncheck: {line}"
+    );
+
+    // Insisted on: check passes, with the warning serve logs.
+    let insisted = |text: String| {
+        off_loopback(text).replace(
+            "listen = \"0.0.0.0:8443\"\n",
+            "listen = \"0.0.0.0:8443\"\ninsecure_plaintext = true\n",
+        )
+    };
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let text = insisted(std::fs::read_to_string(&config).expect("config"));
+    std::fs::write(&config, text).expect("config");
+    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("need-to-know.toml:2: warning: ") && l.contains("plain HTTP")),
+        "{text}"
+    );
+    assert!(text.contains("0 error(s)"), "{text}");
+}
+
+/// The other refusals `serve` makes from the settings before it serves, each reported by
+/// `check` in serve's own words: an upstream credential or Redis URL variable that is not
+/// set, and signed checkpoints with the PostgreSQL ledger.
+#[test]
+fn check_reports_the_startup_refusals_of_serve() {
+    let unset = "NTK_TEST_NEVER_SET_4F1C";
+    assert!(std::env::var_os(unset).is_none());
+    // (case, a section header, the lines added under it, what check and serve both say)
+    let cases = [
+        (
+            "credential_env not set",
+            "[upstream]\n",
+            format!("credential_env = \"{unset}\"\n"),
+            format!("upstream.credential_env names {unset}, which is not set"),
+        ),
+        (
+            "redis_url_env not set",
+            "[limits]\n",
+            format!("shared = \"redis\"\nredis_url_env = \"{unset}\"\n"),
+            format!("the environment variable {unset} is not set"),
+        ),
+        (
+            "checkpoints with postgres",
+            "[audit]\n",
+            "backend = \"postgres\"\ncheckpoint_key = \"checkpoint.key\"\npostgres = { chain = \"gw-1\", url_env = \"PATH\" }\n".to_string(),
+            "signed checkpoints (audit.checkpoint_key) are for the file ledger".to_string(),
+        ),
+    ];
+    for (name, header, lines, says) in cases {
+        let (code, out, serve_code, serve_err) = check_and_serve(|text| {
+            assert!(text.contains(header), "{name}: {header:?} not in\n{text}");
+            text.replacen(header, &format!("{header}{lines}"), 1)
+        });
+        assert_eq!(code, Some(1), "{name}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(&says))
+            .unwrap_or_else(|| panic!("{name}: no line says {says:?}:\n{out}"));
+        assert!(line.starts_with("need-to-know.toml"), "{name}: {line}");
+        assert_eq!(serve_code, Some(64), "{name}: {serve_err}");
+        assert!(serve_err.contains(&says), "{name}: {serve_err}");
+    }
+}
+
 #[test]
 fn check_names_the_certificate_file_at_fault_and_why() {
     use need_to_know::certs::{Authority, Validity};

@@ -122,6 +122,68 @@ async fn a_gzip_body_is_decoded_then_filtered() {
     assert_nothing_withheld(&r.raw);
 }
 
+/// `bytes` as one gzip member.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
+}
+
+/// A gzip'd body is held to the rules of a plain one: anything after the JSON value, whether
+/// inside the member, in a second member or as bytes after the member, is refused, and none
+/// of it reaches the recipient.
+#[tokio::test]
+async fn gzip_trailing_data_is_refused_as_for_a_plain_body() {
+    let doc = serde_json::to_vec(&job()).expect("json");
+    let with_garbage = [&doc[..], b"}}}garbage"].concat();
+    let second = serde_json::to_vec(&json!({ "id": "J-1002" })).expect("json");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "garbage after the JSON, inside the member",
+            gzip(&with_garbage),
+            "upstream_malformed",
+        ),
+        (
+            "garbage after the member",
+            [gzip(&doc), b"}}}garbage".to_vec()].concat(),
+            "upstream_broken_body",
+        ),
+        (
+            "a second member holding more JSON",
+            [gzip(&doc), gzip(&second)].concat(),
+            "upstream_malformed",
+        ),
+        (
+            "a second member holding the garbage",
+            [gzip(&doc), gzip(b"}}}garbage")].concat(),
+            "upstream_malformed",
+        ),
+    ];
+    let mut upstream = Upstream::new().route("GET", "/api/jobs/J-1001", Reply::Gzip(job()));
+    for (i, (_, body, _)) in cases.iter().enumerate() {
+        let reply = raw("application/json", Some("gzip"), body);
+        upstream = upstream.route("GET", &format!("/api/jobs/case-{i}"), reply);
+    }
+    let up = upstream.run().await;
+    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let key = gw.key("acme-repairs").to_string();
+    for (i, (name, _, code)) in cases.iter().enumerate() {
+        let r = http::get(gw.addr, &format!("/jobs/case-{i}"), Some(&key)).await;
+        assert_eq!(r.status, 502, "{name}: {}", r.text());
+        assert_eq!(r.error(), *code, "{name}");
+        assert!(
+            !r.text().contains("J-100"),
+            "{name}: upstream bytes relayed"
+        );
+        assert_nothing_withheld(&r.raw);
+    }
+    // A single, whole member is still served.
+    let r = http::get(gw.addr, "/jobs/J-1001", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], "J-1001");
+}
+
 fn raw(content_type: &str, encoding: Option<&str>, body: &[u8]) -> Reply {
     let mut headers = vec![("Content-Type".to_string(), content_type.to_string())];
     if let Some(e) = encoding {

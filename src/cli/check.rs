@@ -63,6 +63,7 @@ pub fn run(config: &Path) -> u8 {
                 }
             }
             problems.extend(check_ledger(&settings));
+            problems.extend(super::serve::preflight(&settings));
         }
     }
     let errors = problems.iter().filter(|d| d.is_error()).count();

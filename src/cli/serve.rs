@@ -13,6 +13,7 @@ use crate::limits;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::reload;
+use crate::rules::diag::Diagnostic;
 use crate::rules::Policy;
 use crate::server;
 use crate::tls::Reloadable;
@@ -30,27 +31,49 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
     for warning in policy.warnings() {
         tracing::warn!("{warning}");
     }
-    if let Err(reason) = check_plaintext(&settings) {
-        return Ok(refuse([reason]));
+    let (errors, warnings): (Vec<_>, Vec<_>) = preflight(&settings)
+        .into_iter()
+        .partition(Diagnostic::is_error);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    if !errors.is_empty() {
+        return Ok(refuse(errors.iter().map(ToString::to_string)));
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(settings, policy))
 }
 
-/// Plain HTTP is for loopback (a sidecar or the demo) unless the operator insists.
-fn check_plaintext(settings: &Settings) -> Result<(), String> {
-    if settings.server.tls.is_some() {
-        return Ok(());
+/// What `serve` refuses to start on, or warns of, beyond the config and rules as loaded,
+/// decided from the settings and the environment before anything is opened or bound:
+/// plain HTTP off loopback, an upstream credential or Redis URL variable that is not set,
+/// and signed checkpoints with the PostgreSQL ledger. `check` prints the same list, so a
+/// config that passes `check` is not refused here.
+pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
+    let error = |message: String| Diagnostic::error(&settings.source, 0, message);
+    let mut problems: Vec<Diagnostic> = settings.plaintext().into_iter().collect();
+    if let Err(message) = crate::upstream::credential(&settings.upstream) {
+        problems.push(error(message));
     }
-    let addr = settings.server.listen;
-    if !addr.ip().is_loopback() && !settings.server.insecure_plaintext {
-        return Err(format!(
-            "{}: server.listen {addr} is not a loopback address and [server.tls] is not set: refusing to serve tenant data in plain text (set insecure_plaintext = true only behind a TLS-terminating proxy)",
-            settings.source.display()
-        ));
+    if let Some(shared) = &settings.limits.shared {
+        if let Err(message) = limits::redis::client(shared) {
+            problems.push(error(message));
+        }
     }
-    tracing::warn!(listen = %addr, "serving plain HTTP without TLS");
-    Ok(())
+    if checkpoints_unsupported(settings) {
+        problems.push(error(CHECKPOINTS_NEED_THE_FILE.to_string()));
+    }
+    problems
+}
+
+/// Why `serve` refuses signed checkpoints with the PostgreSQL ledger.
+const CHECKPOINTS_NEED_THE_FILE: &str = "signed checkpoints (audit.checkpoint_key) are for the file ledger; PostgreSQL chains are checked by audit verify --postgres";
+
+/// Signed checkpoints cover the file ledger's lines only; a PostgreSQL chain is verified
+/// from the database.
+fn checkpoints_unsupported(settings: &Settings) -> bool {
+    matches!(settings.audit_backend, AuditBackend::Postgres(_))
+        && settings.audit_checkpoints.is_some()
 }
 
 fn refuse(problems: impl IntoIterator<Item = String>) -> u8 {
@@ -107,19 +130,14 @@ pub(super) enum StartError {
 /// URL read from the environment here, and nowhere else).
 async fn open_audit(settings: &Settings) -> Result<(AuditLog, crate::audit::Opened), StartError> {
     match &settings.audit_backend {
-        AuditBackend::File => {
-            AuditLog::open_with(&settings.audit_path, &audit_options(settings)).map_err(
-                |source| StartError::Audit {
-                    path: settings.audit_path.clone(),
-                    source,
-                },
-            )
-        }
-        AuditBackend::Postgres(_) if settings.audit_checkpoints.is_some() => Err(
-            StartError::Ledger(crate::audit::Error::Unsupported(
-                "signed checkpoints (audit.checkpoint_key) are for the file ledger; PostgreSQL chains are checked by audit verify --postgres",
-            )),
-        ),
+        AuditBackend::File => AuditLog::open_with(&settings.audit_path, &audit_options(settings))
+            .map_err(|source| StartError::Audit {
+                path: settings.audit_path.clone(),
+                source,
+            }),
+        AuditBackend::Postgres(_) if checkpoints_unsupported(settings) => Err(StartError::Ledger(
+            crate::audit::Error::Unsupported(CHECKPOINTS_NEED_THE_FILE),
+        )),
         AuditBackend::Postgres(pg) => {
             let url = pg
                 .url()

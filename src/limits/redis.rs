@@ -85,12 +85,7 @@ impl Shared {
         settings: &SharedLimits,
         metrics: metrics::SharedLimiter,
     ) -> Result<Shared, String> {
-        let name = &settings.redis_url_env;
-        let url = std::env::var(name).map_err(|_| {
-            format!("limits.redis_url_env: the environment variable {name} is not set")
-        })?;
-        let client = Client::open(url.as_str())
-            .map_err(|_| format!("limits.redis_url_env: {name} does not hold a redis:// URL"))?;
+        let client = client(settings)?;
         let inner = Arc::new(Inner {
             client,
             script: Script::new(include_str!("gcra.lua")),
@@ -111,6 +106,19 @@ impl Shared {
         }
         Ok(Shared { inner })
     }
+}
+
+/// The Redis client for the URL in `redis_url_env`; no connection is made.
+///
+/// # Errors
+///
+/// As [`Shared::connect`]: the variable is unset, or does not hold a URL the client takes.
+pub fn client(settings: &SharedLimits) -> Result<Client, String> {
+    let name = &settings.redis_url_env;
+    let url = std::env::var(name)
+        .map_err(|_| format!("limits.redis_url_env: the environment variable {name} is not set"))?;
+    Client::open(url.as_str())
+        .map_err(|_| format!("limits.redis_url_env: {name} does not hold a redis:// URL"))
 }
 
 impl Limiter for Shared {
