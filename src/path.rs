@@ -197,8 +197,11 @@ pub struct RuleFormBuf {
 /// A name recorded from an upstream body (`withheld`, `disclosed`) writes only these keys as
 /// they are; any other key is written `*`. An upstream may key a map by an NI number or a
 /// household member's name, and such a key must never reach the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KnownKeys(HashSet<String>);
+///
+/// Looked up once per upstream key the walk records that the allow tree does not name; the
+/// set is fixed when rules load, so a fast unkeyed hash is safe.
+#[derive(Debug, Clone, Default)]
+pub struct KnownKeys(HashSet<String, foldhash::fast::RandomState>);
 
 impl KnownKeys {
     /// Adds every key of `path`.
