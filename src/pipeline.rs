@@ -358,7 +358,11 @@ impl Gateway {
         } else {
             &parts.uri
         };
-        let granted = routes::authorize(&recipient.kind, &parts.method, target)?;
+        // Decoded once: the record, the conditions' `request.path` and the upstream target
+        // all take this one value.
+        let target = routes::Target::parse(target)?;
+        record.path = target.path().to_string();
+        let granted = routes::grant(&recipient.kind, &parts.method, target)?;
         let route = granted.route;
         record.route = Some(route.template.to_string());
 
@@ -453,7 +457,7 @@ impl Gateway {
                         request: stream::Requested {
                             route: index,
                             method: parts.method.to_string(),
-                            path: parts.uri.path().to_string(),
+                            path: granted.path,
                             params: granted.params,
                             query: granted.query,
                             headers: cel_headers,
@@ -470,7 +474,7 @@ impl Gateway {
         let request = filter::Request {
             recipient: &recipient,
             method: parts.method.as_str(),
-            path: parts.uri.path(),
+            path: &granted.path,
             params: &granted.params,
             query: &granted.query,
             headers: &cel_headers,
