@@ -176,9 +176,9 @@ impl Gateway {
             request_id: request_id.clone(),
             recipient: None,
             recipient_type: None,
-            method: request.method().to_string(),
+            method: String::new(),
             route: None,
-            path: request.uri().path().to_string(),
+            path: String::new(),
             status: 0,
             purpose: None,
             lawful_basis: None,
@@ -188,6 +188,10 @@ impl Gateway {
             withheld: Vec::new(),
             extra: serde_json::Map::new(),
         };
+        // Bounded: these are written before anyone is identified. Refused before routing can
+        // decode it, the path is recorded as received; `decide` sets the decoded one.
+        record.set_method(request.method().as_str());
+        record.set_path(request.uri().path());
         let policy = self.policy.load_full();
         record
             .extra
@@ -361,7 +365,7 @@ impl Gateway {
         // Decoded once: the record, the conditions' `request.path` and the upstream target
         // all take this one value.
         let target = routes::Target::parse(target)?;
-        record.path = target.path().to_string();
+        record.set_path(target.path());
         let granted = routes::grant(&recipient.kind, &parts.method, target)?;
         let route = granted.route;
         record.route = Some(route.template.to_string());
