@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 
 use crate::audit::{self, AuditLog, Record};
 use crate::config::Limits;
+use crate::connection::Connection;
 use crate::filter;
 use crate::identity;
 use crate::limits::in_flight::{self, InFlight};
@@ -163,12 +164,14 @@ impl Gateway {
 
     /// Runs every phase for one request; never fails, since every error is a response.
     ///
-    /// `peer` is the verified client certificate of the connection, if it presented one.
+    /// `connection` is the one the request came on: its verified client certificate, if it
+    /// presented one, and the peer's address.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        peer: Option<&PeerIdentity>,
+        connection: &Connection,
     ) -> Response<Body> {
+        let peer = connection.identity();
         let started = Instant::now();
         let request_id = new_request_id();
         let mut record = Record {

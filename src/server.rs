@@ -1,5 +1,6 @@
 //! Accepts connections, completes the TLS handshake, and hands each request to the
-//! [`Gateway`] with the connection's verified client certificate.
+//! [`Gateway`] with its [`Connection`]: the peer's address, the verified client certificate,
+//! and a closer the request may use to end the connection.
 //!
 //! The caller binds the listener (so tests can bind `127.0.0.1:0` and read the port back) and
 //! passes a shutdown future. With TLS, each connection takes the server config current at its
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 
 mod write_stall;
 
+use crate::connection::{Closed, Connection};
 use crate::pipeline::Gateway;
 use crate::tls::{PeerIdentity, Reloadable};
 
@@ -101,14 +103,14 @@ pub async fn run(
         let watcher = graceful.watcher();
         let tls = options.tls.as_ref().map(|t| t.current());
         let handshake_timeout = options.header_read_timeout;
+        let write_stall_timeout = options.write_stall_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
+                    let (context, closed) = Connection::new(peer, None, write_stall_timeout);
                     let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, None));
-                    if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, e.as_ref());
-                    }
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
+                    serve(peer, watcher.watch(connection), closed).await;
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -128,12 +130,11 @@ pub async fn run(
                             return;
                         }
                     };
-                    let identity = PeerIdentity::of(stream.get_ref().1).map(Arc::new);
+                    let identity = PeerIdentity::of(stream.get_ref().1);
+                    let (context, closed) = Connection::new(peer, identity, write_stall_timeout);
                     let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, identity));
-                    if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, e.as_ref());
-                    }
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
+                    serve(peer, watcher.watch(connection), closed).await;
                 }
             }
             drop(permit);
@@ -148,10 +149,28 @@ pub async fn run(
     }
 }
 
-/// The per-connection service: every request on it carries the connection's identity.
+/// Serves one connection until it ends, or until a request closes it through its
+/// [`Connection`]'s closer: the connection is then dropped, with every stream and body on it.
+async fn serve<E>(peer: SocketAddr, connection: impl Future<Output = Result<(), E>>, closed: Closed)
+where
+    E: AsRef<dyn std::error::Error + Send + Sync>,
+{
+    tokio::select! {
+        served = connection => {
+            if let Err(e) = served {
+                log_connection_error(peer, e.as_ref());
+            }
+        }
+        () = closed.wait() => {
+            tracing::debug!(peer = %peer.ip(), "connection closed by a request");
+        }
+    }
+}
+
+/// The per-connection service: every request on it carries the connection's context.
 fn service(
     gateway: Arc<Gateway>,
-    identity: Option<Arc<PeerIdentity>>,
+    connection: Connection,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<crate::pipeline::Body>,
@@ -160,10 +179,11 @@ fn service(
         Output = Result<http::Response<crate::pipeline::Body>, std::convert::Infallible>,
     > + Send,
 > + Clone {
+    let connection = Arc::new(connection);
     service_fn(move |request| {
         let gateway = gateway.clone();
-        let identity = identity.clone();
-        async move { Ok(gateway.handle(request, identity.as_deref()).await) }
+        let connection = connection.clone();
+        async move { Ok(gateway.handle(request, &connection).await) }
     })
 }
 
