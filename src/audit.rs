@@ -156,7 +156,12 @@ const RESERVED_KEYS: &[&str] = &[
 /// The current time in the `ts` format: RFC 3339, UTC, milliseconds
 /// (`2026-12-01T12:45:20.123Z`), so lines sort and compare as text.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `time` in the `ts` format.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Errors of the audit ledger. Any of them on `append` means the record is not durable and the

@@ -38,6 +38,7 @@ use crate::connection::Connection;
 use crate::filter;
 use crate::identity;
 use crate::limits::in_flight::{self, InFlight};
+use crate::limits::unidentified::{Summary, Unidentified};
 use crate::limits::{self, Limiter};
 use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
@@ -58,6 +59,8 @@ pub struct Gateway {
     limits: Limits,
     limiter: Arc<dyn Limiter>,
     in_flight: InFlight,
+    /// Per client address, how many refusals before identity are recorded one by one.
+    unidentified: Unidentified,
     metrics: Arc<Metrics>,
 }
 
@@ -132,6 +135,7 @@ impl Gateway {
             policy: ArcSwap::new(policy),
             upstream,
             audit,
+            unidentified: Unidentified::new(&limits.unauthenticated),
             limits,
             limiter,
             in_flight: InFlight::new(),
@@ -244,10 +248,22 @@ impl Gateway {
         }
         let recipient = record.recipient.clone();
         let route = record.route.clone();
-        let audit_started = Instant::now();
-        let appended = self.audit.append(record).await;
-        self.metrics
-            .observe_audit(audit_started.elapsed(), appended.is_ok());
+        // Nobody is accountable for a refusal before identity: beyond its address's budget
+        // it is answered all the same, and only counted, before anything reaches the disk.
+        let suppressed = error.is_some()
+            && recipient.is_none()
+            && !self.unidentified.admit(connection.remote().ip());
+        let appended = if suppressed {
+            self.unidentified.suppress(status.as_u16());
+            self.metrics.unauthenticated_refusals_suppressed.inc();
+            Ok(())
+        } else {
+            let audit_started = Instant::now();
+            let appended = self.audit.append(record).await;
+            self.metrics
+                .observe_audit(audit_started.elapsed(), appended.is_ok());
+            appended
+        };
         let response = match appended {
             Ok(()) => {
                 let sent = body.as_ref().map_or(0, |b| b.len() as u64);
@@ -273,15 +289,97 @@ impl Gateway {
         self.metrics
             .request_seconds
             .observe(started.elapsed().as_secs_f64());
-        tracing::info!(
-            request_id,
-            recipient = recipient.as_deref().unwrap_or("-"),
-            route = route.as_deref().unwrap_or("-"),
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        if suppressed {
+            // A flood's lines would fill the log's disk instead; the metric counts them.
+            tracing::debug!(request_id, status = response.status().as_u16(), "request");
+        } else {
+            tracing::info!(
+                request_id,
+                recipient = recipient.as_deref().unwrap_or("-"),
+                route = route.as_deref().unwrap_or("-"),
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
         response
+    }
+
+    /// Records, every `[limits] unauthenticated_summary_interval` and once more when `stop`
+    /// resolves, how many refusals before identity were answered but not recorded one by one
+    /// (one record per status, only when there were any). The server runs it for as long as
+    /// it serves.
+    pub async fn summarise_unidentified(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.limits.unauthenticated.summary_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        tokio::pin!(stop);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                () = &mut stop => true,
+            };
+            self.write_unidentified_summary().await;
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// One summary record per status: `error`, `count` and `interval`, and no address or
+    /// target. What cannot be written is kept for the next summary.
+    async fn write_unidentified_summary(&self) {
+        let Some(summary) = self.unidentified.take() else {
+            return;
+        };
+        let seconds = summary
+            .to
+            .duration_since(summary.from)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let interval = json!({
+            "from": audit::rfc3339(summary.from),
+            "to": audit::rfc3339(summary.to),
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+        });
+        let mut statuses = summary.by_status.iter();
+        while let Some((&status, &count)) = statuses.next() {
+            let mut extra = serde_json::Map::new();
+            extra.insert(
+                "error".into(),
+                Value::from("unauthenticated_refusals_summarised"),
+            );
+            extra.insert("count".into(), Value::from(count));
+            extra.insert("interval".into(), interval.clone());
+            let record = Record {
+                ts: audit::now_rfc3339(),
+                request_id: new_request_id(),
+                recipient: None,
+                recipient_type: None,
+                method: String::new(),
+                route: None,
+                path: String::new(),
+                status,
+                purpose: None,
+                lawful_basis: None,
+                reasons: Vec::new(),
+                subjects: Vec::new(),
+                disclosed: Vec::new(),
+                withheld: Vec::new(),
+                extra,
+            };
+            if let Err(e) = self.audit.append(record).await {
+                tracing::error!(error = %e, "cannot record the summary of unidentified refusals; kept for the next");
+                let mut rest =
+                    std::iter::once((status, count)).collect::<std::collections::BTreeMap<_, _>>();
+                rest.extend(statuses.map(|(&s, &c)| (s, c)));
+                self.unidentified.restore(Summary {
+                    by_status: rest,
+                    ..summary
+                });
+                return;
+            }
+        }
     }
 
     /// A streamed response: the filter task records each segment before it is sent, and the

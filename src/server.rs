@@ -11,6 +11,10 @@
 //! its header-read timeout silently does nothing, so a client that dribbles its request head
 //! (slowloris) is cut off, and a client that stops reading its responses (slow read) by
 //! [`write_stall`]. Connections beyond `max_connections` wait in the accept queue.
+//!
+//! For as long as it serves, it has the gateway summarise the refusals before identity it
+//! answered without recording one by one ([`Gateway::summarise_unidentified`]), a last time
+//! after the drain, so the caller can close the ledger with nothing left uncounted.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,6 +62,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    let (stop_summaries, summaries_stopped) = tokio::sync::oneshot::channel::<()>();
+    let summaries = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let stop = async {
+                let _ = summaries_stopped.await;
+            };
+            gateway.summarise_unidentified(stop).await;
+        }
+    });
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -146,6 +160,10 @@ pub async fn run(
         () = tokio::time::sleep(options.drain_timeout) => {
             tracing::warn!("drain timeout: closing the remaining connections");
         }
+    }
+    let _ = stop_summaries.send(());
+    if summaries.await.is_err() {
+        tracing::error!("the summary task of unidentified refusals panicked");
     }
 }
 

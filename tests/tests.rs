@@ -39,5 +39,5 @@ mod ledger_postgres;
 mod streaming;
 // Hostile upstream JSON: JSONTestSuite's must-reject and implementation-defined documents, bombs.
 mod hostile_json;
-// Refusals before identity: bounded records.
+// Refusals before identity: bounded records, a per-address budget, summaries of the rest.
 mod unauthenticated;
