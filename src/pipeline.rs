@@ -473,8 +473,9 @@ impl Gateway {
 
         // limit
         self.limiter.check(&recipient).await?;
-        // Held until the answer is decided (a streamed one: until its head is checked).
-        let _slot = self.in_flight.enter(&recipient)?;
+        // Held until the answer is decided; a streamed one moves it into its job, which
+        // holds it until the body has ended.
+        let slot = self.in_flight.enter(&recipient)?;
 
         // read
         let body = tokio::time::timeout(
@@ -572,6 +573,7 @@ impl Gateway {
                         status: fetched.status,
                         body,
                         limits,
+                        slot: Arc::new(slot),
                     }),
                 });
             }

@@ -64,6 +64,7 @@ use crate::audit::{AuditLog, Record};
 use crate::filter;
 use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
+use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
 use crate::path::Segment;
 use crate::rules::{Recipient, Route};
@@ -133,6 +134,11 @@ pub struct Job {
     pub status: StatusCode,
     pub body: Incoming,
     pub limits: Limits,
+    /// The recipient's `max_in_flight` slot: the filter task and the response body each
+    /// hold it, so it is free only once the body has ended (or failed, or was dropped with
+    /// its connection) and the task has made its last record. Released at the response head,
+    /// one recipient could hold any number of exports open at once.
+    pub slot: Arc<Slot>,
 }
 
 /// The request a streamed response answers, for the filter's `recipient` and `request`.
@@ -194,6 +200,8 @@ pub struct Body {
     first: Option<Bytes>,
     rx: mpsc::Receiver<Msg>,
     done: bool,
+    /// The request's `max_in_flight` slot, until hyper drops the body.
+    _slot: Arc<Slot>,
 }
 
 /// The error a streamed body fails with; never shown to the recipient.
@@ -255,12 +263,14 @@ pub async fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Body, Abort> {
     let (tx, mut rx) = mpsc::channel(CHANNEL_SEGMENTS);
+    let slot = Arc::clone(&job.slot);
     tokio::spawn(run(job, record, audit, metrics, tx));
     match rx.recv().await {
         Some(Msg::Data(first)) => Ok(Body {
             first: Some(first),
             rx,
             done: false,
+            _slot: slot,
         }),
         Some(Msg::Abort(abort)) => Err(abort),
         Some(Msg::Done) | None => Err(Abort {
@@ -304,6 +314,7 @@ async fn run(
         status,
         mut body,
         limits,
+        slot: _slot,
     } = job;
     let mut totals = Totals::default();
     let mut template = template;

@@ -41,3 +41,5 @@ mod streaming;
 mod hostile_json;
 // Refusals before identity: bounded records, a per-address budget, summaries of the rest.
 mod unauthenticated;
+// Streamed exports hold their in-flight slot; a stream whose recipient stops taking it is cut.
+mod stream_limits;
