@@ -208,7 +208,7 @@ impl Gateway {
         let (status, body, error) = match outcome {
             Ok(Allowed {
                 stream: Some(job), ..
-            }) => return self.stream(job, record, started).await,
+            }) => return self.stream(job, record, started, connection).await,
             Ok(allowed) => (allowed.status, allowed.body, None),
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
@@ -385,31 +385,43 @@ impl Gateway {
     /// A streamed response: the filter task records each segment before it is sent, and the
     /// request ends as a 200 whose body may still fail, or as the error of a body that
     /// failed before its first byte (already recorded by the task).
-    async fn stream(&self, job: stream::Job, record: Record, started: Instant) -> Response<Body> {
+    async fn stream(
+        &self,
+        job: stream::Job,
+        record: Record,
+        started: Instant,
+        connection: &Connection,
+    ) -> Response<Body> {
         let request_id = record.request_id.clone();
         let recipient = record.recipient.clone().unwrap_or_else(|| "-".into());
         let route = record.route.clone().unwrap_or_else(|| "-".into());
         let status = job.status;
-        let response =
-            match stream::start(job, record, self.audit.clone(), self.metrics.clone()).await {
-                Ok(body) => {
-                    let mut response =
-                        response(status, None, &request_id, None).map(|_| Either::Right(body));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Err(abort) => {
-                    let reason = ReasonLabels {
-                        reason: abort.code.to_string(),
-                    };
-                    self.metrics.refusals.get_or_create(&reason).inc();
-                    let body = error_body(abort.code, &abort.message, &request_id);
-                    whole(response(abort.status, Some(body), &request_id, None))
-                }
-            };
+        let body = stream::start(
+            job,
+            record,
+            self.audit.clone(),
+            self.metrics.clone(),
+            connection,
+        );
+        let response = match body.await {
+            Ok(body) => {
+                let mut response =
+                    response(status, None, &request_id, None).map(|_| Either::Right(body));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(abort) => {
+                let reason = ReasonLabels {
+                    reason: abort.code.to_string(),
+                };
+                self.metrics.refusals.get_or_create(&reason).inc();
+                let body = error_body(abort.code, &abort.message, &request_id);
+                whole(response(abort.status, Some(body), &request_id, None))
+            }
+        };
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -574,6 +586,7 @@ impl Gateway {
                         body,
                         limits,
                         slot: Arc::new(slot),
+                        version: parts.version,
                     }),
                 });
             }
