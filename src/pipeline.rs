@@ -12,7 +12,9 @@
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
 //!    `when` and the allow-list; the body a recipient may see.
 //! 7. **audit**: runs on success and failure alike; the record is durable before the
-//!    response leaves, or the recipient gets 503 and nothing else.
+//!    response leaves, or the recipient gets 503 and nothing else. A refusal before
+//!    identify beyond its client address's budget is answered without a record of its own
+//!    and counted in a summary record instead ([`limits::unidentified`]).
 //!
 //! A large array response on a streaming route ([`stream`]) runs filter and audit per
 //! segment of elements instead, in its own task, as the body arrives.
