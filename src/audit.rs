@@ -54,6 +54,17 @@ pub use verify::{query, verify, verify_files, verify_files_with, Verified, Verif
 /// stalled disk turns into slow requests rather than unbounded memory.
 const QUEUE_DEPTH: usize = 4096;
 
+/// The most bytes of a request path one record holds. A target may run to the 64 KiB of a
+/// request head, and a refusal is recorded before anyone is identified: unbounded, every
+/// 401 could write that much to the ledger's disk.
+pub const MAX_PATH_BYTES: usize = 512;
+
+/// The most bytes of a method one record holds: an extension method is a token of any length.
+pub const MAX_METHOD_BYTES: usize = 32;
+
+/// Ends a cut `path` or `method`, within its bound.
+const CUT_MARK: char = '…';
+
 /// One disclosure decision, before chaining; the pipeline fills it.
 ///
 /// Serialised with `Option`s as `null` (not omitted) so every request record has the same keys
@@ -86,6 +97,40 @@ pub struct Record {
     pub extra: Map<String, Value>,
 }
 
+// === impl Record ===
+
+impl Record {
+    /// Sets `path`, cut to [`MAX_PATH_BYTES`]: a longer one ends in `…` within the bound and
+    /// the record says `"path_cut": true`.
+    pub fn set_path(&mut self, path: &str) {
+        self.path = self.bounded("path_cut", path, MAX_PATH_BYTES);
+    }
+
+    /// Sets `method`, cut to [`MAX_METHOD_BYTES`] as [`Record::set_path`] cuts a path
+    /// (`"method_cut": true`).
+    pub fn set_method(&mut self, method: &str) {
+        self.method = self.bounded("method_cut", method, MAX_METHOD_BYTES);
+    }
+
+    /// `text` whole if it fits in `max` bytes, else its longest prefix that ends on a
+    /// character boundary and leaves room for the mark; `flag` in `extra` says which.
+    fn bounded(&mut self, flag: &str, text: &str, max: usize) -> String {
+        if text.len() <= max {
+            self.extra.remove(flag);
+            return text.to_string();
+        }
+        let mut end = max - CUT_MARK.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.extra.insert(flag.into(), Value::Bool(true));
+        let mut cut = String::with_capacity(end + CUT_MARK.len_utf8());
+        cut.push_str(&text[..end]);
+        cut.push(CUT_MARK);
+        cut
+    }
+}
+
 /// Keys `Record::extra` may not use: the named fields, the chain fields, and `event`, which marks
 /// the ledger's own records (recovery, rotation) that carry no request.
 const RESERVED_KEYS: &[&str] = &[
@@ -111,7 +156,12 @@ const RESERVED_KEYS: &[&str] = &[
 /// The current time in the `ts` format: RFC 3339, UTC, milliseconds
 /// (`2026-12-01T12:45:20.123Z`), so lines sort and compare as text.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `time` in the `ts` format.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Errors of the audit ledger. Any of them on `append` means the record is not durable and the
@@ -446,6 +496,10 @@ fn to_map(record: Record) -> Result<Map<String, Value>, Error> {
         withheld,
         extra,
     } = record;
+    debug_assert!(
+        path.len() <= MAX_PATH_BYTES && method.len() <= MAX_METHOD_BYTES,
+        "a record's path and method are set through set_path and set_method"
+    );
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     let list = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
     let mut map = extra;
@@ -553,6 +607,31 @@ pub(crate) mod tests {
             };
             assert_eq!(to_map(r).unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn a_long_path_or_method_is_cut_on_a_character_boundary_and_marked() {
+        let mut r = record(3);
+        r.set_path("/jobs/J-1");
+        assert_eq!(r.path, "/jobs/J-1");
+        assert!(r.extra.get("path_cut").is_none());
+        // Two-byte characters, so the cut must step back off the middle of one.
+        let long = format!("/{}", "é".repeat(600));
+        r.set_path(&long);
+        assert!(r.path.len() <= MAX_PATH_BYTES, "{}", r.path.len());
+        assert!(r.path.len() >= MAX_PATH_BYTES - 4);
+        assert!(r.path.ends_with('…'));
+        assert!(long.starts_with(r.path.trim_end_matches('…')));
+        assert_eq!(r.extra["path_cut"], true);
+        // Exactly the bound is not cut; set again, the mark goes with the cut.
+        r.set_path(&"a".repeat(MAX_PATH_BYTES));
+        assert_eq!(r.path.len(), MAX_PATH_BYTES);
+        assert!(r.extra.get("path_cut").is_none());
+        r.set_method(&"X".repeat(1000));
+        assert_eq!(r.method.len(), MAX_METHOD_BYTES);
+        assert!(r.method.ends_with('…'));
+        assert_eq!(r.extra["method_cut"], true);
+        assert!(to_map(r).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::rules::diag::{line_of, Diagnostic};
+use crate::rules::Rate;
 
 /// Prefix of the environment overrides, as in `NEED_TO_KNOW__SERVER__LISTEN`.
 pub const ENV_PREFIX: &str = "NEED_TO_KNOW";
@@ -131,6 +132,20 @@ pub struct Limits {
     pub max_stream_element: u64,
     /// One rate budget per recipient for every replica, in Redis; `None`: per replica.
     pub shared: Option<SharedLimits>,
+    /// The budget of refusals recorded one by one per client address before anyone is
+    /// identified.
+    pub unauthenticated: UnauthenticatedLimits,
+}
+
+/// `[limits] unauthenticated_rate`, `unauthenticated_burst`, `unauthenticated_summary_interval`:
+/// how many refusals before identity (401, a bad Host) one client address may have recorded
+/// one by one; beyond it they are answered as usual and counted in one summary record per
+/// interval (see [`crate::limits::unidentified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnauthenticatedLimits {
+    pub rate: Rate,
+    pub burst: u32,
+    pub summary_interval: Duration,
 }
 
 /// `[limits] shared = "redis"`: the rate limits every replica shares.
@@ -253,6 +268,9 @@ struct RawLimits {
     stream_threshold: Option<String>,
     max_streamed_body: Option<String>,
     max_stream_element: Option<String>,
+    unauthenticated_rate: Option<String>,
+    unauthenticated_burst: Option<u32>,
+    unauthenticated_summary_interval: Option<String>,
 }
 
 // === impl Settings ===
@@ -465,6 +483,10 @@ impl Settings {
             problem(e);
             None
         });
+        let unauthenticated = unauthenticated_limits(&raw.limits).unwrap_or_else(|e| {
+            problem(e);
+            UnauthenticatedLimits::default()
+        });
         if let Some(name) = &raw.upstream.credential_env {
             if name.is_empty() {
                 problem("upstream.credential_env is empty".to_string());
@@ -567,6 +589,7 @@ impl Settings {
                 max_depth,
                 request_body_timeout,
                 shared,
+                unauthenticated,
                 stream_threshold,
                 max_streamed_body,
                 max_stream_element,
@@ -651,6 +674,45 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
         replicas_hint,
         timeout,
     }))
+}
+
+impl Default for UnauthenticatedLimits {
+    /// 10 a second with a burst of 20 per address, a summary a minute: a client that lost
+    /// its key retries well within it, a flood is recorded as one line a minute.
+    fn default() -> Self {
+        UnauthenticatedLimits {
+            rate: Rate {
+                count: 10,
+                per: Duration::from_secs(1),
+            },
+            burst: 20,
+            summary_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+fn unauthenticated_limits(raw: &RawLimits) -> Result<UnauthenticatedLimits, String> {
+    let defaults = UnauthenticatedLimits::default();
+    let rate = match raw.unauthenticated_rate.as_deref() {
+        None => defaults.rate,
+        Some(text) => Rate::parse(text).ok_or_else(|| {
+            format!("limits.unauthenticated_rate {text:?} is not a rate such as \"10/s\"")
+        })?,
+    };
+    let burst = raw.unauthenticated_burst.unwrap_or(defaults.burst);
+    if burst == 0 {
+        return Err("limits.unauthenticated_burst must be at least 1".into());
+    }
+    let summary_interval = parse_duration_or(
+        "limits.unauthenticated_summary_interval",
+        raw.unauthenticated_summary_interval.as_deref(),
+        "60s",
+    )?;
+    Ok(UnauthenticatedLimits {
+        rate,
+        burst,
+        summary_interval,
+    })
 }
 
 fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, String> {
@@ -971,6 +1033,37 @@ path = "var/audit.jsonl"
             "[server.tls]\ncert = \"c\"\nkey = \"k\"\n[upstream]",
         );
         assert!(load(&tls, vec![]).plaintext().is_none());
+    }
+
+    #[test]
+    fn the_unauthenticated_budget_has_defaults_and_checked_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = |limits: &str| {
+            let text = format!("{MINIMAL}[limits]\n{limits}\n");
+            Settings::load_with_env(&write(dir.path(), &text), [])
+        };
+        let s = load("").expect("loads");
+        assert_eq!(s.limits.unauthenticated, UnauthenticatedLimits::default());
+        let s = load(
+            "unauthenticated_rate = \"2/min\"\nunauthenticated_burst = 3\n\
+             unauthenticated_summary_interval = \"1s\"",
+        )
+        .expect("loads");
+        let u = s.limits.unauthenticated;
+        assert_eq!((u.rate.count, u.rate.per), (2, Duration::from_secs(60)));
+        assert_eq!(u.burst, 3);
+        assert_eq!(u.summary_interval, Duration::from_secs(1));
+        for (bad, says) in [
+            ("unauthenticated_rate = \"fast\"", "unauthenticated_rate"),
+            ("unauthenticated_burst = 0", "unauthenticated_burst"),
+            (
+                "unauthenticated_summary_interval = \"0s\"",
+                "unauthenticated_summary_interval",
+            ),
+        ] {
+            let err = load(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
     let decide_request = filter::Request {
         recipient: request.recipient,
         method: request.method.as_str(),
-        path: uri.path(),
+        path: &granted.path,
         params: &granted.params,
         query: &granted.query,
         headers: &cel_headers,

@@ -12,6 +12,8 @@
 //! - [`config`]: the gateway's settings (`need-to-know.toml` and environment overrides).
 //! - [`rules`]: `rules/` parsed and checked into an immutable [`rules::Policy`].
 //! - [`server`]: accepts connections and hands each request to the pipeline.
+//! - [`connection`]: what a request knows of its connection: the peer's address, its
+//!   certificate, and a way to close it.
 //! - [`pipeline`]: the phases in order, and the one place errors become responses.
 //! - [`tls`]: rustls server and upstream configs; the identity a client certificate carries.
 //! - [`identity`]: who is calling (client certificate or API key).
@@ -40,6 +42,7 @@ pub mod casebook;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod dry_run;
 pub mod filter;
 pub mod identity;

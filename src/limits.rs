@@ -5,10 +5,12 @@
 //! a recipient with neither is not limited. Behind the one [`Limiter`] trait: [`Local`]
 //! (governor, this replica alone, the default) and [`redis::Shared`] (one budget for every
 //! replica, `[limits] shared = "redis"`). [`in_flight`] bounds how many requests one recipient
-//! may have under way at once.
+//! may have under way at once; [`unidentified`] how many refusals before identity one client
+//! address may have recorded one by one.
 
 pub mod in_flight;
 pub mod redis;
+pub mod unidentified;
 
 use std::collections::HashMap;
 use std::future::Future;

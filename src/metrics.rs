@@ -65,6 +65,9 @@ pub struct Metrics {
     pub response_bytes: Counter,
     pub fields_withheld: Family<TypeLabels, Counter>,
     pub refusals: Family<ReasonLabels, Counter>,
+    /// Refusals before identity beyond their address's budget: answered, not recorded one
+    /// by one (each is in a summary record).
+    pub unauthenticated_refusals_suppressed: Counter,
     pub rule_errors: Counter,
     pub audit_write_seconds: Histogram,
     pub audit_failures: Counter,
@@ -95,6 +98,7 @@ impl Metrics {
             response_bytes: Counter::default(),
             fields_withheld: Family::default(),
             refusals: Family::default(),
+            unauthenticated_refusals_suppressed: Counter::default(),
             rule_errors: Counter::default(),
             audit_write_seconds: seconds(),
             audit_failures: Counter::default(),
@@ -145,6 +149,11 @@ impl Metrics {
             "refusals",
             "Requests refused, by error code or policy reason",
             metrics.refusals.clone(),
+        );
+        r.register(
+            "unauthenticated_refusals_suppressed",
+            "Refusals before identity over their address's budget: answered, counted in a summary record instead of one each",
+            metrics.unauthenticated_refusals_suppressed.clone(),
         );
         r.register(
             "rule_errors",

@@ -14,7 +14,9 @@
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
 //!    `when` and the allow-list; the body a recipient may see.
 //! 7. **audit**: runs on success and failure alike; the record is durable before the
-//!    response leaves, or the recipient gets 503 and nothing else.
+//!    response leaves, or the recipient gets 503 and nothing else. A refusal before
+//!    identify beyond its client address's budget is answered without a record of its own
+//!    and counted in a summary record instead ([`limits::unidentified`]).
 //!
 //! A large array response on a streaming route ([`stream`]) runs filter and audit per
 //! segment of elements instead, in its own task, as the body arrives.
@@ -36,9 +38,11 @@ use serde_json::{json, Value};
 
 use crate::audit::{self, AuditLog, Record};
 use crate::config::Limits;
+use crate::connection::Connection;
 use crate::filter;
 use crate::identity;
 use crate::limits::in_flight::{self, InFlight};
+use crate::limits::unidentified::{Summary, Unidentified};
 use crate::limits::{self, Limiter};
 use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
@@ -59,6 +63,8 @@ pub struct Gateway {
     limits: Limits,
     limiter: Arc<dyn Limiter>,
     in_flight: InFlight,
+    /// Per client address, how many refusals before identity are recorded one by one.
+    unidentified: Unidentified,
     metrics: Arc<Metrics>,
 }
 
@@ -142,6 +148,7 @@ impl Gateway {
             policy: ArcSwap::new(policy),
             upstream,
             audit,
+            unidentified: Unidentified::new(&limits.unauthenticated),
             limits,
             limiter,
             in_flight: InFlight::new(),
@@ -174,12 +181,14 @@ impl Gateway {
 
     /// Runs every phase for one request; never fails, since every error is a response.
     ///
-    /// `peer` is the verified client certificate of the connection, if it presented one.
+    /// `connection` is the one the request came on: its verified client certificate, if it
+    /// presented one, and the peer's address.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        peer: Option<&PeerIdentity>,
+        connection: &Connection,
     ) -> Response<Body> {
+        let peer = connection.identity();
         let started = Instant::now();
         let request_id = new_request_id();
         let mut record = Record {
@@ -187,9 +196,9 @@ impl Gateway {
             request_id: request_id.clone(),
             recipient: None,
             recipient_type: None,
-            method: request.method().to_string(),
+            method: String::new(),
             route: None,
-            path: request.uri().path().to_string(),
+            path: String::new(),
             status: 0,
             purpose: None,
             lawful_basis: None,
@@ -199,6 +208,10 @@ impl Gateway {
             withheld: Vec::new(),
             extra: serde_json::Map::new(),
         };
+        // Bounded: these are written before anyone is identified. Refused before routing can
+        // decode it, the path is recorded as received; `decide` sets the decoded one.
+        record.set_method(request.method().as_str());
+        record.set_path(request.uri().path());
         let policy = self.policy.load_full();
         record
             .extra
@@ -208,7 +221,7 @@ impl Gateway {
         let (status, body, error) = match outcome {
             Ok(Allowed {
                 stream: Some(job), ..
-            }) => return self.stream(job, record, started).await,
+            }) => return self.stream(job, record, started, connection).await,
             Ok(allowed) => (allowed.status, allowed.body, None),
             Err(rejection) => {
                 let (status, code, message) = describe(&rejection);
@@ -253,10 +266,22 @@ impl Gateway {
         }
         let recipient = record.recipient.clone();
         let route = record.route.clone();
-        let audit_started = Instant::now();
-        let appended = self.audit.append(record).await;
-        self.metrics
-            .observe_audit(audit_started.elapsed(), appended.is_ok());
+        // Nobody is accountable for a refusal before identity: beyond its address's budget
+        // it is answered all the same, and only counted, before anything reaches the disk.
+        let suppressed = error.is_some()
+            && recipient.is_none()
+            && !self.unidentified.admit(connection.remote().ip());
+        let appended = if suppressed {
+            self.unidentified.suppress(status.as_u16());
+            self.metrics.unauthenticated_refusals_suppressed.inc();
+            Ok(())
+        } else {
+            let audit_started = Instant::now();
+            let appended = self.audit.append(record).await;
+            self.metrics
+                .observe_audit(audit_started.elapsed(), appended.is_ok());
+            appended
+        };
         let response = match appended {
             Ok(()) => {
                 let sent = body.as_ref().map_or(0, |b| b.len() as u64);
@@ -282,45 +307,139 @@ impl Gateway {
         self.metrics
             .request_seconds
             .observe(started.elapsed().as_secs_f64());
-        tracing::info!(
-            request_id,
-            recipient = recipient.as_deref().unwrap_or("-"),
-            route = route.as_deref().unwrap_or("-"),
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        if suppressed {
+            // A flood's lines would fill the log's disk instead; the metric counts them.
+            tracing::debug!(request_id, status = response.status().as_u16(), "request");
+        } else {
+            tracing::info!(
+                request_id,
+                recipient = recipient.as_deref().unwrap_or("-"),
+                route = route.as_deref().unwrap_or("-"),
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
         response
+    }
+
+    /// Records, every `[limits] unauthenticated_summary_interval` and once more when `stop`
+    /// resolves, how many refusals before identity were answered but not recorded one by one
+    /// (one record per status, only when there were any). The server runs it for as long as
+    /// it serves.
+    pub async fn summarise_unidentified(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.limits.unauthenticated.summary_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        tokio::pin!(stop);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                () = &mut stop => true,
+            };
+            self.write_unidentified_summary().await;
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// One summary record per status: `error`, `count` and `interval`, and no address or
+    /// target. What cannot be written is kept for the next summary.
+    async fn write_unidentified_summary(&self) {
+        let Some(summary) = self.unidentified.take() else {
+            return;
+        };
+        let seconds = summary
+            .to
+            .duration_since(summary.from)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let interval = json!({
+            "from": audit::rfc3339(summary.from),
+            "to": audit::rfc3339(summary.to),
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+        });
+        let mut statuses = summary.by_status.iter();
+        while let Some((&status, &count)) = statuses.next() {
+            let mut extra = serde_json::Map::new();
+            extra.insert(
+                "error".into(),
+                Value::from("unauthenticated_refusals_summarised"),
+            );
+            extra.insert("count".into(), Value::from(count));
+            extra.insert("interval".into(), interval.clone());
+            let record = Record {
+                ts: audit::now_rfc3339(),
+                request_id: new_request_id(),
+                recipient: None,
+                recipient_type: None,
+                method: String::new(),
+                route: None,
+                path: String::new(),
+                status,
+                purpose: None,
+                lawful_basis: None,
+                reasons: Vec::new(),
+                subjects: Vec::new(),
+                disclosed: Vec::new(),
+                withheld: Vec::new(),
+                extra,
+            };
+            if let Err(e) = self.audit.append(record).await {
+                tracing::error!(error = %e, "cannot record the summary of unidentified refusals; kept for the next");
+                let mut rest =
+                    std::iter::once((status, count)).collect::<std::collections::BTreeMap<_, _>>();
+                rest.extend(statuses.map(|(&s, &c)| (s, c)));
+                self.unidentified.restore(Summary {
+                    by_status: rest,
+                    ..summary
+                });
+                return;
+            }
+        }
     }
 
     /// A streamed response: the filter task records each segment before it is sent, and the
     /// request ends as a 200 whose body may still fail, or as the error of a body that
     /// failed before its first byte (already recorded by the task).
-    async fn stream(&self, job: stream::Job, record: Record, started: Instant) -> Response<Body> {
+    async fn stream(
+        &self,
+        job: stream::Job,
+        record: Record,
+        started: Instant,
+        connection: &Connection,
+    ) -> Response<Body> {
         let request_id = record.request_id.clone();
         let recipient = record.recipient.clone().unwrap_or_else(|| "-".into());
         let route = record.route.clone().unwrap_or_else(|| "-".into());
         let status = job.status;
-        let response =
-            match stream::start(job, record, self.audit.clone(), self.metrics.clone()).await {
-                Ok(body) => {
-                    let mut response =
-                        response(status, None, &request_id, None).map(|_| Either::Right(body));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Err(abort) => {
-                    let reason = ReasonLabels {
-                        reason: abort.code.to_string(),
-                    };
-                    self.metrics.refusals.get_or_create(&reason).inc();
-                    let body = error_body(abort.code, &abort.message, &request_id);
-                    whole(response(abort.status, Some(body), &request_id, None))
-                }
-            };
+        let body = stream::start(
+            job,
+            record,
+            self.audit.clone(),
+            self.metrics.clone(),
+            connection,
+        );
+        let response = match body.await {
+            Ok(body) => {
+                let mut response =
+                    response(status, None, &request_id, None).map(|_| Either::Right(body));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(abort) => {
+                let reason = ReasonLabels {
+                    reason: abort.code.to_string(),
+                };
+                self.metrics.refusals.get_or_create(&reason).inc();
+                let body = error_body(abort.code, &abort.message, &request_id);
+                whole(response(abort.status, Some(body), &request_id, None))
+            }
+        };
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -374,14 +493,19 @@ impl Gateway {
         } else {
             &parts.uri
         };
-        let granted = routes::authorize(&recipient.kind, &parts.method, target)?;
+        // Decoded once: the record, the conditions' `request.path` and the upstream target
+        // all take this one value.
+        let target = routes::Target::parse(target)?;
+        record.set_path(target.path());
+        let granted = routes::grant(&recipient.kind, &parts.method, target)?;
         let route = granted.route;
         record.route = Some(route.template.to_string());
 
         // limit
         self.limiter.check(&recipient).await?;
-        // Held until the answer is decided (a streamed one: until its head is checked).
-        let _slot = self.in_flight.enter(&recipient)?;
+        // Held until the answer is decided; a streamed one moves it into its job, which
+        // holds it until the body has ended.
+        let slot = self.in_flight.enter(&recipient)?;
 
         // read
         let body = tokio::time::timeout(
@@ -470,7 +594,7 @@ impl Gateway {
                         request: stream::Requested {
                             route: index,
                             method: parts.method.to_string(),
-                            path: parts.uri.path().to_string(),
+                            path: granted.path,
                             params: granted.params,
                             query: granted.query,
                             headers: cel_headers,
@@ -480,6 +604,8 @@ impl Gateway {
                         status: fetched.status,
                         body,
                         limits,
+                        slot: Arc::new(slot),
+                        version: parts.version,
                     }),
                 });
             }
@@ -487,7 +613,7 @@ impl Gateway {
         let request = filter::Request {
             recipient: &recipient,
             method: parts.method.as_str(),
-            path: parts.uri.path(),
+            path: &granted.path,
             params: &granted.params,
             query: &granted.query,
             headers: &cel_headers,

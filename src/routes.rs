@@ -7,6 +7,10 @@
 //! serves. Then the method and path are matched against the recipient type's routes (403 when
 //! none grants them), and the query is checked against the route's list (400 for any other
 //! parameter). What goes upstream is rebuilt from the decoded parts, never the raw text.
+//!
+//! The decoded path is computed once, by [`Target::parse`], and that one value is what the
+//! audit records, what a condition reads as `request.path` and what the upstream target is
+//! re-encoded from: none of them can disagree about which resource a request named.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -71,12 +75,24 @@ pub struct TemplateError {
     reason: &'static str,
 }
 
+/// A request target whose path is checked and decoded, before any route is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `/` and the decoded segments joined by `/`; no segment holds a `/`, so splitting on it
+    /// gives the segments back.
+    path: String,
+    /// The raw query, decoded only against a route's list.
+    query: Option<String>,
+}
+
 /// A granted request: the route, its parameters, and what to send upstream.
 #[derive(Debug)]
 pub struct Granted<'a> {
     pub route: &'a Route,
     pub params: BTreeMap<String, String>,
     pub query: Vec<(String, String)>,
+    /// The normalised path ([`Target::path`]), which the upstream target is built from.
+    pub path: String,
     /// The upstream path and query, rebuilt from the decoded parts, percent-encoded.
     pub upstream_target: String,
 }
@@ -155,17 +171,17 @@ impl Template {
     }
 
     /// Matches decoded segments; the parameters on success.
-    fn matches(&self, segments: &[String]) -> Option<BTreeMap<String, String>> {
+    fn matches(&self, segments: &[&str]) -> Option<BTreeMap<String, String>> {
         if segments.len() != self.segments.len() {
             return None;
         }
         let mut params = BTreeMap::new();
-        for (part, segment) in self.segments.iter().zip(segments) {
+        for (part, &segment) in self.segments.iter().zip(segments) {
             match part {
                 Part::Literal(l) if l == segment => {}
                 Part::Literal(_) => return None,
                 Part::Param(name) => {
-                    params.insert(name.clone(), segment.clone());
+                    params.insert(name.clone(), segment.to_string());
                 }
             }
         }
@@ -188,9 +204,54 @@ impl fmt::Display for Template {
     }
 }
 
+// === impl Target ===
+
+impl Target {
+    /// Checks an origin-form target and decodes its path, segment by segment, refusing
+    /// anything two implementations could read differently.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] (400) for an absolute target or a path [`decode_path`] refuses.
+    pub fn parse(uri: &http::Uri) -> Result<Target, Error> {
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            return Err(Error::Malformed(
+                "only origin-form targets (a path) are accepted",
+            ));
+        }
+        let segments = decode_path(uri.path())?;
+        let mut path = String::with_capacity(uri.path().len());
+        for segment in &segments {
+            path.push('/');
+            path.push_str(segment);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        Ok(Target {
+            path,
+            query: uri.query().map(str::to_string),
+        })
+    }
+
+    /// The normalised path: percent-decoding applied as for routing.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The decoded segments, as [`Target::parse`] joined them.
+    fn segments(&self) -> Vec<&str> {
+        match self.path.strip_prefix('/') {
+            Some("") | None => Vec::new(),
+            Some(rest) => rest.split('/').collect(),
+        }
+    }
+}
+
 // === grants ===
 
-/// Checks the target and finds the route of `kind` that grants `method` on it.
+/// Checks the target and finds the route of `kind` that grants `method` on it:
+/// [`Target::parse`], then [`grant`].
 ///
 /// # Errors
 ///
@@ -201,12 +262,20 @@ pub fn authorize<'a>(
     method: &http::Method,
     uri: &http::Uri,
 ) -> Result<Granted<'a>, Error> {
-    if uri.scheme().is_some() || uri.authority().is_some() {
-        return Err(Error::Malformed(
-            "only origin-form targets (a path) are accepted",
-        ));
-    }
-    let segments = decode_path(uri.path())?;
+    grant(kind, method, Target::parse(uri)?)
+}
+
+/// Finds the route of `kind` that grants `method` on a decoded `target`.
+///
+/// # Errors
+///
+/// 400 for a query parameter the route does not allow; 403 for a path or method not granted.
+pub fn grant<'a>(
+    kind: &'a RecipientType,
+    method: &http::Method,
+    target: Target,
+) -> Result<Granted<'a>, Error> {
+    let segments = target.segments();
     let mut candidates: Vec<(&Route, BTreeMap<String, String>)> = kind
         .routes
         .iter()
@@ -223,7 +292,7 @@ pub fn authorize<'a>(
         .take_while(|(r, _)| r.template.specificity() == best)
         .find(|(r, _)| r.method == *method)
         .ok_or(Error::MethodNotGranted)?;
-    let query = check_query(route, uri.query())?;
+    let query = check_query(route, target.query.as_deref())?;
     let mut upstream_target = String::new();
     for segment in &segments {
         upstream_target.push('/');
@@ -246,6 +315,7 @@ pub fn authorize<'a>(
         route,
         params,
         query,
+        path: target.path,
         upstream_target,
     })
 }

@@ -1,5 +1,6 @@
 //! Accepts connections, completes the TLS handshake, and hands each request to the
-//! [`Gateway`] with the connection's verified client certificate.
+//! [`Gateway`] with its [`Connection`]: the peer's address, the verified client certificate,
+//! and a closer the request may use to end the connection.
 //!
 //! The caller binds the listener (so tests can bind `127.0.0.1:0` and read the port back) and
 //! passes a shutdown future. With TLS, each connection takes the server config current at its
@@ -10,6 +11,10 @@
 //! its header-read timeout silently does nothing, so a client that dribbles its request head
 //! (slowloris) is cut off, and a client that stops reading its responses (slow read) by
 //! [`write_stall`]. Connections beyond `max_connections` wait in the accept queue.
+//!
+//! For as long as it serves, it has the gateway summarise the refusals before identity it
+//! answered without recording one by one ([`Gateway::summarise_unidentified`]), a last time
+//! after the drain, so the caller can close the ledger with nothing left uncounted.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +30,7 @@ use tokio::sync::Semaphore;
 
 mod write_stall;
 
+use crate::connection::{Closed, Connection};
 use crate::pipeline::Gateway;
 use crate::tls::{PeerIdentity, Reloadable};
 
@@ -56,6 +62,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    let (stop_summaries, summaries_stopped) = tokio::sync::oneshot::channel::<()>();
+    let summaries = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let stop = async {
+                let _ = summaries_stopped.await;
+            };
+            gateway.summarise_unidentified(stop).await;
+        }
+    });
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -101,14 +117,14 @@ pub async fn run(
         let watcher = graceful.watcher();
         let tls = options.tls.as_ref().map(|t| t.current());
         let handshake_timeout = options.header_read_timeout;
+        let write_stall_timeout = options.write_stall_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
+                    let (context, closed) = Connection::new(peer, None, write_stall_timeout);
                     let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, None));
-                    if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, e.as_ref());
-                    }
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
+                    serve(peer, watcher.watch(connection), closed).await;
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -128,12 +144,11 @@ pub async fn run(
                             return;
                         }
                     };
-                    let identity = PeerIdentity::of(stream.get_ref().1).map(Arc::new);
+                    let identity = PeerIdentity::of(stream.get_ref().1);
+                    let (context, closed) = Connection::new(peer, identity, write_stall_timeout);
                     let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, identity));
-                    if let Err(e) = watcher.watch(connection).await {
-                        log_connection_error(peer, e.as_ref());
-                    }
+                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
+                    serve(peer, watcher.watch(connection), closed).await;
                 }
             }
             drop(permit);
@@ -146,12 +161,34 @@ pub async fn run(
             tracing::warn!("drain timeout: closing the remaining connections");
         }
     }
+    let _ = stop_summaries.send(());
+    if summaries.await.is_err() {
+        tracing::error!("the summary task of unidentified refusals panicked");
+    }
 }
 
-/// The per-connection service: every request on it carries the connection's identity.
+/// Serves one connection until it ends, or until a request closes it through its
+/// [`Connection`]'s closer: the connection is then dropped, with every stream and body on it.
+async fn serve<E>(peer: SocketAddr, connection: impl Future<Output = Result<(), E>>, closed: Closed)
+where
+    E: AsRef<dyn std::error::Error + Send + Sync>,
+{
+    tokio::select! {
+        served = connection => {
+            if let Err(e) = served {
+                log_connection_error(peer, e.as_ref());
+            }
+        }
+        () = closed.wait() => {
+            tracing::debug!(peer = %peer.ip(), "connection closed by a request");
+        }
+    }
+}
+
+/// The per-connection service: every request on it carries the connection's context.
 fn service(
     gateway: Arc<Gateway>,
-    identity: Option<Arc<PeerIdentity>>,
+    connection: Connection,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<crate::pipeline::Body>,
@@ -160,10 +197,11 @@ fn service(
         Output = Result<http::Response<crate::pipeline::Body>, std::convert::Infallible>,
     > + Send,
 > + Clone {
+    let connection = Arc::new(connection);
     service_fn(move |request| {
         let gateway = gateway.clone();
-        let identity = identity.clone();
-        async move { Ok(gateway.handle(request, identity.as_deref()).await) }
+        let connection = connection.clone();
+        async move { Ok(gateway.handle(request, &connection).await) }
     })
 }
 

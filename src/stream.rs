@@ -46,6 +46,14 @@
 //! the usual JSON error (502, 503, 504). After it, the response body fails: hyper closes an
 //! HTTP/1.1 connection without the terminating chunk and resets an HTTP/2 stream, and what
 //! arrived (`[{..},{..}`) does not parse as JSON.
+//!
+//! # A recipient that stops taking it
+//!
+//! The response holds what it costs (its `max_in_flight` slot, its upstream connection, its
+//! task and segments) until its body has ended. The final record waits until the connection
+//! has accepted every released byte. A recipient that takes nothing for `write_stall_timeout` is
+//! cut off: on HTTP/1.1 by the socket's rule, on HTTP/2 by the filter task ([`consumer`]),
+//! which records the export aborted (`recipient_stalled`) and closes the connection.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::Pin;
@@ -61,16 +69,20 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditLog, Record};
+use crate::connection::Connection;
 use crate::filter;
 use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
+use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
 use crate::path::Segment;
 use crate::rules::{Recipient, Route};
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
+use consumer::{Progress, Watch, FRAME_BYTES};
 pub use in_memory::{disagreement, filter_in_memory, InMemory};
 
 mod batch;
+pub mod consumer;
 mod in_memory;
 mod pool;
 pub mod split;
@@ -133,6 +145,13 @@ pub struct Job {
     pub status: StatusCode,
     pub body: Incoming,
     pub limits: Limits,
+    /// The recipient's `max_in_flight` slot: the filter task and the response body each
+    /// hold it, so it is free only once the body has ended (or failed, or was dropped with
+    /// its connection) and the task has made its last record. Released at the response head,
+    /// one recipient could hold any number of exports open at once.
+    pub slot: Arc<Slot>,
+    /// The request's HTTP version: HTTP/2 streams get the filter task's stall rule.
+    pub version: http::Version,
 }
 
 /// The request a streamed response answers, for the filter's `recipient` and `request`.
@@ -187,13 +206,19 @@ pub enum Msg {
     Abort(Abort),
 }
 
-/// The response body of a streamed response: data as the filter task releases it, and an
-/// error (so a broken transfer) for anything but a clean end, including a task that died.
+/// The response body of a streamed response: data as the filter task releases it, in frames
+/// of at most [`FRAME_BYTES`], and an error (so a broken transfer) for anything but a clean
+/// end, including a task that died.
 #[derive(Debug)]
 pub struct Body {
-    first: Option<Bytes>,
+    /// What is left of the last message, handed out a frame at a time.
+    pending: Bytes,
     rx: mpsc::Receiver<Msg>,
     done: bool,
+    /// Each frame handed out, for the filter task's stall rule.
+    progress: Arc<Progress>,
+    /// The request's `max_in_flight` slot, until hyper drops the body.
+    _slot: Arc<Slot>,
 }
 
 /// The error a streamed body fails with; never shown to the recipient.
@@ -211,32 +236,35 @@ impl hyper::body::Body for Body {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
-        }
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Msg::Data(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-            Poll::Ready(Some(Msg::Done)) => {
-                self.done = true;
-                Poll::Ready(None)
+        self.progress.polled();
+        loop {
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(FRAME_BYTES);
+                let frame = self.pending.split_to(n);
+                self.progress.took(n);
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
-            Poll::Ready(Some(Msg::Abort(a))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Aborted(a.code))))
+            if self.done {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Aborted("filter task ended"))))
-            }
+            let end = match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Msg::Data(bytes))) => {
+                    self.pending = bytes;
+                    continue;
+                }
+                Poll::Ready(Some(Msg::Done)) => None,
+                Poll::Ready(Some(Msg::Abort(a))) => Some(Err(Aborted(a.code))),
+                Poll::Ready(None) => Some(Err(Aborted("filter task ended"))),
+            };
+            self.done = true;
+            self.progress.end();
+            return Poll::Ready(end);
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.first.is_none()
+        self.done && self.pending.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -247,20 +275,33 @@ impl hyper::body::Body for Body {
 /// Starts filtering `job` in its own task and waits for its first message.
 ///
 /// `Ok` is the response body, first segment included; `Err` means nothing was sent and the
-/// recipient should get the error (the task has already recorded it).
+/// recipient should get the error (the task has already recorded it). On HTTP/2 the task
+/// applies `connection`'s write-stall timeout to the body and closes `connection` when it
+/// trips ([`consumer`]).
 pub async fn start(
     job: Job,
     record: Record,
     audit: AuditLog,
     metrics: Arc<Metrics>,
+    connection: &Connection,
 ) -> Result<Body, Abort> {
     let (tx, mut rx) = mpsc::channel(CHANNEL_SEGMENTS);
-    tokio::spawn(run(job, record, audit, metrics, tx));
+    let slot = Arc::clone(&job.slot);
+    let progress = Progress::new();
+    let per_stream = job.version >= http::Version::HTTP_2;
+    let watch = Watch::new(
+        Arc::clone(&progress),
+        per_stream.then(|| connection.write_stall_timeout()),
+        connection.closer(),
+    );
+    tokio::spawn(run(job, record, audit, metrics, tx, watch));
     match rx.recv().await {
         Some(Msg::Data(first)) => Ok(Body {
-            first: Some(first),
+            pending: first,
             rx,
             done: false,
+            progress,
+            _slot: slot,
         }),
         Some(Msg::Abort(abort)) => Err(abort),
         Some(Msg::Done) | None => Err(Abort {
@@ -291,19 +332,23 @@ struct Totals {
     rule_errors: BTreeSet<String>,
 }
 
-/// The filter task: reads, splits, filters, records, releases; one final record either way.
+/// The filter task: reads, splits, filters, records, releases; one final record either way,
+/// made once the connection has accepted every released byte (or cannot).
 async fn run(
     job: Job,
     template: Record,
     audit: AuditLog,
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<Msg>,
+    watch: Watch,
 ) {
     let Job {
         request,
         status,
         mut body,
         limits,
+        slot: _slot,
+        version: _,
     } = job;
     let mut totals = Totals::default();
     let mut template = template;
@@ -316,9 +361,23 @@ async fn run(
         subjects_optional: request
             .granted_route()
             .is_some_and(|route| route.subjects_optional),
+        watch: &watch,
     };
     let request = Arc::new(request);
     let outcome = pump(&request, &mut body, limits, io, &mut totals).await;
+    // Nothing more is read upstream: its connection goes now, not when the recipient is done.
+    drop(body);
+    let outcome = match outcome {
+        Ok(()) => {
+            let released = totals.response_bytes;
+            watch.until(&tx, |p| p.accepted() >= released).await
+        }
+        Err(abort) => Err(abort),
+    };
+    let stalled = matches!(&outcome, Err(a) if a.code == consumer::STALLED);
+    if stalled {
+        watch.close_connection();
+    }
     let started = totals.segments > 0;
     let (state, abort) = match outcome {
         Ok(()) => ("complete", None),
@@ -355,20 +414,17 @@ async fn run(
     let appended = audit.append(record).await;
     metrics.upstream_bytes.inc_by(totals.upstream_bytes);
     let last = match (abort, appended) {
-        (None, Ok(())) => {
-            let _ = tx.send(Msg::Data(Bytes::from_static(b"]"))).await;
-            Msg::Done
-        }
+        (None, Ok(())) => vec![Msg::Data(Bytes::from_static(b"]")), Msg::Done],
         // Nothing sent yet, and the refusal itself could not be recorded: answer as the
         // buffered path does when the audit fails (503), not with the upstream's error.
         (Some(_), Err(e)) if !started => {
             tracing::error!(request_id, error = %e, "audit write failed; refusing with 503");
-            Msg::Abort(audit_abort())
+            vec![Msg::Abort(audit_abort())]
         }
-        (Some(a), _) => Msg::Abort(a),
+        (Some(a), _) => vec![Msg::Abort(a)],
         (None, Err(e)) => {
             tracing::error!(request_id, error = %e, "audit write failed; aborting the stream");
-            Msg::Abort(audit_abort())
+            vec![Msg::Abort(audit_abort())]
         }
     };
     tracing::info!(
@@ -380,7 +436,28 @@ async fn run(
         bytes = totals.response_bytes,
         "streamed response"
     );
-    let _ = tx.send(last).await;
+    if stalled {
+        return;
+    }
+    // The slot and the stream are held until the body ends; one that stalls before it does
+    // (its last bytes waiting for window) is cut off too.
+    let mut ended = Ok(());
+    for msg in last {
+        ended = watch.send(&tx, msg).await;
+        if ended.is_err() {
+            break;
+        }
+    }
+    if ended.is_ok() {
+        ended = watch.until(&tx, Progress::ended).await;
+    }
+    if ended.is_err_and(|a| a.code == consumer::STALLED) {
+        tracing::debug!(
+            request_id,
+            "the recipient stopped taking the end of the response"
+        );
+        watch.close_connection();
+    }
 }
 
 fn audit_abort() -> Abort {
@@ -413,6 +490,7 @@ struct Io<'a> {
     /// The route's `subjects_optional`: else a segment that discloses without naming a
     /// data subject aborts the response, as `decide` refuses such a body.
     subjects_optional: bool,
+    watch: &'a Watch,
 }
 
 /// Everything up to the final record; `Err` as soon as anything is wrong.
@@ -643,6 +721,7 @@ async fn release(
         metrics,
         tx,
         subjects_optional,
+        watch,
     } = io;
     if !subjects_optional && segment.seen.subjects.is_empty() && !segment.seen.disclosed.is_empty()
     {
@@ -680,14 +759,7 @@ async fn release(
     let bytes = done.out.freeze();
     totals.response_bytes += bytes.len() as u64;
     metrics.response_bytes.inc_by(bytes.len() as u64);
-    if tx.send(Msg::Data(bytes)).await.is_err() {
-        return Err(Abort {
-            status: StatusCode::BAD_REQUEST,
-            code: "recipient_gone",
-            message: "the recipient closed the connection".into(),
-        });
-    }
-    Ok(())
+    watch.send(tx, Msg::Data(bytes)).await
 }
 
 /// The next data frame of an upstream body; trailers are skipped, a read error is `Err(())`.

@@ -205,3 +205,29 @@ async fn an_audit_that_cannot_be_written_gets_503_and_nothing_else() {
     // Refusals cannot be recorded either, so they are 503 too.
     assert_eq!(http::get(gw.addr, "/jobs/J-1001", None).await.status, 503);
 }
+
+/// The record's `path` is the path routing decoded, the one the upstream was asked for, not
+/// the escapes a client chose to write it in; a target routing cannot decode is recorded as
+/// received, cut to 512 bytes.
+#[tokio::test]
+async fn a_percent_encoded_path_is_recorded_as_routing_decodes_it() {
+    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
+    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let key = gw.key("acme-repairs").to_string();
+    let ok = http::get(gw.addr, "/jobs/%4A%2D%31%30%30%31", Some(&key)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(up.requests()[0].path, "/api/jobs/J-1001");
+    // Decoded for a path no route grants, too.
+    let not_granted = http::get(gw.addr, "/tenants/%54-0001", Some(&key)).await;
+    assert_eq!(not_granted.status, 403, "{}", not_granted.text());
+    // An encoded slash is refused before decoding: recorded as sent.
+    let malformed = http::get(gw.addr, "/jobs/J-1%2F..", Some(&key)).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+    let records = gw.audit_records();
+    let paths: Vec<&str> = records
+        .iter()
+        .map(|r| r["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(paths, ["/jobs/J-1001", "/tenants/T-0001", "/jobs/J-1%2F.."]);
+    gw.stop().await;
+}

@@ -922,3 +922,87 @@ async fn items_and_derive_apply_to_each_element_of_a_root_array() {
     let subjects = strs(&record["subjects"]);
     assert_eq!(subjects, ["T-1", "T-3"], "{subjects:?}");
 }
+
+/// `request.path` in a condition is the path routing decoded, the same one the audit
+/// records and the upstream is asked for: on the buffered path and on a streamed one.
+#[tokio::test]
+async fn request_path_in_a_condition_is_the_decoded_path() {
+    let kind = r#"
+type = "repairs-contractor"
+purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
+lawful_basis = "contract"
+
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+query = []
+subjects = ["tenant.id"]
+allow = ["id", "status"]
+
+[[route.when]]
+condition = "request.path == '/jobs/J-1001'"
+reason = "the path as decoded"
+allow = ["priority"]
+
+[[route]]
+method = "GET"
+path = "/jobs"
+query = []
+subjects = ["[].tenant.id"]
+allow = ["[].id"]
+
+[[route.when]]
+condition = "request.path == '/jobs'"
+reason = "the list path as decoded"
+allow = ["[].status"]
+"#;
+    let list: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("J-{i}"), "status": "open", "tenant": {"id": format!("T-{i}")}}))
+        .collect();
+    let up = Upstream::new()
+        .json("/api/jobs/J-1001", job())
+        .route(
+            "GET",
+            "/api/jobs",
+            crate::support::upstream::Reply::Chunked {
+                chunks: vec![serde_json::to_vec(&list).expect("list")],
+                end: crate::support::upstream::End::Finish,
+            },
+        )
+        .run()
+        .await;
+    let gw = Builder::new(&format!("{}/api", up.url()))
+        .kind("repairs-contractor", kind)
+        .limits("stream_threshold = \"1KiB\"")
+        .start()
+        .await;
+    let key = gw.key("acme-repairs").to_string();
+
+    let r = http::get(gw.addr, "/jobs/%4A-1001", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["priority"], "urgent", "{}", r.text());
+
+    let r = http::get(gw.addr, "/%6Aobs", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("transfer-encoding"),
+        Some("chunked"),
+        "not streamed"
+    );
+    let (body, terminated) = crate::support::http::dechunk(&r.body);
+    assert!(terminated);
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body[0]["status"], "open", "{body}");
+
+    let records = gw.audit_records();
+    assert_eq!(records[0]["path"], "/jobs/J-1001");
+    assert_eq!(strs(&records[0]["reasons"]), ["the path as decoded"]);
+    assert!(records.len() > 2, "{records:?}");
+    for r in &records[1..] {
+        assert_eq!(r["path"], "/jobs");
+        if r["stream"].get("segment").is_some() {
+            assert_eq!(strs(&r["reasons"]), ["the list path as decoded"], "{r}");
+        }
+    }
+    gw.stop().await;
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// A research-vendor-like type whose export route streams: `[]` paths only, an item filter
 /// and derived values reading `item`, no `refuse`, nothing reading `body`.
-const RESEARCH: &str = r#"
+pub(crate) const RESEARCH: &str = r#"
 type = "research-vendor"
 purpose = "Tenant satisfaction research"
 lawful_basis = "legitimate_interests"

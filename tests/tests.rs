@@ -39,3 +39,7 @@ mod ledger_postgres;
 mod streaming;
 // Hostile upstream JSON: JSONTestSuite's must-reject and implementation-defined documents, bombs.
 mod hostile_json;
+// Refusals before identity: bounded records, a per-address budget, summaries of the rest.
+mod unauthenticated;
+// Streamed exports hold their in-flight slot; a stream whose recipient stops taking it is cut.
+mod stream_limits;

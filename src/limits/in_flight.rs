@@ -4,7 +4,8 @@
 //! thousand requests open at once (a slow reader pipelines eight per connection), each
 //! costing an upstream call, a parse and a buffered answer. Every other recipient then
 //! waits behind that work. Each recipient gets its own budget of concurrent requests, taken
-//! after the rate limit and held until the response is decided; a request over it is refused
+//! after the rate limit and held until the response is decided, a streamed response's until
+//! its body has ended (see [`crate::stream::Job::slot`]); a request over it is refused
 //! at once (429), before anything reaches the upstream, so one misbehaving key cannot
 //! starve the others. A recipient whose type sets no `max_in_flight` is not bounded.
 

@@ -108,6 +108,27 @@ fn method_and_path_refusals() {
     assert_eq!(g.upstream_target, "/jobs/aA?x=c%2Bd");
 }
 
+#[test]
+fn the_decoded_path_is_the_one_sent_upstream() {
+    let k = kind(&[("GET", "/jobs/{id}", &[]), ("GET", "/", &[])]);
+    let g = authorize_str(&k, "GET", "/jobs/%4A%2D%31").expect("granted");
+    assert_eq!(g.path, "/jobs/J-1");
+    assert_eq!(g.upstream_target, "/jobs/J-1");
+    // An encoded '?' is data in its segment: plain in the path, encoded again upstream.
+    let g = authorize_str(&k, "GET", "/%6Aobs/a%3Fb").expect("granted");
+    assert_eq!(g.path, "/jobs/a?b");
+    assert_eq!(g.upstream_target, "/jobs/a%3Fb");
+    let g = authorize_str(&k, "GET", "/").expect("granted");
+    assert_eq!((g.path.as_str(), g.upstream_target.as_str()), ("/", "/"));
+    // Decoded before any route is looked at: a path no route grants has its form too.
+    let target = Target::parse(&"/tenants/%54-1?x=1".parse().expect("uri")).expect("clean");
+    assert_eq!(target.path(), "/tenants/T-1");
+    assert_eq!(
+        grant(&k, &http::Method::GET, target).err(),
+        Some(Error::NotGranted)
+    );
+}
+
 proptest::proptest! {
     /// Matching never panics, and whatever it grants names the route it truly matched:
     /// the rebuilt upstream target decodes to the same segments.
@@ -119,7 +140,8 @@ proptest::proptest! {
                 let path = g.upstream_target.split('?').next().unwrap_or_default();
                 let again = decode_path(path).expect("rebuilt target is clean");
                 let original = decode_path(uri.path()).expect("granted target was clean");
-                proptest::prop_assert_eq!(again, original);
+                proptest::prop_assert_eq!(&again, &original);
+                proptest::prop_assert_eq!(format!("/{}", again.join("/")), g.path);
             }
         }
     }

@@ -10,6 +10,7 @@
 use std::future::pending;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,11 +163,18 @@ impl Upstream {
             .local_addr()
             .expect("the fake upstream's bound address");
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(AtomicUsize::new(0));
         let upstream = Arc::new(self);
-        let accept = tokio::spawn(accept_loop(listener, upstream, Arc::clone(&seen)));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            Arc::clone(&seen),
+            Arc::clone(&open),
+        ));
         Listening {
             addr,
             seen,
+            open,
             accept: accept.abort_handle(),
         }
     }
@@ -184,6 +192,8 @@ impl Upstream {
 pub struct Listening {
     pub addr: SocketAddr,
     seen: Log,
+    /// Connections being served now.
+    open: Arc<AtomicUsize>,
     accept: AbortHandle,
 }
 
@@ -202,6 +212,28 @@ impl Listening {
     /// How many requests have been received so far.
     pub fn count(&self) -> usize {
         self.seen.lock().expect("request log lock").len()
+    }
+
+    /// How many connections the gateway holds open to this upstream now: a connection ends
+    /// when its reply is done or the gateway drops it (a write then fails).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(count: &Arc<AtomicUsize>) -> Open {
+        count.fetch_add(1, Ordering::SeqCst);
+        Open(Arc::clone(count))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -238,7 +270,12 @@ impl Seen {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: Arc<Upstream>, seen: Log) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: Arc<Upstream>,
+    seen: Log,
+    open: Arc<AtomicUsize>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -247,11 +284,12 @@ async fn accept_loop(listener: TcpListener, upstream: Arc<Upstream>, seen: Log) 
         };
         // Reap finished connections so a long test does not accumulate them.
         while connections.try_join_next().is_some() {}
-        connections.spawn(serve(
-            Conn::new(stream),
-            Arc::clone(&upstream),
-            Arc::clone(&seen),
-        ));
+        let counted = Open::new(&open);
+        let (upstream, seen) = (Arc::clone(&upstream), Arc::clone(&seen));
+        connections.spawn(async move {
+            serve(Conn::new(stream), upstream, seen).await;
+            drop(counted);
+        });
     }
 }
 
