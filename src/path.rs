@@ -49,6 +49,17 @@ pub struct PathError {
 // === impl FieldPath ===
 
 impl FieldPath {
+    /// The rest of a path that starts with `[]` (`[].tenant.id` gives `tenant.id`): where it
+    /// leads inside one element of a root array. `None` for any other path, or for `[]` alone.
+    pub fn in_element(&self) -> Option<FieldPath> {
+        match self.segments.split_first() {
+            Some((Segment::Each, rest)) if !rest.is_empty() => Some(FieldPath {
+                segments: rest.to_vec(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Parses a path in rule form.
     ///
     /// # Errors

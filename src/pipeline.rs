@@ -783,6 +783,13 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             ),
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
         },
+        // Where in the body the JSON broke would tell the recipient the length of values it
+        // is not sent; the log has it.
+        Rejection::Upstream(e @ upstream::Error::Json(_)) => (
+            e.status(),
+            e.code(),
+            "upstream response is not safe to filter".to_owned(),
+        ),
         Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
         Rejection::Refused(r) => refusal_answer(r),
         Rejection::SubjectsUnidentified => (

@@ -681,6 +681,28 @@ impl Loader {
                 _ => ok = false,
             }
         }
+        // An element's fate must not depend on elements that are not sent: an items rule may
+        // read `body`, but not where any items rule filters (its own array included).
+        let compiled = items.len() == raw.items.len();
+        for (rule, raw_rule) in items.iter().zip(&raw.items).filter(|_| compiled) {
+            let reads = rule.keep.body_reads();
+            for other in &items {
+                let root = other.path.segments() == [Segment::Each];
+                let segments: &[Segment] = if root { &[] } else { other.path.segments() };
+                if reads.reaches(segments) {
+                    self.error(
+                        file,
+                        source.line(&raw_rule.get_ref().keep),
+                        format!(
+                            "items keep reads body where the items rule on \"{}\" filters: whether an element is kept would depend on elements that are not sent; read item, or fields no items rule filters",
+                            other.path
+                        ),
+                    );
+                    ok = false;
+                    break;
+                }
+            }
+        }
         let mut derive = Vec::new();
         let when_paths: Vec<&FieldPath> = when.iter().flat_map(|w| &w.allow).collect();
         for d in &raw.derive {

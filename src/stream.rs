@@ -469,14 +469,26 @@ fn audit_abort() -> Abort {
 }
 
 fn malformed(e: &split::Error) -> Abort {
+    if matches!(e, split::Error::Unidentified) {
+        return Abort {
+            status: StatusCode::BAD_GATEWAY,
+            code: "subjects_unidentified",
+            message:
+                "the data subjects of the response could not be identified, so nothing more was sent"
+                    .into(),
+        };
+    }
     let code = match e {
         split::Error::ElementTooLarge(_) => "upstream_too_large",
         _ => "upstream_malformed",
     };
+    // Not where the JSON broke: that would tell the recipient the length of values it is not
+    // sent. The log has it.
+    tracing::warn!(error = %e, "streamed upstream body is not safe to filter");
     Abort {
         status: StatusCode::BAD_GATEWAY,
         code,
-        message: format!("upstream response is not safe to filter: {e}"),
+        message: "upstream response is not safe to filter".into(),
     }
 }
 

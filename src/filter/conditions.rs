@@ -626,7 +626,10 @@ fn decide_with(
         explain_whens(&mut fields, &c.when, &held);
         fields
     });
-    if filtered.disclosed.is_empty() || !subjects.is_empty() || route.subjects_optional {
+    let identified = route.subjects_optional
+        || (filtered.disclosed.is_empty() || !subjects.is_empty())
+            && (tree.root.each.is_none() || every_row_named(route, upstream, &removed));
+    if identified {
         return Outcome {
             body: Some(filtered.body),
             refusal: None,
@@ -639,12 +642,34 @@ fn decide_with(
             fields,
         };
     }
-    let why = "not sent: no subjects path named a data subject, so the disclosure could not be recorded against anyone";
+    let why = "not sent: no subjects path named a data subject (of the response, or of a row of it), so the disclosure could not be recorded against anyone";
     let mut outcome = nothing_sent(c, why, upstream, explain);
     outcome.unidentified = true;
     outcome.reasons = reasons;
     outcome.rule_errors = errors.0.into_iter().collect();
     outcome
+}
+
+/// Whether every row of a list response that is sent names a data subject, when the route's
+/// subjects are rows' fields (`[].id`): else a subject access request for the person in an
+/// unnamed row could never find the disclosure, however many other rows name theirs. Rows
+/// the item filters dropped are not sent and need no name; an empty row `{}` is sent (it
+/// tells the recipient one more person is there) and does.
+fn every_row_named(route: &Route, upstream: &Value, dropped: &Removed) -> bool {
+    let Value::Array(rows) = upstream else {
+        return true;
+    };
+    let in_row: Vec<FieldPath> = route
+        .subjects
+        .iter()
+        .filter_map(FieldPath::in_element)
+        .collect();
+    if in_row.is_empty() {
+        return true;
+    }
+    rows.iter()
+        .filter(|row| !dropped.has(row))
+        .all(|row| !subjects_without(&in_row, row, dropped).is_empty())
 }
 
 // === per element, for streamed routes ===

@@ -69,6 +69,9 @@ pub(crate) enum Verdict<'p> {
     Dropped,
     /// Not an object: filter it with `decide` instead (nothing was recorded).
     NotAnObject,
+    /// Kept, but no `subjects` path names its data subject: nothing of the response may be
+    /// sent from here on, as `decide` refuses a list with such a row.
+    Unidentified,
 }
 
 /// The paths and subjects one segment of a stream has disclosed so far.
@@ -285,8 +288,11 @@ impl<'a> Projector<'a> {
             return Ok(Verdict::Dropped);
         }
         let item_list = Value::Array(vec![item]);
-        seen.subjects
-            .extend(super::subjects(&self.route.subjects, &item_list));
+        let ids = super::subjects(&self.route.subjects, &item_list);
+        if ids.is_empty() && !self.route.subjects_optional {
+            return Ok(Verdict::Unidentified);
+        }
+        seen.subjects.extend(ids);
         let Value::Array(mut list) = item_list else {
             unreachable!("built as an array above")
         };

@@ -313,3 +313,40 @@ fn a_route_without_subjects_is_warned_about_unless_they_are_optional() {
     assert!(warned(&ROUTE.replace("allow =", "subjects_optional = true\nallow =")).is_empty());
     assert!(warned(&ROUTE.replace("allow =", "subjects = [\"tenant.id\"]\nallow =")).is_empty());
 }
+
+#[test]
+fn an_items_rule_may_not_read_body_where_items_filter() {
+    let items = |path: &str, keep: &str| {
+        format!("\n[[route.items]]\npath = \"{path}\"\nkeep = \"{keep}\"\n")
+    };
+    // Another rule's array, its own array, or a value above either read whole: refused.
+    for keep in [
+        "size(body.tenant.markers) == 1",
+        "body.tenant.markers.exists(m, m.informed == false)",
+        "size(body.tenant) > 3",
+    ] {
+        let rules = format!(
+            "{ROUTE}{}{}",
+            items("tenant.contacts", keep),
+            items("tenant.markers", "item.informed")
+        );
+        let got = problems(&rules, None);
+        assert_eq!(got.len(), 1, "{keep}: {got:?}");
+        assert!(
+            got[0].starts_with("12: items keep reads body where the items rule on"),
+            "{got:?}"
+        );
+    }
+    let own = format!(
+        "{ROUTE}{}",
+        items("tenant.markers", "size(body.tenant.markers) < 9")
+    );
+    assert_eq!(problems(&own, None).len(), 1);
+    // Fields no items rule filters: allowed.
+    let elsewhere = format!(
+        "{ROUTE}{}{}",
+        items("tenant.contacts", "body.tenant.name == 'Ada'"),
+        items("tenant.markers", "item.informed")
+    );
+    assert!(problems(&elsewhere, None).is_empty());
+}

@@ -102,6 +102,7 @@ impl Batch {
             match verdict {
                 Verdict::Sent(out) => done.push(out),
                 Verdict::Dropped => {}
+                Verdict::Unidentified => return Err(split::Error::Unidentified),
                 // No projector for this route, or not an object: the general path.
                 Verdict::NotAnObject => {
                     let element = json::parse_strict(bytes, depth)?;
@@ -132,6 +133,9 @@ impl Filtered {
         element: Value,
     ) -> Result<(), split::Error> {
         let outcome = filter::decide(route, request, &Value::Array(vec![element]), false);
+        if outcome.unidentified {
+            return Err(split::Error::Unidentified);
+        }
         self.seen.subjects.extend(outcome.subjects);
         for path in &outcome.disclosed {
             self.seen.disclosed.insert(path);

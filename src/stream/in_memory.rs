@@ -104,19 +104,26 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
                 .map(|_| "the streamed path sent a body the buffered path refuses".to_owned());
         }
     };
-    let streamed = match streamed {
-        Ok(made) => made,
-        Err(e) => {
-            return Some(format!(
-                "the streamed path refused a body decide takes: {e}"
-            ))
-        }
-    };
     let Some(route) = job.granted_route() else {
         return Some("the job names no granted route".to_owned());
     };
     let request = job.filter_request();
     let outcome = filter::decide(route, &request, &parsed, false);
+    let streamed = match (streamed, outcome.unidentified) {
+        // A row that names no data subject: refused both ways.
+        (Err(split::Error::Unidentified), true) => return None,
+        (Ok(_), true) => {
+            return Some(
+                "the streamed path sent a body decide refuses: a row names no subject".to_owned(),
+            )
+        }
+        (Ok(made), false) => made,
+        (Err(e), _) => {
+            return Some(format!(
+                "the streamed path refused a body decide takes: {e}"
+            ))
+        }
+    };
     let Some(sent) = outcome.body else {
         return Some("decide refused a streamable route's body".to_owned());
     };

@@ -33,6 +33,10 @@ pub enum Error {
     Trailing(u64),
     #[error("body ended before the array did")]
     Truncated,
+    /// Not a fault of the JSON: an element kept for the recipient names no data subject, so
+    /// its disclosure could not be found by a subject access request.
+    #[error("an element names no data subject")]
+    Unidentified,
     #[error(transparent)]
     Element(#[from] json::Error),
 }

@@ -44,6 +44,20 @@ impl Reads {
         }
     }
 
+    /// Whether what is read reaches the value at `segments` or anything under it: a
+    /// selection down to it or past it, or a value above it read whole. An array is read
+    /// whole, so a path through `[]` is reached by any read of the array.
+    pub fn reaches(&self, segments: &[crate::path::Segment]) -> bool {
+        match (self, segments.split_first()) {
+            (Reads::Nothing, _) => false,
+            (Reads::All, _) | (Reads::Fields(_), None) => true,
+            (Reads::Fields(fields), Some((crate::path::Segment::Key(key), rest))) => {
+                fields.get(key).is_some_and(|r| r.reaches(rest))
+            }
+            (Reads::Fields(_), Some((crate::path::Segment::Each, _))) => true,
+        }
+    }
+
     /// What `expr` reads of the variable `name`.
     pub fn of(expr: &IdedExpr, name: &str) -> Reads {
         let mut reads = Reads::Nothing;

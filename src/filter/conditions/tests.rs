@@ -1121,7 +1121,8 @@ fn direct_derived_values_are_what_cel_derives() {
     );
 }
 
-/// Rules whose `when`, `derive` and a second `items` read rows the first `items` drops.
+/// Rules whose `when` and `derive` read rows an `items` rule drops (an `items` rule reading
+/// them is refused at load), and a second `items` rule reading `body` elsewhere.
 const READS_DROPPED_ROWS: &str = r#"
 [[route]]
 method = "GET"
@@ -1145,7 +1146,7 @@ keep = "item.informed == true"
 
 [[route.items]]
 path = "tenant.contacts"
-keep = "size(body.tenant.markers) == 1"
+keep = "body.tenant.name == 'Ada'"
 
 [[route.derive]]
 field = "tenant.first_marker"
@@ -1157,7 +1158,7 @@ value = "size(body.tenant.markers)"
 "#;
 
 #[test]
-fn when_derive_and_later_items_see_only_the_rows_items_kept() {
+fn when_and_derive_see_only_the_rows_items_kept() {
     let p = policy(READS_DROPPED_ROWS);
     let body = json!({
         "tenant": {
@@ -1371,4 +1372,42 @@ reason = "always"
     );
     let out = run(&p, "acme-repairs", &json!({"id": "J1", "QQ123456A": 1}));
     assert_eq!(out.withheld.into_iter().collect::<Vec<_>>(), ["*", "id"]);
+}
+
+#[test]
+fn every_row_of_a_list_that_is_sent_names_its_subject() {
+    let p = policy(
+        r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["[].id"]
+allow = ["[].name", "[].phone"]
+
+[[route.items]]
+path = "[]"
+keep = "item.consent == true"
+"#,
+    );
+    // One row names its tenant, the next does not: a request for that person's disclosures
+    // could never find this one, so nothing is sent.
+    let unnamed = json!([{"id": "T-1", "name": "Ada", "consent": true},
+                         {"name": "Bob Smith", "phone": "0700 900", "consent": true}]);
+    // Rows with nothing granted still say how many people there are.
+    let empty = json!([{"id": "T-1", "name": "Ada", "consent": true},
+                       {"nickname": "Bob", "consent": true}]);
+    for body in [&unnamed, &empty] {
+        for explain in [false, true] {
+            let out = Run::default().decide(&p, "acme-repairs", body, explain);
+            assert!(out.unidentified, "{body}");
+            assert_eq!(out.body, None);
+        }
+    }
+    // A row without an id that the item filter drops is not sent, and needs no name.
+    let dropped = json!([{"id": "T-1", "name": "Ada", "consent": true},
+                         {"name": "Bob Smith", "consent": false}]);
+    let out = run(&p, "acme-repairs", &dropped);
+    assert!(!out.unidentified);
+    assert_eq!(out.body.unwrap(), json!([{"name": "Ada"}]));
+    assert_eq!(out.subjects, ["T-1"]);
 }

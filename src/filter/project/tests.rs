@@ -78,6 +78,9 @@ type Made = Result<
 fn by_decide(route: &Route, request: &Request<'_>, bytes: &[u8], depth: usize) -> Made {
     let element = parse_strict(bytes, depth).map_err(|_| ())?;
     let out = decide(route, request, &Value::Array(vec![element]), false);
+    if out.unidentified {
+        return Err(());
+    }
     let sent = match out.body {
         Some(Value::Array(mut items)) => items.pop().map(|v| serde_json::to_vec(&v).unwrap()),
         other => panic!("a streamed route always gives an array, not {other:?}"),
@@ -100,7 +103,7 @@ fn by_projector(
     let mut seen = Seen::default();
     let mut errors = BTreeSet::new();
     let sent = match projector.element(bytes, rules, &mut seen, &mut errors) {
-        Err(_) => return Some(Err(())),
+        Err(_) | Ok(Verdict::Unidentified) => return Some(Err(())),
         Ok(Verdict::NotAnObject) => return None,
         Ok(Verdict::Dropped) => None,
         Ok(Verdict::Sent(out)) => Some(out.to_vec()),

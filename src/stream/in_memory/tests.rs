@@ -156,3 +156,42 @@ proptest! {
         prop_assert_eq!(disagreement(&job, &body, 16), None);
     }
 }
+
+/// A streamed export whose rows are filtered by `decide` (an items rule inside the element)
+/// and by the projector: a row that names no subject stops the export both ways, with its
+/// own code, exactly where the buffered path refuses the body.
+#[test]
+fn a_row_without_a_subject_stops_a_streamed_export_as_decide_refuses_it() {
+    for items in ["[].markers", "[]"] {
+        let routes = format!(
+            "[[route]]\nmethod = \"GET\"\npath = \"/tenants\"\nsubjects = [\"[].id\"]\n\
+             allow = [\"[].name\", \"[].markers[].category\"]\n\n\
+             [[route.items]]\npath = \"{items}\"\nkeep = \"has(item.ok) == false || item.ok == true\"\n"
+        );
+        let policy = crate::filter::conditions::tests::load(&routes, None).unwrap();
+        let recipient = Arc::clone(policy.recipient("acme-repairs").unwrap());
+        assert!(recipient.kind.routes[0].streamable, "{items}");
+        let job = Arc::new(Requested {
+            recipient,
+            route: 0,
+            method: "GET".into(),
+            path: "/tenants".into(),
+            params: BTreeMap::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            now: now(),
+        });
+        let body = br#"[{"id":"T-1","name":"Ada"},{"name":"Bob Smith"}]"#;
+        assert_eq!(disagreement(&job, body, 16), None, "{items}");
+        assert!(
+            matches!(
+                filter_in_memory(&job, body, 16, usize::MAX),
+                Err(split::Error::Unidentified)
+            ),
+            "{items}"
+        );
+        let named = br#"[{"id":"T-1","name":"Ada"},{"id":"T-2","name":"Bob"}]"#;
+        assert_eq!(disagreement(&job, named, 16), None, "{items}");
+        assert!(filter_in_memory(&job, named, 16, usize::MAX).is_ok());
+    }
+}
