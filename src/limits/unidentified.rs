@@ -14,6 +14,10 @@
 //! IPv4 address. At most [`MAX_ADDRESSES`] addresses are tracked: when that many hold budget
 //! state, every refusal is counted rather than recorded until [`Unidentified::take`] drops
 //! the addresses whose budget has refilled, at the next summary.
+//!
+//! Addresses are cheap for some (an IPv6 /48 holds 65,536 /64s), so a budget over all of
+//! them together, [`TOTAL_PER_SECOND`], bounds what refusals before identify can write
+//! however many addresses a flood comes from.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -31,11 +35,18 @@ use crate::config::UnauthenticatedLimits;
 /// however many addresses a flood comes from.
 pub const MAX_ADDRESSES: usize = 1 << 16;
 
+/// The most refusals before identify recorded one by one per second, from all addresses
+/// together (twice that in a burst): at about 1.5 KB a record, 300 KB/s at most.
+pub const TOTAL_PER_SECOND: u32 = 200;
+
 type Keyed = RateLimiter<IpAddr, HashMapStateStore<IpAddr>, DefaultClock>;
+type Total = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
 
 /// The per-address budgets and the refusals counted beyond them.
 pub struct Unidentified {
     limiter: Keyed,
+    /// Over every address together.
+    total: Total,
     window: Mutex<Window>,
 }
 
@@ -64,8 +75,11 @@ impl Unidentified {
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(burst))
             .allow_burst(burst);
+        let total = NonZeroU32::new(TOTAL_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        let total_burst = total.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         Unidentified {
             limiter: RateLimiter::hashmap(quota),
+            total: RateLimiter::direct(Quota::per_second(total).allow_burst(total_burst)),
             window: Mutex::new(Window {
                 since: SystemTime::now(),
                 by_status: BTreeMap::new(),
@@ -77,7 +91,9 @@ impl Unidentified {
     pub fn admit(&self, addr: IpAddr) -> bool {
         // Full: nothing is recorded one by one until `take` makes room (a check would add
         // the address to the table).
-        self.limiter.len() < MAX_ADDRESSES && self.limiter.check_key(&key(addr)).is_ok()
+        self.limiter.len() < MAX_ADDRESSES
+            && self.limiter.check_key(&key(addr)).is_ok()
+            && self.total.check().is_ok()
     }
 
     /// Counts a refusal of `status` that was answered but not recorded.
@@ -200,10 +216,25 @@ mod tests {
     }
 
     #[test]
+    fn many_addresses_together_get_one_budget_too() {
+        let u = budget(1, 20);
+        // A fresh address for every refusal, as a /48 of IPv6 gives: each is within its own
+        // budget, and past the burst over all of them nothing more is recorded one by one.
+        let burst = 2 * TOTAL_PER_SECOND;
+        let admitted = (0..burst + 100)
+            .filter(|i| u.admit(IpAddr::from((0x0a00_0000 + i).to_be_bytes())))
+            .count();
+        assert!(
+            (burst as usize..burst as usize + 10).contains(&admitted),
+            "{admitted} admitted"
+        );
+    }
+
+    #[test]
     fn a_full_table_records_nothing_until_the_next_summary() {
         let u = budget(1, 2);
         for i in 0..MAX_ADDRESSES as u32 {
-            assert!(u.admit(IpAddr::from(i.to_be_bytes())));
+            assert!(u.limiter.check_key(&IpAddr::from(i.to_be_bytes())).is_ok());
         }
         let known = IpAddr::from(7u32.to_be_bytes());
         let new: IpAddr = "203.0.113.1".parse().unwrap();
