@@ -49,6 +49,9 @@ pub struct Server {
     pub header_read_timeout: Duration,
     /// A response write that makes no progress for this long closes the connection (slow read).
     pub write_stall_timeout: Duration,
+    /// A connection with no request under way for this long is closed: HTTP/2 has no other
+    /// bound on a client that opens a connection, answers pings and asks for nothing.
+    pub idle_timeout: Duration,
     /// Most connections served at once; further ones wait in the kernel's accept queue.
     pub max_connections: usize,
 }
@@ -198,6 +201,7 @@ struct RawServer {
     insecure_plaintext: bool,
     header_read_timeout: Option<String>,
     write_stall_timeout: Option<String>,
+    idle_timeout: Option<String>,
     max_connections: Option<usize>,
 }
 
@@ -393,6 +397,15 @@ impl Settings {
             problem(e);
             Duration::from_secs(10)
         });
+        let idle_timeout = parse_duration_or(
+            "server.idle_timeout",
+            raw.server.idle_timeout.as_deref(),
+            "60s",
+        )
+        .unwrap_or_else(|e| {
+            problem(e);
+            Duration::from_secs(60)
+        });
         let write_stall_timeout = parse_duration_or(
             "server.write_stall_timeout",
             raw.server.write_stall_timeout.as_deref(),
@@ -569,6 +582,7 @@ impl Settings {
                 insecure_plaintext: raw.server.insecure_plaintext,
                 header_read_timeout,
                 write_stall_timeout,
+                idle_timeout,
                 max_connections: raw.server.max_connections.unwrap_or(4096),
             },
             upstream: Upstream {

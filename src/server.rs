@@ -40,6 +40,8 @@ pub struct Options {
     pub header_read_timeout: Duration,
     /// A response write that makes no progress for this long closes the connection.
     pub write_stall_timeout: Duration,
+    /// A connection with no request under way for this long is closed.
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
@@ -118,13 +120,20 @@ pub async fn run(
         let tls = options.tls.as_ref().map(|t| t.current());
         let handshake_timeout = options.header_read_timeout;
         let write_stall_timeout = options.write_stall_timeout;
+        let idle_timeout = options.idle_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
                     let (context, closed) = Connection::new(peer, None, write_stall_timeout);
-                    let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
-                    serve(peer, watcher.watch(connection), closed).await;
+                    let context = Arc::new(context);
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service(gateway, context.clone()));
+                    let ends = Ends {
+                        closed,
+                        context,
+                        idle_timeout,
+                    };
+                    serve(peer, watcher.watch(connection), ends).await;
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -146,9 +155,15 @@ pub async fn run(
                     };
                     let identity = PeerIdentity::of(stream.get_ref().1);
                     let (context, closed) = Connection::new(peer, identity, write_stall_timeout);
-                    let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(gateway, context));
-                    serve(peer, watcher.watch(connection), closed).await;
+                    let context = Arc::new(context);
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service(gateway, context.clone()));
+                    let ends = Ends {
+                        closed,
+                        context,
+                        idle_timeout,
+                    };
+                    serve(peer, watcher.watch(connection), ends).await;
                 }
             }
             drop(permit);
@@ -167,9 +182,19 @@ pub async fn run(
     }
 }
 
-/// Serves one connection until it ends, or until a request closes it through its
-/// [`Connection`]'s closer: the connection is then dropped, with every stream and body on it.
-async fn serve<E>(peer: SocketAddr, connection: impl Future<Output = Result<(), E>>, closed: Closed)
+/// What ends a connection besides its client: a request closing it, or idleness.
+struct Ends {
+    closed: Closed,
+    context: Arc<Connection>,
+    idle_timeout: Duration,
+}
+
+/// Serves one connection until it ends, until a request closes it through its
+/// [`Connection`]'s closer, or until it has had no request under way for `idle_timeout` (an
+/// HTTP/2 client that answers pings and asks for nothing would otherwise hold its connection,
+/// and one of `max_connections`, for ever): the connection is then dropped, with every
+/// stream and body on it.
+async fn serve<E>(peer: SocketAddr, connection: impl Future<Output = Result<(), E>>, ends: Ends)
 where
     E: AsRef<dyn std::error::Error + Send + Sync>,
 {
@@ -179,8 +204,11 @@ where
                 log_connection_error(peer, e.as_ref());
             }
         }
-        () = closed.wait() => {
+        () = ends.closed.wait() => {
             tracing::debug!(peer = %peer.ip(), "connection closed by a request");
+        }
+        () = ends.context.idle_for(ends.idle_timeout) => {
+            tracing::debug!(peer = %peer.ip(), "idle connection closed");
         }
     }
 }
@@ -188,7 +216,7 @@ where
 /// The per-connection service: every request on it carries the connection's context.
 fn service(
     gateway: Arc<Gateway>,
-    connection: Connection,
+    connection: Arc<Connection>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<crate::pipeline::Body>,
@@ -197,11 +225,13 @@ fn service(
         Output = Result<http::Response<crate::pipeline::Body>, std::convert::Infallible>,
     > + Send,
 > + Clone {
-    let connection = Arc::new(connection);
     service_fn(move |request| {
         let gateway = gateway.clone();
         let connection = connection.clone();
-        async move { Ok(gateway.handle(request, &connection).await) }
+        async move {
+            let _busy = connection.busy();
+            Ok(gateway.handle(request, &connection).await)
+        }
     })
 }
 

@@ -219,6 +219,8 @@ pub struct Body {
     progress: Arc<Progress>,
     /// The request's `max_in_flight` slot, until hyper drops the body.
     _slot: Arc<Slot>,
+    /// The connection counts as busy (not idle) until the body ends.
+    _busy: crate::connection::Busy,
 }
 
 /// The error a streamed body fails with; never shown to the recipient.
@@ -302,6 +304,7 @@ pub async fn start(
             done: false,
             progress,
             _slot: slot,
+            _busy: connection.busy(),
         }),
         Some(Msg::Abort(abort)) => Err(abort),
         Some(Msg::Done) | None => Err(Abort {

@@ -303,3 +303,39 @@ async fn a_small_http2_export_never_given_window_is_recorded_aborted() {
     assert_eq!(last["error"], "recipient_stalled", "{last}");
     gw.stop().await;
 }
+
+/// An HTTP/2 client that completes the handshake and asks for nothing (answering pings, as
+/// any h2 client does) is disconnected once `idle_timeout` (3 s here) passes with no request
+/// under way; one that keeps a request under way is not.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let up = Upstream::new()
+        .route(
+            "GET",
+            "/api/tenants",
+            Reply::Json(200, serde_json::json!([{"id": "T-1", "name": "Ann"}])),
+        )
+        .run()
+        .await;
+    let gw = gateway(&up, RESEARCH).await;
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    let (client, connection) = h2::client::Builder::new()
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let started = std::time::Instant::now();
+    let ended = tokio::spawn(connection);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), ended).await;
+    assert!(
+        outcome.is_ok(),
+        "an idle HTTP/2 connection was still open after 10 s"
+    );
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(3),
+        "closed after {after:?}, before idle_timeout"
+    );
+    eprintln!("h2 idle summary: an idle HTTP/2 connection was closed after {after:.1?}");
+    drop(client);
+    gw.stop().await;
+}

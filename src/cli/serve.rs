@@ -220,6 +220,7 @@ pub(super) async fn run_gateway(
     let options = server::Options {
         header_read_timeout: settings.server.header_read_timeout,
         write_stall_timeout: settings.server.write_stall_timeout,
+        idle_timeout: settings.server.idle_timeout,
         max_connections: settings.server.max_connections,
         drain_timeout: Duration::from_secs(30),
         tls,

@@ -233,7 +233,7 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| dir.path().join("audit").join("disclosures.jsonl"));
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\nwrite_stall_timeout = \"2s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\nrequest_body_timeout = \"2s\"\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\nwrite_stall_timeout = \"2s\"\nidle_timeout = \"3s\"\n{tls_config}\n[upstream]\nurl = \"{}\"\ntimeout = \"2s\"\n{}\n[rules]\ndir = \"rules\"\n\n[audit]\npath = \"{}\"\n\n[limits]\nmax_response_body = \"64KiB\"\nmax_depth = 16\nmax_request_body = \"1KiB\"\nrequest_body_timeout = \"2s\"\n{}",
             self.upstream,
             self.extra_config,
             audit.display(),
@@ -345,6 +345,7 @@ impl Builder {
         let options = server::Options {
             header_read_timeout: settings.server.header_read_timeout,
             write_stall_timeout: settings.server.write_stall_timeout,
+            idle_timeout: settings.server.idle_timeout,
             max_connections: 256,
             drain_timeout: Duration::from_secs(5),
             tls: settings.server.tls.clone().map(|t| {
