@@ -24,7 +24,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -122,18 +122,10 @@ pub async fn run(
         let write_stall_timeout = options.write_stall_timeout;
         let idle_timeout = options.idle_timeout;
         tokio::spawn(async move {
+            let timeouts = (write_stall_timeout, idle_timeout);
             match tls {
                 None => {
-                    let (context, closed) = Connection::new(peer, None, write_stall_timeout);
-                    let context = Arc::new(context);
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service(gateway, context.clone()));
-                    let ends = Ends {
-                        closed,
-                        context,
-                        idle_timeout,
-                    };
-                    serve(peer, watcher.watch(connection), ends).await;
+                    serve_accepted(stream, peer, None, (builder, gateway, watcher), timeouts).await;
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -154,16 +146,8 @@ pub async fn run(
                         }
                     };
                     let identity = PeerIdentity::of(stream.get_ref().1);
-                    let (context, closed) = Connection::new(peer, identity, write_stall_timeout);
-                    let context = Arc::new(context);
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service(gateway, context.clone()));
-                    let ends = Ends {
-                        closed,
-                        context,
-                        idle_timeout,
-                    };
-                    serve(peer, watcher.watch(connection), ends).await;
+                    let with = (builder, gateway, watcher);
+                    serve_accepted(stream, peer, identity, with, timeouts).await;
                 }
             }
             drop(permit);
@@ -180,6 +164,29 @@ pub async fn run(
     if summaries.await.is_err() {
         tracing::error!("the summary task of unidentified refusals panicked");
     }
+}
+
+/// Serves one accepted connection (with TLS, once its handshake is done), with the client
+/// certificate it presented: its requests share one [`Connection`].
+async fn serve_accepted<S>(
+    io: S,
+    peer: SocketAddr,
+    identity: Option<PeerIdentity>,
+    (builder, gateway, watcher): (auto::Builder<TokioExecutor>, Arc<Gateway>, Watcher),
+    (write_stall_timeout, idle_timeout): (Duration, Duration),
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (context, closed) = Connection::new(peer, identity, write_stall_timeout);
+    let context = Arc::new(context);
+    let connection =
+        builder.serve_connection(TokioIo::new(io), service(gateway, Arc::clone(&context)));
+    let ends = Ends {
+        closed,
+        context,
+        idle_timeout,
+    };
+    serve(peer, watcher.watch(connection), ends).await;
 }
 
 /// What ends a connection besides its client: a request closing it, or idleness.
