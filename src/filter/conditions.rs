@@ -7,7 +7,8 @@
 //!    is sent. It reads the body as it came, since an objection is usually held in a field
 //!    no recipient is sent.
 //! 2. `items`, in rule order: array elements whose `keep` does not hold (or errs) are
-//!    dropped. A rule's `body` is the body without the rows the rules before it dropped.
+//!    dropped. A `keep` may read `body` only where no items rule filters (the loader refuses
+//!    anything else), so no element's fate depends on another that is not sent.
 //! 3. `when`, on the body without every dropped row: an answer that depended on a dropped
 //!    row would tell the recipient about it.
 //! 4. `derive`, on that same narrowed body: computed fields are set on it; a derivation that
@@ -526,25 +527,14 @@ fn decide_with(
     let mut dropped: BTreeSet<String> = BTreeSet::new();
     let mut removed = Removed::default();
     for rule in &c.items {
-        // A rule that reads `body` reads it without the rows the rules before it dropped.
-        let before = (rule.keep.uses().body && !removed.is_empty()).then(|| removed.clone());
-        let view = before
-            .as_ref()
-            .map(|b| View::without(c, request, upstream, b, simple));
-        let body_removed = before.as_ref().unwrap_or(&nothing_removed);
-        let view = view.as_ref().unwrap_or(&upstream_view);
+        // `check` refuses a rule that reads `body` where any items rule filters, so what it
+        // reads is the same before and after any drop: the upstream body will do.
         apply_items(
             rule,
             c.names(),
             upstream,
             &mut removed,
-            (
-                &|| view.scope(),
-                &cel::Inputs {
-                    body_removed,
-                    ..upstream_inputs
-                },
-            ),
+            (&|| upstream_view.scope(), &upstream_inputs),
             &mut errors,
             &mut dropped,
             &mut notes,
