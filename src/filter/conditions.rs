@@ -491,9 +491,9 @@ fn decide_with(
     let mut errors = Errors::default();
     let nothing_removed = Removed::default();
     let now = cel::date_time(request.now);
-    // Each step sees `body` as the steps before it left it: `refuse` the upstream body, each
-    // `items` rule the body without the rows the rules before it dropped, and `when` and
-    // `derive` the body without every dropped row. The CEL scope of a view is built only
+    // Each step sees `body` as the steps before it left it: `refuse` and the `items` rules the
+    // upstream body (an items rule reads none of the rows items filter), `when` and `derive`
+    // the body without every dropped row. The CEL scope of a view is built only
     // when an expression needs the interpreter: the simple conditions are answered directly
     // on the JSON ([`cel::Direct`]).
     let upstream_view = View::new(c, request, upstream, simple);
