@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::gateway::{Builder, REPAIRS_TYPE};
+use crate::support::gateway::{Builder, Gateway, REPAIRS_TYPE};
 use crate::support::http;
 use crate::support::job;
-use crate::support::upstream::{Reply, Seen, Upstream};
+use crate::support::upstream::{Listening, Reply, Seen, Upstream};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -862,12 +862,9 @@ impl hyper::body::Body for Unsized {
     }
 }
 
-/// Over HTTP/2 a body needs no content-length, so the headers cannot say whether one
-/// follows: the body is checked by what arrives. A form body is refused as it is over
-/// HTTP/1.1, and so are body bytes on a GET; a JSON body still goes through.
-#[tokio::test]
-async fn form_body_without_content_length_over_h2_is_refused() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+/// An upstream serving `GET` and `POST /jobs/J-1`, and a gateway granting both, for the
+/// request-body checks.
+async fn job_writes() -> (Listening, Gateway) {
     let up = Upstream::new()
         .json("/api/jobs/J-1", job())
         .route(
@@ -881,6 +878,16 @@ async fn form_body_without_content_length_over_h2_is_refused() {
         .kind("repairs-contractor", &hostile_type())
         .start()
         .await;
+    (up, gw)
+}
+
+/// Over HTTP/2 a body needs no content-length, so the headers cannot say whether one
+/// follows: the body is checked by what arrives. A form body is refused as it is over
+/// HTTP/1.1, and so are body bytes on a GET; a JSON body still goes through.
+#[tokio::test]
+async fn form_body_without_content_length_over_h2_is_refused() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (up, gw) = job_writes().await;
     let key = gw.key("acme-repairs").to_string();
     let tcp = TcpStream::connect(gw.addr).await.expect("connect");
     let (mut send, conn) =
@@ -933,19 +940,7 @@ async fn form_body_without_content_length_over_h2_is_refused() {
 /// the upstream might read the form one. A request carries exactly one, or is refused.
 #[tokio::test]
 async fn two_content_type_headers_are_refused() {
-    let up = Upstream::new()
-        .json("/api/jobs/J-1", job())
-        .route(
-            "POST",
-            "/api/jobs/J-1",
-            Reply::Json(200, json!({ "id": "J-1", "status": "noted" })),
-        )
-        .run()
-        .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", &hostile_type())
-        .start()
-        .await;
+    let (up, gw) = job_writes().await;
     let key = gw.key("acme-repairs").to_string();
     let body = br#"{"status":"done"}"#;
     let two = "Content-Type: application/x-www-form-urlencoded\r\n";
@@ -995,18 +990,7 @@ async fn two_content_type_headers_are_refused() {
 /// duplicate keys, bounded depth): the upstream then reads the document the gateway checked.
 #[tokio::test]
 async fn a_request_body_that_is_not_json_is_refused() {
-    let up = Upstream::new()
-        .route(
-            "POST",
-            "/api/jobs/J-1",
-            Reply::Json(200, json!({ "id": "J-1", "status": "noted" })),
-        )
-        .run()
-        .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", &hostile_type())
-        .start()
-        .await;
+    let (up, gw) = job_writes().await;
     let key = gw.key("acme-repairs").to_string();
     let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
     for (name, body) in [
