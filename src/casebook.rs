@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::dry_run::{self, Decided};
-use crate::rules::diag::{line_of, Diagnostic};
+use crate::diag::{line_of, Diagnostic};
 use crate::rules::Policy;
 
 /// One case, ready to run.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::rules::diag::{line_of, Diagnostic};
+use crate::diag::{line_of, Diagnostic};
 use crate::rules::Rate;
 
 /// Prefix of the environment overrides, as in `NEED_TO_KNOW__SERVER__LISTEN`.

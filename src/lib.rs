@@ -43,6 +43,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod diag;
 pub mod dry_run;
 pub mod filter;
 pub mod identity;

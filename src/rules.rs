@@ -9,7 +9,6 @@
 //! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
 
-pub mod diag;
 pub mod glossary;
 mod raw;
 
@@ -27,7 +26,7 @@ use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
 use crate::filter::AllowTree;
 use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::Template;
-use diag::{line_of, Diagnostic};
+use crate::diag::{line_of, Diagnostic};
 use glossary::Glossary;
 
 /// The checked policy the gateway serves; immutable once built.

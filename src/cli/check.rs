@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::config::Settings;
-use crate::rules::diag::Diagnostic;
+use crate::diag::Diagnostic;
 use crate::rules::Policy;
 
 /// The certificate and key files, loaded as `serve` would load them.

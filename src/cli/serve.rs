@@ -13,7 +13,7 @@ use crate::limits;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::reload;
-use crate::rules::diag::Diagnostic;
+use crate::diag::Diagnostic;
 use crate::rules::Policy;
 use crate::server;
 use crate::tls::Reloadable;

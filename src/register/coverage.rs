@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::rules::diag::Diagnostic;
+use crate::diag::Diagnostic;
 use crate::rules::glossary::{self, Glossary};
 use crate::rules::Policy;
 

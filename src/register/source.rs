@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::rules::diag::line_of;
+use crate::diag::line_of;
 
 /// The rule files could not be read again, or no longer match the loaded rules.
 #[derive(Debug, thiserror::Error)]

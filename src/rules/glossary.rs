@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::diag::{line_of, Diagnostic};
+use crate::diag::{line_of, Diagnostic};
 
 /// The file's name inside the rules directory.
 pub const FILE: &str = "glossary.toml";
