@@ -104,7 +104,7 @@ fn decide(
     body: &Value,
 ) -> Outcome {
     let request = filter::Request {
-        recipient,
+        caller: recipient.caller(),
         method: "GET",
         path,
         params,
@@ -112,7 +112,7 @@ fn decide(
         headers: &[],
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
     };
-    filter::decide(route, &request, body, false)
+    filter::decide(&route.plan, &request, body, false)
 }
 
 /// The record the pipeline would chain for `outcome`, as `AuditLog::append` hands it to the
@@ -204,9 +204,10 @@ fn benches(c: &mut Criterion) {
         record_bytes.len()
     );
 
+    let jobs_allow = filter::AllowTree::new(jobs.plan.allow());
     let mut g = c.benchmark_group("filter");
     g.bench_function("allow_2kb", |b| {
-        b.iter(|| filter::allow(black_box(&jobs.allow), black_box(&f.job)))
+        b.iter(|| filter::allow(black_box(&jobs_allow), black_box(&f.job)))
     });
     g.bench_function("decide_2kb", |b| {
         b.iter(|| {

@@ -25,8 +25,8 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dry_run::{self, Decided};
 use crate::diag::{line_of, Diagnostic};
+use crate::dry_run::{self, Decided};
 use crate::rules::Policy;
 
 /// One case, ready to run.

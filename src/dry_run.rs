@@ -92,13 +92,13 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
             &upstream,
         );
     };
-    let granted = match routes::authorize(&request.recipient.kind, &request.method, &uri) {
+    let granted = match routes::authorize(&request.recipient.kind.routes, &request.method, &uri) {
         Ok(g) => g,
         Err(e) => return rejected(e.status().as_u16(), e.code(), e.to_string(), &upstream),
     };
     let cel_headers = filter::pick_headers(&request.headers);
     let decide_request = filter::Request {
-        recipient: request.recipient,
+        caller: request.recipient.caller(),
         method: request.method.as_str(),
         path: &granted.path,
         params: &granted.params,
@@ -106,7 +106,7 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
         headers: &cel_headers,
         now: request.now,
     };
-    let outcome = filter::decide(granted.route, &decide_request, &upstream, true);
+    let outcome = filter::decide(&granted.route.plan, &decide_request, &upstream, true);
     // What serve would answer, from the one mapping serve uses.
     let refused = |rejection: Rejection| {
         let (status, code, message) = pipeline::describe(&rejection);

@@ -21,9 +21,11 @@ use crate::path::{FieldPath, RuleFormBuf, Segment};
 
 pub mod cel;
 pub mod conditions;
+mod plan;
 pub(crate) mod project;
 
 pub use conditions::{decide, pick_headers, rule_errors_total, Outcome, Refusal, Request};
+pub use plan::{Caller, Plan};
 
 /// The compiled allow list of one route: a trie of the allow entries.
 ///

@@ -497,7 +497,7 @@ impl Gateway {
         // all take this one value.
         let target = routes::Target::parse(target)?;
         record.set_path(target.path());
-        let granted = routes::grant(&recipient.kind, &parts.method, target)?;
+        let granted = routes::grant(&recipient.kind.routes, &parts.method, target)?;
         let route = granted.route;
         record.route = Some(route.template.to_string());
 
@@ -530,7 +530,7 @@ impl Gateway {
 
         // An HTTP/1.0 client gets a streamed body delimited by the connection's close, so an
         // abort would look like a normal end: it takes the buffered path instead.
-        let may_stream = route.streamable
+        let may_stream = route.plan.streamable()
             && !matches!(
                 parts.version,
                 http::Version::HTTP_09 | http::Version::HTTP_10
@@ -611,7 +611,7 @@ impl Gateway {
             }
         };
         let request = filter::Request {
-            recipient: &recipient,
+            caller: recipient.caller(),
             method: parts.method.as_str(),
             path: &granted.path,
             params: &granted.params,
@@ -619,7 +619,7 @@ impl Gateway {
             headers: &cel_headers,
             now: std::time::SystemTime::now(),
         };
-        let outcome = filter::decide(route, &request, &upstream_body, false);
+        let outcome = filter::decide(&route.plan, &request, &upstream_body, false);
         record.subjects = outcome.subjects;
         record.reasons = outcome.reasons;
         record.disclosed = outcome.disclosed.into_iter().collect();

@@ -285,7 +285,7 @@ impl RouteEntry {
             line: entry.map_or(route.line, |e| e.line),
         };
         let mut rows = Vec::new();
-        let conditions = &route.conditions;
+        let conditions = &route.plan.conditions();
         // In the order the gateway applies them: a refusal stops everything, row filters
         // drop entries, then the fields of what is left are sent.
         if let Some(refuse) = conditions.refuse() {
@@ -307,7 +307,7 @@ impl RouteEntry {
                 entry,
             ));
         }
-        for (i, path) in route.allow_paths.iter().enumerate() {
+        for (i, path) in route.plan.allow().iter().enumerate() {
             let entry = source.and_then(|s| s.allow.get(i));
             rows.push(row(path.to_string(), Disclosure::Always, entry));
         }
@@ -335,7 +335,12 @@ impl RouteEntry {
             method: route.method.to_string(),
             template: route.template.to_string(),
             query: route.query.iter().cloned().collect(),
-            subjects: route.subjects.iter().map(ToString::to_string).collect(),
+            subjects: route
+                .plan
+                .subjects()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             note: source.map(|s| join(&s.note)).unwrap_or_default(),
             rows,
         }
@@ -448,9 +453,10 @@ fn derived_what(field: &FieldPath, expression: &str, route: &Route, glossary: &G
     };
     let from_text = from.to_string();
     let from_words = glossary.words_or_path(&from_text);
-    let passed = route.allow_paths.iter().any(|a| from.is_under(a))
+    let passed = route.plan.allow().iter().any(|a| from.is_under(a))
         || route
-            .conditions
+            .plan
+            .conditions()
             .when()
             .iter()
             .flat_map(|w| &w.allow)

@@ -12,10 +12,8 @@
 //! audit records, what a condition reads as `request.path` and what the upstream target is
 //! re-encoded from: none of them can disagree about which resource a request named.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-
-use crate::rules::{RecipientType, Route};
 
 /// Why a request was not granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,10 +83,19 @@ pub struct Target {
     query: Option<String>,
 }
 
+/// What matching a request needs of a granted route. The rules' routes carry it; matching
+/// knows nothing else of them.
+pub trait Grant {
+    fn method(&self) -> &http::Method;
+    fn template(&self) -> &Template;
+    /// Query parameters the recipient may send; any other is refused with 400.
+    fn query(&self) -> &BTreeSet<String>;
+}
+
 /// A granted request: the route, its parameters, and what to send upstream.
 #[derive(Debug)]
-pub struct Granted<'a> {
-    pub route: &'a Route,
+pub struct Granted<'a, R> {
+    pub route: &'a R,
     pub params: BTreeMap<String, String>,
     pub query: Vec<(String, String)>,
     /// The normalised path ([`Target::path`]), which the upstream target is built from.
@@ -250,49 +257,48 @@ impl Target {
 
 // === grants ===
 
-/// Checks the target and finds the route of `kind` that grants `method` on it:
+/// Checks the target and finds the one of `routes` that grants `method` on it:
 /// [`Target::parse`], then [`grant`].
 ///
 /// # Errors
 ///
 /// 400 ([`Error::Malformed`], query errors) for a target that is ambiguous or names a
 /// parameter the route does not allow; 403 for a path or method not granted.
-pub fn authorize<'a>(
-    kind: &'a RecipientType,
+pub fn authorize<'a, R: Grant>(
+    routes: &'a [R],
     method: &http::Method,
     uri: &http::Uri,
-) -> Result<Granted<'a>, Error> {
-    grant(kind, method, Target::parse(uri)?)
+) -> Result<Granted<'a, R>, Error> {
+    grant(routes, method, Target::parse(uri)?)
 }
 
-/// Finds the route of `kind` that grants `method` on a decoded `target`.
+/// Finds the one of `routes` that grants `method` on a decoded `target`.
 ///
 /// # Errors
 ///
 /// 400 for a query parameter the route does not allow; 403 for a path or method not granted.
-pub fn grant<'a>(
-    kind: &'a RecipientType,
+pub fn grant<'a, R: Grant>(
+    routes: &'a [R],
     method: &http::Method,
     target: Target,
-) -> Result<Granted<'a>, Error> {
+) -> Result<Granted<'a, R>, Error> {
     let segments = target.segments();
-    let mut candidates: Vec<(&Route, BTreeMap<String, String>)> = kind
-        .routes
+    let mut candidates: Vec<(&R, BTreeMap<String, String>)> = routes
         .iter()
-        .filter_map(|r| r.template.matches(&segments).map(|p| (r, p)))
+        .filter_map(|r| r.template().matches(&segments).map(|p| (r, p)))
         .collect();
     if candidates.is_empty() {
         return Err(Error::NotGranted);
     }
     // Most specific template first; among equals, the method decides.
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.0.template.specificity()));
-    let best = candidates[0].0.template.specificity();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0.template().specificity()));
+    let best = candidates[0].0.template().specificity();
     let (route, params) = candidates
         .into_iter()
-        .take_while(|(r, _)| r.template.specificity() == best)
-        .find(|(r, _)| r.method == *method)
+        .take_while(|(r, _)| r.template().specificity() == best)
+        .find(|(r, _)| r.method() == method)
         .ok_or(Error::MethodNotGranted)?;
-    let query = check_query(route, target.query.as_deref())?;
+    let query = check_query(route.query(), target.query.as_deref())?;
     let mut upstream_target = String::new();
     for segment in &segments {
         upstream_target.push('/');
@@ -409,7 +415,10 @@ fn percent_decode(text: &str) -> Result<String, Error> {
 }
 
 /// Parses the query string, keeping only the route's parameters (all others are refused).
-fn check_query(route: &Route, raw: Option<&str>) -> Result<Vec<(String, String)>, Error> {
+fn check_query(
+    allowed: &BTreeSet<String>,
+    raw: Option<&str>,
+) -> Result<Vec<(String, String)>, Error> {
     let mut out: Vec<(String, String)> = Vec::new();
     let Some(raw) = raw.filter(|q| !q.is_empty()) else {
         return Ok(out);
@@ -425,7 +434,7 @@ fn check_query(route: &Route, raw: Option<&str>) -> Result<Vec<(String, String)>
         // and the upstream sees the value re-encoded either way.
         let value =
             percent_decode(v).map_err(|_| Error::MalformedQuery("malformed parameter value"))?;
-        if !route.query.contains(&name) {
+        if !allowed.contains(&name) {
             return Err(Error::QueryNotAllowed(name));
         }
         if out.iter().any(|(n, _)| *n == name) {

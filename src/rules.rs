@@ -21,12 +21,12 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::diag::{line_of, Diagnostic};
 use crate::filter::cel::{Expr, Functions, PseudonymKey};
 use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
-use crate::filter::AllowTree;
+use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::Template;
-use crate::diag::{line_of, Diagnostic};
 use glossary::Glossary;
 
 /// The checked policy the gateway serves; immutable once built.
@@ -71,22 +71,25 @@ pub struct Route {
     pub template: Template,
     /// Query parameters the recipient may send; any other is refused with 400.
     pub query: BTreeSet<String>,
-    /// Paths in the upstream body naming the data subjects, for the audit.
-    pub subjects: Vec<FieldPath>,
-    /// Whether a response may disclose something while no `subjects` path names anyone; by
-    /// default it is refused (502), since no subject access request could find it.
-    pub subjects_optional: bool,
-    pub allow_paths: Vec<FieldPath>,
-    /// The plain allow list alone.
-    pub allow: AllowTree,
-    /// `when`, `items`, `derive` and `refuse`, compiled, with the allow trees they make.
-    pub conditions: Conditions,
-    /// Whether large array responses stream element by element: decided here, at load,
-    /// by [`crate::stream::shape`], so a request never guesses.
-    pub streamable: bool,
+    /// The compiled rules: what of an upstream body the recipient gets.
+    pub plan: Plan,
     /// Where the route is written, for messages.
     pub file: PathBuf,
     pub line: usize,
+}
+
+impl crate::routes::Grant for Route {
+    fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    fn template(&self) -> &Template {
+        &self.template
+    }
+
+    fn query(&self) -> &BTreeSet<String> {
+        &self.query
+    }
 }
 
 /// The UK GDPR Art. 6 lawful bases a disclosure may rest on.
@@ -210,10 +213,10 @@ impl Policy {
 fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
     let mut known = KnownKeys::default();
     for route in types.iter().flat_map(|t| &t.routes) {
-        for path in route.allow_paths.iter().chain(&route.subjects) {
+        for path in route.plan.allow().iter().chain(route.plan.subjects()) {
             known.add_path(path);
         }
-        route.conditions.name_keys(&mut known);
+        route.plan.conditions().name_keys(&mut known);
     }
     for path in glossary.paths() {
         if let Ok(path) = FieldPath::parse(path) {
@@ -226,6 +229,17 @@ fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
 // === impl Recipient ===
 
 /// Hand-written so that key and certificate hashes never reach a log line.
+impl Recipient {
+    /// The recipient as the rules see it: no credentials.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            id: &self.id,
+            kind: &self.kind.name,
+            name: &self.name,
+        }
+    }
+}
+
 impl fmt::Debug for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recipient")
@@ -370,7 +384,7 @@ impl Loader {
         let mut types = BTreeMap::new();
         for mut kind in loaded {
             for route in &mut kind.routes {
-                route.conditions.set_known_keys(Arc::clone(&known));
+                route.plan.set_known_keys(Arc::clone(&known));
             }
             types.insert(kind.name.clone(), Arc::new(kind));
         }
@@ -582,21 +596,14 @@ impl Loader {
         }
         let allow_paths = allow_paths?;
         let conditions = self.conditions(source, raw, kind, &allow_paths);
-        let mut route = Route {
+        Some(Route {
             method: method?,
             template: template?,
             query,
-            subjects: subjects?,
-            subjects_optional: raw.subjects_optional,
-            allow: AllowTree::new(&allow_paths),
-            conditions: conditions?,
-            allow_paths,
-            streamable: false,
+            plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?),
             file: file.clone(),
             line,
-        };
-        route.streamable = crate::stream::shape(&route).is_none();
-        Some(route)
+        })
     }
 
     /// Compiles `when`, `items`, `derive` and `refuse`, reporting every problem.

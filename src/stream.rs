@@ -10,7 +10,7 @@
 //!
 //! # Which routes stream
 //!
-//! Decided once when rules load ([`shape`]), never guessed per request. A route streams when
+//! Decided once when rules load ([`filter::Plan::streamable`]), never guessed per request. A route streams when
 //! every path it names (`allow`, `subjects`, each `when`'s `allow`, `items` and `derive`)
 //! starts with `[]`, it allows at least one, no `when`, `items` or `derive` expression reads
 //! `body`, and it has no `refuse` rule (a refusal is about the whole response and must come
@@ -75,7 +75,6 @@ use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
 use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
-use crate::path::Segment;
 use crate::rules::{Recipient, Route};
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
 use consumer::{Progress, Watch, FRAME_BYTES};
@@ -101,33 +100,6 @@ const CHANNEL_SEGMENTS: usize = 2;
 /// Batches of elements being filtered at once while the next is gathered: one per core of
 /// the machines we size for, and a bound on what a response holds beyond its segment.
 const BATCHES_IN_FLIGHT: usize = 2;
-
-/// Why a route's responses are always buffered; `None` from [`shape`] means it may stream.
-pub fn shape(route: &Route) -> Option<&'static str> {
-    let c = &route.conditions;
-    let array_rooted = |p: &crate::path::FieldPath| p.segments().first() == Some(&Segment::Each);
-    if route.allow_paths.is_empty() {
-        return Some("allows no field");
-    }
-    if c.refuse().is_some() {
-        return Some("has a refuse rule, a decision about the whole response");
-    }
-    let paths_ok = route.allow_paths.iter().all(array_rooted)
-        && route.subjects.iter().all(array_rooted)
-        && c.when().iter().all(|w| w.allow.iter().all(array_rooted))
-        && c.items().iter().all(|i| array_rooted(&i.path))
-        && c.derive().iter().all(|d| array_rooted(&d.field));
-    if !paths_ok {
-        return Some("names a path outside the array's elements");
-    }
-    let reads_body = c.when().iter().any(|w| w.condition.uses().body)
-        || c.items().iter().any(|i| i.keep.uses().body)
-        || c.derive().iter().any(|d| d.value.uses().body);
-    if reads_body {
-        return Some("has a condition or derived value reading the whole body");
-    }
-    None
-}
 
 /// Limits of one streamed response.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +148,7 @@ impl Requested {
     /// The request as the filter sees it.
     pub fn filter_request(&self) -> filter::Request<'_> {
         filter::Request {
-            recipient: &self.recipient,
+            caller: self.recipient.caller(),
             method: &self.method,
             path: &self.path,
             params: &self.params,
@@ -363,7 +335,7 @@ async fn run(
         tx: &tx,
         subjects_optional: request
             .granted_route()
-            .is_some_and(|route| route.subjects_optional),
+            .is_some_and(|route| route.plan.subjects_optional()),
         watch: &watch,
     };
     let request = Arc::new(request);
@@ -524,7 +496,7 @@ async fn pump(
     // The `when`s cannot depend on an element (checked at load), so they are decided once
     // for the whole response; one that errs is a rule error even when the array is empty.
     let request = job.filter_request();
-    let (mask, reasons) = PerElement::new(route, &request).whens(&mut totals.rule_errors);
+    let (mask, reasons) = PerElement::new(&route.plan, &request).whens(&mut totals.rule_errors);
     let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
     let depth = splitter.element_depth();
     let mut segment = Pending::default();
@@ -788,55 +760,5 @@ async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, ()>> {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-    use crate::filter::conditions::tests::load;
-
-    /// Whether the one route in `routes` streams, or why not.
-    fn shape(routes: &str) -> Option<&'static str> {
-        let policy = load(routes, Some(&[9; 32])).unwrap();
-        let kind = policy.types().next().unwrap();
-        let route = &kind.routes[0];
-        assert_eq!(route.streamable, super::shape(route).is_none());
-        super::shape(route)
-    }
-
-    const EXPORT: &str =
-        "[[route]]\nmethod = \"GET\"\npath = \"/tenants\"\nsubjects = [\"[].id\"]\n";
-
-    #[test]
-    fn which_routes_stream() {
-        let with = |rest: &str| shape(&format!("{EXPORT}{rest}"));
-        assert_eq!(with("allow = [\"[].name\"]\n"), None);
-        assert_eq!(
-            with(
-                "allow = [\"[].name\"]\n[[route.items]]\npath = \"[]\"\nkeep = \"item.consent == true\"\n\
-                 [[route.derive]]\nfield = \"[].ref\"\nvalue = \"pseudonym(item.id)\"\n\
-                 [[route.when]]\ncondition = \"recipient.id == 'x'\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
-            ),
-            None
-        );
-        assert!(with("allow = [\"[].name\", \"count\"]\n").is_some());
-        assert!(with("allow = []\n").is_some());
-        assert!(with(
-            "allow = [\"[].name\"]\n[[route.when]]\ncondition = \"size(body) < 10\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
-        )
-        .is_some());
-        assert!(with(
-            "allow = [\"[].name\"]\n[[route.derive]]\nfield = \"[].n\"\nvalue = \"size(body)\"\n"
-        )
-        .is_some());
-        assert!(with(
-            "allow = [\"[].name\"]\n[route.refuse]\ncondition = \"false\"\nreason = \"r\"\n"
-        )
-        .is_some());
-        assert!(shape(
-            "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{job_id}\"\nsubjects = [\"tenant.id\"]\nallow = [\"id\"]\n"
-        )
-        .is_some());
     }
 }

@@ -46,10 +46,11 @@ fn disclosed_paths(policy: &Policy) -> Vec<(String, String)> {
     for kind in policy.types() {
         for route in &kind.routes {
             let paths = route
-                .allow_paths
+                .plan
+                .allow()
                 .iter()
-                .chain(route.conditions.when().iter().flat_map(|w| &w.allow))
-                .chain(route.conditions.derive().iter().map(|d| &d.field));
+                .chain(route.plan.conditions().when().iter().flat_map(|w| &w.allow))
+                .chain(route.plan.conditions().derive().iter().map(|d| &d.field));
             for p in paths {
                 out.push((kind.name.clone(), p.to_string()));
             }

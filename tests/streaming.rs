@@ -180,7 +180,7 @@ async fn a_large_export_streams_in_audited_segments() {
     for start in &pages {
         let page = Value::Array((*start..start + 50).map(tenant).collect());
         let request = need_to_know::filter::Request {
-            recipient,
+            caller: recipient.caller(),
             method: "GET",
             path: "/tenants",
             params: &Default::default(),
@@ -188,7 +188,7 @@ async fn a_large_export_streams_in_audited_segments() {
             headers: &[],
             now: std::time::SystemTime::now(),
         };
-        let outcome = need_to_know::filter::decide(route, &request, &page, false);
+        let outcome = need_to_know::filter::decide(&route.plan, &request, &page, false);
         expected.extend(
             outcome
                 .body

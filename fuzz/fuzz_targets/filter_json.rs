@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let route = &recipient.kind.routes[0];
     let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
     let request = Request {
-        recipient,
+        caller: recipient.caller(),
         method: "GET",
         path: "/jobs/J1",
         params: &params,
@@ -91,8 +91,8 @@ fuzz_target!(|data: &[u8]| {
         // 2025-03-01T00:00:00Z
         now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
     };
-    let out = filter::decide(route, &request, &upstream, false);
-    let explained = filter::decide(route, &request, &upstream, true);
+    let out = filter::decide(&route.plan, &request, &upstream, false);
+    let explained = filter::decide(&route.plan, &request, &upstream, true);
     assert_eq!(
         out.body, explained.body,
         "explain previews a different body"
@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
         panic!("outcome neither refused nor carrying a body");
     };
 
-    let mut grants = route.allow_paths.clone();
+    let mut grants = route.plan.allow().to_vec();
     grants.extend(paths(&["tenant.age_band"]));
     if when_holds(&upstream) {
         grants.extend(paths(&[

@@ -40,7 +40,7 @@ fn job() -> &'static Arc<Requested> {
             .kind
             .routes
             .iter()
-            .position(|r| r.streamable)
+            .position(|r| r.plan.streamable())
             .expect("the research export streams");
         Arc::new(Requested {
             recipient,

@@ -30,12 +30,12 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
+use super::plan::{Caller, Plan};
 use super::{
     allow_explained_without, allow_without, each_inner_path, subjects, subjects_without, AllowTree,
     Decision, Removed,
 };
 use crate::path::{FieldPath, KnownKeys, RuleFormBuf, Segment};
-use crate::rules::{Recipient, Route};
 
 /// Routes with at most this many `when` rules get an allow tree per subset, compiled at
 /// load; beyond it the tree is built per request (still from compiled paths).
@@ -110,7 +110,7 @@ pub struct Conditions {
 /// What `decide` needs to know about the request, for the CEL `recipient` and `request`.
 #[derive(Debug)]
 pub struct Request<'a> {
-    pub recipient: &'a Recipient,
+    pub caller: Caller<'a>,
     pub method: &'a str,
     pub path: &'a str,
     /// The route template's parameters.
@@ -385,14 +385,14 @@ fn note_in(errors: &mut BTreeSet<String>, site: &str, kind: Kind) {
     }
 }
 
-/// Decides what of `upstream` the recipient of `request` gets on `route`: the one function
+/// Decides what of `upstream` the caller of `request` gets under `plan`: the one function
 /// behind `serve`, `explain` and (later) `test` and `diff`.
 ///
 /// Pure: no I/O and no clock (the time is `request.now`); the only side effect is the
 /// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
 /// of the upstream body.
-pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
-    decide_with(route, request, upstream, explain, false)
+pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
+    decide_with(plan, request, upstream, explain, false)
 }
 
 /// [`decide`] the simple way: the body copied before the item filters even when no derived
@@ -400,12 +400,12 @@ pub fn decide(route: &Route, request: &Request<'_>, upstream: &Value, explain: b
 /// the fast way (in place, only what is read converted) decides the same.
 #[cfg(test)]
 pub(crate) fn decide_copying(
-    route: &Route,
+    plan: &Plan,
     request: &Request<'_>,
     upstream: &Value,
     explain: bool,
 ) -> Outcome {
-    decide_with(route, request, upstream, explain, true)
+    decide_with(plan, request, upstream, explain, true)
 }
 
 /// One view of the body for the interpreter: the upstream body without the values in
@@ -481,13 +481,13 @@ impl<'a, 'v> View<'a, 'v> {
 }
 
 fn decide_with(
-    route: &Route,
+    plan: &Plan,
     request: &Request<'_>,
     upstream: &Value,
     explain: bool,
     simple: bool,
 ) -> Outcome {
-    let c = &route.conditions;
+    let c = plan.conditions();
     let mut errors = Errors::default();
     let nothing_removed = Removed::default();
     let now = cel::date_time(request.now);
@@ -517,7 +517,7 @@ fn decide_with(
         };
         if let Some(erred) = refused {
             // A refusal is made on behalf of everyone the body names.
-            let subjects = subjects(&route.subjects, upstream);
+            let subjects = subjects(plan.subjects(), upstream);
             return refused_outcome(c, r, erred, subjects, errors, upstream, explain);
         }
     }
@@ -572,7 +572,7 @@ fn decide_with(
     // The subjects are those whose records remain after the item filters: an element
     // dropped (an objector left out of a sample) was not disclosed, so a subject access
     // report must not list this disclosure for them.
-    let subjects = subjects_without(&route.subjects, upstream, &removed);
+    let subjects = subjects_without(plan.subjects(), upstream, &removed);
     // derive writes into the body: then, and only then, it is copied (without what the
     // item filters took out); it reads `body` as `when` does, narrowed
     let mut body = Cow::Borrowed(upstream);
@@ -616,9 +616,9 @@ fn decide_with(
         explain_whens(&mut fields, &c.when, &held);
         fields
     });
-    let identified = route.subjects_optional
+    let identified = plan.subjects_optional()
         || (filtered.disclosed.is_empty() || !subjects.is_empty())
-            && (tree.root.each.is_none() || every_row_named(route, upstream, &removed));
+            && (tree.root.each.is_none() || every_row_named(plan, upstream, &removed));
     if identified {
         return Outcome {
             body: Some(filtered.body),
@@ -645,12 +645,12 @@ fn decide_with(
 /// unnamed row could never find the disclosure, however many other rows name theirs. Rows
 /// the item filters dropped are not sent and need no name; an empty row `{}` is sent (it
 /// tells the recipient one more person is there) and does.
-fn every_row_named(route: &Route, upstream: &Value, dropped: &Removed) -> bool {
+fn every_row_named(plan: &Plan, upstream: &Value, dropped: &Removed) -> bool {
     let Value::Array(rows) = upstream else {
         return true;
     };
-    let in_row: Vec<FieldPath> = route
-        .subjects
+    let in_row: Vec<FieldPath> = plan
+        .subjects()
         .iter()
         .filter_map(FieldPath::in_element)
         .collect();
@@ -667,7 +667,7 @@ fn every_row_named(route: &Route, upstream: &Value, dropped: &Removed) -> bool {
 /// The rules of a streamed route, evaluated the way [`decide`] evaluates them on a
 /// one-element array, for [`super::project`]: the `when`s once per response ([`Self::whens`]),
 /// then per element the `items` at `[]` ([`Self::keep`]) and the derives at `[].key`
-/// ([`Self::derive`]). `stream::shape` has checked that no rule reads `body` and that there
+/// ([`Self::derive`]). [`Plan::streamable`] has checked that no rule reads `body` and that there
 /// is no `refuse`, so nothing here needs the whole body.
 pub(crate) struct PerElement<'a> {
     c: &'a Conditions,
@@ -681,9 +681,9 @@ pub(crate) struct PerElement<'a> {
 static NO_BODY: Value = Value::Null;
 
 impl<'a> PerElement<'a> {
-    pub(crate) fn new(route: &'a Route, request: &'a Request<'a>) -> Self {
+    pub(crate) fn new(plan: &'a Plan, request: &'a Request<'a>) -> Self {
         PerElement {
-            c: &route.conditions,
+            c: plan.conditions(),
             request,
             scope: OnceCell::new(),
             now: cel::date_time(request.now),
@@ -816,13 +816,13 @@ fn bind<'v>(
         scope.add_variable_as_val("body", cel::to_val_reading(upstream, body_reads, removed));
     }
     if uses.recipient {
-        let r = request.recipient;
+        let r = request.caller;
         scope.add_variable_as_val(
             "recipient",
             cel::record(vec![
-                ("id", cel::string_val(&r.id)),
-                ("type", cel::string_val(&r.kind.name)),
-                ("name", cel::string_val(&r.name)),
+                ("id", cel::string_val(r.id)),
+                ("type", cel::string_val(r.kind)),
+                ("name", cel::string_val(r.name)),
             ]),
         );
     }

@@ -30,15 +30,14 @@ use serde_json::{Map, Value};
 
 use super::cel::Reads;
 use super::conditions::PerElement;
-use super::{walk_value, AllowTree, Node, PathSet, Recorder, Removed, Why};
+use super::{walk_value, AllowTree, Node, PathSet, Plan, Recorder, Removed, Why};
 use crate::json::Error;
 use crate::path::{FieldPath, RuleFormBuf, Segment};
-use crate::rules::Route;
 
 /// Filters the elements of one streamed response; built once per response, reused per
 /// element (its scratch buffers keep their capacity).
 pub(crate) struct Projector<'a> {
-    route: &'a Route,
+    plan: &'a Plan,
     tree: Cow<'a, AllowTree>,
     /// What the rules and `subjects` read of an element.
     reads: Reads,
@@ -161,14 +160,10 @@ struct Got {
 // === impl Projector ===
 
 impl<'a> Projector<'a> {
-    /// A projector for `route` with the allow tree of this response (`when`s decided), or
+    /// A projector for `plan` with the allow tree of this response (`when`s decided), or
     /// `None` when the route's rules take a shape it does not handle.
-    pub(crate) fn new(
-        route: &'a Route,
-        tree: Cow<'a, AllowTree>,
-        max_depth: usize,
-    ) -> Option<Self> {
-        let c = &route.conditions;
+    pub(crate) fn new(plan: &'a Plan, tree: Cow<'a, AllowTree>, max_depth: usize) -> Option<Self> {
+        let c = plan.conditions();
         let each_only = |p: &FieldPath| p.segments() == [Segment::Each];
         fn element_key(p: &FieldPath) -> Option<&str> {
             match p.segments() {
@@ -197,7 +192,7 @@ impl<'a> Projector<'a> {
         for d in c.derive() {
             reads.union(d.value.item_reads());
         }
-        for s in &route.subjects {
+        for s in plan.subjects() {
             let (Segment::Each, rest) = s.segments().split_first()? else {
                 return None;
             };
@@ -227,7 +222,7 @@ impl<'a> Projector<'a> {
             mark(key, |t| t.replaced = true);
         }
         Some(Projector {
-            route,
+            plan,
             tree,
             reads,
             derived,
@@ -288,8 +283,8 @@ impl<'a> Projector<'a> {
             return Ok(Verdict::Dropped);
         }
         let item_list = Value::Array(vec![item]);
-        let ids = super::subjects(&self.route.subjects, &item_list);
-        if ids.is_empty() && !self.route.subjects_optional {
+        let ids = super::subjects(self.plan.subjects(), &item_list);
+        if ids.is_empty() && !self.plan.subjects_optional() {
             return Ok(Verdict::Unidentified);
         }
         seen.subjects.extend(ids);

@@ -23,11 +23,11 @@ pub fn missing(policy: &Policy, glossary: &Glossary) -> Vec<(PathBuf, usize, Str
                     out.push((route.file.clone(), line.unwrap_or(route.line), path));
                 }
             };
-            for (i, path) in route.allow_paths.iter().enumerate() {
+            for (i, path) in route.plan.allow().iter().enumerate() {
                 let line = source.and_then(|s| s.allow.get(i)).map(|e| e.line);
                 found(line, path.to_string());
             }
-            for (w, when) in route.conditions.when().iter().enumerate() {
+            for (w, when) in route.plan.conditions().when().iter().enumerate() {
                 for (i, path) in when.allow.iter().enumerate() {
                     let line = source
                         .and_then(|s| s.when.get(w))
@@ -35,7 +35,7 @@ pub fn missing(policy: &Policy, glossary: &Glossary) -> Vec<(PathBuf, usize, Str
                     found(line, path.to_string());
                 }
             }
-            for (d, derive) in route.conditions.derive().iter().enumerate() {
+            for (d, derive) in route.plan.conditions().derive().iter().enumerate() {
                 let line = source.and_then(|s| s.derive.get(d)).map(|e| e.line);
                 found(line, derive.field.to_string());
             }

@@ -1,6 +1,7 @@
 //! Tests of target checks and matching.
 
 use super::*;
+use crate::rules::{RecipientType, Route};
 
 /// A recipient type with `routes` (method, template, query), loaded through the rules
 /// loader like any other.
@@ -33,10 +34,10 @@ fn authorize_str<'a>(
     kind: &'a RecipientType,
     method: &str,
     target: &str,
-) -> Result<Granted<'a>, Error> {
+) -> Result<Granted<'a, Route>, Error> {
     let uri: http::Uri = target.parse().expect("uri");
     authorize(
-        kind,
+        &kind.routes,
         &http::Method::from_bytes(method.as_bytes()).expect("method"),
         &uri,
     )
@@ -124,7 +125,7 @@ fn the_decoded_path_is_the_one_sent_upstream() {
     let target = Target::parse(&"/tenants/%54-1?x=1".parse().expect("uri")).expect("clean");
     assert_eq!(target.path(), "/tenants/T-1");
     assert_eq!(
-        grant(&k, &http::Method::GET, target).err(),
+        grant(&k.routes, &http::Method::GET, target).err(),
         Some(Error::NotGranted)
     );
 }
@@ -136,7 +137,7 @@ proptest::proptest! {
     fn matching_never_panics(target in "/[a-zA-Z0-9%./;_~?&=+\\\\-]{0,40}") {
         let k = kind(&[("GET", "/jobs/{id}", &["q"]), ("GET", "/jobs/{id}/notes", &[])]);
         if let Ok(uri) = target.parse::<http::Uri>() {
-            if let Ok(g) = authorize(&k, &http::Method::GET, &uri) {
+            if let Ok(g) = authorize(&k.routes, &http::Method::GET, &uri) {
                 let path = g.upstream_target.split('?').next().unwrap_or_default();
                 let again = decode_path(path).expect("rebuilt target is clean");
                 let original = decode_path(uri.path()).expect("granted target was clean");

@@ -159,7 +159,7 @@ fn the_shipped_rules_load_cleanly_with_their_conditions() {
     let policy = crate::rules::Policy::load_with(&dir, &secrets).unwrap();
     assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
     let kind = &policy.recipient("acme-repairs").unwrap().kind;
-    let c = &kind.routes[0].conditions;
+    let c = &kind.routes[0].plan.conditions();
     assert_eq!(c.when().len(), 1);
     assert_eq!(c.items().len(), 1);
 }

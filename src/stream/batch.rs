@@ -87,8 +87,8 @@ impl Batch {
     ) -> Result<Filtered, split::Error> {
         let route = job.granted_route().ok_or(split::Error::NotArray)?;
         let request = job.filter_request();
-        let rules = PerElement::new(route, &request);
-        let mut projector = Projector::new(route, rules.tree(mask), depth);
+        let rules = PerElement::new(&route.plan, &request);
+        let mut projector = Projector::new(&route.plan, rules.tree(mask), depth);
         let mut done = Filtered::default();
         let mut start = 0;
         for &end in &self.ends {
@@ -132,7 +132,7 @@ impl Filtered {
         request: &filter::Request<'_>,
         element: Value,
     ) -> Result<(), split::Error> {
-        let outcome = filter::decide(route, request, &Value::Array(vec![element]), false);
+        let outcome = filter::decide(&route.plan, request, &Value::Array(vec![element]), false);
         if outcome.unidentified {
             return Err(split::Error::Unidentified);
         }

@@ -47,7 +47,7 @@ pub fn filter_in_memory(
     let route = job.granted_route().ok_or(split::Error::NotArray)?;
     let request = job.filter_request();
     let mut made = InMemory::default();
-    let (mask, reasons) = PerElement::new(route, &request).whens(&mut made.rule_errors);
+    let (mask, reasons) = PerElement::new(&route.plan, &request).whens(&mut made.rule_errors);
     made.reasons = reasons;
     let mut splitter = split::Splitter::new(max_depth, max_element);
     let depth = splitter.element_depth();
@@ -108,7 +108,7 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
         return Some("the job names no granted route".to_owned());
     };
     let request = job.filter_request();
-    let outcome = filter::decide(route, &request, &parsed, false);
+    let outcome = filter::decide(&route.plan, &request, &parsed, false);
     let streamed = match (streamed, outcome.unidentified) {
         // A row that names no data subject: refused both ways.
         (Err(split::Error::Unidentified), true) => return None,

@@ -291,9 +291,9 @@ fn member<'a>(v: V<'a>, field: &str, inputs: &Inputs<'a>) -> Option<V<'a>> {
     Some(match v {
         V::Json(Value::Object(map), removed) => json(child(map, field, removed)?, removed)?,
         V::Recipient => match field {
-            "id" => V::Str(&request.recipient.id),
-            "type" => V::Str(&request.recipient.kind.name),
-            "name" => V::Str(&request.recipient.name),
+            "id" => V::Str(request.caller.id),
+            "type" => V::Str(request.caller.kind),
+            "name" => V::Str(request.caller.name),
             _ => return None,
         },
         V::Request => match field {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::rules::{Policy, Secrets};
+use crate::rules::{Policy, Recipient, Secrets};
 
 pub(crate) const RECIPIENTS: &str = r#"
 [[recipient]]
@@ -149,7 +149,7 @@ impl Run {
     /// A `GET /jobs/J1` by `recipient` with this run's parameters, headers and clock.
     fn request<'a>(&'a self, recipient: &'a Recipient) -> Request<'a> {
         Request {
-            recipient,
+            caller: recipient.caller(),
             method: "GET",
             path: "/jobs/J1",
             params: &self.params,
@@ -163,7 +163,7 @@ impl Run {
         let recipient = policy.recipient(recipient).unwrap();
         let route = &recipient.kind.routes[0];
         let request = self.request(recipient);
-        decide(route, &request, body, explain)
+        decide(&route.plan, &request, body, explain)
     }
 }
 
@@ -823,8 +823,8 @@ proptest! {
         let route = &recipient.kind.routes[0];
         let run = Run::default();
         let request = run.request(recipient);
-        let fast = decide(route, &request, &body, explain);
-        let simple = decide_copying(route, &request, &body, explain);
+        let fast = decide(&route.plan, &request, &body, explain);
+        let simple = decide_copying(&route.plan, &request, &body, explain);
         prop_assert_eq!(fast, simple, "rules {}\nbody {}", rules, body);
     }
 }
@@ -865,8 +865,8 @@ keep = "size(item) == 1 && size(item.b) == 1"
     let route = &recipient.kind.routes[0];
     for explain in [false, true] {
         assert_eq!(
-            decide(route, &request, &body, explain),
-            decide_copying(route, &request, &body, explain)
+            decide(&route.plan, &request, &body, explain),
+            decide_copying(&route.plan, &request, &body, explain)
         );
     }
 }
@@ -888,7 +888,7 @@ fn the_shipped_conditions_are_all_in_the_direct_subset() {
     let mut seen = 0;
     for kind in policy.types() {
         for route in &kind.routes {
-            let c = &route.conditions;
+            let c = &route.plan.conditions();
             let exprs = c
                 .when()
                 .iter()
@@ -926,8 +926,8 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
             let recipient = policy.recipient("acme-repairs").unwrap();
             let route = &recipient.kind.routes[0];
             let request = run.request(recipient);
-            let direct = decide(route, &request, &body, explain);
-            let interpreted = decide_copying(route, &request, &body, explain);
+            let direct = decide(&route.plan, &request, &body, explain);
+            let interpreted = decide_copying(&route.plan, &request, &body, explain);
             assert_eq!(direct, interpreted, "{contractor} {status}");
         }
     }
@@ -1025,7 +1025,7 @@ fn direct_answers_only_what_cel_answers_the_same() {
     let bodies = [json!({"a": "x"}), json!({"a": 1}), json!({})];
     let policy = policy(JOBS);
     let recipient = policy.recipient("acme-repairs").unwrap();
-    let functions = &recipient.kind.routes[0].conditions.functions;
+    let functions = &recipient.kind.routes[0].plan.conditions().functions;
     let mut answered = 0;
     let mut total = 0;
     for headers in [vec![], vec![("x-disclosure-reference", "ref".to_owned())]] {
@@ -1089,7 +1089,7 @@ fn direct_derived_values_are_what_cel_derives() {
     let bodies = [json!({"a": "1950-06-01"}), json!({"a": 1})];
     let policy = load(JOBS, Some(b"a-test-key-of-at-least-32-bytes!!")).unwrap();
     let recipient = policy.recipient("acme-repairs").unwrap();
-    let functions = &recipient.kind.routes[0].conditions.functions;
+    let functions = &recipient.kind.routes[0].plan.conditions().functions;
     let run = Run::default();
     let request = run.request(recipient);
     let nothing = Removed::default();
@@ -1194,8 +1194,8 @@ fn when_and_derive_see_only_the_rows_items_kept() {
     let request = run.request(recipient);
     let route = &recipient.kind.routes[0];
     assert_eq!(
-        decide(route, &request, &body, false),
-        decide_copying(route, &request, &body, false)
+        decide(&route.plan, &request, &body, false),
+        decide_copying(&route.plan, &request, &body, false)
     );
 }
 

@@ -13,7 +13,7 @@ use super::*;
 use crate::filter::conditions::tests::load;
 use crate::filter::{decide, Request};
 use crate::json::parse_strict;
-use crate::rules::{Policy, Recipient, Secrets};
+use crate::rules::{Policy, Recipient, Route, Secrets};
 
 /// Rules that use every construct the projector takes: nested allow paths, `[]` inside an
 /// element, a granted subtree, a `when`, an `items` rule that can err, derived fields (one
@@ -52,7 +52,7 @@ fn now() -> SystemTime {
 
 fn request<'a>(recipient: &'a Recipient, params: &'a BTreeMap<String, String>) -> Request<'a> {
     Request {
-        recipient,
+        caller: recipient.caller(),
         method: "GET",
         path: "/tenants",
         params,
@@ -77,7 +77,7 @@ type Made = Result<
 
 fn by_decide(route: &Route, request: &Request<'_>, bytes: &[u8], depth: usize) -> Made {
     let element = parse_strict(bytes, depth).map_err(|_| ())?;
-    let out = decide(route, request, &Value::Array(vec![element]), false);
+    let out = decide(&route.plan, request, &Value::Array(vec![element]), false);
     if out.unidentified {
         return Err(());
     }
@@ -123,11 +123,12 @@ fn compare(policy: &Policy, recipient: &str, elements: &[Vec<u8>], depth: usize)
     let route = &recipient.kind.routes[0];
     let params = BTreeMap::new();
     let request = request(recipient, &params);
-    let rules = PerElement::new(route, &request);
+    let rules = PerElement::new(&route.plan, &request);
     let mut when_errors = BTreeSet::new();
     let (mask, _) = rules.whens(&mut when_errors);
     let tree = rules.tree(mask);
-    let mut projector = Projector::new(route, tree, depth).expect("the route takes the projector");
+    let mut projector =
+        Projector::new(&route.plan, tree, depth).expect("the route takes the projector");
     let mut compared = 0;
     for bytes in elements {
         let Some(projected) = by_projector(&mut projector, &rules, bytes) else {
@@ -375,10 +376,10 @@ fn timing() {
     let route = &recipient.kind.routes[0];
     let params = BTreeMap::new();
     let request = request(recipient, &params);
-    let rules = PerElement::new(route, &request);
+    let rules = PerElement::new(&route.plan, &request);
     let (mask, _) = rules.whens(&mut BTreeSet::new());
     let tree = rules.tree(mask);
-    let mut projector = Projector::new(route, tree, 63).unwrap();
+    let mut projector = Projector::new(&route.plan, tree, 63).unwrap();
     let bytes: usize = elements.iter().map(Vec::len).sum();
     let wanted: usize = std::env::var("TIMING_ELEMENTS")
         .ok()

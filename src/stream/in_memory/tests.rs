@@ -31,7 +31,7 @@ fn shipped() -> (Arc<Requested>, Vec<Vec<u8>>) {
         .kind
         .routes
         .iter()
-        .position(|r| r.streamable)
+        .position(|r| r.plan.streamable())
         .unwrap();
     let job = Arc::new(Requested {
         recipient,
@@ -170,7 +170,7 @@ fn a_row_without_a_subject_stops_a_streamed_export_as_decide_refuses_it() {
         );
         let policy = crate::filter::conditions::tests::load(&routes, None).unwrap();
         let recipient = Arc::clone(policy.recipient("acme-repairs").unwrap());
-        assert!(recipient.kind.routes[0].streamable, "{items}");
+        assert!(recipient.kind.routes[0].plan.streamable(), "{items}");
         let job = Arc::new(Requested {
             recipient,
             route: 0,

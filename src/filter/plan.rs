@@ -1,0 +1,171 @@
+//! [`Plan`]: the compiled rules of one route, everything the filter needs to decide what of
+//! an upstream body a recipient gets, and [`Caller`]: who is asking, as the rules see them.
+//!
+//! The plan is built once when the rules load and never changes after (but for the keys the
+//! whole policy names, set once every route is loaded). Owning it here, rather than reading a
+//! route of the rules, keeps the filter below the rules: the filter knows nothing of files,
+//! recipients' credentials or route templates.
+
+use std::sync::Arc;
+
+use super::conditions::Conditions;
+use crate::path::{FieldPath, KnownKeys, Segment};
+
+/// The compiled rules of one route.
+#[derive(Debug)]
+pub struct Plan {
+    /// The plain allow list, as written, for the register, `explain` and the stream shape.
+    allow: Vec<FieldPath>,
+    /// Paths in the upstream body naming the data subjects, for the audit.
+    subjects: Vec<FieldPath>,
+    /// Whether a response may disclose something while no `subjects` path names anyone; by
+    /// default it is refused (502), since no subject access request could find it.
+    subjects_optional: bool,
+    /// `when`, `items`, `derive` and `refuse`, compiled, with the allow trees they make.
+    conditions: Conditions,
+    /// Why the route's large array responses are always buffered; `None`: they stream,
+    /// element by element. Decided here, when the rules load, so a request never guesses.
+    buffered_because: Option<&'static str>,
+}
+
+/// Who a decision is made for, as the rules may read it (CEL `recipient`).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub id: &'a str,
+    /// The recipient type's name.
+    pub kind: &'a str,
+    pub name: &'a str,
+}
+
+// === impl Plan ===
+
+impl Plan {
+    pub fn new(
+        allow: Vec<FieldPath>,
+        subjects: Vec<FieldPath>,
+        subjects_optional: bool,
+        conditions: Conditions,
+    ) -> Plan {
+        let mut plan = Plan {
+            allow,
+            subjects,
+            subjects_optional,
+            conditions,
+            buffered_because: None,
+        };
+        plan.buffered_because = plan.why_buffered();
+        plan
+    }
+
+    pub fn allow(&self) -> &[FieldPath] {
+        &self.allow
+    }
+
+    pub fn subjects(&self) -> &[FieldPath] {
+        &self.subjects
+    }
+
+    pub fn subjects_optional(&self) -> bool {
+        self.subjects_optional
+    }
+
+    pub fn conditions(&self) -> &Conditions {
+        &self.conditions
+    }
+
+    /// Whether large array responses stream element by element.
+    pub fn streamable(&self) -> bool {
+        self.buffered_because.is_none()
+    }
+
+    /// Why the route's responses are always buffered; `None` when they may stream.
+    pub fn buffered_because(&self) -> Option<&'static str> {
+        self.buffered_because
+    }
+
+    /// Puts the keys the whole policy names in use for this route's recorded paths.
+    pub fn set_known_keys(&mut self, known: Arc<KnownKeys>) {
+        self.conditions.set_known_keys(known);
+    }
+
+    /// A route streams only when every rule is about one element at a time: every path under
+    /// `[]`, no `refuse` (a decision about the whole response) and no rule reading `body`.
+    fn why_buffered(&self) -> Option<&'static str> {
+        let c = &self.conditions;
+        let array_rooted = |p: &FieldPath| p.segments().first() == Some(&Segment::Each);
+        if self.allow.is_empty() {
+            return Some("allows no field");
+        }
+        if c.refuse().is_some() {
+            return Some("has a refuse rule, a decision about the whole response");
+        }
+        let paths_ok = self.allow.iter().all(array_rooted)
+            && self.subjects.iter().all(array_rooted)
+            && c.when().iter().all(|w| w.allow.iter().all(array_rooted))
+            && c.items().iter().all(|i| array_rooted(&i.path))
+            && c.derive().iter().all(|d| array_rooted(&d.field));
+        if !paths_ok {
+            return Some("names a path outside the array's elements");
+        }
+        let reads_body = c.when().iter().any(|w| w.condition.uses().body)
+            || c.items().iter().any(|i| i.keep.uses().body)
+            || c.derive().iter().any(|d| d.value.uses().body);
+        if reads_body {
+            return Some("has a condition or derived value reading the whole body");
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    use crate::filter::conditions::tests::load;
+
+    /// Whether the one route in `routes` streams, or why not.
+    fn shape(routes: &str) -> Option<&'static str> {
+        let policy = load(routes, Some(&[9; 32])).unwrap();
+        let kind = policy.types().next().unwrap();
+        let route = &kind.routes[0];
+        assert_eq!(
+            route.plan.streamable(),
+            route.plan.buffered_because().is_none()
+        );
+        route.plan.buffered_because()
+    }
+
+    const EXPORT: &str =
+        "[[route]]\nmethod = \"GET\"\npath = \"/tenants\"\nsubjects = [\"[].id\"]\n";
+
+    #[test]
+    fn which_routes_stream() {
+        let with = |rest: &str| shape(&format!("{EXPORT}{rest}"));
+        assert_eq!(with("allow = [\"[].name\"]\n"), None);
+        assert_eq!(
+            with(
+                "allow = [\"[].name\"]\n[[route.items]]\npath = \"[]\"\nkeep = \"item.consent == true\"\n\
+                 [[route.derive]]\nfield = \"[].ref\"\nvalue = \"pseudonym(item.id)\"\n\
+                 [[route.when]]\ncondition = \"recipient.id == 'x'\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+            ),
+            None
+        );
+        assert!(with("allow = [\"[].name\", \"count\"]\n").is_some());
+        assert!(with("allow = []\n").is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.when]]\ncondition = \"size(body) < 10\"\nreason = \"r\"\nallow = [\"[].phone\"]\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[[route.derive]]\nfield = \"[].n\"\nvalue = \"size(body)\"\n"
+        )
+        .is_some());
+        assert!(with(
+            "allow = [\"[].name\"]\n[route.refuse]\ncondition = \"false\"\nreason = \"r\"\n"
+        )
+        .is_some());
+        assert!(shape(
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{job_id}\"\nsubjects = [\"tenant.id\"]\nallow = [\"id\"]\n"
+        )
+        .is_some());
+    }
+}
