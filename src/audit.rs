@@ -1,4 +1,4 @@
-//! The durable, hash-chained disclosure ledger (DESIGN section 6): append, verify, query.
+//! The durable, hash-chained disclosure ledger: append, verify, query.
 //!
 //! Every disclosure decision becomes one JSON line in `audit.path` before the response leaves.
 //! Each line carries `prev_hash` (the previous line's `hash`, 64 zeros for the first line) and
