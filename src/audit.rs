@@ -521,7 +521,7 @@ fn to_map(record: Record) -> Result<Map<String, Value>, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(crate) mod tests {
     use super::*;
 

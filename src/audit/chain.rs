@@ -352,7 +352,7 @@ pub(crate) fn scan<R: BufRead>(mut r: R) -> Result<Scanned, ScanError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
