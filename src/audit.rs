@@ -1,4 +1,4 @@
-//! The durable, hash-chained disclosure ledger (DESIGN section 6): append, verify, query.
+//! The durable, hash-chained disclosure ledger: append, verify, query.
 //!
 //! Every disclosure decision becomes one JSON line in `audit.path` before the response leaves.
 //! Each line carries `prev_hash` (the previous line's `hash`, 64 zeros for the first line) and
@@ -521,7 +521,7 @@ fn to_map(record: Record) -> Result<Map<String, Value>, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(crate) mod tests {
     use super::*;
 

@@ -5,7 +5,7 @@
 //! benefits, arrears and caution markers. This module is that upstream, built into the binary
 //! so a demo needs nothing else running.
 //!
-//! The data model follows the two privacy notices in `shared/context/`: contact details and
+//! The data model follows the housing provider's two privacy notices: contact details and
 //! access and communication needs (shared with repairs contractors), vulnerability indicators
 //! and caution markers (shared with contractors, the tenant informed of each and of how long it
 //! applies), "no lone working" (shared with out-of-hours services), former tenants' forwarding

@@ -1,5 +1,5 @@
 //! Conditional disclosure through the real server: `when`, `items`, `derive` and `refuse`
-//! (DESIGN section 4), checked on the raw bytes a recipient receives and on the audit record,
+//! (`docs/rules.md`), checked on the raw bytes a recipient receives and on the audit record,
 //! and the rule that an evaluation error never grants.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +14,7 @@ use crate::support::{assert_nothing_withheld, http, job, WITHHELD_VALUES};
 /// The repairs-contractor type as shipped: the caution-marker `when` and `items` rules.
 const SHIPPED_REPAIRS: &str = include_str!("../rules/types/repairs-contractor.toml");
 
-/// DESIGN section 4's caution-marker rules on the repairs route, and nothing else.
+/// The caution-marker rules of the example route in `docs/rules.md`, and nothing else.
 const MARKER_RULES: &str = r#"
 type = "repairs-contractor"
 purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"

@@ -800,7 +800,7 @@ async fn an_unfinished_request_body_is_cut_off() {
 /// Slow read: a client that pipelines requests and then stops reading keeps every response
 /// write stalled, and so holds its connection (and a `max_connections` permit) for as long as
 /// it likes; hyper has no write timeout. `server.write_stall_timeout` (2 s here) cuts it off.
-/// Regression test for the slow-read bug found by `reliability/run` (issue 9).
+/// Regression test for the slow-read bug `reliability/run` found.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off() {
     let mut big = job();

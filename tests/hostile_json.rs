@@ -134,8 +134,8 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
             for (name, input) in suite {
                 if String::from_utf8_lossy(input).contains('\u{fffd}') {
                     skipped += 1;
-                // Duplicate keys are valid JSON but refused by contract (DESIGN 5), so the
-                // suite's y_object_duplicated_key* are cases here, not controls.
+                // Duplicate keys are valid JSON but refused by contract (the gateway's strict
+                // parser), so the suite's y_object_duplicated_key* are cases here, not controls.
                 } else if name.starts_with("y_") && !name.starts_with("y_object_duplicated_key") {
                     controls.push((name.clone(), input.clone()));
                 } else {

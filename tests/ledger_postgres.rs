@@ -467,7 +467,7 @@ async fn postgres_stopped_under_load_gives_503_and_every_200_has_its_row() {
     );
 }
 
-/// The figure for the issue: durable records/s into PostgreSQL at 64 concurrent requests over
+/// The throughput figure: durable records/s into PostgreSQL at 64 concurrent requests over
 /// two replicas, and mean records per commit. Run with
 /// `cargo test --release --test integration ledger_postgres::throughput -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -188,9 +188,10 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
     assert_eq!(status, 200, "the watcher did not reload within 5 s");
 }
 
-/// Issue 9 item 7 (slow read): one recipient holding many requests open must not starve the
-/// others. Over its type's `max_in_flight` it gets 429 at once, nothing goes upstream, the
-/// refusal is audited and counted; another recipient of the same type is still served.
+/// Slow read (`reliability/run`, item 7): one recipient holding many requests open must not
+/// starve the others. Over its type's `max_in_flight` it gets 429 at once, nothing goes
+/// upstream, the refusal is audited and counted; another recipient of the same type is still
+/// served.
 #[tokio::test]
 async fn over_max_in_flight_is_429_for_that_recipient_only() {
     let up = Upstream::new()

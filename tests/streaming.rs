@@ -1,4 +1,4 @@
-//! Large array responses streamed element by element (issue 10): the same answer as the
+//! Large array responses streamed element by element: the same answer as the
 //! buffered path, every element audited before it leaves, and any failure a broken
 //! transfer, checked on the raw bytes the recipient received.
 

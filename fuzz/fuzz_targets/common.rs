@@ -19,8 +19,8 @@ type = "repairs-contractor"
 api_key_sha256 = "07224c755616395574b992c131c9d9b8b0088d228793e22adbd34df77e92021d"
 "#;
 
-/// The DESIGN section 4 repairs-contractor type, with a `refuse` on "repairs" so that it can
-/// fire for this type, and extra routes for `request_target`.
+/// The repairs-contractor type of the example in `docs/rules.md`, with a `refuse` on "repairs"
+/// so that it can fire for this type, and extra routes for `request_target`.
 pub const REPAIRS_CONTRACTOR: &str = r#"
 type = "repairs-contractor"
 purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"

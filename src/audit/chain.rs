@@ -89,7 +89,8 @@ impl From<io::Error> for ScanError {
 }
 
 /// Lower-case hex SHA-256 of the JCS serialisation of `unhashed`, a record without its `hash`
-/// key (but with `prev_hash`). This is the whole chain contract of DESIGN section 6.
+/// key (but with `prev_hash`). This is the whole chain contract: what anyone checking the
+/// ledger without our code reproduces.
 pub(crate) fn hash_of(unhashed: &Map<String, Value>) -> Result<String, serde_json::Error> {
     let mut bytes = Vec::with_capacity(1024);
     canonical::write_object(&mut bytes, unhashed, |_, _| {})?;
@@ -351,7 +352,7 @@ pub(crate) fn scan<R: BufRead>(mut r: R) -> Result<Scanned, ScanError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -209,7 +209,7 @@ pub(super) fn private(options: &mut OpenOptions) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::super::tests::record;
     use super::super::{verify, AuditLog, VerifyError};

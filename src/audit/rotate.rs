@@ -203,7 +203,7 @@ pub(super) fn finish_interrupted(path: &Path) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use std::collections::BTreeMap;
 

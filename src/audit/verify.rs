@@ -277,7 +277,7 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<String>, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::super::tests::record;
     use super::super::AuditLog;

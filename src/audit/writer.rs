@@ -319,7 +319,7 @@ impl Writer {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::super::tests::record;
     use super::super::{query, verify, AuditLog, GENESIS_HASH};

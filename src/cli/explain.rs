@@ -2,7 +2,7 @@
 //!
 //! The recipient is named by id (no key needed), the target goes through the same route
 //! matching as `serve`, and the body through the same [`filter::decide`], so what a DPO
-//! previews is what the recipient would get. Prints one JSON object (DESIGN section 7):
+//! previews is what the recipient would get. Prints one JSON object:
 //! `status`, `body`, `reasons`, `fields` (and `rule_errors`), or with `--format text` a table.
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! the conversions between upstream JSON and CEL values.
 //!
 //! Every expression is compiled once, when the rules load, and checked there: a syntax error,
-//! a variable other than those DESIGN section 4 names, or a function neither standard CEL nor
+//! a variable other than those [`VARIABLES`] names, or a function neither standard CEL nor
 //! ours is a load error, so `check` reports it and `serve` never starts with it. At request
 //! time a program only runs against a scope built from the request.
 //!
@@ -36,7 +36,7 @@ pub use reads::Reads;
 
 use super::Removed;
 
-/// The variables an expression may name (DESIGN section 4).
+/// The variables an expression may name (listed for rule writers in `docs/rules.md`).
 pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now"];
 
 /// The functions beyond standard CEL.

@@ -1,4 +1,4 @@
-//! Conditional disclosure: `when`, `items`, `derive` and `refuse` (DESIGN section 4), and
+//! Conditional disclosure: `when`, `items`, `derive` and `refuse` (`docs/rules.md`), and
 //! [`decide`], the one function `serve` and `explain` call on an upstream body.
 //!
 //! The order is fixed, and each step can only narrow what the next one sees:

@@ -18,7 +18,7 @@ use need_to_know::upstream::Upstream;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::oneshot;
 
-/// A repairs-contractor type like DESIGN section 4's, without conditions.
+/// A repairs-contractor type like the example in `docs/rules.md`, without conditions.
 pub const REPAIRS_TYPE: &str = r#"
 type = "repairs-contractor"
 purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"

@@ -30,7 +30,7 @@ purpose = "Carry out repairs"
 lawful_basis = "contract"
 "#;
 
-/// The DESIGN section 4 example route, with a derived age band.
+/// The example route of `docs/rules.md`, with a derived age band.
 const JOBS: &str = r#"
 [[route]]
 method = "GET"
