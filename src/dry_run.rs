@@ -3,9 +3,12 @@
 //!
 //! `explain`, `test` and `diff` all go through [`run`], and `run` goes through the same
 //! `routes::authorize`, `json::parse_strict` and `filter::decide` as `serve`, so what a DPO
-//! previews, tests and compares is what a recipient would get.
+//! previews, tests and compares is what a recipient would get. On a route whose arrays may
+//! stream, `serve` filters a large array with the streamed filter instead; `run` then runs
+//! that too, answers with what it sent, and refuses (500) if the two ever disagree.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
@@ -13,14 +16,14 @@ use serde_json::{json, Value};
 use crate::filter::{self, AllowTree, Decision};
 use crate::pipeline::{self, Rejection};
 use crate::rules::Recipient;
-use crate::{json, routes};
+use crate::{json, routes, stream};
 
 /// The request id error bodies carry in a dry run: there is no request.
 pub const REQUEST_ID: &str = "dry-run";
 
 /// One request to decide.
 pub struct Request<'a> {
-    pub recipient: &'a Recipient,
+    pub recipient: &'a Arc<Recipient>,
     pub method: http::Method,
     /// Path and query, as a recipient would send them.
     pub target: String,
@@ -76,8 +79,8 @@ impl Decided {
 }
 
 /// Decides `request` against an upstream body.
-pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided {
-    let upstream = match json::parse_strict(upstream, max_depth) {
+pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
+    let upstream = match json::parse_strict(bytes, max_depth) {
         Ok(v) => v,
         Err(e) => {
             let message = format!("the upstream body cannot be filtered safely: {e}");
@@ -106,7 +109,24 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
         headers: &cel_headers,
         now: request.now,
     };
-    let outcome = filter::decide(&granted.route.plan, &decide_request, &upstream, true);
+    let mut outcome = filter::decide(&granted.route.plan, &decide_request, &upstream, true);
+    if granted.route.plan.streamable() && upstream.is_array() {
+        let streamed = streamed(request, &granted, bytes, max_depth);
+        if let Some(difference) = stream::difference(&streamed, &outcome) {
+            let message = format!("the streamed and buffered filters disagree: {difference}");
+            return rejected(500, "internal", message, &upstream);
+        }
+        // They agree: what is shown is what the streamed filter sent.
+        if let (Ok(made), Some(body)) = (streamed, outcome.body.as_mut()) {
+            match serde_json::from_slice(&made.body) {
+                Ok(sent) => *body = sent,
+                Err(e) => {
+                    let message = format!("the streamed filter sent malformed JSON: {e}");
+                    return rejected(500, "internal", message, &upstream);
+                }
+            }
+        }
+    }
     // What serve would answer, from the one mapping serve uses.
     let refused = |rejection: Rejection| {
         let (status, code, message) = pipeline::describe(&rejection);
@@ -134,6 +154,31 @@ pub fn run(request: &Request<'_>, upstream: &[u8], max_depth: usize) -> Decided 
     }
 }
 
+/// What the streamed filter makes of the array `bytes` on the granted route.
+fn streamed(
+    request: &Request<'_>,
+    granted: &routes::Granted<'_, crate::rules::Route>,
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<stream::InMemory, stream::split::Error> {
+    let routes = &request.recipient.kind.routes;
+    let route = routes
+        .iter()
+        .position(|r| std::ptr::eq(r, granted.route))
+        .ok_or(stream::split::Error::NotArray)?;
+    let job = Arc::new(stream::Requested {
+        recipient: Arc::clone(request.recipient),
+        route,
+        method: request.method.as_str().to_owned(),
+        path: granted.path.clone(),
+        params: granted.params.clone(),
+        query: granted.query.clone(),
+        headers: filter::pick_headers(&request.headers),
+        now: request.now,
+    });
+    stream::filter_in_memory(&job, bytes, max_depth, usize::MAX)
+}
+
 pub fn error_body(code: &str, message: &str) -> Value {
     json!({ "error": code, "message": message, "request_id": REQUEST_ID })
 }
@@ -153,5 +198,68 @@ fn rejected(status: u16, code: &str, message: String, upstream: &Value) -> Decid
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
         route: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::filter::cel::PseudonymKey;
+    use crate::rules::{Policy, Secrets};
+    use crate::sample_api::{Date, SampleData};
+
+    /// `explain` on the shipped research export runs the streamed filter and shows exactly
+    /// what it sends and records: the same bytes, the same disclosed and withheld paths.
+    #[test]
+    fn explain_on_a_streamed_route_shows_what_the_streamed_filter_sends() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let secrets = Secrets {
+            pseudonym_key: Some(PseudonymKey::new(vec![7; 32]).unwrap()),
+            pseudonym_key_env: None,
+        };
+        let policy = Policy::load_with(&dir, &secrets).unwrap();
+        let recipient = policy.recipient("civic-surveys").unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_780_315_200);
+        let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
+        let bytes = serde_json::to_vec(data.tenants()).unwrap();
+        let request = Request {
+            recipient,
+            method: http::Method::GET,
+            target: "/tenants".into(),
+            headers: http::HeaderMap::new(),
+            now,
+        };
+        let decided = run(&request, &bytes, 64);
+        assert_eq!(decided.status, 200, "{}", decided.body);
+
+        let route = recipient
+            .kind
+            .routes
+            .iter()
+            .position(|r| r.plan.streamable() && r.template.as_str() == "/tenants")
+            .expect("the research export streams");
+        let job = Arc::new(stream::Requested {
+            recipient: Arc::clone(recipient),
+            route,
+            method: "GET".into(),
+            path: "/tenants".into(),
+            params: BTreeMap::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            now,
+        });
+        let streamed = stream::filter_in_memory(&job, &bytes, 64, usize::MAX).unwrap();
+        assert_eq!(serde_json::to_vec(&decided.body).unwrap(), streamed.body);
+        assert_eq!(decided.disclosed, streamed.disclosed);
+        assert_eq!(decided.withheld, streamed.withheld);
+        // Not a vacuous agreement: tenants are dropped and fields withheld.
+        let sent = decided.body.as_array().unwrap().len();
+        assert!(sent > 0 && sent < data.tenants().len(), "{sent}");
+        assert!(!decided.withheld.is_empty());
+        assert!(decided.fields.values().any(|d| !d.disclosed));
     }
 }

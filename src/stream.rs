@@ -78,7 +78,7 @@ use crate::metrics::Metrics;
 use crate::rules::{Recipient, Route};
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
 use consumer::{Progress, Watch, FRAME_BYTES};
-pub use in_memory::{disagreement, filter_in_memory, InMemory};
+pub use in_memory::{difference, disagreement, filter_in_memory, InMemory};
 
 mod batch;
 pub mod consumer;

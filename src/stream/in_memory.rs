@@ -15,6 +15,7 @@ use super::batch::{Batch, BATCH_BYTES, BATCH_ELEMENTS};
 use super::{split, Requested};
 use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
+use crate::filter::Outcome;
 use crate::{filter, json};
 
 /// What the streamed path makes of one body: the array it sends, and the union of what its
@@ -109,6 +110,12 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
     };
     let request = job.filter_request();
     let outcome = filter::decide(&route.plan, &request, &parsed, false);
+    difference(&streamed, &outcome)
+}
+
+/// Where `streamed`, what the streamed path made of an array, and `outcome`, what
+/// `filter::decide` made of the same array, disagree; `None` when they agree.
+pub fn difference(streamed: &Result<InMemory, split::Error>, outcome: &Outcome) -> Option<String> {
     let streamed = match (streamed, outcome.unidentified) {
         // A row that names no data subject: refused both ways.
         (Err(split::Error::Unidentified), true) => return None,
@@ -124,18 +131,18 @@ pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Opti
             ))
         }
     };
-    let Some(sent) = outcome.body else {
+    let Some(sent) = &outcome.body else {
         return Some("decide refused a streamable route's body".to_owned());
     };
     let buffered = InMemory {
-        body: serde_json::to_vec(&sent).unwrap_or_default(),
-        disclosed: outcome.disclosed,
-        withheld: outcome.withheld,
-        subjects: outcome.subjects.into_iter().collect(),
-        reasons: outcome.reasons,
-        rule_errors: outcome.rule_errors.into_iter().collect(),
+        body: serde_json::to_vec(sent).unwrap_or_default(),
+        disclosed: outcome.disclosed.clone(),
+        withheld: outcome.withheld.clone(),
+        subjects: outcome.subjects.iter().cloned().collect(),
+        reasons: outcome.reasons.clone(),
+        rule_errors: outcome.rule_errors.iter().cloned().collect(),
     };
-    first_difference(&streamed, &buffered)
+    first_difference(streamed, &buffered)
 }
 
 /// The first field in which `streamed` and `buffered` differ, both values shown.
