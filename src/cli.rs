@@ -6,6 +6,7 @@
 mod audit;
 mod certs;
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod diff;
 mod explain;
@@ -42,6 +43,7 @@ enum Command {
     Explain(explain::Args),
     /// Dev mode: a sample housing API and the gateway with the shipped rules, on loopback,
     /// and a curl command per recipient type to try.
+    #[cfg(feature = "demo")]
     Demo {
         /// The rules directory to serve.
         #[arg(long, default_value = "rules")]
@@ -223,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::run(&args.config),
         Command::Check(args) => Ok(check::run(&args.config)),
         Command::Explain(args) => explain::run(&args),
+        #[cfg(feature = "demo")]
         Command::Demo { rules, port } => demo::run(&rules, port),
         Command::Test(args) => test::run(&args.config),
         Command::Diff {

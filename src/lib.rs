@@ -7,58 +7,47 @@
 //!
 //! # Layout
 //!
-//! One module per step of the request path, in the order a request meets them:
-//!
-//! - [`config`]: the gateway's settings (`need-to-know.toml` and environment overrides).
-//! - [`rules`]: `rules/` parsed and checked into an immutable [`rules::Policy`].
-//! - [`server`]: accepts connections and hands each request to the pipeline.
-//! - [`connection`]: what a request knows of its connection: the peer's address, its
-//!   certificate, and a way to close it.
-//! - [`pipeline`]: the phases in order, and the one place errors become responses.
-//! - [`tls`]: rustls server and upstream configs; the identity a client certificate carries.
-//! - [`identity`]: who is calling (client certificate or API key).
-//! - [`routes`]: request-target hygiene and route grants.
-//! - [`limits`]: per-recipient rate limits behind one trait: governor, or shared in Redis.
-//! - [`upstream`]: the hyper client to the housing system.
-//! - [`json`]: the strict parser for upstream bodies (duplicate keys, depth).
-//! - [`path`]: field paths in rule form (`tenant.access_needs[].description`).
-//! - [`filter`]: the pure function from upstream JSON to what a recipient may see.
-//! - [`stream`]: large array responses filtered element by element as they arrive.
-//! - [`dry_run`]: a request decided without a network, for `explain`, `test` and `diff`.
-//! - [`casebook`]: the DPO's policy test cases (`rules/tests/`), for `test`.
-//! - [`audit`]: the durable, hash-chained disclosure ledger (a file, or PostgreSQL for several
-//!   replicas); verify and query.
-//! - [`register`]: the disclosure register (UK GDPR Art. 30 view) of the loaded rules.
-//! - [`metrics`]: Prometheus metrics; [`admin`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`certs`]: development certificates (rcgen) for `certs dev` and the tests.
-//! - [`report`]: the subject access report (`audit report`).
-//! - [`reload`]: hot reload of the rules (SIGHUP, file changes).
-//! - [`cli`]: the command line.
-//! - [`sample_api`]: an invented housing system to run against (`demo`, tests).
+//! The modules in groups; within the crate, each depends only on those listed before it in
+//! this order: `path`, `json`, `diag` → `filter` → `routes` → `rules` → `config` →
+//! `identity`, `limits`, `upstream` → `stream` → `pipeline` → `server` → `cli`.
+//! `docs/architecture.md` has the map and the request path.
 
-pub mod admin;
+// The request path.
+pub(crate) mod connection;
+pub mod identity;
+pub mod limits;
+pub mod pipeline;
+pub mod routes;
+pub mod server;
+pub mod stream;
+pub mod upstream;
+
+// The policy and the filter.
+pub mod diag;
+pub mod filter;
+pub mod json;
+pub mod path;
+pub mod rules;
+
+// The disclosure ledger.
 pub mod audit;
-pub mod casebook;
+
+// The Data Protection Officer's tools.
+pub(crate) mod casebook;
+pub mod dry_run;
+pub mod register;
+pub(crate) mod report;
+
+// Operations.
+pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod config;
-pub mod connection;
-pub mod diag;
-pub mod dry_run;
-pub mod filter;
-pub mod identity;
-pub mod json;
-pub mod limits;
 pub mod metrics;
-pub mod path;
-pub mod pipeline;
-pub mod register;
 pub mod reload;
-pub mod report;
-pub mod routes;
-pub mod rules;
-pub mod sample_api;
-pub mod server;
-pub mod stream;
 pub mod tls;
-pub mod upstream;
+
+// Development: an invented housing system to run against (`demo`, tests); the unit tests
+// use it whatever the features.
+#[cfg(any(feature = "demo", test))]
+pub mod sample_api;
