@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -27,7 +28,7 @@ use toml::Spanned;
 
 use crate::diag::{line_of, Diagnostic};
 use crate::dry_run::{self, Decided};
-use crate::rules::Policy;
+use crate::rules::{Policy, Recipient};
 
 /// One case, ready to run.
 #[derive(Debug, Clone)]
@@ -210,6 +211,20 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
     })
 }
 
+impl Case {
+    /// What `recipient` would get for this case's request and upstream body.
+    pub fn decide(&self, recipient: &Arc<Recipient>, max_depth: usize) -> Decided {
+        let request = dry_run::Request {
+            recipient,
+            method: self.method.clone(),
+            target: self.target.clone(),
+            headers: self.headers.clone(),
+            now: self.now,
+        };
+        dry_run::run(&request, &self.body, max_depth)
+    }
+}
+
 /// Runs one case against `policy`.
 pub fn run(policy: &Policy, case: Case, max_depth: usize) -> Ran {
     let Some(recipient) = policy.recipient(&case.recipient) else {
@@ -220,14 +235,7 @@ pub fn run(policy: &Policy, case: Case, max_depth: usize) -> Ran {
             decided: None,
         };
     };
-    let request = dry_run::Request {
-        recipient,
-        method: case.method.clone(),
-        target: case.target.clone(),
-        headers: case.headers.clone(),
-        now: case.now,
-    };
-    let decided = dry_run::run(&request, &case.body, max_depth);
+    let decided = case.decide(recipient, max_depth);
     let failures = check(&case.expect, &decided);
     Ran {
         case,

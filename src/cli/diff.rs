@@ -88,16 +88,9 @@ struct Change {
 fn compare(old: &Policy, new: &Policy, case: &Case, max_depth: usize) -> Vec<Change> {
     let decide = |policy: &Policy| {
         let recipient = policy.recipient(&case.recipient)?;
-        let request = dry_run::Request {
-            recipient,
-            method: case.method.clone(),
-            target: case.target.clone(),
-            headers: case.headers.clone(),
-            now: case.now,
-        };
         Some((
             recipient.kind.name.clone(),
-            dry_run::run(&request, &case.body, max_depth),
+            case.decide(recipient, max_depth),
         ))
     };
     let (before, after) = (decide(old), decide(new));
