@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::diag::{line_of, Diagnostic};
-use crate::rules::Rate;
+use crate::filter::cel::PseudonymKey;
+use crate::rules::{self, Policy, Rate, Secrets};
 
 /// Prefix of the environment overrides, as in `NEED_TO_KNOW__SERVER__LISTEN`.
 pub const ENV_PREFIX: &str = "NEED_TO_KNOW";
@@ -338,6 +339,37 @@ impl Settings {
             .filter(|(written, _)| *written == raw.server.listen)
             .map_or(0, |(_, line)| line);
         Self::resolve(path, raw, listen_line)
+    }
+
+    /// Loads the rules these settings name, with the pseudonym key from the environment
+    /// variable `rules.pseudonym_key_env` names (read here, once, never per request). It lives
+    /// with the settings so that the rules know nothing of where their directory and secrets
+    /// come from.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::load`]; also when the key is set but too short, or a rule uses
+    /// `pseudonym()` and there is no key.
+    pub fn load_policy(&self) -> Result<Policy, rules::Error> {
+        let mut secrets = Secrets {
+            pseudonym_key: None,
+            pseudonym_key_env: self.pseudonym_key_env.clone(),
+        };
+        if let Some(name) = &self.pseudonym_key_env {
+            if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+                match PseudonymKey::new(value.as_encoded_bytes().to_vec()) {
+                    Ok(key) => secrets.pseudonym_key = Some(key),
+                    Err(e) => {
+                        return Err(rules::Error(vec![Diagnostic::error(
+                            &self.source,
+                            0,
+                            format!("rules.pseudonym_key_env: environment variable {name}: {e}"),
+                        )]))
+                    }
+                }
+            }
+        }
+        Policy::load_with(&self.rules_dir, &secrets)
     }
 
     /// Plain HTTP is for loopback (a sidecar, the demo) unless the operator insists: without

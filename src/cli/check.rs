@@ -4,7 +4,6 @@ use std::path::Path;
 
 use crate::config::Settings;
 use crate::diag::Diagnostic;
-use crate::rules::Policy;
 
 /// The certificate and key files, loaded as `serve` would load them.
 fn check_tls(settings: &Settings) -> Vec<Diagnostic> {
@@ -45,7 +44,7 @@ pub fn run(config: &Path) -> u8 {
     match Settings::load(config) {
         Err(e) => problems.extend(e.0),
         Ok(settings) => {
-            match Policy::load_for(&settings) {
+            match settings.load_policy() {
                 Err(e) => problems.extend(e.0),
                 Ok(policy) => {
                     problems.extend(policy.warnings().iter().cloned());

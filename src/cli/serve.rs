@@ -24,7 +24,7 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
-    let policy = match Policy::load_for(&settings) {
+    let policy = match settings.load_policy() {
         Ok(p) => p,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
