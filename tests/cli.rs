@@ -148,6 +148,45 @@ fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
 
+/// A bad value in the settings is reported at the line of its key, and one that comes from
+/// an environment override names the variable, which is where the operator must fix it.
+#[test]
+fn check_names_the_line_of_a_bad_setting_or_the_variable_that_set_it() {
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let written = std::fs::read_to_string(&config).expect("config");
+    let text = written.replace("max_depth = 16\n", "max_depth = 0\n");
+    assert_ne!(text, written, "the test config sets limits.max_depth");
+    std::fs::write(&config, &text).expect("config");
+    let line = 1 + text
+        .lines()
+        .position(|l| l == "max_depth = 0")
+        .expect("the edited line");
+    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "need-to-know.toml:{line}: limits.max_depth 0 must be between 1 and 512\n\
+             1 error(s), 0 warning(s)\n"
+        )
+    );
+
+    std::fs::write(&config, &written).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .args(["check", "--config", "need-to-know.toml"])
+        .env_remove("RUST_LOG")
+        .env("NEED_TO_KNOW__LIMITS__MAX_DEPTH", "513")
+        .output()
+        .expect("run need-to-know");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        "NEED_TO_KNOW__LIMITS__MAX_DEPTH: limits.max_depth 513 must be between 1 and 512\n\
+         1 error(s), 0 warning(s)\n"
+    );
+}
+
 /// Runs `check` and `serve` on the test config edited by `edit`; (check's exit code and
 /// output, serve's exit code and standard error).
 fn check_and_serve(edit: impl Fn(String) -> String) -> (Option<i32>, String, Option<i32>, String) {
