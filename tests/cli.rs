@@ -259,38 +259,46 @@ fn check_refuses_plaintext_off_loopback_as_serve_does() {
 fn check_reports_the_startup_refusals_of_serve() {
     let unset = "NTK_TEST_NEVER_SET_4F1C";
     assert!(std::env::var_os(unset).is_none());
-    // (case, a section header, the lines added under it, what check and serve both say)
+    // (case, a section header, the lines added under it, the key at fault, what check and
+    // serve both say)
     let cases = [
         (
             "credential_env not set",
             "[upstream]\n",
             format!("credential_env = \"{unset}\"\n"),
+            "credential_env = ",
             format!("upstream.credential_env names {unset}, which is not set"),
         ),
         (
             "redis_url_env not set",
             "[limits]\n",
             format!("shared = \"redis\"\nredis_url_env = \"{unset}\"\n"),
+            "redis_url_env = ",
             format!("the environment variable {unset} is not set"),
         ),
         (
             "checkpoints with postgres",
             "[audit]\n",
             "backend = \"postgres\"\ncheckpoint_key = \"checkpoint.key\"\npostgres = { chain = \"gw-1\", url_env = \"PATH\" }\n".to_string(),
+            "checkpoint_key = ",
             "signed checkpoints (audit.checkpoint_key) are for the file ledger".to_string(),
         ),
     ];
-    for (name, header, lines, says) in cases {
+    for (name, header, lines, key, says) in cases {
+        let key_line = std::cell::Cell::new(0);
         let (code, out, serve_code, serve_err) = check_and_serve(|text| {
             assert!(text.contains(header), "{name}: {header:?} not in\n{text}");
-            text.replacen(header, &format!("{header}{lines}"), 1)
+            let text = text.replacen(header, &format!("{header}{lines}"), 1);
+            key_line.set(1 + text.lines().position(|l| l.starts_with(key)).expect(key));
+            text
         });
         assert_eq!(code, Some(1), "{name}: {out}");
         let line = out
             .lines()
             .find(|l| l.contains(&says))
             .unwrap_or_else(|| panic!("{name}: no line says {says:?}:\n{out}"));
-        assert!(line.starts_with("need-to-know.toml"), "{name}: {line}");
+        let at = format!("need-to-know.toml:{}: ", key_line.get());
+        assert!(line.starts_with(&at), "{name}: {line}");
         assert_eq!(serve_code, Some(64), "{name}: {serve_err}");
         assert!(serve_err.contains(&says), "{name}: {serve_err}");
     }

@@ -35,7 +35,7 @@ fn check_ledger(settings: &Settings) -> Option<Diagnostic> {
     };
     pg.url()
         .err()
-        .map(|message| Diagnostic::error(&settings.source, 0, message))
+        .map(|message| settings.error_at("audit.postgres.url_env", message))
 }
 
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.
@@ -58,7 +58,7 @@ pub fn run(config: &Path) -> u8 {
             if let Some(c) = &settings.audit_checkpoints {
                 if let Err(e) = crate::audit::checkpoint::SigningKey::load(&c.key) {
                     let message = format!("audit.checkpoint_key: {e}");
-                    problems.push(Diagnostic::error(&settings.source, 0, message));
+                    problems.push(settings.error_at("audit.checkpoint_key", message));
                 }
             }
             problems.extend(check_ledger(&settings));
