@@ -202,7 +202,8 @@ struct PostgresArgs {
 fn load(config: &std::path::Path) -> Result<(crate::config::Settings, crate::rules::Policy), u8> {
     let settings = crate::config::Settings::load(config)
         .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
-    let policy = crate::rules::Policy::load_for(&settings)
+    let policy = settings
+        .load_policy()
         .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
     Ok((settings, policy))
 }

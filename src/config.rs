@@ -13,10 +13,53 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::diag::{line_of, Diagnostic};
-use crate::rules::Rate;
+use crate::filter::cel::PseudonymKey;
+use crate::rules::{self, Policy, Rate, Secrets};
+
+mod origin;
+
+pub use origin::Origin;
+use origin::Origins;
 
 /// Prefix of the environment overrides, as in `NEED_TO_KNOW__SERVER__LISTEN`.
 pub const ENV_PREFIX: &str = "NEED_TO_KNOW";
+
+/// What each optional setting is when neither the file nor the environment sets it: the one
+/// place these values are written (the shipped `need-to-know.toml` and the README quote them).
+mod defaults {
+    use std::time::Duration;
+
+    use super::UnauthenticatedLimits;
+    use crate::rules::Rate;
+
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_CONNECTIONS: usize = 4096;
+    pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MAX_REQUEST_BODY: u64 = 1 << 20;
+    pub const MAX_RESPONSE_BODY: u64 = 256 << 20;
+    pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Written once, where the JSON parser documents it.
+    pub const MAX_DEPTH: usize = crate::json::DEFAULT_MAX_DEPTH;
+    pub const STREAM_THRESHOLD: u64 = 1 << 20;
+    pub const MAX_STREAMED_BODY: u64 = 4 << 30;
+    pub const MAX_STREAM_ELEMENT: u64 = 1 << 20;
+    pub const REPLICAS_HINT: u32 = 1;
+    pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+    pub const CHECKPOINT_EVERY: u64 = 1000;
+    pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+    /// 10 a second with a burst of 20 per address, a summary a minute: a client that lost
+    /// its key retries well within it, a flood is recorded as one line a minute.
+    pub const UNAUTHENTICATED: UnauthenticatedLimits = UnauthenticatedLimits {
+        rate: Rate {
+            count: 10,
+            per: Duration::from_secs(1),
+        },
+        burst: 20,
+        summary_interval: Duration::from_secs(60),
+    };
+}
 
 /// Everything the gateway needs to start, with relative paths resolved against the directory
 /// of the config file (so `serve --config /etc/need-to-know/need-to-know.toml` works from `/`).
@@ -35,14 +78,13 @@ pub struct Settings {
     pub audit_backend: AuditBackend,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
+    /// Where each setting was written, for problems found with it later.
+    origins: Origins,
 }
 
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
-    /// The line of `listen` in the file, for problems with the address; 0 when the address
-    /// in effect is not the file's (an environment override).
-    pub listen_line: usize,
     pub tls: Option<Tls>,
     pub insecure_plaintext: bool,
     /// A client that has not sent its whole request head by then is cut off (slowloris).
@@ -65,17 +107,19 @@ pub struct Tls {
     pub crl: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
+    #[default]
     Required,
     Optional,
 }
 
 /// `[audit] backend`: the JSONL file every replica owns, or one PostgreSQL ledger shared by
 /// several replicas, one chain each.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AuditBackend {
+    #[default]
     File,
     Postgres(AuditPostgres),
 }
@@ -284,7 +328,8 @@ impl Settings {
     ///
     /// # Errors
     ///
-    /// Every problem found, each with the file and (where the file is at fault) the line.
+    /// Every problem found, each at the line of its key in the file, or at the environment
+    /// variable that set it.
     pub fn load(path: &Path) -> Result<Settings, Error> {
         Self::load_with_env(path, std::env::vars())
     }
@@ -310,69 +355,119 @@ impl Settings {
                 e.message().to_string(),
             )]));
         }
-        let listen_in_file = listen_in_file(&text);
         // Second pass: the file with the environment layered over it.
         let overrides: config::Map<String, String> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .collect();
-        let raw: RawSettings = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix(ENV_PREFIX)
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(overrides)),
-            )
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| {
-                Error(vec![Diagnostic::error(
-                    path,
-                    0,
-                    format!("with environment overrides: {e}"),
-                )])
-            })?;
-        let listen_line = listen_in_file
-            .filter(|(written, _)| *written == raw.server.listen)
-            .map_or(0, |(_, line)| line);
-        Self::resolve(path, raw, listen_line)
+        let origins = Origins::new(&text, ENV_PREFIX, overrides.keys());
+        let layered = |overrides: config::Map<String, String>| -> Result<RawSettings, _> {
+            config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .add_source(
+                    config::Environment::with_prefix(ENV_PREFIX)
+                        .prefix_separator("__")
+                        .separator("__")
+                        .try_parsing(true)
+                        .source(Some(overrides)),
+                )
+                .build()
+                .and_then(config::Config::try_deserialize)
+        };
+        let raw = layered(overrides.clone()).map_err(|e| {
+            // The file alone deserialized, so overrides are at fault: layer each alone over
+            // the file to name every variable that fails by itself.
+            let message = |e: config::ConfigError| format!("with environment overrides: {e}");
+            let mut vars: Vec<_> = overrides.iter().collect();
+            vars.sort();
+            let mut problems: Vec<Diagnostic> = vars
+                .into_iter()
+                .filter_map(|(var, value)| {
+                    let alone = config::Map::from([(var.clone(), value.clone())]);
+                    let e = layered(alone).err()?;
+                    Some(Origin::Env(var.clone()).error(path, message(e)))
+                })
+                .collect();
+            if problems.is_empty() {
+                problems.push(Diagnostic::error(path, 0, message(e)));
+            }
+            Error(problems)
+        })?;
+        Self::resolve(path, raw, origins)
+    }
+
+    /// Where the setting `key` (dotted, as `limits.max_depth`) in effect was written: a
+    /// problem found with it after loading (a file it names, a variable it names that is
+    /// unset) is placed there.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.of(key)
+    }
+
+    /// An error about the setting `key`, at its line or at the variable that set it.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> Diagnostic {
+        self.origin(key).error(&self.source, message)
+    }
+
+    /// Loads the rules these settings name, with the pseudonym key from the environment
+    /// variable `rules.pseudonym_key_env` names (read here, once, never per request). It lives
+    /// with the settings so that the rules know nothing of where their directory and secrets
+    /// come from.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::load`]; also when the key is set but too short, or a rule uses
+    /// `pseudonym()` and there is no key.
+    pub fn load_policy(&self) -> Result<Policy, rules::Error> {
+        let mut secrets = Secrets {
+            pseudonym_key: None,
+            pseudonym_key_env: self.pseudonym_key_env.clone(),
+        };
+        if let Some(name) = &self.pseudonym_key_env {
+            if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+                match PseudonymKey::new(value.as_encoded_bytes().to_vec()) {
+                    Ok(key) => secrets.pseudonym_key = Some(key),
+                    Err(e) => {
+                        return Err(rules::Error(vec![self.error_at(
+                            "rules.pseudonym_key_env",
+                            format!("rules.pseudonym_key_env: environment variable {name}: {e}"),
+                        )]))
+                    }
+                }
+            }
+        }
+        Policy::load_with(&self.rules_dir, &secrets)
     }
 
     /// Plain HTTP is for loopback (a sidecar, the demo) unless the operator insists: without
     /// `[server.tls]` on any other address, tenant data would cross the network in clear.
     /// An error when `serve` must refuse to start, a warning when it serves plain HTTP (it
-    /// logs it), nothing with TLS; `serve` and `check` both ask here.
+    /// logs it), nothing with TLS; `serve` and `check` both ask here. Placed at `listen`.
     pub fn plaintext(&self) -> Option<Diagnostic> {
         let server = &self.server;
         if server.tls.is_some() {
             return None;
         }
         let addr = server.listen;
-        let (file, line) = (&self.source, server.listen_line);
+        let (file, at) = (&self.source, self.origin("server.listen"));
         if addr.ip().is_loopback() {
-            return Some(Diagnostic::warning(
+            return Some(at.warning(
                 file,
-                line,
                 format!("server.listen {addr}: serving plain HTTP without TLS ([server.tls] is not set)"),
             ));
         }
         if server.insecure_plaintext {
-            return Some(Diagnostic::warning(
+            return Some(at.warning(
                 file,
-                line,
                 format!("server.listen {addr} is not a loopback address and [server.tls] is not set: serving tenant data in plain HTTP, as insecure_plaintext = true allows (only behind a TLS-terminating proxy)"),
             ));
         }
-        Some(Diagnostic::error(
+        Some(at.error(
             file,
-            line,
             format!("server.listen {addr} is not a loopback address and [server.tls] is not set: refusing to serve tenant data in plain text (set insecure_plaintext = true only behind a TLS-terminating proxy)"),
         ))
     }
 
-    fn resolve(path: &Path, raw: RawSettings, listen_line: usize) -> Result<Settings, Error> {
+    fn resolve(path: &Path, raw: RawSettings, origins: Origins) -> Result<Settings, Error> {
         let base = path.parent().unwrap_or(Path::new(""));
         let at = |p: &Path| -> PathBuf {
             if p.is_absolute() {
@@ -381,147 +476,124 @@ impl Settings {
                 base.join(p)
             }
         };
-        let mut problems = Vec::new();
-        let mut problem = |message: String| problems.push(Diagnostic::error(path, 0, message));
+        let mut problems = Problems::default();
 
-        let listen = parse_addr("server.listen", &raw.server.listen).unwrap_or_else(|e| {
-            problem(e);
+        let listen = parse_addr("server.listen", &raw.server.listen).unwrap_or_else(|p| {
+            problems.push(p);
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
-        let header_read_timeout = parse_duration_or(
+        let server = &raw.server;
+        let header_read_timeout = problems.take(parse_duration_or(
             "server.header_read_timeout",
-            raw.server.header_read_timeout.as_deref(),
-            "10s",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            Duration::from_secs(10)
-        });
-        let idle_timeout = parse_duration_or(
+            server.header_read_timeout.as_deref(),
+            defaults::HEADER_READ_TIMEOUT,
+        ));
+        let idle_timeout = problems.take(parse_duration_or(
             "server.idle_timeout",
-            raw.server.idle_timeout.as_deref(),
-            "60s",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            Duration::from_secs(60)
-        });
-        let write_stall_timeout = parse_duration_or(
+            server.idle_timeout.as_deref(),
+            defaults::IDLE_TIMEOUT,
+        ));
+        let write_stall_timeout = problems.take(parse_duration_or(
             "server.write_stall_timeout",
-            raw.server.write_stall_timeout.as_deref(),
-            "30s",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            Duration::from_secs(30)
-        });
+            server.write_stall_timeout.as_deref(),
+            defaults::WRITE_STALL_TIMEOUT,
+        ));
         let url = raw.upstream.url.parse::<http::Uri>().ok().filter(|u| {
             matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
         });
-        let url = url.unwrap_or_else(|| {
-            problem(format!(
-                "upstream.url {:?} is not an http:// or https:// URL",
-                redact_url(&raw.upstream.url)
-            ));
-            http::Uri::from_static("http://127.0.0.1/")
-        });
-        let timeout = parse_duration_or("upstream.timeout", raw.upstream.timeout.as_deref(), "10s")
-            .unwrap_or_else(|e| {
-                problem(e);
-                Duration::from_secs(10)
-            });
+        let url = problems.take(url.ok_or_else(|| {
+            Problem::new(
+                "upstream.url",
+                format!(
+                    "upstream.url {:?} is not an http:// or https:// URL",
+                    redact_url(&raw.upstream.url)
+                ),
+            )
+        }));
+        let timeout = problems.take(parse_duration_or(
+            "upstream.timeout",
+            raw.upstream.timeout.as_deref(),
+            defaults::UPSTREAM_TIMEOUT,
+        ));
         let admin_listen = raw.admin.as_ref().and_then(|a| {
             parse_addr("admin.listen", &a.listen)
-                .map_err(&mut problem)
+                .map_err(|p| problems.push(p))
                 .ok()
         });
-        let max_request_body = parse_size_or(
+        let limits = &raw.limits;
+        let max_request_body = problems.take(parse_size_or(
             "limits.max_request_body",
-            raw.limits.max_request_body.as_deref(),
-            "1MiB",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            0
-        });
-        let max_response_body = parse_size_or(
+            limits.max_request_body.as_deref(),
+            defaults::MAX_REQUEST_BODY,
+        ));
+        let max_response_body = problems.take(parse_size_or(
             "limits.max_response_body",
-            raw.limits.max_response_body.as_deref(),
-            "256MiB",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            0
-        });
-        let request_body_timeout = parse_duration_or(
+            limits.max_response_body.as_deref(),
+            defaults::MAX_RESPONSE_BODY,
+        ));
+        let request_body_timeout = problems.take(parse_duration_or(
             "limits.request_body_timeout",
-            raw.limits.request_body_timeout.as_deref(),
-            "10s",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            Duration::from_secs(10)
-        });
-        let mut size = |key: &str, text: Option<&String>, default: &str| {
-            parse_size_or(key, text.map(String::as_str), default).unwrap_or_else(|e| {
-                problem(e);
-                0
-            })
-        };
-        let stream_threshold = size(
+            limits.request_body_timeout.as_deref(),
+            defaults::REQUEST_BODY_TIMEOUT,
+        ));
+        let stream_threshold = problems.take(parse_size_or(
             "limits.stream_threshold",
-            raw.limits.stream_threshold.as_ref(),
-            "1MiB",
-        );
-        let max_streamed_body = size(
+            limits.stream_threshold.as_deref(),
+            defaults::STREAM_THRESHOLD,
+        ));
+        let max_streamed_body = problems.take(parse_size_or(
             "limits.max_streamed_body",
-            raw.limits.max_streamed_body.as_ref(),
-            "4GiB",
-        );
-        let max_stream_element = size(
+            limits.max_streamed_body.as_deref(),
+            defaults::MAX_STREAMED_BODY,
+        ));
+        let max_stream_element = problems.take(parse_size_or(
             "limits.max_stream_element",
-            raw.limits.max_stream_element.as_ref(),
-            "1MiB",
-        );
+            limits.max_stream_element.as_deref(),
+            defaults::MAX_STREAM_ELEMENT,
+        ));
         if max_stream_element == 0 {
-            problem("limits.max_stream_element must be more than 0".to_string());
+            problems.add(
+                "limits.max_stream_element",
+                "limits.max_stream_element must be more than 0",
+            );
         }
-        let max_depth = raw.limits.max_depth.unwrap_or(64);
+        let max_depth = limits.max_depth.unwrap_or(defaults::MAX_DEPTH);
         if max_depth == 0 || max_depth > 512 {
-            problem(format!(
-                "limits.max_depth {max_depth} must be between 1 and 512"
-            ));
+            problems.add(
+                "limits.max_depth",
+                format!("limits.max_depth {max_depth} must be between 1 and 512"),
+            );
         }
-        let shared = shared_limits(&raw.limits).unwrap_or_else(|e| {
-            problem(e);
-            None
-        });
-        let unauthenticated = unauthenticated_limits(&raw.limits).unwrap_or_else(|e| {
-            problem(e);
-            UnauthenticatedLimits::default()
-        });
-        if let Some(name) = &raw.upstream.credential_env {
-            if name.is_empty() {
-                problem("upstream.credential_env is empty".to_string());
-            }
+        let shared = problems.take(shared_limits(limits));
+        let unauthenticated = problems.take(unauthenticated_limits(limits));
+        if raw.upstream.credential_env.as_deref() == Some("") {
+            problems.add(
+                "upstream.credential_env",
+                "upstream.credential_env is empty",
+            );
         }
         if raw.rules.pseudonym_key_env.as_deref() == Some("") {
-            problem("rules.pseudonym_key_env is empty".to_string());
+            problems.add(
+                "rules.pseudonym_key_env",
+                "rules.pseudonym_key_env is empty",
+            );
         }
         let audit_path = raw.audit.path.as_deref().map(at).unwrap_or_default();
-        let checkpoint_every = raw.audit.checkpoint_every.unwrap_or(1000);
+        let checkpoint_every = raw
+            .audit
+            .checkpoint_every
+            .unwrap_or(defaults::CHECKPOINT_EVERY);
         if checkpoint_every == 0 {
-            problem("audit.checkpoint_every must be at least 1".to_string());
+            problems.add(
+                "audit.checkpoint_every",
+                "audit.checkpoint_every must be at least 1",
+            );
         }
-        let checkpoint_interval = parse_duration_or(
+        let checkpoint_interval = problems.take(parse_duration_or(
             "audit.checkpoint_interval",
             raw.audit.checkpoint_interval.as_deref(),
-            "10s",
-        )
-        .unwrap_or_else(|e| {
-            problem(e);
-            Duration::from_secs(10)
-        });
+            defaults::CHECKPOINT_INTERVAL,
+        ));
         let audit_checkpoints = match raw.audit.checkpoint_key.as_deref() {
             Some(key) => Some(crate::audit::checkpoint::Config {
                 key: at(key),
@@ -547,43 +619,48 @@ impl Settings {
                 ];
                 // A checkpoint setting without a key would silently keep checkpoints off.
                 for (key, _) in set.iter().filter(|(_, set)| *set) {
-                    problem(format!(
-                        "audit.{key} is set but audit.checkpoint_key is not: checkpoints are off without a key"
-                    ));
+                    problems.add(
+                        format!("audit.{key}"),
+                        format!("audit.{key} is set but audit.checkpoint_key is not: checkpoints are off without a key"),
+                    );
                 }
                 None
             }
         };
-        let audit_backend = audit_backend(&raw.audit).unwrap_or_else(|e| {
-            problem(e);
-            AuditBackend::File
-        });
+        let audit_backend = problems.take(audit_backend(&raw.audit));
         if matches!(audit_backend, AuditBackend::File) && raw.audit.path.is_none() {
-            problem(
-                "audit.path is required with the file ledger (audit.backend \"file\", the default)"
-                    .to_string(),
+            problems.add(
+                "audit.path",
+                "audit.path is required with the file ledger (audit.backend \"file\", the default)",
             );
         }
-        if !problems.is_empty() {
-            return Err(Error(problems));
+        if !problems.0.is_empty() {
+            let placed = problems.0.into_iter();
+            return Err(Error(
+                placed
+                    .map(|p| origins.of(&p.key).error(path, p.message))
+                    .collect(),
+            ));
         }
         Ok(Settings {
             source: path.to_path_buf(),
             server: Server {
                 listen,
-                listen_line,
                 tls: raw.server.tls.map(|t| Tls {
                     cert: at(&t.cert),
                     key: at(&t.key),
                     client_ca: t.client_ca.as_deref().map(at),
-                    client_auth: t.client_auth.unwrap_or(ClientAuth::Required),
+                    client_auth: t.client_auth.unwrap_or_default(),
                     crl: t.crl.as_deref().map(at),
                 }),
                 insecure_plaintext: raw.server.insecure_plaintext,
                 header_read_timeout,
                 write_stall_timeout,
                 idle_timeout,
-                max_connections: raw.server.max_connections.unwrap_or(4096),
+                max_connections: raw
+                    .server
+                    .max_connections
+                    .unwrap_or(defaults::MAX_CONNECTIONS),
             },
             upstream: Upstream {
                 url,
@@ -608,37 +685,66 @@ impl Settings {
                 max_streamed_body,
                 max_stream_element,
             },
+            origins,
         })
     }
 }
 
-/// `server.listen` as the file writes it, and its line. The second pass, through the
-/// `config` crate, keeps no spans, so a problem found later with the address takes its line
-/// from here.
-fn listen_in_file(text: &str) -> Option<(String, usize)> {
-    #[derive(Deserialize)]
-    struct File {
-        server: Section,
+// === problems found while resolving ===
+
+/// A problem with one setting, by its dotted key: `resolve` places it at the key's line, or at
+/// the environment variable that set it, once every value has been checked.
+#[derive(Debug)]
+struct Problem {
+    key: String,
+    message: String,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
     }
-    #[derive(Deserialize)]
-    struct Section {
-        listen: toml::Spanned<String>,
+}
+
+/// Every problem found so far: `resolve` checks every value before it gives up.
+#[derive(Debug, Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, problem: Problem) {
+        self.0.push(problem);
     }
-    let file: File = toml::from_str(text).ok()?;
-    let line = line_of(text, file.server.listen.span().start);
-    Some((file.server.listen.into_inner(), line))
+
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Problem::new(key, message));
+    }
+
+    /// The value, or a placeholder that is never used: with any problem, `resolve` returns
+    /// the problems instead of settings.
+    fn take<T: Default>(&mut self, value: Result<T, Problem>) -> T {
+        value.unwrap_or_else(|p| {
+            self.push(p);
+            T::default()
+        })
+    }
 }
 
 /// `[limits] shared`, `redis_url_env`, `on_redis_error`, `replicas_hint`, `redis_timeout`.
 ///
 /// A Redis key without `shared = "redis"` is an error, not ignored: it most likely means the
 /// operator believes the limits are shared when they are not.
-fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
+fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, Problem> {
     match raw.shared.as_deref() {
         Some("redis") => {}
         Some(other) => {
-            return Err(format!(
-                "limits.shared {other:?} is not a shared limiter (the one there is: \"redis\")"
+            return Err(Problem::new(
+                "limits.shared",
+                format!(
+                    "limits.shared {other:?} is not a shared limiter (the one there is: \"redis\")"
+                ),
             ))
         }
         None => {
@@ -649,8 +755,9 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
                 ("redis_timeout", raw.redis_timeout.is_some()),
             ];
             return match set.iter().find(|(_, is_set)| *is_set) {
-                Some((key, _)) => Err(format!(
-                    "limits.{key} is set but limits.shared is not \"redis\": the limits would stay per replica"
+                Some((key, _)) => Err(Problem::new(
+                    format!("limits.{key}"),
+                    format!("limits.{key} is set but limits.shared is not \"redis\": the limits would stay per replica"),
                 )),
                 None => Ok(None),
             };
@@ -659,28 +766,33 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
     let redis_url_env = match raw.redis_url_env.as_deref() {
         Some(name) if !name.is_empty() => name.to_string(),
         _ => {
-            return Err(
-                "limits.redis_url_env is required with limits.shared = \"redis\" (the name of the variable holding the URL)".into(),
-            )
+            return Err(Problem::new(
+                "limits.redis_url_env",
+                "limits.redis_url_env is required with limits.shared = \"redis\" (the name of the variable holding the URL)",
+            ))
         }
     };
     let on_error = match raw.on_redis_error.as_deref() {
         None | Some("local") => OnRedisError::Local,
         Some("refuse") => OnRedisError::Refuse,
         Some(other) => {
-            return Err(format!(
-                "limits.on_redis_error {other:?} must be \"local\" or \"refuse\""
+            return Err(Problem::new(
+                "limits.on_redis_error",
+                format!("limits.on_redis_error {other:?} must be \"local\" or \"refuse\""),
             ))
         }
     };
-    let replicas_hint = raw.replicas_hint.unwrap_or(1);
+    let replicas_hint = raw.replicas_hint.unwrap_or(defaults::REPLICAS_HINT);
     if replicas_hint == 0 {
-        return Err("limits.replicas_hint must be at least 1".into());
+        return Err(Problem::new(
+            "limits.replicas_hint",
+            "limits.replicas_hint must be at least 1",
+        ));
     }
     let timeout = parse_duration_or(
         "limits.redis_timeout",
         raw.redis_timeout.as_deref(),
-        "100ms",
+        defaults::REDIS_TIMEOUT,
     )?;
     Ok(Some(SharedLimits {
         redis_url_env,
@@ -691,36 +803,33 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, String> {
 }
 
 impl Default for UnauthenticatedLimits {
-    /// 10 a second with a burst of 20 per address, a summary a minute: a client that lost
-    /// its key retries well within it, a flood is recorded as one line a minute.
     fn default() -> Self {
-        UnauthenticatedLimits {
-            rate: Rate {
-                count: 10,
-                per: Duration::from_secs(1),
-            },
-            burst: 20,
-            summary_interval: Duration::from_secs(60),
-        }
+        defaults::UNAUTHENTICATED
     }
 }
 
-fn unauthenticated_limits(raw: &RawLimits) -> Result<UnauthenticatedLimits, String> {
-    let defaults = UnauthenticatedLimits::default();
+fn unauthenticated_limits(raw: &RawLimits) -> Result<UnauthenticatedLimits, Problem> {
+    let defaults = defaults::UNAUTHENTICATED;
     let rate = match raw.unauthenticated_rate.as_deref() {
         None => defaults.rate,
         Some(text) => Rate::parse(text).ok_or_else(|| {
-            format!("limits.unauthenticated_rate {text:?} is not a rate such as \"10/s\"")
+            Problem::new(
+                "limits.unauthenticated_rate",
+                format!("limits.unauthenticated_rate {text:?} is not a rate such as \"10/s\""),
+            )
         })?,
     };
     let burst = raw.unauthenticated_burst.unwrap_or(defaults.burst);
     if burst == 0 {
-        return Err("limits.unauthenticated_burst must be at least 1".into());
+        return Err(Problem::new(
+            "limits.unauthenticated_burst",
+            "limits.unauthenticated_burst must be at least 1",
+        ));
     }
     let summary_interval = parse_duration_or(
         "limits.unauthenticated_summary_interval",
         raw.unauthenticated_summary_interval.as_deref(),
-        "60s",
+        defaults.summary_interval,
     )?;
     Ok(UnauthenticatedLimits {
         rate,
@@ -729,11 +838,14 @@ fn unauthenticated_limits(raw: &RawLimits) -> Result<UnauthenticatedLimits, Stri
     })
 }
 
-fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, String> {
+fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, Problem> {
     match raw.backend.as_deref() {
         None | Some("file") => {
             if raw.postgres.is_some() {
-                return Err("[audit.postgres] is set but audit.backend is not \"postgres\"".into());
+                return Err(Problem::new(
+                    "audit.postgres",
+                    "[audit.postgres] is set but audit.backend is not \"postgres\"",
+                ));
             }
             Ok(AuditBackend::File)
         }
@@ -743,19 +855,24 @@ fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, String> {
                 .and_then(|p| p.url_env.clone())
                 .unwrap_or_else(|| DEFAULT_PG_URL_ENV.to_string());
             if url_env.is_empty() {
-                return Err("audit.postgres.url_env is empty".into());
+                return Err(Problem::new(
+                    "audit.postgres.url_env",
+                    "audit.postgres.url_env is empty",
+                ));
             }
             let chain = match pg.and_then(|p| p.chain.clone()) {
                 Some(chain) => chain,
-                None => host_name().ok_or(
+                None => host_name().ok_or(Problem::new(
+                    "audit.postgres.chain",
                     "audit.postgres.chain is not set and the host name cannot be read; set it",
-                )?,
+                ))?,
             };
-            check_chain_name(&chain)?;
+            check_chain_name(&chain).map_err(|e| Problem::new("audit.postgres.chain", e))?;
             Ok(AuditBackend::Postgres(AuditPostgres { url_env, chain }))
         }
-        Some(other) => Err(format!(
-            "audit.backend {other:?} is not \"file\" or \"postgres\""
+        Some(other) => Err(Problem::new(
+            "audit.backend",
+            format!("audit.backend {other:?} is not \"file\" or \"postgres\""),
         )),
     }
 }
@@ -782,22 +899,44 @@ fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| format!("{key} {text:?} is not an address such as 127.0.0.1:8443"))
+fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, Problem> {
+    text.parse().map_err(|_| {
+        Problem::new(
+            key,
+            format!("{key} {text:?} is not an address such as 127.0.0.1:8443"),
+        )
+    })
 }
 
-fn parse_duration_or(key: &str, text: Option<&str>, default: &str) -> Result<Duration, String> {
-    let text = text.unwrap_or(default);
+fn parse_duration_or(
+    key: &str,
+    text: Option<&str>,
+    default: Duration,
+) -> Result<Duration, Problem> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
     humantime::parse_duration(text)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{key} {text:?} is not a duration such as \"10s\""))
+        .ok_or_else(|| {
+            Problem::new(
+                key,
+                format!("{key} {text:?} is not a duration such as \"10s\""),
+            )
+        })
 }
 
-fn parse_size_or(key: &str, text: Option<&str>, default: &str) -> Result<u64, String> {
-    let text = text.unwrap_or(default);
-    parse_size(text).ok_or_else(|| format!("{key} {text:?} is not a size such as \"1MiB\""))
+fn parse_size_or(key: &str, text: Option<&str>, default: u64) -> Result<u64, Problem> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    parse_size(text).ok_or_else(|| {
+        Problem::new(
+            key,
+            format!("{key} {text:?} is not a size such as \"1MiB\""),
+        )
+    })
 }
 
 /// Parses `512`, `64KiB`, `1MiB`, `2GiB` (and the decimal `KB`, `MB`, `GB`).
@@ -943,6 +1082,92 @@ path = "var/audit.jsonl"
         assert!(d.message.contains("dirr"), "{d}");
     }
 
+    /// The problems `load_with_env` finds in `text` with `env`, as `check` prints them.
+    fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), text);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let err = Settings::load_with_env(&path, env).expect_err("a problem");
+        let file = format!("{}:", path.display());
+        err.0
+            .iter()
+            .map(|d| d.to_string().replace(&file, "FILE:"))
+            .collect()
+    }
+
+    #[test]
+    fn each_problem_is_at_the_line_of_its_key() {
+        // MINIMAL ends at line 9; [limits] is line 10.
+        let text = format!("{MINIMAL}[limits]\nmax_request_body = \"1 lot\"\nmax_depth = 0\n");
+        assert_eq!(
+            problems(&text, &[]),
+            [
+                "FILE:11: limits.max_request_body \"1 lot\" is not a size such as \"1MiB\"",
+                "FILE:12: limits.max_depth 0 must be between 1 and 512",
+            ]
+        );
+        let text = MINIMAL.replace("listen = \"127.0.0.1:8443\"", "listen = \"localhost\"");
+        assert_eq!(
+            problems(&text, &[]),
+            ["FILE:3: server.listen \"localhost\" is not an address such as 127.0.0.1:8443"]
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_left_out_is_placed_at_its_table() {
+        let text = format!("{MINIMAL}[limits]\nshared = \"redis\"\n");
+        let redis = problems(&text, &[]);
+        assert_eq!(redis.len(), 1, "{redis:?}");
+        assert!(
+            redis[0].starts_with("FILE:10: limits.redis_url_env is required"),
+            "{redis:?}"
+        );
+        let text = MINIMAL.replace("path = \"var/audit.jsonl\"\n", "");
+        let audit = problems(&text, &[]);
+        assert!(
+            audit[0].starts_with("FILE:8: audit.path is required"),
+            "{audit:?}"
+        );
+    }
+
+    #[test]
+    fn a_problem_from_an_override_names_its_variable() {
+        let text = format!("{MINIMAL}[limits]\nmax_depth = 5\n");
+        let env = [("NEED_TO_KNOW__LIMITS__MAX_DEPTH", "0")];
+        assert_eq!(
+            problems(&text, &env),
+            ["NEED_TO_KNOW__LIMITS__MAX_DEPTH: limits.max_depth 0 must be between 1 and 512"]
+        );
+        // Values the file's types refuse, and a key that does not exist: each variable named.
+        let env = [
+            ("NEED_TO_KNOW__SERVER__INSECURE_PLAINTEXT", "maybe"),
+            ("NEED_TO_KNOW__LIMITS__MAX_DEPTHH", "1"),
+            ("NEED_TO_KNOW__SERVER__LISTEN", "127.0.0.1:9"),
+        ];
+        let found = problems(&text, &env);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("NEED_TO_KNOW__LIMITS__MAX_DEPTHH: with environment overrides: unknown field `max_depthh`"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("NEED_TO_KNOW__SERVER__INSECURE_PLAINTEXT: with environment overrides: invalid type"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(&write(dir.path(), MINIMAL), []).expect("loads");
+        assert_eq!(s.server.header_read_timeout, defaults::HEADER_READ_TIMEOUT);
+        assert_eq!(s.server.max_connections, defaults::MAX_CONNECTIONS);
+        assert_eq!(s.limits.max_request_body, defaults::MAX_REQUEST_BODY);
+        assert_eq!(s.limits.max_streamed_body, 4 << 30);
+        assert_eq!(s.limits.unauthenticated, defaults::UNAUTHENTICATED);
+        assert_eq!(s.audit_backend, AuditBackend::File);
+    }
+
     #[test]
     fn checkpoints_default_next_to_the_audit_file_and_need_a_key() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1040,6 +1265,7 @@ path = "var/audit.jsonl"
         )];
         let d = load(MINIMAL, env).plaintext().expect("an error");
         assert!(d.is_error(), "{d}");
+        assert_eq!(d.file, Path::new("NEED_TO_KNOW__SERVER__LISTEN"), "{d}");
         assert_eq!(d.line, 0, "{d}");
         // With TLS there is nothing to say.
         let tls = MINIMAL.replace(

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use crate::config::Settings;
 use crate::metrics::ResultLabels;
 use crate::pipeline::Gateway;
-use crate::rules::Policy;
 
 /// Loads the rules `settings` name (with their secrets) and, if they compile, puts them in use.
 ///
@@ -23,7 +22,7 @@ use crate::rules::Policy;
 ///
 /// The rules' problems; the old rules stay in use.
 pub fn reload_rules(gateway: &Gateway, settings: &Settings) -> Result<(), crate::rules::Error> {
-    let outcome = Policy::load_for(settings);
+    let outcome = settings.load_policy();
     let result = if outcome.is_ok() { "ok" } else { "error" };
     gateway
         .metrics()

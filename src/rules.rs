@@ -135,35 +135,6 @@ impl Policy {
         Self::load_with(dir, &Secrets::default())
     }
 
-    /// Loads the rules the settings name, with the pseudonym key from the environment
-    /// variable `rules.pseudonym_key_env` names (read here, once, never per request).
-    ///
-    /// # Errors
-    ///
-    /// As [`Policy::load`]; also when the key is set but too short, or a rule uses
-    /// `pseudonym()` and there is no key.
-    pub fn load_for(settings: &crate::config::Settings) -> Result<Policy, Error> {
-        let mut secrets = Secrets {
-            pseudonym_key: None,
-            pseudonym_key_env: settings.pseudonym_key_env.clone(),
-        };
-        if let Some(name) = &settings.pseudonym_key_env {
-            if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
-                match PseudonymKey::new(value.as_encoded_bytes().to_vec()) {
-                    Ok(key) => secrets.pseudonym_key = Some(key),
-                    Err(e) => {
-                        return Err(Error(vec![Diagnostic::error(
-                            &settings.source,
-                            0,
-                            format!("rules.pseudonym_key_env: environment variable {name}: {e}"),
-                        )]))
-                    }
-                }
-            }
-        }
-        Self::load_with(&settings.rules_dir, &secrets)
-    }
-
     /// [`Policy::load`] with the secrets the rules may use.
     ///
     /// # Errors

@@ -378,7 +378,8 @@ async fn serve_writes_checkpoints_and_logs_them() {
     assert!(err.contains("the last checkpoint (record 5"), "{err}");
 }
 
-/// `check` loads the checkpoint key as `serve` would, and names the file.
+/// `check` loads the checkpoint key as `serve` would, and names the file and the variable
+/// that set it.
 #[test]
 fn check_names_a_checkpoint_key_that_cannot_be_used() {
     let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
@@ -392,7 +393,9 @@ fn check_names_a_checkpoint_key_that_cannot_be_used() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("need-to-know.toml: audit.checkpoint_key: bad.key is not an Ed25519"),
+        text.contains(
+            "NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY: audit.checkpoint_key: bad.key is not an Ed25519"
+        ),
         "{text}"
     );
 }

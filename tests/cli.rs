@@ -148,6 +148,45 @@ fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
 
+/// A bad value in the settings is reported at the line of its key, and one that comes from
+/// an environment override names the variable, which is where the operator must fix it.
+#[test]
+fn check_names_the_line_of_a_bad_setting_or_the_variable_that_set_it() {
+    let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let written = std::fs::read_to_string(&config).expect("config");
+    let text = written.replace("max_depth = 16\n", "max_depth = 0\n");
+    assert_ne!(text, written, "the test config sets limits.max_depth");
+    std::fs::write(&config, &text).expect("config");
+    let line = 1 + text
+        .lines()
+        .position(|l| l == "max_depth = 0")
+        .expect("the edited line");
+    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "need-to-know.toml:{line}: limits.max_depth 0 must be between 1 and 512\n\
+             1 error(s), 0 warning(s)\n"
+        )
+    );
+
+    std::fs::write(&config, &written).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        .current_dir(dir.path())
+        .args(["check", "--config", "need-to-know.toml"])
+        .env_remove("RUST_LOG")
+        .env("NEED_TO_KNOW__LIMITS__MAX_DEPTH", "513")
+        .output()
+        .expect("run need-to-know");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        "NEED_TO_KNOW__LIMITS__MAX_DEPTH: limits.max_depth 513 must be between 1 and 512\n\
+         1 error(s), 0 warning(s)\n"
+    );
+}
+
 /// Runs `check` and `serve` on the test config edited by `edit`; (check's exit code and
 /// output, serve's exit code and standard error).
 fn check_and_serve(edit: impl Fn(String) -> String) -> (Option<i32>, String, Option<i32>, String) {
@@ -220,38 +259,46 @@ fn check_refuses_plaintext_off_loopback_as_serve_does() {
 fn check_reports_the_startup_refusals_of_serve() {
     let unset = "NTK_TEST_NEVER_SET_4F1C";
     assert!(std::env::var_os(unset).is_none());
-    // (case, a section header, the lines added under it, what check and serve both say)
+    // (case, a section header, the lines added under it, the key at fault, what check and
+    // serve both say)
     let cases = [
         (
             "credential_env not set",
             "[upstream]\n",
             format!("credential_env = \"{unset}\"\n"),
+            "credential_env = ",
             format!("upstream.credential_env names {unset}, which is not set"),
         ),
         (
             "redis_url_env not set",
             "[limits]\n",
             format!("shared = \"redis\"\nredis_url_env = \"{unset}\"\n"),
+            "redis_url_env = ",
             format!("the environment variable {unset} is not set"),
         ),
         (
             "checkpoints with postgres",
             "[audit]\n",
             "backend = \"postgres\"\ncheckpoint_key = \"checkpoint.key\"\npostgres = { chain = \"gw-1\", url_env = \"PATH\" }\n".to_string(),
+            "checkpoint_key = ",
             "signed checkpoints (audit.checkpoint_key) are for the file ledger".to_string(),
         ),
     ];
-    for (name, header, lines, says) in cases {
+    for (name, header, lines, key, says) in cases {
+        let key_line = std::cell::Cell::new(0);
         let (code, out, serve_code, serve_err) = check_and_serve(|text| {
             assert!(text.contains(header), "{name}: {header:?} not in\n{text}");
-            text.replacen(header, &format!("{header}{lines}"), 1)
+            let text = text.replacen(header, &format!("{header}{lines}"), 1);
+            key_line.set(1 + text.lines().position(|l| l.starts_with(key)).expect(key));
+            text
         });
         assert_eq!(code, Some(1), "{name}: {out}");
         let line = out
             .lines()
             .find(|l| l.contains(&says))
             .unwrap_or_else(|| panic!("{name}: no line says {says:?}:\n{out}"));
-        assert!(line.starts_with("need-to-know.toml"), "{name}: {line}");
+        let at = format!("need-to-know.toml:{}: ", key_line.get());
+        assert!(line.starts_with(&at), "{name}: {line}");
         assert_eq!(serve_code, Some(64), "{name}: {serve_err}");
         assert!(serve_err.contains(&says), "{name}: {serve_err}");
     }

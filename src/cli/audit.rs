@@ -166,9 +166,7 @@ pub fn report(
     // The rules give names and plain words; without them the report still works, with ids
     // and paths.
     let settings = crate::config::Settings::load(config).ok();
-    let policy = settings
-        .as_ref()
-        .and_then(|s| crate::rules::Policy::load_for(s).ok());
+    let policy = settings.as_ref().and_then(|s| s.load_policy().ok());
     let glossary = settings
         .as_ref()
         .and_then(|s| crate::register::glossary::load(&s.rules_dir).ok())

@@ -6,12 +6,11 @@ use anyhow::Context;
 
 use crate::certs;
 use crate::config::Settings;
-use crate::rules::Policy;
 
 pub fn dev(dir: &Path, config: &Path) -> anyhow::Result<u8> {
     let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     // With the config's secrets: rules that use pseudonym() do not load without the key.
-    let policy = Policy::load_for(&settings).map_err(|e| {
+    let policy = settings.load_policy().map_err(|e| {
         anyhow::anyhow!(
             "{}",
             e.0.iter()

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use crate::config::Settings;
 use crate::diag::Diagnostic;
-use crate::rules::Policy;
 
 /// The certificate and key files, loaded as `serve` would load them.
 fn check_tls(settings: &Settings) -> Vec<Diagnostic> {
@@ -36,7 +35,7 @@ fn check_ledger(settings: &Settings) -> Option<Diagnostic> {
     };
     pg.url()
         .err()
-        .map(|message| Diagnostic::error(&settings.source, 0, message))
+        .map(|message| settings.error_at("audit.postgres.url_env", message))
 }
 
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.
@@ -45,7 +44,7 @@ pub fn run(config: &Path) -> u8 {
     match Settings::load(config) {
         Err(e) => problems.extend(e.0),
         Ok(settings) => {
-            match Policy::load_for(&settings) {
+            match settings.load_policy() {
                 Err(e) => problems.extend(e.0),
                 Ok(policy) => {
                     problems.extend(policy.warnings().iter().cloned());
@@ -59,7 +58,7 @@ pub fn run(config: &Path) -> u8 {
             if let Some(c) = &settings.audit_checkpoints {
                 if let Err(e) = crate::audit::checkpoint::SigningKey::load(&c.key) {
                     let message = format!("audit.checkpoint_key: {e}");
-                    problems.push(Diagnostic::error(&settings.source, 0, message));
+                    problems.push(settings.error_at("audit.checkpoint_key", message));
                 }
             }
             problems.extend(check_ledger(&settings));

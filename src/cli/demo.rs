@@ -15,7 +15,6 @@ use anyhow::Context;
 
 use crate::cli::serve::{run_gateway, shutdown_signal};
 use crate::config::Settings;
-use crate::rules::Policy;
 use crate::sample_api::{self, Date, SampleData};
 
 const UPSTREAM_TOKEN_ENV: &str = "NEED_TO_KNOW_DEMO_UPSTREAM_TOKEN";
@@ -79,7 +78,7 @@ async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow:
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
     let settings = Settings::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let policy = Policy::load_for(&settings).map_err(|e| {
+    let policy = settings.load_policy().map_err(|e| {
         anyhow::anyhow!(
             "{}",
             e.0.iter()

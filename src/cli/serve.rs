@@ -24,7 +24,7 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
-    let policy = match Policy::load_for(&settings) {
+    let policy = match settings.load_policy() {
         Ok(p) => p,
         Err(e) => return Ok(refuse(e.0.iter().map(ToString::to_string))),
     };
@@ -50,18 +50,17 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
 /// and signed checkpoints with the PostgreSQL ledger. `check` prints the same list, so a
 /// config that passes `check` is not refused here.
 pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
-    let error = |message: String| Diagnostic::error(&settings.source, 0, message);
     let mut problems: Vec<Diagnostic> = settings.plaintext().into_iter().collect();
     if let Err(message) = crate::upstream::credential(&settings.upstream) {
-        problems.push(error(message));
+        problems.push(settings.error_at("upstream.credential_env", message));
     }
     if let Some(shared) = &settings.limits.shared {
         if let Err(message) = limits::redis::client(shared) {
-            problems.push(error(message));
+            problems.push(settings.error_at("limits.redis_url_env", message));
         }
     }
     if checkpoints_unsupported(settings) {
-        problems.push(error(CHECKPOINTS_NEED_THE_FILE.to_string()));
+        problems.push(settings.error_at("audit.checkpoint_key", CHECKPOINTS_NEED_THE_FILE));
     }
     problems
 }

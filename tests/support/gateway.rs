@@ -12,7 +12,6 @@ use std::time::Duration;
 use need_to_know::audit::AuditLog;
 use need_to_know::config::Settings;
 use need_to_know::pipeline::Gateway as Pipeline;
-use need_to_know::rules::Policy;
 use need_to_know::server;
 use need_to_know::upstream::Upstream;
 use rustls::pki_types::pem::PemObject;
@@ -325,7 +324,7 @@ impl Builder {
             std::env::set_var(k, v);
         }
         let settings = Settings::load_with_env(&config_path, []).expect("config loads");
-        let policy = Policy::load_for(&settings).expect("rules load");
+        let policy = settings.load_policy().expect("rules load");
         let (audit, _) = AuditLog::open(&settings.audit_path).expect("audit opens");
         let upstream = Upstream::new(&settings.upstream, &settings.limits).expect("upstream");
         let metrics = Arc::new(need_to_know::metrics::Metrics::new(audit.stats()));
