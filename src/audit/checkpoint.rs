@@ -39,7 +39,9 @@ use serde::{Deserialize, Serialize};
 use super::chain::{self, Line};
 use super::recover::parent_dir;
 use super::writer::State;
-use super::{now_rfc3339, Error, Stats};
+use super::error::Error;
+use super::record::now_rfc3339;
+use super::Stats;
 
 mod key;
 mod verify;

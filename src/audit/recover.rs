@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use super::chain::{self, ScanError, Scanned, GENESIS_HASH};
 use super::rotate;
 use super::writer::{self, State};
-use super::{now_rfc3339, Error, Opened};
+use super::error::Error;
+use super::record::now_rfc3339;
+use super::Opened;
 
 /// Opens `path` for the writer and reports what was found.
 pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
@@ -211,7 +213,7 @@ pub(super) fn private(options: &mut OpenOptions) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
 mod tests {
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::{verify, AuditLog, VerifyError};
     use super::*;
 

@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 use super::chain::{self, ScanError, ROTATION_EVENT};
 use super::recover::{parent_dir, private, sync_dir};
 use super::writer::{self, State};
-use super::{now_rfc3339, Error};
+use super::error::Error;
+use super::record::now_rfc3339;
 
 /// Where the new file is prepared before it takes the ledger's name.
 pub(super) fn next_path(path: &Path) -> PathBuf {
@@ -207,7 +208,7 @@ pub(super) fn finish_interrupted(path: &Path) -> Result<(), Error> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::{verify, verify_files, AuditLog, VerifyError, GENESIS_HASH};
     use super::*;
 

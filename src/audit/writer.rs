@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain;
 use super::checkpoint::Checkpointer;
-use super::{Error, Stats};
+use super::error::Error;
+use super::Stats;
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
 const MAX_BATCH: usize = 1024;
@@ -321,7 +322,7 @@ impl Writer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
 mod tests {
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::{query, verify, AuditLog, GENESIS_HASH};
     use super::*;
 
@@ -406,7 +407,7 @@ mod tests {
 
         // The next batch goes through the fresh descriptor and links to the durable head.
         let (reply, done) = oneshot::channel();
-        let record = chain::Unsealed::new(super::super::to_map(record(1)).unwrap()).unwrap();
+        let record = chain::Unsealed::new(super::super::record::to_map(record(1)).unwrap()).unwrap();
         writer.commit(vec![Job { record, reply }]);
         done.await.unwrap().unwrap();
         assert_eq!(verify(&path).unwrap().records, 2);

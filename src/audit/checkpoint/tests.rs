@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::super::tests::record;
+use super::super::record::tests::record;
 use super::super::{verify_files, AuditLog, Options};
 use super::*;
 
