@@ -9,6 +9,8 @@
 //!
 //! - [`record`](mod@record): the [`Record`] a request hands over, bounded, and the JSON object it
 //!   becomes; [`error`](mod@error): the one [`Error`] every part of the ledger fails with.
+//! - [`queue`]: what `AuditLog` sends a backend's writer and when the writer answers: only
+//!   once the record is durable. Both backends serve it.
 //! - [`chain`]: hashing, sealing and the per-line check; the one implementation shared by the
 //!   writer, recovery at open and [`verify`].
 //! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
@@ -32,17 +34,18 @@
 //! queued while one fsync is in flight share the next one (group commit).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub mod canonical;
 mod chain;
 pub mod checkpoint;
 mod error;
 pub mod postgres;
+mod queue;
 mod record;
 mod recover;
 mod rotate;
@@ -51,53 +54,18 @@ mod writer;
 
 pub use chain::{Continuation, GENESIS_HASH};
 pub use error::Error;
+pub use queue::{Opened, Stats};
 pub use record::{now_rfc3339, rfc3339, Record, MAX_METHOD_BYTES, MAX_PATH_BYTES};
-
-use record::to_map;
 pub use verify::{query, verify, verify_files, verify_files_with, Verified, VerifyError};
 
-/// How many appends may wait for the writer before `append` itself waits: back-pressure, so a
-/// stalled disk turns into slow requests rather than unbounded memory.
-const QUEUE_DEPTH: usize = 4096;
-
-/// Counters for metrics; the writer updates them, anyone may read them.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Records made durable by `append` (the recovery record written at open is not counted).
-    pub records_written: AtomicU64,
-    /// Successful group commits, i.e. fdatasyncs; `records_written / batches` is the batch size.
-    pub batches: AtomicU64,
-    /// Batches whose write or fsync failed (each failed every append waiting in it).
-    pub failures: AtomicU64,
-    /// Set by a backend that watches its store (PostgreSQL) while it cannot commit; `/readyz`
-    /// reads it. Only meaningful when `probed` is set.
-    pub unavailable: AtomicBool,
-    /// The backend keeps `unavailable` current even without traffic.
-    pub probed: AtomicBool,
-    /// Signed checkpoints written.
-    pub checkpoints: AtomicU64,
-    /// Checkpoint writes that failed (the records were durable; the next batch retried).
-    pub checkpoint_failures: AtomicU64,
-    /// The last checkpoint write failed; `/readyz` reports it until one succeeds.
-    pub checkpoint_failing: AtomicBool,
-}
+use queue::{Job, Msg, QUEUE_DEPTH};
+use record::to_map;
 
 /// How the ledger is kept, beyond its path.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Signed checkpoints; off when `None`.
     pub checkpoints: Option<checkpoint::Config>,
-}
-
-/// What `open` found in the file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Opened {
-    /// Records in the file after open, including the recovery record if one was appended.
-    pub records: u64,
-    /// The chain head the next record links to: the last `hash`, or [`GENESIS_HASH`].
-    pub head: String,
-    /// The side file holding a torn last line that was moved aside, if there was one.
-    pub recovered_torn_tail: Option<PathBuf>,
 }
 
 /// Handle to the durable ledger; cheap to clone, shared by all requests.
@@ -107,7 +75,7 @@ pub struct AuditLog {
 }
 
 struct Inner {
-    tx: mpsc::Sender<writer::Msg>,
+    tx: mpsc::Sender<Msg>,
     stats: Arc<Stats>,
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -210,14 +178,7 @@ impl AuditLog {
         }
         // Serialised here, in the caller's task, so the writer thread only links and hashes.
         let record = chain::Unsealed::new(to_map(record)?)?;
-        let (reply, done) = oneshot::channel();
-        self.inner
-            .tx
-            .send(writer::Msg::Append(writer::Job { record, reply }))
-            .await
-            .map_err(|_| Error::WriterStopped)?;
-        // A dropped reply sender means the writer exited (closed, or died) before our record.
-        done.await.map_err(|_| Error::WriterStopped)?
+        queue::request(&self.inner.tx, |reply| Msg::Append(Job { record, reply })).await?
     }
 
     /// Moves the file to `<path>.<UTC timestamp>` (`audit.jsonl.20261201T134501Z`, with `-1`...
@@ -238,13 +199,7 @@ impl AuditLog {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let (reply, done) = oneshot::channel();
-        self.inner
-            .tx
-            .send(writer::Msg::Rotate(reply))
-            .await
-            .map_err(|_| Error::WriterStopped)?;
-        done.await.map_err(|_| Error::WriterStopped)?
+        queue::request(&self.inner.tx, Msg::Rotate).await?
     }
 
     /// The writer's counters, for metrics.
@@ -259,11 +214,8 @@ impl AuditLog {
     /// twice is harmless.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        let (ack, acked) = oneshot::channel();
-        if self.inner.tx.send(writer::Msg::Close(ack)).await.is_ok() {
-            // Err means the writer is already gone; either way there is nothing left to wait on.
-            let _ = acked.await;
-        }
+        // Err means the writer is already gone; either way there is nothing left to wait on.
+        let _ = queue::request(&self.inner.tx, Msg::Close).await;
         let thread = match self.inner.thread.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

@@ -41,7 +41,7 @@ use super::recover::parent_dir;
 use super::writer::State;
 use super::error::Error;
 use super::record::now_rfc3339;
-use super::Stats;
+use super::queue::Stats;
 
 mod key;
 mod verify;

@@ -16,7 +16,7 @@ use super::rotate;
 use super::writer::{self, State};
 use super::error::Error;
 use super::record::now_rfc3339;
-use super::Opened;
+use super::queue::Opened;
 
 /// Opens `path` for the writer and reports what was found.
 pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {

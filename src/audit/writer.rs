@@ -16,31 +16,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::chain;
 use super::checkpoint::Checkpointer;
 use super::error::Error;
-use super::Stats;
+use super::queue::{Job, Msg, Stats};
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
 const MAX_BATCH: usize = 1024;
-
-pub(super) enum Msg {
-    Append(Job),
-    /// Commit what was queued before, then start a new file (see `rotate.rs`).
-    Rotate(oneshot::Sender<Result<PathBuf, Error>>),
-    /// Commit what was queued before, close the file, reply, and exit.
-    Close(oneshot::Sender<()>),
-    /// The checkpoint interval passed: checkpoint any record not yet witnessed.
-    Tick,
-}
-
-/// One record to append, serialised by the caller, and where its outcome goes.
-pub(super) struct Job {
-    pub record: chain::Unsealed,
-    pub reply: oneshot::Sender<Result<(), Error>>,
-}
 
 /// The file and the chain as of the last durable record. Fields are visible to `rotate.rs`,
 /// which swaps the file under the writer.
@@ -322,6 +305,9 @@ impl Writer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
 mod tests {
+    use tokio::sync::oneshot;
+
+    use super::super::chain;
     use super::super::record::tests::record;
     use super::super::{query, verify, AuditLog, GENESIS_HASH};
     use super::*;
