@@ -13,6 +13,8 @@
 //!   once the record is durable. Both backends serve it.
 //! - [`chain`]: hashing, sealing and the per-line check; the one implementation shared by the
 //!   writer, recovery at open and [`verify`].
+//! - [`files`]: the file-system steps of the file ledger (create private, append, fsync a file
+//!   or a directory, cut back), shared by recovery, rotation, the writer and checkpoints.
 //! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
 //! - [`rotate`]: moving the file aside and continuing the chain in a new one.
 //! - [`writer`]: the single writer thread with group commit.
@@ -44,6 +46,7 @@ pub mod canonical;
 mod chain;
 pub mod checkpoint;
 mod error;
+mod files;
 pub mod postgres;
 mod queue;
 mod record;

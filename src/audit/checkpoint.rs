@@ -28,7 +28,7 @@
 //! since that checkpoint is how a restart counts the records of the files before.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Line};
-use super::recover::parent_dir;
+use super::files::{self, parent_dir};
 use super::writer::State;
 use super::error::Error;
 use super::record::now_rfc3339;
@@ -283,16 +283,14 @@ impl Checkpointer {
         if self.file.is_none() {
             // A failed write may have left part of a line: cut back to the last whole one, so
             // the next checkpoint never follows garbage.
-            let f = OpenOptions::new().write(true).open(&self.path)?;
-            f.set_len(self.len)?;
-            f.sync_all()?;
-            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+            files::truncate(&self.path, self.len)?;
+            self.file = Some(files::open_append(&self.path)?);
         }
         let file = self
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("checkpoint file not open"))?;
-        let result = file.write_all(&line).and_then(|()| file.sync_data());
+        let result = files::write_and_sync(file, &line);
         match result {
             Ok(()) => {
                 self.len += line.len() as u64;
@@ -343,13 +341,7 @@ fn read_tail(path: &Path) -> Result<(u64, Option<Checkpoint>), Error> {
         };
         if torn {
             tracing::warn!(line, "cutting a torn last line from the checkpoint file");
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(Error::io("repair"))?;
-            f.set_len(len)
-                .and_then(|()| f.sync_all())
-                .map_err(Error::io("repair"))?;
+            files::truncate(path, len).map_err(Error::io("repair"))?;
             return Ok((len, last));
         }
     }

@@ -10,7 +10,7 @@
 //! fresh `<path>` would leave, after a crash mid-write, a file whose torn first line recovery
 //! replaces with a chain from 64 zeros: the link to the old file would be lost.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -18,8 +18,8 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, ROTATION_EVENT};
-use super::recover::{parent_dir, private, sync_dir};
-use super::writer::{self, State};
+use super::files::{self, parent_dir, sync_dir};
+use super::writer::State;
 use super::error::Error;
 use super::record::now_rfc3339;
 
@@ -134,11 +134,8 @@ fn create_next(next: &Path, bytes: &[u8]) -> io::Result<File> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let mut options = OpenOptions::new();
-    options.append(true).create_new(true);
-    private(&mut options);
-    let mut file = options.open(next)?;
-    if let Err(e) = writer::write_and_sync(&mut file, bytes) {
+    let mut file = files::create_append(next)?;
+    if let Err(e) = files::write_and_sync(&mut file, bytes) {
         drop(file);
         discard(next);
         return Err(e);

@@ -9,8 +9,8 @@
 //! With checkpoints on, the writer also signs the chain's size and head once a batch is
 //! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
 use super::error::Error;
+use super::files;
 use super::queue::{Job, Msg, Stats};
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
@@ -73,7 +74,7 @@ impl State {
             if self.dirty {
                 self.truncate()?;
             }
-            self.file = Some(open_append(&self.path)?);
+            self.file = Some(files::open_append(&self.path)?);
         }
         self.file
             .as_mut()
@@ -83,11 +84,7 @@ impl State {
     /// Cuts the file back to the last durable record, so the unacknowledged records of a failed
     /// batch cannot end up between two acknowledged ones.
     fn truncate(&mut self) -> io::Result<()> {
-        let result = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .and_then(|f| f.set_len(self.len).and_then(|()| f.sync_all()));
-        match result {
+        match files::truncate(&self.path, self.len) {
             Ok(()) => {}
             // A device such as /dev/full cannot be truncated and holds no chain to protect.
             Err(error) if !self.regular => {
@@ -98,18 +95,6 @@ impl State {
         self.dirty = false;
         Ok(())
     }
-}
-
-/// Opens the ledger for appending: `O_APPEND` makes every write land at the end even if the
-/// descriptor's offset is stale.
-pub(super) fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().append(true).open(path)
-}
-
-/// One write and one fdatasync: the record is durable once this returns `Ok`.
-pub(super) fn write_and_sync(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    file.write_all(bytes)?;
-    file.sync_data()
 }
 
 /// Starts the writer thread.
@@ -233,7 +218,7 @@ impl Writer {
         let result = self
             .state
             .file()
-            .and_then(|file| write_and_sync(file, &self.buf));
+            .and_then(|file| files::write_and_sync(file, &self.buf));
         match result {
             Ok(()) => {
                 self.state.head = head;
@@ -305,6 +290,8 @@ impl Writer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
 mod tests {
+    use std::io::Write;
+
     use tokio::sync::oneshot;
 
     use super::super::chain;
@@ -379,7 +366,7 @@ mod tests {
         let head = chain::scan(&durable[..]).unwrap().head;
 
         // What a failed batch leaves: part of a record past the durable end.
-        let mut file = open_append(&path).unwrap();
+        let mut file = files::open_append(&path).unwrap();
         file.write_all(b"{\"half\":").unwrap();
         assert!(verify(&path).is_err());
         let mut writer = Writer {
