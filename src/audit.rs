@@ -15,6 +15,8 @@
 //!   writer, recovery at open and [`verify`].
 //! - [`files`]: the file-system steps of the file ledger (create private, append, fsync a file
 //!   or a directory, cut back), shared by recovery, rotation, the writer and checkpoints.
+//! - [`ledger_file`]: the open file, its durable length and the chain head, as recovery makes
+//!   it, the writer advances it and rotation swaps the file inside it.
 //! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
 //! - [`rotate`]: moving the file aside and continuing the chain in a new one.
 //! - [`writer`]: the single writer thread with group commit.
@@ -47,6 +49,7 @@ mod chain;
 pub mod checkpoint;
 mod error;
 mod files;
+mod ledger_file;
 pub mod postgres;
 mod queue;
 mod record;

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Line};
 use super::files::{self, parent_dir};
-use super::writer::State;
+use super::ledger_file::LedgerFile;
 use super::error::Error;
 use super::record::now_rfc3339;
 use super::queue::Stats;
@@ -177,7 +177,7 @@ impl Checkpointer {
     /// contradicts its own witness.
     pub(super) fn open(
         config: &Config,
-        state: &State,
+        state: &LedgerFile,
         stats: Arc<Stats>,
     ) -> Result<Checkpointer, Error> {
         let problem = |m: String| Error::Checkpoint(m);
@@ -217,7 +217,7 @@ impl Checkpointer {
     }
 
     /// After a durable batch: a checkpoint when `every` records are unwitnessed.
-    pub(super) fn after_batch(&mut self, state: &State) {
+    pub(super) fn after_batch(&mut self, state: &LedgerFile) {
         if self.size(state) - self.witnessed >= self.every {
             let _ = self.checkpoint(state);
         }
@@ -228,7 +228,7 @@ impl Checkpointer {
     /// # Errors
     ///
     /// The write failed (already logged and counted).
-    pub(super) fn flush(&mut self, state: &State) -> io::Result<()> {
+    pub(super) fn flush(&mut self, state: &LedgerFile) -> io::Result<()> {
         if self.size(state) > self.witnessed {
             return self.checkpoint(state);
         }
@@ -240,11 +240,11 @@ impl Checkpointer {
         self.base += records;
     }
 
-    fn size(&self, state: &State) -> u64 {
+    fn size(&self, state: &LedgerFile) -> u64 {
         self.base + state.records
     }
 
-    fn checkpoint(&mut self, state: &State) -> io::Result<()> {
+    fn checkpoint(&mut self, state: &LedgerFile) -> io::Result<()> {
         let size = self.size(state);
         let c = Checkpoint::sign(&self.key, size, &state.head);
         match self.write(&c) {

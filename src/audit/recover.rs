@@ -14,13 +14,13 @@ use serde_json::{Map, Value};
 use super::chain::{self, ScanError, Scanned, GENESIS_HASH};
 use super::files;
 use super::rotate;
-use super::writer::State;
+use super::ledger_file::LedgerFile;
 use super::error::Error;
 use super::record::now_rfc3339;
 use super::queue::Opened;
 
 /// Opens `path` for the writer and reports what was found.
-pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
+pub(super) fn open(path: &Path) -> Result<(LedgerFile, Opened), Error> {
     rotate::finish_interrupted(path)?;
     let metadata = match fs::metadata(path) {
         Ok(m) => m,
@@ -53,7 +53,7 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
                 recovered_torn_tail: None,
             };
             Ok((
-                State::new(path, file, true, good.len, good.records, good.head),
+                LedgerFile::new(path, file, true, good.len, good.records, good.head),
                 opened,
             ))
         }
@@ -74,7 +74,7 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
 
 /// A new, empty ledger. The parent directory is fsync'd too: without that a crash can lose the
 /// file's directory entry, and with it every record we acknowledged.
-fn create(path: &Path) -> Result<(State, Opened), Error> {
+fn create(path: &Path) -> Result<(LedgerFile, Opened), Error> {
     let dir = files::parent_dir(path);
     fs::create_dir_all(&dir).map_err(Error::io("create the directory of"))?;
     let file = files::create_append(path).map_err(Error::io("create"))?;
@@ -84,14 +84,14 @@ fn create(path: &Path) -> Result<(State, Opened), Error> {
     Ok(fresh(path, file, true))
 }
 
-fn fresh(path: &Path, file: File, regular: bool) -> (State, Opened) {
+fn fresh(path: &Path, file: File, regular: bool) -> (LedgerFile, Opened) {
     let opened = Opened {
         records: 0,
         head: GENESIS_HASH.to_owned(),
         recovered_torn_tail: None,
     };
     (
-        State::new(path, file, regular, 0, 0, GENESIS_HASH.to_owned()),
+        LedgerFile::new(path, file, regular, 0, 0, GENESIS_HASH.to_owned()),
         opened,
     )
 }
@@ -102,7 +102,7 @@ fn fresh(path: &Path, file: File, regular: bool) -> (State, Opened) {
 /// directory entry) before the main file is truncated, and the truncation is durable before the
 /// recovery record links to the last whole record. The torn record was never acknowledged (its
 /// fsync never returned), so dropping it from the chain loses nothing anyone was promised.
-fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Error> {
+fn repair(path: &Path, line: u64, good: Scanned) -> Result<(LedgerFile, Opened), Error> {
     let mut main = OpenOptions::new()
         .read(true)
         .write(true)
@@ -154,7 +154,7 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Erro
     };
     let len = good.len + bytes.len() as u64;
     Ok((
-        State::new(path, file, true, len, good.records + 1, head),
+        LedgerFile::new(path, file, true, len, good.records + 1, head),
         opened,
     ))
 }

@@ -9,9 +9,7 @@
 //! With checkpoints on, the writer also signs the chain's size and head once a batch is
 //! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
 
-use std::fs::File;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -21,85 +19,16 @@ use tokio::sync::mpsc;
 use super::checkpoint::Checkpointer;
 use super::error::Error;
 use super::files;
+use super::ledger_file::LedgerFile;
 use super::queue::{Job, Msg, Stats};
+use super::rotate;
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
 const MAX_BATCH: usize = 1024;
 
-/// The file and the chain as of the last durable record. Fields are visible to `rotate.rs`,
-/// which swaps the file under the writer.
-pub(super) struct State {
-    pub(super) path: PathBuf,
-    /// `None` after a failure until the next batch reopens it.
-    pub(super) file: Option<File>,
-    /// Only a regular file can (and must) be truncated after a failed batch.
-    pub(super) regular: bool,
-    /// Length of the file up to the last durable record.
-    pub(super) len: u64,
-    /// Durable records in the file, which a rotation record states as `previous_records`.
-    pub(super) records: u64,
-    /// `hash` of the last durable record.
-    pub(super) head: String,
-    /// A batch failed: bytes past `len` may be on disk and must go before anything is written.
-    pub(super) dirty: bool,
-}
-
-// === impl State ===
-
-impl State {
-    pub(super) fn new(
-        path: &Path,
-        file: File,
-        regular: bool,
-        len: u64,
-        records: u64,
-        head: String,
-    ) -> State {
-        State {
-            path: path.to_path_buf(),
-            file: Some(file),
-            regular,
-            len,
-            records,
-            head,
-            dirty: false,
-        }
-    }
-
-    /// The descriptor to write to, reopening after a failure. A descriptor whose fsync failed is
-    /// never reused: after that the kernel may have dropped the dirty pages and a retried fsync
-    /// can report success for data that is gone.
-    pub(super) fn file(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
-            if self.dirty {
-                self.truncate()?;
-            }
-            self.file = Some(files::open_append(&self.path)?);
-        }
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("audit file not open"))
-    }
-
-    /// Cuts the file back to the last durable record, so the unacknowledged records of a failed
-    /// batch cannot end up between two acknowledged ones.
-    fn truncate(&mut self) -> io::Result<()> {
-        match files::truncate(&self.path, self.len) {
-            Ok(()) => {}
-            // A device such as /dev/full cannot be truncated and holds no chain to protect.
-            Err(error) if !self.regular => {
-                tracing::debug!(%error, "cannot truncate non-regular audit file; ignored");
-            }
-            Err(error) => return Err(error),
-        }
-        self.dirty = false;
-        Ok(())
-    }
-}
-
 /// Starts the writer thread.
 pub(super) fn spawn(
-    state: State,
+    state: LedgerFile,
     checkpoints: Option<Checkpointer>,
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
@@ -137,7 +66,7 @@ pub(super) fn spawn_ticker(
 }
 
 struct Writer {
-    state: State,
+    state: LedgerFile,
     checkpoints: Option<Checkpointer>,
     stats: Arc<Stats>,
     /// The batch being written, reused so steady state allocates nothing per batch.
@@ -266,7 +195,7 @@ impl Writer {
                 ))
             })?;
         }
-        let result = self.state.rotate();
+        let result = rotate::rotate(&mut self.state);
         // The new file took the ledger's name, even if a later step of `rotate` failed.
         if self.state.head != head {
             if let Some(c) = &mut self.checkpoints {
@@ -291,6 +220,7 @@ impl Writer {
 #[allow(clippy::unwrap_used)] // no clippy.toml yet for allow-unwrap-in-tests
 mod tests {
     use std::io::Write;
+    use std::path::Path;
 
     use tokio::sync::oneshot;
 
@@ -370,7 +300,7 @@ mod tests {
         file.write_all(b"{\"half\":").unwrap();
         assert!(verify(&path).is_err());
         let mut writer = Writer {
-            state: State::new(&path, file, true, durable.len() as u64, 1, head),
+            state: LedgerFile::new(&path, file, true, durable.len() as u64, 1, head),
             checkpoints: None,
             stats: Arc::new(Stats::default()),
             buf: Vec::new(),
