@@ -15,6 +15,8 @@
 //!   writer, recovery at open and [`verify`].
 //! - [`files`]: the file-system steps of the file ledger (create private, append, fsync a file
 //!   or a directory, cut back), shared by recovery, rotation, the writer and checkpoints.
+//! - [`head`]: the chain head the writer hands on after each durable batch, and the
+//!   [`Witness`](head::Witness) hook it hands it to, so the writer knows nothing of checkpoints.
 //! - [`ledger_file`]: the open file, its durable length and the chain head, as recovery makes
 //!   it, the writer advances it and rotation swaps the file inside it.
 //! - [`recover`]: opening the file at start: create, continue the chain, move a torn tail aside.
@@ -49,6 +51,7 @@ mod chain;
 pub mod checkpoint;
 mod error;
 mod files;
+mod head;
 mod ledger_file;
 pub mod postgres;
 mod queue;
@@ -64,6 +67,7 @@ pub use queue::{Opened, Stats};
 pub use record::{now_rfc3339, rfc3339, Record, MAX_METHOD_BYTES, MAX_PATH_BYTES};
 pub use verify::{query, verify, verify_files, verify_files_with, Verified, VerifyError};
 
+use head::Witness;
 use queue::{Job, Msg, QUEUE_DEPTH};
 use record::to_map;
 
@@ -116,21 +120,23 @@ impl AuditLog {
     ///
     /// As [`AuditLog::open`], and [`Error::Checkpoint`] when checkpoints cannot be kept.
     pub fn open_with(path: &Path, options: &Options) -> Result<(AuditLog, Opened), Error> {
-        let (state, opened) = recover::open(path)?;
+        let (ledger, opened) = recover::open(path)?;
         let stats = Arc::new(Stats::default());
-        let checkpoints = match &options.checkpoints {
-            Some(config) => Some(checkpoint::Checkpointer::open(
+        let witness: Option<Box<dyn Witness>> = match &options.checkpoints {
+            Some(config) => Some(Box::new(checkpoint::Checkpointer::open(
                 config,
-                &state,
+                path,
+                ledger.regular,
+                &ledger.chain,
                 stats.clone(),
-            )?),
+            )?)),
             None => None,
         };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         if let Some(config) = &options.checkpoints {
             writer::spawn_ticker(tx.downgrade(), config.interval)?;
         }
-        let thread = writer::spawn(state, checkpoints, rx, stats.clone())?;
+        let thread = writer::spawn(ledger, witness, rx, stats.clone())?;
         let log = AuditLog {
             inner: Arc::new(Inner {
                 tx,

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Line};
 use super::files::{self, parent_dir};
-use super::ledger_file::LedgerFile;
+use super::head::{ChainHead, Witness};
 use super::error::Error;
 use super::record::now_rfc3339;
 use super::queue::Stats;
@@ -165,8 +165,8 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens (creating) the checkpoint file and finds where the chain stands, from the last
-    /// checkpoint and the ledger as `recover` left it. A torn last checkpoint line (a crash
-    /// mid-write) is cut off.
+    /// checkpoint and the ledger at `ledger` as `recover` left it (`at`, in a file that is
+    /// `regular` or a device). A torn last checkpoint line (a crash mid-write) is cut off.
     ///
     /// # Errors
     ///
@@ -177,7 +177,9 @@ impl Checkpointer {
     /// contradicts its own witness.
     pub(super) fn open(
         config: &Config,
-        state: &LedgerFile,
+        ledger: &Path,
+        regular: bool,
+        at: &ChainHead,
         stats: Arc<Stats>,
     ) -> Result<Checkpointer, Error> {
         let problem = |m: String| Error::Checkpoint(m);
@@ -185,7 +187,7 @@ impl Checkpointer {
         if config.every == 0 {
             return Err(problem("checkpoint_every must be at least 1".into()));
         }
-        if !state.regular {
+        if !regular {
             return Err(problem(
                 "checkpoints need the audit path to be a regular file".into(),
             ));
@@ -193,15 +195,15 @@ impl Checkpointer {
         let (len, last) = read_tail(&config.path)?;
         let (base, witnessed) = match &last {
             // The first checkpoint of this chain: count what came before from the files.
-            None => (records_before(&state.path)?, 0),
-            Some(c) => (locate(&state.path, c)?, c.size),
+            None => (records_before(ledger)?, 0),
+            Some(c) => (locate(ledger, c)?, c.size),
         };
         let mut options = OpenOptions::new();
         options.append(true).create(true);
         let file = options.open(&config.path).map_err(Error::io("open"))?;
         tracing::info!(
             witnessed,
-            records = base + state.records,
+            records = base + at.records,
             "audit checkpoints continue"
         );
         Ok(Checkpointer {
@@ -216,37 +218,14 @@ impl Checkpointer {
         })
     }
 
-    /// After a durable batch: a checkpoint when `every` records are unwitnessed.
-    pub(super) fn after_batch(&mut self, state: &LedgerFile) {
-        if self.size(state) - self.witnessed >= self.every {
-            let _ = self.checkpoint(state);
-        }
+    /// Records of the whole chain, across rotations, as of `now`.
+    fn size(&self, now: &ChainHead) -> u64 {
+        self.base + now.records
     }
 
-    /// On a tick, on close and before a rotation: a checkpoint when any record is unwitnessed.
-    ///
-    /// # Errors
-    ///
-    /// The write failed (already logged and counted).
-    pub(super) fn flush(&mut self, state: &LedgerFile) -> io::Result<()> {
-        if self.size(state) > self.witnessed {
-            return self.checkpoint(state);
-        }
-        Ok(())
-    }
-
-    /// The rotation moved `records` records into an archived file.
-    pub(super) fn rotated(&mut self, records: u64) {
-        self.base += records;
-    }
-
-    fn size(&self, state: &LedgerFile) -> u64 {
-        self.base + state.records
-    }
-
-    fn checkpoint(&mut self, state: &LedgerFile) -> io::Result<()> {
-        let size = self.size(state);
-        let c = Checkpoint::sign(&self.key, size, &state.head);
+    fn checkpoint(&mut self, now: &ChainHead) -> io::Result<()> {
+        let size = self.size(now);
+        let c = Checkpoint::sign(&self.key, size, &now.head);
         match self.write(&c) {
             Ok(()) => {
                 self.witnessed = size;
@@ -302,6 +281,34 @@ impl Checkpointer {
                 Err(e)
             }
         }
+    }
+}
+
+// === impl Witness for Checkpointer ===
+
+impl Witness for Checkpointer {
+    /// After a durable batch: a checkpoint when `every` records are unwitnessed.
+    fn after_batch(&mut self, now: &ChainHead) {
+        if self.size(now) - self.witnessed >= self.every {
+            let _ = self.checkpoint(now);
+        }
+    }
+
+    /// On a tick, on close and before a rotation: a checkpoint when any record is unwitnessed.
+    ///
+    /// # Errors
+    ///
+    /// The write failed (already logged and counted).
+    fn flush(&mut self, now: &ChainHead) -> io::Result<()> {
+        if self.size(now) > self.witnessed {
+            return self.checkpoint(now);
+        }
+        Ok(())
+    }
+
+    /// The rotation moved `records` records into an archived file.
+    fn rotated(&mut self, records: u64) {
+        self.base += records;
     }
 }
 

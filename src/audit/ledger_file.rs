@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::files;
+use super::head::ChainHead;
 
 /// The file and the chain as of the last durable record. Fields are visible to `rotate.rs`,
 /// which swaps the file under the writer.
@@ -20,10 +21,9 @@ pub(super) struct LedgerFile {
     pub(super) regular: bool,
     /// Length of the file up to the last durable record.
     pub(super) len: u64,
-    /// Durable records in the file, which a rotation record states as `previous_records`.
-    pub(super) records: u64,
-    /// `hash` of the last durable record.
-    pub(super) head: String,
+    /// Durable records in the file and the last one's `hash`: what the writer hands its
+    /// witness.
+    pub(super) chain: ChainHead,
     /// A batch failed: bytes past `len` may be on disk and must go before anything is written.
     pub(super) dirty: bool,
 }
@@ -44,8 +44,7 @@ impl LedgerFile {
             file: Some(file),
             regular,
             len,
-            records,
-            head,
+            chain: ChainHead { records, head },
             dirty: false,
         }
     }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, ROTATION_EVENT};
 use super::files::{self, parent_dir, sync_dir};
+use super::head::ChainHead;
 use super::ledger_file::LedgerFile;
 use super::error::Error;
 use super::record::now_rfc3339;
@@ -55,9 +56,9 @@ pub(super) fn rotate(ledger: &mut LedgerFile) -> Result<PathBuf, Error> {
     record.insert("ts".into(), Value::String(now_rfc3339()));
     record.insert("event".into(), Value::from(ROTATION_EVENT));
     record.insert("previous_file".into(), Value::String(previous_file));
-    record.insert("previous_records".into(), Value::from(ledger.records));
+    record.insert("previous_records".into(), Value::from(ledger.chain.records));
     let mut bytes = Vec::new();
-    let head = chain::seal(record, &ledger.head, &mut bytes)?;
+    let head = chain::seal(record, &ledger.chain.head, &mut bytes)?;
 
     let next = next_path(&ledger.path);
     let file = create_next(&next, &bytes).map_err(Error::io("prepare the next file of"))?;
@@ -86,11 +87,10 @@ pub(super) fn rotate(ledger: &mut LedgerFile) -> Result<PathBuf, Error> {
         });
     }
     // From here the new file is the ledger, whatever else fails.
-    let previous_records = ledger.records;
+    let previous_records = ledger.chain.records;
     ledger.file = Some(file);
     ledger.len = bytes.len() as u64;
-    ledger.records = 1;
-    ledger.head = head;
+    ledger.chain = ChainHead { records: 1, head };
     ledger.dirty = false;
     sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
     tracing::info!(

@@ -6,8 +6,8 @@
 //! disk sees one sync per batch instead of one per request, and every append still waits for its
 //! own record to be durable.
 //!
-//! With checkpoints on, the writer also signs the chain's size and head once a batch is
-//! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
+//! With checkpoints on, the writer hands its witness (`head.rs`) the chain head once a batch
+//! is durable and answered, on this thread: it is the one place that knows it exactly.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -16,9 +16,9 @@ use std::thread::{self, JoinHandle};
 
 use tokio::sync::mpsc;
 
-use super::checkpoint::Checkpointer;
 use super::error::Error;
 use super::files;
+use super::head::Witness;
 use super::ledger_file::LedgerFile;
 use super::queue::{Job, Msg, Stats};
 use super::rotate;
@@ -29,13 +29,13 @@ const MAX_BATCH: usize = 1024;
 /// Starts the writer thread.
 pub(super) fn spawn(
     state: LedgerFile,
-    checkpoints: Option<Checkpointer>,
+    witness: Option<Box<dyn Witness>>,
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
 ) -> Result<JoinHandle<()>, Error> {
     let writer = Writer {
         state,
-        checkpoints,
+        witness,
         stats,
         buf: Vec::new(),
     };
@@ -67,7 +67,7 @@ pub(super) fn spawn_ticker(
 
 struct Writer {
     state: LedgerFile,
-    checkpoints: Option<Checkpointer>,
+    witness: Option<Box<dyn Witness>>,
     stats: Arc<Stats>,
     /// The batch being written, reused so steady state allocates nothing per batch.
     buf: Vec<u8>,
@@ -111,8 +111,8 @@ impl Writer {
             self.commit(jobs);
             if tick || !closes.is_empty() {
                 // Failures are logged and counted inside; the next tick or batch retries.
-                if let Some(c) = &mut self.checkpoints {
-                    let _ = c.flush(&self.state);
+                if let Some(w) = &mut self.witness {
+                    let _ = w.flush(&self.state.chain);
                 }
             }
             if !closes.is_empty() {
@@ -128,7 +128,7 @@ impl Writer {
     /// Chains, writes and syncs one batch, then answers every job in it.
     fn commit(&mut self, jobs: Vec<Job>) {
         self.buf.clear();
-        let mut head = self.state.head.clone();
+        let mut head = self.state.chain.head.clone();
         let mut waiting = Vec::with_capacity(jobs.len());
         for Job { record, reply } in jobs {
             match record.seal(&head, &mut self.buf) {
@@ -150,10 +150,10 @@ impl Writer {
             .and_then(|file| files::write_and_sync(file, &self.buf));
         match result {
             Ok(()) => {
-                self.state.head = head;
+                self.state.chain.head = head;
                 self.state.len += self.buf.len() as u64;
                 let n = waiting.len() as u64;
-                self.state.records += n;
+                self.state.chain.records += n;
                 self.stats.records_written.fetch_add(n, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(records = n, bytes = self.buf.len(), "audit batch durable");
@@ -161,8 +161,8 @@ impl Writer {
                     let _ = reply.send(Ok(()));
                 }
                 // After the replies: a checkpoint's fsync never delays the requests it follows.
-                if let Some(c) = &mut self.checkpoints {
-                    c.after_batch(&self.state);
+                if let Some(w) = &mut self.witness {
+                    w.after_batch(&self.state.chain);
                 }
             }
             Err(error) => {
@@ -187,9 +187,9 @@ impl Writer {
     /// files before from that checkpoint (its head is what the new file's first record links
     /// to), so without it the rotation is refused and the old file stays the ledger.
     fn rotate(&mut self) -> Result<PathBuf, Error> {
-        let (records, head) = (self.state.records, self.state.head.clone());
-        if let Some(c) = &mut self.checkpoints {
-            c.flush(&self.state).map_err(|e| {
+        let (records, head) = (self.state.chain.records, self.state.chain.head.clone());
+        if let Some(w) = &mut self.witness {
+            w.flush(&self.state.chain).map_err(|e| {
                 Error::Checkpoint(format!(
                     "rotation refused: the old file's end cannot be checkpointed ({e})"
                 ))
@@ -197,9 +197,9 @@ impl Writer {
         }
         let result = rotate::rotate(&mut self.state);
         // The new file took the ledger's name, even if a later step of `rotate` failed.
-        if self.state.head != head {
-            if let Some(c) = &mut self.checkpoints {
-                c.rotated(records);
+        if self.state.chain.head != head {
+            if let Some(w) = &mut self.witness {
+                w.rotated(records);
             }
         }
         result
@@ -301,7 +301,7 @@ mod tests {
         assert!(verify(&path).is_err());
         let mut writer = Writer {
             state: LedgerFile::new(&path, file, true, durable.len() as u64, 1, head),
-            checkpoints: None,
+            witness: None,
             stats: Arc::new(Stats::default()),
             buf: Vec::new(),
         };
