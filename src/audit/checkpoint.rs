@@ -37,11 +37,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Line};
+use super::error::Error;
 use super::files::{self, parent_dir};
 use super::head::{ChainHead, Witness};
-use super::error::Error;
-use super::record::now_rfc3339;
 use super::queue::Stats;
+use super::record::now_rfc3339;
 
 mod key;
 mod verify;

@@ -12,12 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, Scanned, GENESIS_HASH};
-use super::files;
-use super::rotate;
-use super::ledger_file::LedgerFile;
 use super::error::Error;
-use super::record::now_rfc3339;
+use super::files;
+use super::ledger_file::LedgerFile;
 use super::queue::Opened;
+use super::record::now_rfc3339;
+use super::rotate;
 
 /// Opens `path` for the writer and reports what was found.
 pub(super) fn open(path: &Path) -> Result<(LedgerFile, Opened), Error> {
@@ -138,8 +138,7 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(LedgerFile, Opened),
     let mut bytes = Vec::new();
     let head = chain::seal(record, &good.head, &mut bytes)?;
     let mut file = files::open_append(path).map_err(Error::io("open"))?;
-    files::write_and_sync(&mut file, &bytes)
-        .map_err(Error::io("append the recovery record to"))?;
+    files::write_and_sync(&mut file, &bytes).map_err(Error::io("append the recovery record to"))?;
 
     tracing::warn!(
         line,

@@ -18,10 +18,10 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, ROTATION_EVENT};
+use super::error::Error;
 use super::files::{self, parent_dir, sync_dir};
 use super::head::ChainHead;
 use super::ledger_file::LedgerFile;
-use super::error::Error;
 use super::record::now_rfc3339;
 
 /// Where the new file is prepared before it takes the ledger's name.

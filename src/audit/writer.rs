@@ -310,7 +310,8 @@ mod tests {
 
         // The next batch goes through the fresh descriptor and links to the durable head.
         let (reply, done) = oneshot::channel();
-        let record = chain::Unsealed::new(super::super::record::to_map(record(1)).unwrap()).unwrap();
+        let record =
+            chain::Unsealed::new(super::super::record::to_map(record(1)).unwrap()).unwrap();
         writer.commit(vec![Job { record, reply }]);
         done.await.unwrap().unwrap();
         assert_eq!(verify(&path).unwrap().records, 2);
