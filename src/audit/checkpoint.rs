@@ -28,7 +28,7 @@
 //! since that checkpoint is how a restart counts the records of the files before.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,9 +37,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Line};
-use super::recover::parent_dir;
-use super::writer::State;
-use super::{now_rfc3339, Error, Stats};
+use super::error::Error;
+use super::files::{self, parent_dir};
+use super::head::{ChainHead, Witness};
+use super::queue::Stats;
+use super::record::now_rfc3339;
 
 mod key;
 mod verify;
@@ -163,8 +165,8 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens (creating) the checkpoint file and finds where the chain stands, from the last
-    /// checkpoint and the ledger as `recover` left it. A torn last checkpoint line (a crash
-    /// mid-write) is cut off.
+    /// checkpoint and the ledger at `ledger` as `recover` left it (`at`, in a file that is
+    /// `regular` or a device). A torn last checkpoint line (a crash mid-write) is cut off.
     ///
     /// # Errors
     ///
@@ -175,7 +177,9 @@ impl Checkpointer {
     /// contradicts its own witness.
     pub(super) fn open(
         config: &Config,
-        state: &State,
+        ledger: &Path,
+        regular: bool,
+        at: &ChainHead,
         stats: Arc<Stats>,
     ) -> Result<Checkpointer, Error> {
         let problem = |m: String| Error::Checkpoint(m);
@@ -183,7 +187,7 @@ impl Checkpointer {
         if config.every == 0 {
             return Err(problem("checkpoint_every must be at least 1".into()));
         }
-        if !state.regular {
+        if !regular {
             return Err(problem(
                 "checkpoints need the audit path to be a regular file".into(),
             ));
@@ -191,15 +195,15 @@ impl Checkpointer {
         let (len, last) = read_tail(&config.path)?;
         let (base, witnessed) = match &last {
             // The first checkpoint of this chain: count what came before from the files.
-            None => (records_before(&state.path)?, 0),
-            Some(c) => (locate(&state.path, c)?, c.size),
+            None => (records_before(ledger)?, 0),
+            Some(c) => (locate(ledger, c)?, c.size),
         };
         let mut options = OpenOptions::new();
         options.append(true).create(true);
         let file = options.open(&config.path).map_err(Error::io("open"))?;
         tracing::info!(
             witnessed,
-            records = base + state.records,
+            records = base + at.records,
             "audit checkpoints continue"
         );
         Ok(Checkpointer {
@@ -214,37 +218,14 @@ impl Checkpointer {
         })
     }
 
-    /// After a durable batch: a checkpoint when `every` records are unwitnessed.
-    pub(super) fn after_batch(&mut self, state: &State) {
-        if self.size(state) - self.witnessed >= self.every {
-            let _ = self.checkpoint(state);
-        }
+    /// Records of the whole chain, across rotations, as of `now`.
+    fn size(&self, now: &ChainHead) -> u64 {
+        self.base + now.records
     }
 
-    /// On a tick, on close and before a rotation: a checkpoint when any record is unwitnessed.
-    ///
-    /// # Errors
-    ///
-    /// The write failed (already logged and counted).
-    pub(super) fn flush(&mut self, state: &State) -> io::Result<()> {
-        if self.size(state) > self.witnessed {
-            return self.checkpoint(state);
-        }
-        Ok(())
-    }
-
-    /// The rotation moved `records` records into an archived file.
-    pub(super) fn rotated(&mut self, records: u64) {
-        self.base += records;
-    }
-
-    fn size(&self, state: &State) -> u64 {
-        self.base + state.records
-    }
-
-    fn checkpoint(&mut self, state: &State) -> io::Result<()> {
-        let size = self.size(state);
-        let c = Checkpoint::sign(&self.key, size, &state.head);
+    fn checkpoint(&mut self, now: &ChainHead) -> io::Result<()> {
+        let size = self.size(now);
+        let c = Checkpoint::sign(&self.key, size, &now.head);
         match self.write(&c) {
             Ok(()) => {
                 self.witnessed = size;
@@ -281,16 +262,14 @@ impl Checkpointer {
         if self.file.is_none() {
             // A failed write may have left part of a line: cut back to the last whole one, so
             // the next checkpoint never follows garbage.
-            let f = OpenOptions::new().write(true).open(&self.path)?;
-            f.set_len(self.len)?;
-            f.sync_all()?;
-            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+            files::truncate(&self.path, self.len)?;
+            self.file = Some(files::open_append(&self.path)?);
         }
         let file = self
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("checkpoint file not open"))?;
-        let result = file.write_all(&line).and_then(|()| file.sync_data());
+        let result = files::write_and_sync(file, &line);
         match result {
             Ok(()) => {
                 self.len += line.len() as u64;
@@ -302,6 +281,34 @@ impl Checkpointer {
                 Err(e)
             }
         }
+    }
+}
+
+// === impl Witness for Checkpointer ===
+
+impl Witness for Checkpointer {
+    /// After a durable batch: a checkpoint when `every` records are unwitnessed.
+    fn after_batch(&mut self, now: &ChainHead) {
+        if self.size(now) - self.witnessed >= self.every {
+            let _ = self.checkpoint(now);
+        }
+    }
+
+    /// On a tick, on close and before a rotation: a checkpoint when any record is unwitnessed.
+    ///
+    /// # Errors
+    ///
+    /// The write failed (already logged and counted).
+    fn flush(&mut self, now: &ChainHead) -> io::Result<()> {
+        if self.size(now) > self.witnessed {
+            return self.checkpoint(now);
+        }
+        Ok(())
+    }
+
+    /// The rotation moved `records` records into an archived file.
+    fn rotated(&mut self, records: u64) {
+        self.base += records;
     }
 }
 
@@ -341,13 +348,7 @@ fn read_tail(path: &Path) -> Result<(u64, Option<Checkpoint>), Error> {
         };
         if torn {
             tracing::warn!(line, "cutting a torn last line from the checkpoint file");
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(Error::io("repair"))?;
-            f.set_len(len)
-                .and_then(|()| f.sync_all())
-                .map_err(Error::io("repair"))?;
+            files::truncate(path, len).map_err(Error::io("repair"))?;
             return Ok((len, last));
         }
     }

@@ -26,8 +26,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::chain::{self, GENESIS_HASH};
-use super::writer::{Job, Msg};
-use super::{Error, Opened, Stats};
+use super::error::Error;
+use super::queue::{Job, Msg, Opened, Stats};
 
 pub mod read;
 

@@ -12,12 +12,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, Scanned, GENESIS_HASH};
+use super::error::Error;
+use super::files;
+use super::ledger_file::LedgerFile;
+use super::queue::Opened;
+use super::record::now_rfc3339;
 use super::rotate;
-use super::writer::{self, State};
-use super::{now_rfc3339, Error, Opened};
 
 /// Opens `path` for the writer and reports what was found.
-pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
+pub(super) fn open(path: &Path) -> Result<(LedgerFile, Opened), Error> {
     rotate::finish_interrupted(path)?;
     let metadata = match fs::metadata(path) {
         Ok(m) => m,
@@ -36,13 +39,13 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
             path = %path.display(),
             "audit path is not a regular file; starting a fresh chain without reading it"
         );
-        let file = writer::open_append(path).map_err(Error::io("open"))?;
+        let file = files::open_append(path).map_err(Error::io("open"))?;
         return Ok(fresh(path, file, false));
     }
     let reader = File::open(path).map_err(Error::io("open"))?;
     match chain::scan(BufReader::new(reader)) {
         Ok(good) => {
-            let file = writer::open_append(path).map_err(Error::io("open"))?;
+            let file = files::open_append(path).map_err(Error::io("open"))?;
             tracing::info!(records = good.records, "audit chain continues");
             let opened = Opened {
                 records: good.records,
@@ -50,7 +53,7 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
                 recovered_torn_tail: None,
             };
             Ok((
-                State::new(path, file, true, good.len, good.records, good.head),
+                LedgerFile::new(path, file, true, good.len, good.records, good.head),
                 opened,
             ))
         }
@@ -71,27 +74,24 @@ pub(super) fn open(path: &Path) -> Result<(State, Opened), Error> {
 
 /// A new, empty ledger. The parent directory is fsync'd too: without that a crash can lose the
 /// file's directory entry, and with it every record we acknowledged.
-fn create(path: &Path) -> Result<(State, Opened), Error> {
-    let dir = parent_dir(path);
+fn create(path: &Path) -> Result<(LedgerFile, Opened), Error> {
+    let dir = files::parent_dir(path);
     fs::create_dir_all(&dir).map_err(Error::io("create the directory of"))?;
-    let mut options = OpenOptions::new();
-    options.append(true).create_new(true);
-    private(&mut options);
-    let file = options.open(path).map_err(Error::io("create"))?;
+    let file = files::create_append(path).map_err(Error::io("create"))?;
     file.sync_all().map_err(Error::io("sync"))?;
-    sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
+    files::sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
     tracing::info!(path = %path.display(), "created audit file");
     Ok(fresh(path, file, true))
 }
 
-fn fresh(path: &Path, file: File, regular: bool) -> (State, Opened) {
+fn fresh(path: &Path, file: File, regular: bool) -> (LedgerFile, Opened) {
     let opened = Opened {
         records: 0,
         head: GENESIS_HASH.to_owned(),
         recovered_torn_tail: None,
     };
     (
-        State::new(path, file, regular, 0, 0, GENESIS_HASH.to_owned()),
+        LedgerFile::new(path, file, regular, 0, 0, GENESIS_HASH.to_owned()),
         opened,
     )
 }
@@ -102,7 +102,7 @@ fn fresh(path: &Path, file: File, regular: bool) -> (State, Opened) {
 /// directory entry) before the main file is truncated, and the truncation is durable before the
 /// recovery record links to the last whole record. The torn record was never acknowledged (its
 /// fsync never returned), so dropping it from the chain loses nothing anyone was promised.
-fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Error> {
+fn repair(path: &Path, line: u64, good: Scanned) -> Result<(LedgerFile, Opened), Error> {
     let mut main = OpenOptions::new()
         .read(true)
         .write(true)
@@ -119,7 +119,7 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Erro
         .map_err(Error::io("copy the torn tail of"))?;
     side.sync_all()
         .map_err(Error::io("sync the side file of"))?;
-    sync_dir(&parent_dir(path)).map_err(Error::io("sync the directory of"))?;
+    files::sync_dir(&files::parent_dir(path)).map_err(Error::io("sync the directory of"))?;
     drop(side);
 
     main.set_len(good.len).map_err(Error::io("truncate"))?;
@@ -137,9 +137,8 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Erro
     record.insert("side_file".into(), Value::String(side_name.clone()));
     let mut bytes = Vec::new();
     let head = chain::seal(record, &good.head, &mut bytes)?;
-    let mut file = writer::open_append(path).map_err(Error::io("open"))?;
-    writer::write_and_sync(&mut file, &bytes)
-        .map_err(Error::io("append the recovery record to"))?;
+    let mut file = files::open_append(path).map_err(Error::io("open"))?;
+    files::write_and_sync(&mut file, &bytes).map_err(Error::io("append the recovery record to"))?;
 
     tracing::warn!(
         line,
@@ -154,7 +153,7 @@ fn repair(path: &Path, line: u64, good: Scanned) -> Result<(State, Opened), Erro
     };
     let len = good.len + bytes.len() as u64;
     Ok((
-        State::new(path, file, true, len, good.records + 1, head),
+        LedgerFile::new(path, file, true, len, good.records + 1, head),
         opened,
     ))
 }
@@ -175,7 +174,7 @@ fn create_side_file(path: &Path) -> io::Result<(PathBuf, File)> {
         let side = PathBuf::from(name);
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
-        private(&mut options);
+        files::private(&mut options);
         match options.open(&side) {
             Ok(file) => return Ok((side, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -185,33 +184,10 @@ fn create_side_file(path: &Path) -> io::Result<(PathBuf, File)> {
     Err(last.unwrap_or_else(|| io::Error::other("no free side file name")))
 }
 
-/// The directory holding `path` (`.` for a bare file name).
-pub(super) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Ledger files hold personal data: readable by the gateway's user only.
-pub(super) fn private(options: &mut OpenOptions) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = options;
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::{verify, AuditLog, VerifyError};
     use super::*;
 

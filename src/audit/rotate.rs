@@ -10,7 +10,7 @@
 //! fresh `<path>` would leave, after a crash mid-write, a file whose torn first line recovery
 //! replaces with a chain from 64 zeros: the link to the old file would be lost.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -18,9 +18,11 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::chain::{self, ScanError, ROTATION_EVENT};
-use super::recover::{parent_dir, private, sync_dir};
-use super::writer::{self, State};
-use super::{now_rfc3339, Error};
+use super::error::Error;
+use super::files::{self, parent_dir, sync_dir};
+use super::head::ChainHead;
+use super::ledger_file::LedgerFile;
+use super::record::now_rfc3339;
 
 /// Where the new file is prepared before it takes the ledger's name.
 pub(super) fn next_path(path: &Path) -> PathBuf {
@@ -29,79 +31,74 @@ pub(super) fn next_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-// === impl State ===
-
-impl State {
-    /// Moves the ledger aside and continues the chain in a new file; returns the rotated
-    /// file's path. Runs on the writer thread between two batches, so every record acknowledged
-    /// before it is in the old file and every later one in the new.
-    ///
-    /// On an error before the new file took the ledger's name the writer carries on with the
-    /// old file as if nothing happened. An error syncing the directory afterwards is reported,
-    /// but the new file is already the ledger and the writer uses it.
-    pub(super) fn rotate(&mut self) -> Result<PathBuf, Error> {
-        if !self.regular {
-            return Err(Error::NotRegular);
-        }
-        // A failed batch may have left bytes past the last durable record: cut them first, so
-        // the rotated file ends with the record `previous_records` counts.
-        self.file().map_err(Error::io("repair"))?;
-        let dir = parent_dir(&self.path);
-        let rotated = free_name(&self.path).map_err(Error::io("name the rotated copy of"))?;
-        let previous_file = rotated
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-
-        let mut record = Map::new();
-        record.insert("ts".into(), Value::String(now_rfc3339()));
-        record.insert("event".into(), Value::from(ROTATION_EVENT));
-        record.insert("previous_file".into(), Value::String(previous_file));
-        record.insert("previous_records".into(), Value::from(self.records));
-        let mut bytes = Vec::new();
-        let head = chain::seal(record, &self.head, &mut bytes)?;
-
-        let next = next_path(&self.path);
-        let file = create_next(&next, &bytes).map_err(Error::io("prepare the next file of"))?;
-        sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
-        if let Err(source) = fs::rename(&self.path, &rotated) {
-            discard(&next);
-            return Err(Error::Io {
-                op: "rename",
-                source,
-            });
-        }
-        if let Err(source) = fs::rename(&next, &self.path) {
-            // Put the old file back so the writer carries on with it.
-            match fs::rename(&rotated, &self.path) {
-                Ok(()) => discard(&next),
-                Err(error) => {
-                    // `<path>` is missing and `<path>.next` complete: appends fail (503) until
-                    // a restart, whose `open` finishes the rotation.
-                    tracing::error!(%error, "cannot move the audit file back after a failed rotation");
-                    self.file = None;
-                }
-            }
-            return Err(Error::Io {
-                op: "rotate",
-                source,
-            });
-        }
-        // From here the new file is the ledger, whatever else fails.
-        let previous_records = self.records;
-        self.file = Some(file);
-        self.len = bytes.len() as u64;
-        self.records = 1;
-        self.head = head;
-        self.dirty = false;
-        sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
-        tracing::info!(
-            rotated = %rotated.display(),
-            previous_records,
-            "rotated the audit file; the new file continues the chain"
-        );
-        Ok(rotated)
+/// Moves the ledger aside and continues the chain in a new file; returns the rotated
+/// file's path. Runs on the writer thread between two batches, so every record acknowledged
+/// before it is in the old file and every later one in the new.
+///
+/// On an error before the new file took the ledger's name the writer carries on with the
+/// old file as if nothing happened. An error syncing the directory afterwards is reported,
+/// but the new file is already the ledger and the writer uses it.
+pub(super) fn rotate(ledger: &mut LedgerFile) -> Result<PathBuf, Error> {
+    if !ledger.regular {
+        return Err(Error::NotRegular);
     }
+    // A failed batch may have left bytes past the last durable record: cut them first, so
+    // the rotated file ends with the record `previous_records` counts.
+    ledger.file().map_err(Error::io("repair"))?;
+    let dir = parent_dir(&ledger.path);
+    let rotated = free_name(&ledger.path).map_err(Error::io("name the rotated copy of"))?;
+    let previous_file = rotated
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let mut record = Map::new();
+    record.insert("ts".into(), Value::String(now_rfc3339()));
+    record.insert("event".into(), Value::from(ROTATION_EVENT));
+    record.insert("previous_file".into(), Value::String(previous_file));
+    record.insert("previous_records".into(), Value::from(ledger.chain.records));
+    let mut bytes = Vec::new();
+    let head = chain::seal(record, &ledger.chain.head, &mut bytes)?;
+
+    let next = next_path(&ledger.path);
+    let file = create_next(&next, &bytes).map_err(Error::io("prepare the next file of"))?;
+    sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
+    if let Err(source) = fs::rename(&ledger.path, &rotated) {
+        discard(&next);
+        return Err(Error::Io {
+            op: "rename",
+            source,
+        });
+    }
+    if let Err(source) = fs::rename(&next, &ledger.path) {
+        // Put the old file back so the writer carries on with it.
+        match fs::rename(&rotated, &ledger.path) {
+            Ok(()) => discard(&next),
+            Err(error) => {
+                // `<path>` is missing and `<path>.next` complete: appends fail (503) until
+                // a restart, whose `open` finishes the rotation.
+                tracing::error!(%error, "cannot move the audit file back after a failed rotation");
+                ledger.file = None;
+            }
+        }
+        return Err(Error::Io {
+            op: "rotate",
+            source,
+        });
+    }
+    // From here the new file is the ledger, whatever else fails.
+    let previous_records = ledger.chain.records;
+    ledger.file = Some(file);
+    ledger.len = bytes.len() as u64;
+    ledger.chain = ChainHead { records: 1, head };
+    ledger.dirty = false;
+    sync_dir(&dir).map_err(Error::io("sync the directory of"))?;
+    tracing::info!(
+        rotated = %rotated.display(),
+        previous_records,
+        "rotated the audit file; the new file continues the chain"
+    );
+    Ok(rotated)
 }
 
 /// `<path>.<UTC timestamp>` (`audit.jsonl.20261201T134501Z`), with `-1`, `-2`... if that
@@ -133,11 +130,8 @@ fn create_next(next: &Path, bytes: &[u8]) -> io::Result<File> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let mut options = OpenOptions::new();
-    options.append(true).create_new(true);
-    private(&mut options);
-    let mut file = options.open(next)?;
-    if let Err(e) = writer::write_and_sync(&mut file, bytes) {
+    let mut file = files::create_append(next)?;
+    if let Err(e) = files::write_and_sync(&mut file, bytes) {
         drop(file);
         discard(next);
         return Err(e);
@@ -207,7 +201,7 @@ pub(super) fn finish_interrupted(path: &Path) -> Result<(), Error> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::{verify, verify_files, AuditLog, VerifyError, GENESIS_HASH};
     use super::*;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::chain::{self, Continuation, Line, ScanError, GENESIS_HASH};
-use super::Error;
+use super::error::Error;
 
 /// A chain that checked out.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,7 +279,7 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
-    use super::super::tests::record;
+    use super::super::record::tests::record;
     use super::super::AuditLog;
     use super::*;
 

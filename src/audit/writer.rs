@@ -6,138 +6,36 @@
 //! disk sees one sync per batch instead of one per request, and every append still waits for its
 //! own record to be durable.
 //!
-//! With checkpoints on, the writer also signs the chain's size and head once a batch is
-//! durable and answered (see `checkpoint.rs`): it is the one place that knows both exactly.
+//! With checkpoints on, the writer hands its witness (`head.rs`) the chain head once a batch
+//! is durable and answered, on this thread: it is the one place that knows it exactly.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::chain;
-use super::checkpoint::Checkpointer;
-use super::{Error, Stats};
+use super::error::Error;
+use super::files;
+use super::head::Witness;
+use super::ledger_file::LedgerFile;
+use super::queue::{Job, Msg, Stats};
+use super::rotate;
 
 /// Most records in one commit: bounds the write size and the latency of the first in a batch.
 const MAX_BATCH: usize = 1024;
 
-pub(super) enum Msg {
-    Append(Job),
-    /// Commit what was queued before, then start a new file (see `rotate.rs`).
-    Rotate(oneshot::Sender<Result<PathBuf, Error>>),
-    /// Commit what was queued before, close the file, reply, and exit.
-    Close(oneshot::Sender<()>),
-    /// The checkpoint interval passed: checkpoint any record not yet witnessed.
-    Tick,
-}
-
-/// One record to append, serialised by the caller, and where its outcome goes.
-pub(super) struct Job {
-    pub record: chain::Unsealed,
-    pub reply: oneshot::Sender<Result<(), Error>>,
-}
-
-/// The file and the chain as of the last durable record. Fields are visible to `rotate.rs`,
-/// which swaps the file under the writer.
-pub(super) struct State {
-    pub(super) path: PathBuf,
-    /// `None` after a failure until the next batch reopens it.
-    pub(super) file: Option<File>,
-    /// Only a regular file can (and must) be truncated after a failed batch.
-    pub(super) regular: bool,
-    /// Length of the file up to the last durable record.
-    pub(super) len: u64,
-    /// Durable records in the file, which a rotation record states as `previous_records`.
-    pub(super) records: u64,
-    /// `hash` of the last durable record.
-    pub(super) head: String,
-    /// A batch failed: bytes past `len` may be on disk and must go before anything is written.
-    pub(super) dirty: bool,
-}
-
-// === impl State ===
-
-impl State {
-    pub(super) fn new(
-        path: &Path,
-        file: File,
-        regular: bool,
-        len: u64,
-        records: u64,
-        head: String,
-    ) -> State {
-        State {
-            path: path.to_path_buf(),
-            file: Some(file),
-            regular,
-            len,
-            records,
-            head,
-            dirty: false,
-        }
-    }
-
-    /// The descriptor to write to, reopening after a failure. A descriptor whose fsync failed is
-    /// never reused: after that the kernel may have dropped the dirty pages and a retried fsync
-    /// can report success for data that is gone.
-    pub(super) fn file(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
-            if self.dirty {
-                self.truncate()?;
-            }
-            self.file = Some(open_append(&self.path)?);
-        }
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("audit file not open"))
-    }
-
-    /// Cuts the file back to the last durable record, so the unacknowledged records of a failed
-    /// batch cannot end up between two acknowledged ones.
-    fn truncate(&mut self) -> io::Result<()> {
-        let result = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .and_then(|f| f.set_len(self.len).and_then(|()| f.sync_all()));
-        match result {
-            Ok(()) => {}
-            // A device such as /dev/full cannot be truncated and holds no chain to protect.
-            Err(error) if !self.regular => {
-                tracing::debug!(%error, "cannot truncate non-regular audit file; ignored");
-            }
-            Err(error) => return Err(error),
-        }
-        self.dirty = false;
-        Ok(())
-    }
-}
-
-/// Opens the ledger for appending: `O_APPEND` makes every write land at the end even if the
-/// descriptor's offset is stale.
-pub(super) fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().append(true).open(path)
-}
-
-/// One write and one fdatasync: the record is durable once this returns `Ok`.
-pub(super) fn write_and_sync(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    file.write_all(bytes)?;
-    file.sync_data()
-}
-
 /// Starts the writer thread.
 pub(super) fn spawn(
-    state: State,
-    checkpoints: Option<Checkpointer>,
+    state: LedgerFile,
+    witness: Option<Box<dyn Witness>>,
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
 ) -> Result<JoinHandle<()>, Error> {
     let writer = Writer {
         state,
-        checkpoints,
+        witness,
         stats,
         buf: Vec::new(),
     };
@@ -168,8 +66,8 @@ pub(super) fn spawn_ticker(
 }
 
 struct Writer {
-    state: State,
-    checkpoints: Option<Checkpointer>,
+    state: LedgerFile,
+    witness: Option<Box<dyn Witness>>,
     stats: Arc<Stats>,
     /// The batch being written, reused so steady state allocates nothing per batch.
     buf: Vec<u8>,
@@ -213,8 +111,8 @@ impl Writer {
             self.commit(jobs);
             if tick || !closes.is_empty() {
                 // Failures are logged and counted inside; the next tick or batch retries.
-                if let Some(c) = &mut self.checkpoints {
-                    let _ = c.flush(&self.state);
+                if let Some(w) = &mut self.witness {
+                    let _ = w.flush(&self.state.chain);
                 }
             }
             if !closes.is_empty() {
@@ -230,7 +128,7 @@ impl Writer {
     /// Chains, writes and syncs one batch, then answers every job in it.
     fn commit(&mut self, jobs: Vec<Job>) {
         self.buf.clear();
-        let mut head = self.state.head.clone();
+        let mut head = self.state.chain.head.clone();
         let mut waiting = Vec::with_capacity(jobs.len());
         for Job { record, reply } in jobs {
             match record.seal(&head, &mut self.buf) {
@@ -249,13 +147,13 @@ impl Writer {
         let result = self
             .state
             .file()
-            .and_then(|file| write_and_sync(file, &self.buf));
+            .and_then(|file| files::write_and_sync(file, &self.buf));
         match result {
             Ok(()) => {
-                self.state.head = head;
+                self.state.chain.head = head;
                 self.state.len += self.buf.len() as u64;
                 let n = waiting.len() as u64;
-                self.state.records += n;
+                self.state.chain.records += n;
                 self.stats.records_written.fetch_add(n, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(records = n, bytes = self.buf.len(), "audit batch durable");
@@ -263,8 +161,8 @@ impl Writer {
                     let _ = reply.send(Ok(()));
                 }
                 // After the replies: a checkpoint's fsync never delays the requests it follows.
-                if let Some(c) = &mut self.checkpoints {
-                    c.after_batch(&self.state);
+                if let Some(w) = &mut self.witness {
+                    w.after_batch(&self.state.chain);
                 }
             }
             Err(error) => {
@@ -289,19 +187,19 @@ impl Writer {
     /// files before from that checkpoint (its head is what the new file's first record links
     /// to), so without it the rotation is refused and the old file stays the ledger.
     fn rotate(&mut self) -> Result<PathBuf, Error> {
-        let (records, head) = (self.state.records, self.state.head.clone());
-        if let Some(c) = &mut self.checkpoints {
-            c.flush(&self.state).map_err(|e| {
+        let (records, head) = (self.state.chain.records, self.state.chain.head.clone());
+        if let Some(w) = &mut self.witness {
+            w.flush(&self.state.chain).map_err(|e| {
                 Error::Checkpoint(format!(
                     "rotation refused: the old file's end cannot be checkpointed ({e})"
                 ))
             })?;
         }
-        let result = self.state.rotate();
+        let result = rotate::rotate(&mut self.state);
         // The new file took the ledger's name, even if a later step of `rotate` failed.
-        if self.state.head != head {
-            if let Some(c) = &mut self.checkpoints {
-                c.rotated(records);
+        if self.state.chain.head != head {
+            if let Some(w) = &mut self.witness {
+                w.rotated(records);
             }
         }
         result
@@ -321,7 +219,13 @@ impl Writer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
-    use super::super::tests::record;
+    use std::io::Write;
+    use std::path::Path;
+
+    use tokio::sync::oneshot;
+
+    use super::super::chain;
+    use super::super::record::tests::record;
     use super::super::{query, verify, AuditLog, GENESIS_HASH};
     use super::*;
 
@@ -392,12 +296,12 @@ mod tests {
         let head = chain::scan(&durable[..]).unwrap().head;
 
         // What a failed batch leaves: part of a record past the durable end.
-        let mut file = open_append(&path).unwrap();
+        let mut file = files::open_append(&path).unwrap();
         file.write_all(b"{\"half\":").unwrap();
         assert!(verify(&path).is_err());
         let mut writer = Writer {
-            state: State::new(&path, file, true, durable.len() as u64, 1, head),
-            checkpoints: None,
+            state: LedgerFile::new(&path, file, true, durable.len() as u64, 1, head),
+            witness: None,
             stats: Arc::new(Stats::default()),
             buf: Vec::new(),
         };
@@ -406,7 +310,8 @@ mod tests {
 
         // The next batch goes through the fresh descriptor and links to the durable head.
         let (reply, done) = oneshot::channel();
-        let record = chain::Unsealed::new(super::super::to_map(record(1)).unwrap()).unwrap();
+        let record =
+            chain::Unsealed::new(super::super::record::to_map(record(1)).unwrap()).unwrap();
         writer.commit(vec![Job { record, reply }]);
         done.await.unwrap().unwrap();
         assert_eq!(verify(&path).unwrap().records, 2);

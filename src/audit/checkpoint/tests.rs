@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::super::tests::record;
+use super::super::record::tests::record;
 use super::super::{verify_files, AuditLog, Options};
 use super::*;
 
@@ -175,22 +175,23 @@ async fn a_failed_checkpoint_is_counted_and_retried_without_losing_records() {
     let dir = tempfile::tempdir().unwrap();
     let (path, config, public) = setup(dir.path(), 1);
     write(&path, &config, 0, 1).await;
-    let (state, _) = super::super::recover::open(&path).unwrap();
+    let (ledger, _) = super::super::recover::open(&path).unwrap();
     let stats = Arc::new(Stats::default());
-    let mut c = Checkpointer::open(&config, &state, stats.clone()).unwrap();
+    let mut c =
+        Checkpointer::open(&config, &path, ledger.regular, &ledger.chain, stats.clone()).unwrap();
+    let mut now = ledger.chain.clone();
     // Nothing unwitnessed: no write.
-    c.flush(&state).unwrap();
+    c.flush(&now).unwrap();
     // A full disk for the next write.
     c.file = Some(OpenOptions::new().append(true).open("/dev/full").unwrap());
-    let mut state = state;
-    state.records += 1;
-    state.head = "cd".repeat(32);
-    c.after_batch(&state);
+    now.records += 1;
+    now.head = "cd".repeat(32);
+    c.after_batch(&now);
     assert_eq!(stats.checkpoint_failures.load(Ordering::Relaxed), 1);
     assert!(stats.checkpoint_failing.load(Ordering::Relaxed));
     assert_eq!(c.witnessed, 1);
     // The retry reopens the real file.
-    c.flush(&state).unwrap();
+    c.flush(&now).unwrap();
     assert!(!stats.checkpoint_failing.load(Ordering::Relaxed));
     let written = checkpoints(&config);
     assert_eq!(written.len(), 2);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use super::super::chain::{self, Fault, GENESIS_HASH};
-use super::super::Error;
+use super::super::error::Error;
 
 /// Rows fetched per round trip.
 const PAGE: i64 = 5000;
