@@ -239,7 +239,10 @@ keep = "!has(item.hidden)"
 #[tokio::test]
 async fn hostile_elements_of_a_streamed_export_are_refused_as_the_parser_refuses_them() {
     let mut docs = own_cases();
-    if let Some(suite) = suite_cases() {
+    let suite = suite_cases();
+    // Our own documents are nearly all refusals; the suite brings the accepted ones.
+    let (least_refused, least_accepted) = if suite.is_some() { (41, 11) } else { (1, 1) };
+    if let Some(suite) = suite {
         docs.extend(
             suite
                 .into_iter()
@@ -296,7 +299,7 @@ async fn hostile_elements_of_a_streamed_export_are_refused_as_the_parser_refuses
         docs.len()
     );
     assert!(
-        refused > 40 && accepted > 10,
+        refused >= least_refused && accepted >= least_accepted,
         "{refused} refused, {accepted} accepted"
     );
 }
