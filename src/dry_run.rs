@@ -136,11 +136,9 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         (None, Some(body)) => (200, body),
         (Some(refusal), _) => refused(Rejection::Refused(refusal)),
         (None, None) if outcome.unidentified => refused(Rejection::SubjectsUnidentified),
-        (None, None) => refused(Rejection::Refused(filter::Refusal {
-            reason: "no body could be decided".into(),
-            erred: true,
-            status: 403,
-        })),
+        (None, None) => refused(Rejection::Internal(
+            "the filter decided no body and no refusal",
+        )),
     };
     Decided {
         status,

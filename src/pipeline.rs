@@ -49,7 +49,7 @@ use crate::routes;
 use crate::rules::{Policy, Recipient};
 use crate::stream;
 use crate::tls::PeerIdentity;
-use crate::upstream::{self, Forward, Payload, Upstream};
+use crate::upstream::{Forward, Payload, Upstream};
 pub(crate) use rejection::describe;
 use rejection::{error_body, log_rejection};
 pub use rejection::{refusal_answer, Rejection};
@@ -534,11 +534,9 @@ impl Gateway {
                     .iter()
                     .position(|r| std::ptr::eq(r, route));
                 let Some(index) = index else {
-                    return Err(Rejection::Refused(filter::Refusal {
-                        reason: "no body could be decided".into(),
-                        erred: true,
-                        status: 403,
-                    }));
+                    return Err(Rejection::Internal(
+                        "the granted route is not the recipient's",
+                    ));
                 };
                 let limits = stream::Limits {
                     max_body: self.limits.max_streamed_body,
@@ -600,16 +598,12 @@ impl Gateway {
             return Err(Rejection::SubjectsUnidentified);
         }
         let Some(body) = outcome.body else {
-            return Err(Rejection::Refused(filter::Refusal {
-                reason: "no body could be decided".into(),
-                erred: true,
-                status: 403,
-            }));
+            return Err(Rejection::Internal(
+                "the filter decided no body and no refusal",
+            ));
         };
-        let bytes = serde_json::to_vec(&body).map_err(|_| {
-            // Serialising a Value cannot fail; refuse rather than send anything if it does.
-            upstream::Error::Json(crate::json::Error::Malformed("unserialisable".into()))
-        })?;
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|_| Rejection::Internal("the filtered body could not be serialised"))?;
         Ok(Allowed {
             status: fetched.status,
             body: Some(Bytes::from(bytes)),

@@ -1,5 +1,7 @@
 //! The one table from a rejection to what a recipient is told: status, stable code and
-//! message.
+//! message. `serve`, a streamed response and `explain` all answer from it.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -10,11 +12,12 @@ use crate::filter;
 use crate::identity;
 use crate::limits::{self, in_flight};
 use crate::routes;
+use crate::stream::split;
 use crate::upstream;
 
 use super::RequestBodyError;
 
-/// Why a request ended without a filtered body.
+/// Why a request ended without a filtered body, or a streamed one was cut short.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
     #[error(transparent)]
@@ -29,6 +32,12 @@ pub enum Rejection {
     RequestBody(#[from] RequestBodyError),
     #[error(transparent)]
     Upstream(#[from] upstream::Error),
+    /// The upstream sent nothing for this long partway through a streamed body.
+    #[error("upstream did not send for {0:?} during the body")]
+    UpstreamSilent(Duration),
+    /// A streamed body turned out, partway, not to be safe to filter or to name no subject.
+    #[error(transparent)]
+    Streamed(#[from] split::Error),
     /// A `refuse` rule held (or could not be evaluated): nothing of the body is sent.
     #[error("{0}")]
     Refused(filter::Refusal),
@@ -37,6 +46,29 @@ pub enum Rejection {
     SubjectsUnidentified,
     #[error("the disclosure could not be recorded, so nothing was sent")]
     Audit(#[source] audit::Error),
+    /// A streamed response's recipient took nothing for this long, so it was cut off.
+    #[error("the recipient took nothing for {0:?}")]
+    RecipientStalled(Duration),
+    /// A streamed response's body was dropped: the recipient went away.
+    #[error("the recipient closed the connection")]
+    RecipientGone,
+    /// Something the gateway holds true did not hold, named for the log. Nothing is sent:
+    /// a bug must not disclose, and must not pass for the policy's or the upstream's doing.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+// === impl Rejection ===
+
+impl Rejection {
+    /// The upstream's doing, as opposed to the recipient's or the gateway's.
+    fn is_upstream_fault(&self) -> bool {
+        match self {
+            Rejection::Upstream(_) | Rejection::UpstreamSilent(_) => true,
+            Rejection::Streamed(e) => !matches!(e, split::Error::Unidentified),
+            _ => false,
+        }
+    }
 }
 
 /// The one mapping from a rejection to status, stable code and message.
@@ -83,6 +115,26 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             "upstream response is not safe to filter".to_owned(),
         ),
         Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
+        Rejection::UpstreamSilent(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            rejection.to_string(),
+        ),
+        Rejection::Streamed(split::Error::Unidentified) => (
+            StatusCode::BAD_GATEWAY,
+            "subjects_unidentified",
+            "the data subjects of the response could not be identified, so nothing more was sent"
+                .to_owned(),
+        ),
+        // As for a buffered body: not where the JSON broke.
+        Rejection::Streamed(e) => (
+            StatusCode::BAD_GATEWAY,
+            match e {
+                split::Error::ElementTooLarge(_) => "upstream_too_large",
+                _ => "upstream_malformed",
+            },
+            "upstream response is not safe to filter".to_owned(),
+        ),
         Rejection::Refused(r) => refusal_answer(r),
         Rejection::SubjectsUnidentified => (
             StatusCode::BAD_GATEWAY,
@@ -93,6 +145,21 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",
             rejection.to_string(),
+        ),
+        Rejection::RecipientStalled(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "recipient_stalled",
+            rejection.to_string(),
+        ),
+        Rejection::RecipientGone => (
+            StatusCode::BAD_REQUEST,
+            "recipient_gone",
+            rejection.to_string(),
+        ),
+        Rejection::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the response could not be produced".to_owned(),
         ),
     }
 }
@@ -119,19 +186,24 @@ pub fn refusal_answer(refusal: &filter::Refusal) -> (StatusCode, &'static str, S
     }
 }
 
-/// Client faults are routine; upstream faults are warnings; ours are errors.
-pub(super) fn log_rejection(rejection: &Rejection, record: &Record) {
+/// Client faults are routine; upstream faults are warnings; ours are errors. `record` says
+/// whose request it was.
+pub(crate) fn log_rejection(rejection: &Rejection, record: &Record) {
+    let request_id = &record.request_id;
     let recipient = record.recipient.as_deref().unwrap_or("-");
     let route = record.route.as_deref().unwrap_or("-");
     match rejection {
-        Rejection::Upstream(e) => {
-            tracing::warn!(request_id = %record.request_id, recipient, route, error = %e, "upstream fault")
-        }
         Rejection::Audit(e) => {
-            tracing::error!(request_id = %record.request_id, error = %e, "audit fault")
+            tracing::error!(%request_id, error = %e, "audit fault")
+        }
+        Rejection::Internal(_) => {
+            tracing::error!(%request_id, recipient, route, error = %rejection, "internal fault")
+        }
+        _ if rejection.is_upstream_fault() => {
+            tracing::warn!(%request_id, recipient, route, error = %rejection, "upstream fault")
         }
         other => {
-            tracing::debug!(request_id = %record.request_id, recipient, route, error = %other, "refused")
+            tracing::debug!(%request_id, recipient, route, error = %other, "refused")
         }
     }
 }
@@ -139,4 +211,35 @@ pub(super) fn log_rejection(rejection: &Rejection, record: &Record) {
 pub(super) fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
     let body = json!({ "error": code, "message": message, "request_id": request_id });
     Bytes::from(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broken invariant tells the recipient nothing of what broke, and is not passed off
+    /// as the policy's refusal or the upstream's fault.
+    #[test]
+    fn an_internal_failure_is_a_generic_500() {
+        let rejection = Rejection::Internal("the filtered body could not be serialised");
+        let (status, code, message) = describe(&rejection);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(code, "internal_error");
+        assert_eq!(message, "the response could not be produced");
+        assert!(!rejection.is_upstream_fault());
+    }
+
+    /// Where a streamed body broke is not told, as for a buffered one; an element too large
+    /// keeps its own code.
+    #[test]
+    fn a_streamed_body_that_breaks_is_told_as_a_buffered_one() {
+        let buffered = Rejection::Upstream(upstream::Error::Json(crate::json::Error::DuplicateKey));
+        let streamed = Rejection::Streamed(split::Error::Trailing(7));
+        assert_eq!(describe(&streamed), describe(&buffered));
+        let (status, code, message) =
+            describe(&Rejection::Streamed(split::Error::ElementTooLarge(9)));
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(code, "upstream_too_large");
+        assert_eq!(message, "upstream response is not safe to filter");
+    }
 }
