@@ -50,8 +50,8 @@ use crate::rules::{Policy, Recipient};
 use crate::stream;
 use crate::tls::PeerIdentity;
 use crate::upstream::{Forward, Payload, Upstream};
-pub(crate) use rejection::describe;
-use rejection::{error_body, log_rejection};
+use rejection::error_body;
+pub(crate) use rejection::{describe, log_rejection};
 pub use rejection::{refusal_answer, Rejection};
 use request_body::read_body;
 pub use request_body::RequestBodyError;
@@ -392,12 +392,13 @@ impl Gateway {
                 response
             }
             Err(abort) => {
+                let (status, code, message) = describe(&abort);
                 let reason = ReasonLabels {
-                    reason: abort.code.to_string(),
+                    reason: code.to_string(),
                 };
                 self.metrics.refusals.get_or_create(&reason).inc();
-                let body = error_body(abort.code, &abort.message, &request_id);
-                whole(response(abort.status, Some(body), &request_id, None))
+                let body = error_body(code, &message, &request_id);
+                whole(response(status, Some(body), &request_id, None))
             }
         };
         self.metrics
