@@ -164,6 +164,17 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
     }
 }
 
+/// The code a rejection's record names: the one its recipient is told, but for a refusal by
+/// policy, which the ledger records as such even where the recipient is told "not found".
+pub(super) fn recorded_code(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::Refused(_) => REFUSED_BY_POLICY,
+        _ => describe(rejection).1,
+    }
+}
+
+const REFUSED_BY_POLICY: &str = "refused_by_policy";
+
 /// What a recipient is told of a policy refusal: one answer whatever the rule and whether it
 /// held or erred, since the reason would tell it what the rule found in data it is not sent.
 /// A rule's 404 is answered exactly as an upstream 404 is, so "not yours" and "does not
@@ -180,7 +191,7 @@ pub fn refusal_answer(refusal: &filter::Refusal) -> (StatusCode, &'static str, S
         }
         _ => (
             StatusCode::FORBIDDEN,
-            "refused_by_policy",
+            REFUSED_BY_POLICY,
             "refused by policy".to_owned(),
         ),
     }
