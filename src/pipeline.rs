@@ -99,7 +99,8 @@ enum Answer {
     /// A filtered body, whole.
     Whole(StatusCode, Bytes),
     /// A body filtered as it arrives, in its own task, which records it segment by segment.
-    Stream(stream::Job),
+    /// Boxed: a job is large beside the other answers.
+    Stream(Box<stream::Job>),
 }
 
 /// What a whole (not streamed) request ends with, unless its record cannot be written.
@@ -176,7 +177,7 @@ impl Gateway {
             .decide(&policy, request, connection.identity(), &mut record)
             .await;
         let reply = match decided {
-            Ok(Answer::Stream(job)) => return self.stream(job, record, started, connection).await,
+            Ok(Answer::Stream(job)) => return self.stream(*job, record, started, connection).await,
             Ok(Answer::Empty(status)) => Reply::sent(status, None),
             Ok(Answer::Whole(status, body)) => Reply::sent(status, Some(body)),
             Err(rejection) => Reply::refused(&rejection, &record),
@@ -523,7 +524,7 @@ impl Gateway {
             max_depth: self.limits.max_depth,
             idle_timeout: self.upstream.timeout(),
         };
-        Ok(Answer::Stream(stream::Job {
+        Ok(Answer::Stream(Box::new(stream::Job {
             request: stream::Requested {
                 route,
                 method: method.to_string(),
@@ -539,7 +540,7 @@ impl Gateway {
             limits,
             slot: Arc::new(slot),
             version,
-        }))
+        })))
     }
 }
 
