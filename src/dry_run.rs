@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::filter::{self, AllowTree, Decision};
 use crate::pipeline::{self, Rejection};
 use crate::rules::Recipient;
-use crate::{json, routes, stream};
+use crate::{json, routes, stream, upstream};
 
 /// The request id error bodies carry in a dry run: there is no request.
 pub const REQUEST_ID: &str = "dry-run";
@@ -83,21 +83,19 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
     let upstream = match json::parse_strict(bytes, max_depth) {
         Ok(v) => v,
         Err(e) => {
-            let message = format!("the upstream body cannot be filtered safely: {e}");
-            return rejected(502, "upstream_malformed", message, &Value::Null);
+            let detail = format!("the upstream body cannot be filtered safely: {e}");
+            let rejection = Rejection::Upstream(upstream::Error::Json(e));
+            return rejected(&rejection, Some(detail), &Value::Null);
         }
     };
     let Ok(uri) = request.target.parse::<http::Uri>() else {
-        return rejected(
-            400,
-            "malformed_target",
-            "malformed request target".into(),
-            &upstream,
-        );
+        let rejection = Rejection::Routes(routes::Error::Malformed("not a URI"));
+        let detail = "malformed request target".to_owned();
+        return rejected(&rejection, Some(detail), &upstream);
     };
     let granted = match routes::authorize(&request.recipient.kind.routes, &request.method, &uri) {
         Ok(g) => g,
-        Err(e) => return rejected(e.status().as_u16(), e.code(), e.to_string(), &upstream),
+        Err(e) => return rejected(&Rejection::Routes(e), None, &upstream),
     };
     let cel_headers = filter::pick_headers(&request.headers);
     let decide_request = filter::Request {
@@ -113,16 +111,18 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
     if granted.route.plan.streamable() && upstream.is_array() {
         let streamed = streamed(request, &granted, bytes, max_depth);
         if let Some(difference) = stream::difference(&streamed, &outcome) {
-            let message = format!("the streamed and buffered filters disagree: {difference}");
-            return rejected(500, "internal", message, &upstream);
+            let rejection = Rejection::Internal("the streamed and buffered filters disagree");
+            let detail = format!("the streamed and buffered filters disagree: {difference}");
+            return rejected(&rejection, Some(detail), &upstream);
         }
         // They agree: what is shown is what the streamed filter sent.
         if let (Ok(made), Some(body)) = (streamed, outcome.body.as_mut()) {
             match serde_json::from_slice(&made.body) {
                 Ok(sent) => *body = sent,
                 Err(e) => {
-                    let message = format!("the streamed filter sent malformed JSON: {e}");
-                    return rejected(500, "internal", message, &upstream);
+                    let rejection = Rejection::Internal("the streamed filter sent malformed JSON");
+                    let detail = format!("the streamed filter sent malformed JSON: {e}");
+                    return rejected(&rejection, Some(detail), &upstream);
                 }
             }
         }
@@ -136,11 +136,9 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         (None, Some(body)) => (200, body),
         (Some(refusal), _) => refused(Rejection::Refused(refusal)),
         (None, None) if outcome.unidentified => refused(Rejection::SubjectsUnidentified),
-        (None, None) => refused(Rejection::Refused(filter::Refusal {
-            reason: "no body could be decided".into(),
-            erred: true,
-            status: 403,
-        })),
+        (None, None) => refused(Rejection::Internal(
+            "the filter decided no body and no refusal",
+        )),
     };
     Decided {
         status,
@@ -183,14 +181,18 @@ pub fn error_body(code: &str, message: &str) -> Value {
     json!({ "error": code, "message": message, "request_id": REQUEST_ID })
 }
 
-/// A request that never reached the filter: everything upstream is withheld.
-fn rejected(status: u16, code: &str, message: String, upstream: &Value) -> Decided {
+/// A request that never reached the filter: everything upstream is withheld. Status and code
+/// are what serve answers, from its one table; `detail`, when given, is the message instead,
+/// since the one who runs a dry run may be told what went wrong where a recipient is not.
+fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> Decided {
+    let (status, code, message) = pipeline::describe(rejection);
+    let message = detail.unwrap_or(message);
     let (filtered, mut fields) = filter::allow_explained(&AllowTree::default(), upstream);
     for d in fields.values_mut() {
         d.why.clone_from(&message);
     }
     Decided {
-        status,
+        status: status.as_u16(),
         body: error_body(code, &message),
         reasons: Vec::new(),
         fields,

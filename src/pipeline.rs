@@ -11,8 +11,8 @@
 //!    by the bytes that arrive, whatever the framing: none on GET, DELETE or HEAD, else one
 //!    strict JSON document under exactly one `application/json` content-type; 400.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
-//! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `derive`,
-//!    `when` and the allow-list; the body a recipient may see.
+//! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `when`,
+//!    `derive` and the allow-list; the body a recipient may see.
 //! 7. **audit**: runs on success and failure alike; the record is durable before the
 //!    response leaves, or the recipient gets 503 and nothing else. A refusal before
 //!    identify beyond its client address's budget is answered without a record of its own
@@ -21,8 +21,13 @@
 //! A large array response on a streaming route ([`stream`]) runs filter and audit per
 //! segment of elements instead, in its own task, as the body arrives.
 //!
+//! Each phase returns what it found, and [`Gateway::handle`] fills the request's record from
+//! that in one place: start the record, run the phases, then audit and respond.
+//!
+//! Every rejection, a streamed response's too, is told from one table ([`Rejection`]).
 //! Errors are sorted by fault (client, upstream, us): client faults are not logged as errors,
-//! and a 5xx body never carries inner detail.
+//! and a 5xx body never carries inner detail. A broken invariant of the gateway's own is a
+//! 500 `internal_error`, and nothing of the body is sent.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,24 +37,35 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::{Body as _, Incoming};
-use serde_json::{json, Value};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use serde_json::Value;
 
-use crate::audit::{self, AuditLog, Record};
+use crate::audit::{AuditLog, Record};
 use crate::config::Limits;
 use crate::connection::Connection;
 use crate::filter;
 use crate::identity;
-use crate::limits::in_flight::{self, InFlight};
-use crate::limits::unidentified::{Summary, Unidentified};
+use crate::limits::in_flight::{InFlight, Slot};
+use crate::limits::unidentified::Unidentified;
 use crate::limits::{self, Limiter};
 use crate::metrics::{Metrics, ReasonLabels, RequestLabels, TypeLabels};
 use crate::routes;
-use crate::rules::{Policy, Recipient};
+use crate::rules::{Policy, Recipient, Route};
 use crate::stream;
 use crate::tls::PeerIdentity;
-use crate::upstream::{self, Forward, Payload, Upstream};
+use crate::upstream::{Fetched, Forward, Payload, Upstream};
+pub(crate) use rejection::{describe, log_rejection};
+use rejection::{error_body, recorded_code};
+pub use rejection::{refusal_answer, Rejection};
+use request_body::read_body;
+pub use request_body::RequestBodyError;
+use trail::Seen;
+
+mod rejection;
+mod request_body;
+mod trail;
+mod unidentified;
 
 /// A response body: whole, or streamed element by element ([`stream::Body`]).
 pub type Body = Either<Full<Bytes>, stream::Body>;
@@ -76,60 +92,26 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// Why a request ended without a filtered body.
-#[derive(Debug, thiserror::Error)]
-pub enum Rejection {
-    #[error(transparent)]
-    Identity(#[from] identity::Error),
-    #[error(transparent)]
-    Routes(#[from] routes::Error),
-    #[error(transparent)]
-    Limits(#[from] limits::Error),
-    #[error(transparent)]
-    InFlight(#[from] in_flight::Full),
-    #[error(transparent)]
-    RequestBody(#[from] RequestBodyError),
-    #[error(transparent)]
-    Upstream(#[from] upstream::Error),
-    /// A `refuse` rule held (or could not be evaluated): nothing of the body is sent.
-    #[error("{0}")]
-    Refused(filter::Refusal),
-    /// The body would disclose something but names no data subject: nothing is sent.
-    #[error("the data subjects of the response could not be identified, so nothing was sent")]
-    SubjectsUnidentified,
-    #[error("the disclosure could not be recorded, so nothing was sent")]
-    Audit(#[source] audit::Error),
+/// What the filter phase answers a granted request with, ready to be audited and sent.
+enum Answer {
+    /// The upstream's status and no body (204 No Content).
+    Empty(StatusCode),
+    /// A filtered body, whole.
+    Whole(StatusCode, Bytes),
+    /// A body filtered as it arrives, in its own task, which records it segment by segment.
+    /// Boxed: a job is large beside the other answers.
+    Stream(Box<stream::Job>),
 }
 
-/// A problem with the recipient's own request body.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestBodyError {
-    #[error("request body exceeds the {0}-byte limit")]
-    TooLarge(u64),
-    #[error("a {0} request carries no body")]
-    Unexpected(http::Method),
-    #[error("request body must be application/json")]
-    NotJson,
-    #[error("more than one content-type header: a request may carry exactly one")]
-    ContentTypeRepeated,
-    /// The body claims JSON and is not one strict JSON document; the message names the
-    /// problem and its position, never a byte of the body.
-    #[error("request body is not valid JSON: {0}")]
-    Json(#[source] crate::json::Error),
-    #[error("request body could not be read")]
-    Read,
-    #[error("request body did not arrive within {0:?}")]
-    Timeout(std::time::Duration),
-    #[error("only a single chunked transfer coding is accepted")]
-    TransferCoding,
-}
-
-/// A granted, filtered answer, ready to be audited and sent.
-struct Allowed {
+/// What a whole (not streamed) request ends with, unless its record cannot be written.
+struct Reply {
     status: StatusCode,
     body: Option<Bytes>,
-    /// Set instead of `body` when the response streams; filter and audit are its own.
-    stream: Option<stream::Job>,
+    retry_after: Option<u64>,
+    /// For a rejection: the code its record names, and the label the refusal metric
+    /// counts it by (a policy refusal's rule reason, text from the rules and never from a
+    /// body; else the code).
+    refused: Option<(&'static str, String)>,
 }
 
 // === impl Gateway ===
@@ -188,70 +170,44 @@ impl Gateway {
         request: Request<Incoming>,
         connection: &Connection,
     ) -> Response<Body> {
-        let peer = connection.identity();
         let started = Instant::now();
-        let request_id = new_request_id();
-        let mut record = Record {
-            ts: audit::now_rfc3339(),
-            request_id: request_id.clone(),
-            recipient: None,
-            recipient_type: None,
-            method: String::new(),
-            route: None,
-            path: String::new(),
-            status: 0,
-            purpose: None,
-            lawful_basis: None,
-            reasons: Vec::new(),
-            subjects: Vec::new(),
-            disclosed: Vec::new(),
-            withheld: Vec::new(),
-            extra: serde_json::Map::new(),
-        };
-        // Bounded: these are written before anyone is identified. Refused before routing can
-        // decode it, the path is recorded as received; `decide` sets the decoded one.
-        record.set_method(request.method().as_str());
-        record.set_path(request.uri().path());
         let policy = self.policy.load_full();
-        record
-            .extra
-            .insert("rules_generation".into(), Value::from(policy.generation()));
-        let outcome = self.decide(&policy, request, peer, &mut record).await;
-        let mut retry_after = None;
-        let (status, body, error) = match outcome {
-            Ok(Allowed {
-                stream: Some(job), ..
-            }) => return self.stream(job, record, started, connection).await,
-            Ok(allowed) => (allowed.status, allowed.body, None),
-            Err(rejection) => {
-                let (status, code, message) = describe(&rejection);
-                log_rejection(&rejection, &record);
-                match &rejection {
-                    Rejection::Limits(limits::Error::Exceeded(e)) => {
-                        retry_after = Some(e.retry_after_secs);
-                    }
-                    Rejection::InFlight(_) => retry_after = Some(1),
-                    _ => {}
-                }
-                let body = error_body(code, &message, &request_id);
-                // The ledger says what happened, even where the recipient is told otherwise.
-                let recorded = match &rejection {
-                    Rejection::Refused(_) => "refused_by_policy",
-                    _ => code,
-                };
-                (status, Some(body), Some(recorded))
-            }
+        let mut record = trail::start(&request, &policy);
+        let decided = self
+            .decide(&policy, request, connection.identity(), &mut record)
+            .await;
+        let reply = match decided {
+            Ok(Answer::Stream(job)) => return self.stream(*job, record, started, connection).await,
+            Ok(Answer::Empty(status)) => Reply::sent(status, None),
+            Ok(Answer::Whole(status, body)) => Reply::sent(status, Some(body)),
+            Err(rejection) => Reply::refused(&rejection, &record),
         };
+        self.audit_and_respond(record, reply, started, connection)
+            .await
+    }
+
+    /// The audit phase of a whole answer, then the response: the record is durable before
+    /// the response leaves, or the recipient gets 503 and nothing else.
+    async fn audit_and_respond(
+        &self,
+        mut record: Record,
+        reply: Reply,
+        started: Instant,
+        connection: &Connection,
+    ) -> Response<Body> {
+        let Reply {
+            status,
+            body,
+            retry_after,
+            refused,
+        } = reply;
+        let request_id = record.request_id.clone();
         record.status = status.as_u16();
-        if let Some(code) = error {
-            record.extra.insert("error".into(), Value::from(code));
-            // A policy refusal is counted by its rule's reason (text from the rules, never
-            // from a body); every other refusal by its error code.
-            let reason = match (code, record.reasons.first()) {
-                ("refused_by_policy", Some(why)) => why.clone(),
-                _ => code.to_string(),
+        if let Some((code, reason)) = &refused {
+            record.extra.insert("error".into(), Value::from(*code));
+            let reason = ReasonLabels {
+                reason: reason.clone(),
             };
-            let reason = ReasonLabels { reason };
             self.metrics.refusals.get_or_create(&reason).inc();
         }
         if let Some(kind) = &record.recipient_type {
@@ -268,7 +224,7 @@ impl Gateway {
         let route = record.route.clone();
         // Nobody is accountable for a refusal before identity: beyond its address's budget
         // it is answered all the same, and only counted, before anything reaches the disk.
-        let suppressed = error.is_some()
+        let suppressed = refused.is_some()
             && recipient.is_none()
             && !self.unidentified.admit(connection.remote().ip());
         let appended = if suppressed {
@@ -323,83 +279,6 @@ impl Gateway {
         response
     }
 
-    /// Records, every `[limits] unauthenticated_summary_interval` and once more when `stop`
-    /// resolves, how many refusals before identity were answered but not recorded one by one
-    /// (one record per status, only when there were any). The server runs it for as long as
-    /// it serves.
-    pub async fn summarise_unidentified(&self, stop: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.limits.unauthenticated.summary_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        tokio::pin!(stop);
-        loop {
-            let stopping = tokio::select! {
-                _ = tick.tick() => false,
-                () = &mut stop => true,
-            };
-            self.write_unidentified_summary().await;
-            if stopping {
-                return;
-            }
-        }
-    }
-
-    /// One summary record per status: `error`, `count` and `interval`, and no address or
-    /// target. What cannot be written is kept for the next summary.
-    async fn write_unidentified_summary(&self) {
-        let Some(summary) = self.unidentified.take() else {
-            return;
-        };
-        let seconds = summary
-            .to
-            .duration_since(summary.from)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let interval = json!({
-            "from": audit::rfc3339(summary.from),
-            "to": audit::rfc3339(summary.to),
-            "seconds": (seconds * 1000.0).round() / 1000.0,
-        });
-        let mut statuses = summary.by_status.iter();
-        while let Some((&status, &count)) = statuses.next() {
-            let mut extra = serde_json::Map::new();
-            extra.insert(
-                "error".into(),
-                Value::from("unauthenticated_refusals_summarised"),
-            );
-            extra.insert("count".into(), Value::from(count));
-            extra.insert("interval".into(), interval.clone());
-            let record = Record {
-                ts: audit::now_rfc3339(),
-                request_id: new_request_id(),
-                recipient: None,
-                recipient_type: None,
-                method: String::new(),
-                route: None,
-                path: String::new(),
-                status,
-                purpose: None,
-                lawful_basis: None,
-                reasons: Vec::new(),
-                subjects: Vec::new(),
-                disclosed: Vec::new(),
-                withheld: Vec::new(),
-                extra,
-            };
-            if let Err(e) = self.audit.append(record).await {
-                tracing::error!(error = %e, "cannot record the summary of unidentified refusals; kept for the next");
-                let mut rest =
-                    std::iter::once((status, count)).collect::<std::collections::BTreeMap<_, _>>();
-                rest.extend(statuses.map(|(&s, &c)| (s, c)));
-                self.unidentified.restore(Summary {
-                    by_status: rest,
-                    ..summary
-                });
-                return;
-            }
-        }
-    }
-
     /// A streamed response: the filter task records each segment before it is sent, and the
     /// request ends as a 200 whose body may still fail, or as the error of a body that
     /// failed before its first byte (already recorded by the task).
@@ -432,12 +311,13 @@ impl Gateway {
                 response
             }
             Err(abort) => {
+                let (status, code, message) = describe(&abort);
                 let reason = ReasonLabels {
-                    reason: abort.code.to_string(),
+                    reason: code.to_string(),
                 };
                 self.metrics.refusals.get_or_create(&reason).inc();
-                let body = error_body(abort.code, &abort.message, &request_id);
-                whole(response(abort.status, Some(body), &request_id, None))
+                let body = error_body(code, &message, &request_id);
+                whole(response(status, Some(body), &request_id, None))
             }
         };
         self.metrics
@@ -459,14 +339,15 @@ impl Gateway {
         response
     }
 
-    /// The phases up to and including the filter; the audit is the caller's.
+    /// The phases up to and including the filter, in order; each returns what it found, and
+    /// the record is filled from that here. The audit is the caller's.
     async fn decide(
         &self,
         policy: &Policy,
         request: Request<Incoming>,
         peer: Option<&PeerIdentity>,
         record: &mut Record,
-    ) -> Result<Allowed, Rejection> {
+    ) -> Result<Answer, Rejection> {
         let (parts, body) = request.into_parts();
 
         // A request must name one host, unambiguously (RFC 9112 section 3.2); HTTP/2 carries
@@ -475,378 +356,282 @@ impl Gateway {
             routes::check_host(&parts.headers)?;
         }
 
-        // identify
-        let recipient = identity::identify(policy, peer, &parts.headers)?;
-        note_recipient(record, &recipient);
+        let recipient = identify(policy, peer, &parts.headers)?;
+        trail::note_recipient(record, &recipient);
 
-        // authorize
-        // HTTP/2 carries scheme and authority as pseudo-headers, so its URI is absolute; only
-        // the path and query name the resource. HTTP/1.1's absolute-form stays refused.
-        let origin_form;
-        let target = if parts.version == http::Version::HTTP_2 {
-            origin_form = parts
-                .uri
-                .path_and_query()
-                .map(|pq| http::Uri::from(pq.clone()))
-                .unwrap_or_default();
-            &origin_form
-        } else {
-            &parts.uri
-        };
         // Decoded once: the record, the conditions' `request.path` and the upstream target
         // all take this one value.
-        let target = routes::Target::parse(target)?;
+        let target = decode_target(&parts)?;
         record.set_path(target.path());
-        let granted = routes::grant(&recipient.kind.routes, &parts.method, target)?;
-        let route = granted.route;
-        record.route = Some(route.template.to_string());
+        let granted = authorize(&recipient, &parts.method, target)?;
+        record.route = Some(granted.route.template.to_string());
 
-        // limit
-        self.limiter.check(&recipient).await?;
-        // Held until the answer is decided; a streamed one moves it into its job, which
-        // holds it until the body has ended.
-        let slot = self.in_flight.enter(&recipient)?;
+        let slot = self.limit(&recipient).await?;
 
-        // read
-        let body = tokio::time::timeout(
-            self.limits.request_body_timeout,
-            read_body(&parts, body, &self.limits),
-        )
-        .await
-        .map_err(|_| RequestBodyError::Timeout(self.limits.request_body_timeout))??;
+        let body = self.read(&parts, body).await?;
         // Conditions may read a few headers; take them before the headers go upstream.
-        let cel_headers = filter::pick_headers(&parts.headers);
-        // A request-driven disclosure (police, debt agents) names its reference; the audit
-        // keeps it, so the DPO can match each disclosure to the request that asked for it.
-        if let Some((_, reference)) = cel_headers
-            .iter()
-            .find(|(name, _)| *name == "x-disclosure-reference")
-        {
-            record.extra.insert(
-                "disclosure_reference".into(),
-                Value::from(reference.clone()),
-            );
+        let headers = filter::pick_headers(&parts.headers);
+        if let Some(reference) = disclosure_reference(&headers) {
+            record
+                .extra
+                .insert("disclosure_reference".into(), Value::from(reference));
         }
 
+        let asked = Asked {
+            recipient: &recipient,
+            method: parts.method.clone(),
+            version: parts.version,
+            granted,
+            headers,
+        };
+        let fetched = self
+            .forward(&asked, parts.headers, body, &record.request_id)
+            .await?;
+
+        let (seen, answer) = self.filter(fetched, asked, slot);
+        if let Some(seen) = seen {
+            self.metrics
+                .rule_errors
+                .inc_by(seen.rule_errors.len() as u64);
+            seen.note(record);
+        }
+        answer
+    }
+
+    /// limit: the recipient's rate ([`limits`]), then its `max_in_flight` slot. The slot is
+    /// held until the answer is decided; a streamed one moves it into its job, which holds it
+    /// until the body has ended.
+    async fn limit(&self, recipient: &Recipient) -> Result<Slot, Rejection> {
+        self.limiter.check(recipient).await?;
+        Ok(self.in_flight.enter(recipient)?)
+    }
+
+    /// read: the recipient's own body, within `request_body_timeout` ([`read_body`]).
+    async fn read(&self, parts: &http::request::Parts, body: Incoming) -> Result<Bytes, Rejection> {
+        let timeout = self.limits.request_body_timeout;
+        let read = tokio::time::timeout(timeout, read_body(parts, body, &self.limits)).await;
+        Ok(read.map_err(|_| RequestBodyError::Timeout(timeout))??)
+    }
+
+    /// forward: the upstream exchange ([`upstream`]), timed and counted.
+    async fn forward(
+        &self,
+        asked: &Asked<'_>,
+        headers: http::HeaderMap,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<Fetched, Rejection> {
         // An HTTP/1.0 client gets a streamed body delimited by the connection's close, so an
         // abort would look like a normal end: it takes the buffered path instead.
-        let may_stream = route.plan.streamable()
+        let may_stream = asked.granted.route.plan.streamable()
             && !matches!(
-                parts.version,
+                asked.version,
                 http::Version::HTTP_09 | http::Version::HTTP_10
             );
-
-        // forward
-        let upstream_started = Instant::now();
-        let fetched = self
-            .upstream
-            .fetch(
-                Forward {
-                    method: parts.method.clone(),
-                    target: granted.upstream_target,
-                    request_id: record.request_id.clone(),
-                    headers: parts.headers,
-                    body,
-                },
-                may_stream,
-            )
-            .await;
+        let started = Instant::now();
+        let forward = Forward {
+            method: asked.method.clone(),
+            target: asked.granted.upstream_target.clone(),
+            request_id: request_id.to_owned(),
+            headers,
+            body,
+        };
+        let fetched = self.upstream.fetch(forward, may_stream).await;
         self.metrics
             .upstream_seconds
-            .observe(upstream_started.elapsed().as_secs_f64());
+            .observe(started.elapsed().as_secs_f64());
         let fetched = fetched?;
         self.metrics.upstream_bytes.inc_by(fetched.bytes_read);
+        Ok(fetched)
+    }
 
-        // filter
+    /// filter: what of the upstream body the recipient may see. A parsed body is decided
+    /// here by [`filter::decide`], which also says what the record holds of it; a streamed
+    /// one becomes a job that decides and records it as it arrives.
+    fn filter(
+        &self,
+        fetched: Fetched,
+        asked: Asked<'_>,
+        slot: Slot,
+    ) -> (Option<Seen>, Result<Answer, Rejection>) {
         let upstream_body = match fetched.body {
-            None => {
-                return Ok(Allowed {
-                    status: fetched.status,
-                    body: None,
-                    stream: None,
-                })
+            None => return (None, Ok(Answer::Empty(fetched.status))),
+            Some(Payload::Stream(body)) => {
+                return (None, self.stream_job(fetched.status, body, asked, slot));
             }
             Some(Payload::Parsed(value)) => value,
-            Some(Payload::Stream(body)) => {
-                let index = recipient
-                    .kind
-                    .routes
-                    .iter()
-                    .position(|r| std::ptr::eq(r, route));
-                let Some(index) = index else {
-                    return Err(Rejection::Refused(filter::Refusal {
-                        reason: "no body could be decided".into(),
-                        erred: true,
-                        status: 403,
-                    }));
-                };
-                let limits = stream::Limits {
-                    max_body: self.limits.max_streamed_body,
-                    max_element: usize::try_from(self.limits.max_stream_element)
-                        .unwrap_or(usize::MAX),
-                    max_depth: self.limits.max_depth,
-                    idle_timeout: self.upstream.timeout(),
-                };
-                return Ok(Allowed {
-                    status: fetched.status,
-                    body: None,
-                    stream: Some(stream::Job {
-                        request: stream::Requested {
-                            route: index,
-                            method: parts.method.to_string(),
-                            path: granted.path,
-                            params: granted.params,
-                            query: granted.query,
-                            headers: cel_headers,
-                            now: std::time::SystemTime::now(),
-                            recipient,
-                        },
-                        status: fetched.status,
-                        body,
-                        limits,
-                        slot: Arc::new(slot),
-                        version: parts.version,
-                    }),
-                });
-            }
         };
+        let granted = &asked.granted;
         let request = filter::Request {
-            caller: recipient.caller(),
-            method: parts.method.as_str(),
+            caller: asked.recipient.caller(),
+            method: asked.method.as_str(),
             path: &granted.path,
             params: &granted.params,
             query: &granted.query,
-            headers: &cel_headers,
+            headers: &asked.headers,
             now: std::time::SystemTime::now(),
         };
-        let outcome = filter::decide(&route.plan, &request, &upstream_body, false);
-        record.subjects = outcome.subjects;
-        record.reasons = outcome.reasons;
-        record.disclosed = outcome.disclosed.into_iter().collect();
-        record.withheld = outcome.withheld.into_iter().collect();
-        if !outcome.rule_errors.is_empty() {
-            self.metrics
-                .rule_errors
-                .inc_by(outcome.rule_errors.len() as u64);
-            // Rule sites (file:line kind), never values.
-            record
-                .extra
-                .insert("rule_errors".into(), Value::from(outcome.rule_errors));
-        }
-        if let Some(refusal) = outcome.refusal {
-            return Err(Rejection::Refused(refusal));
-        }
-        if outcome.unidentified {
-            return Err(Rejection::SubjectsUnidentified);
-        }
-        let Some(body) = outcome.body else {
-            return Err(Rejection::Refused(filter::Refusal {
-                reason: "no body could be decided".into(),
-                erred: true,
-                status: 403,
-            }));
+        let outcome = filter::decide(&granted.route.plan, &request, &upstream_body, false);
+        let seen = Seen {
+            subjects: outcome.subjects,
+            reasons: outcome.reasons,
+            disclosed: outcome.disclosed.into_iter().collect(),
+            withheld: outcome.withheld.into_iter().collect(),
+            rule_errors: outcome.rule_errors,
         };
-        let bytes = serde_json::to_vec(&body).map_err(|_| {
-            // Serialising a Value cannot fail; refuse rather than send anything if it does.
-            upstream::Error::Json(crate::json::Error::Malformed("unserialisable".into()))
-        })?;
-        Ok(Allowed {
-            status: fetched.status,
-            body: Some(Bytes::from(bytes)),
-            stream: None,
-        })
+        let answer = match (outcome.refusal, outcome.unidentified, outcome.body) {
+            (Some(refusal), _, _) => Err(Rejection::Refused(refusal)),
+            (None, true, _) => Err(Rejection::SubjectsUnidentified),
+            (None, false, None) => Err(Rejection::Internal(
+                "the filter decided no body and no refusal",
+            )),
+            (None, false, Some(body)) => match serde_json::to_vec(&body) {
+                Ok(bytes) => Ok(Answer::Whole(fetched.status, Bytes::from(bytes))),
+                Err(_) => Err(Rejection::Internal(
+                    "the filtered body could not be serialised",
+                )),
+            },
+        };
+        (Some(seen), answer)
     }
-}
 
-fn note_recipient(record: &mut Record, recipient: &Recipient) {
-    record.recipient = Some(recipient.id.clone());
-    record.recipient_type = Some(recipient.kind.name.clone());
-    record.purpose = Some(recipient.kind.purpose.clone());
-    record.lawful_basis = Some(recipient.kind.lawful_basis.to_string());
-}
-
-/// Reads the recipient's body and checks it by what arrived, whatever the framing: over
-/// HTTP/2 a body needs no content-length, so the headers alone cannot say whether one follows.
-/// GET, DELETE and HEAD must carry no byte; any other body must be one JSON document, parsed
-/// as strictly as an upstream body, under exactly one `application/json` content-type, so the
-/// upstream reads the document the gateway checked.
-async fn read_body(
-    parts: &http::request::Parts,
-    body: Incoming,
-    limits: &Limits,
-) -> Result<Bytes, RequestBodyError> {
-    let limit = limits.max_request_body;
-    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-        // hyper frames by the last coding and ignores the others; a body whose gzip (or any
-        // other) coding would be silently dropped on its way upstream is refused instead.
-        let codings: Vec<String> = parts
-            .headers
-            .get_all(header::TRANSFER_ENCODING)
+    /// The job that filters and records a streamed body in its own task ([`stream`]).
+    fn stream_job(
+        &self,
+        status: StatusCode,
+        body: Incoming,
+        asked: Asked<'_>,
+        slot: Slot,
+    ) -> Result<Answer, Rejection> {
+        let Asked {
+            recipient,
+            method,
+            version,
+            granted,
+            headers,
+        } = asked;
+        let route = recipient
+            .kind
+            .routes
             .iter()
-            .flat_map(|v| v.to_str().unwrap_or("\0").split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect();
-        if codings != ["chunked"] {
-            return Err(RequestBodyError::TransferCoding);
+            .position(|r| std::ptr::eq(r, granted.route))
+            .ok_or(Rejection::Internal(
+                "the granted route is not the recipient's",
+            ))?;
+        let limits = stream::Limits {
+            max_body: self.limits.max_streamed_body,
+            max_element: usize::try_from(self.limits.max_stream_element).unwrap_or(usize::MAX),
+            max_depth: self.limits.max_depth,
+            idle_timeout: self.upstream.timeout(),
+        };
+        Ok(Answer::Stream(Box::new(stream::Job {
+            request: stream::Requested {
+                route,
+                method: method.to_string(),
+                path: granted.path,
+                params: granted.params,
+                query: granted.query,
+                headers,
+                now: std::time::SystemTime::now(),
+                recipient: Arc::clone(recipient),
+            },
+            status,
+            body,
+            limits,
+            slot: Arc::new(slot),
+            version,
+        })))
+    }
+}
+
+/// The request as the phases after `limit` need it.
+struct Asked<'r> {
+    recipient: &'r Arc<Recipient>,
+    method: http::Method,
+    version: http::Version,
+    granted: routes::Granted<'r, Route>,
+    /// The few headers conditions may read, taken before the headers go upstream.
+    headers: Vec<(&'static str, String)>,
+}
+
+// === impl Reply ===
+
+impl Reply {
+    fn sent(status: StatusCode, body: Option<Bytes>) -> Reply {
+        Reply {
+            status,
+            body,
+            retry_after: None,
+            refused: None,
         }
     }
-    // Two content-types leave the upstream to choose one, maybe not the one checked here.
-    let mut content_types = parts.headers.get_all(header::CONTENT_TYPE).iter();
-    let content_type = content_types.next();
-    if content_types.next().is_some() {
-        return Err(RequestBodyError::ContentTypeRepeated);
+
+    /// The answer to a rejection, from the one table; logged by its fault.
+    fn refused(rejection: &Rejection, record: &Record) -> Reply {
+        let (status, code, message) = describe(rejection);
+        log_rejection(rejection, record);
+        let retry_after = match rejection {
+            Rejection::Limits(limits::Error::Exceeded(e)) => Some(e.retry_after_secs),
+            Rejection::InFlight(_) => Some(1),
+            _ => None,
+        };
+        let recorded = recorded_code(rejection);
+        let reason = match (rejection, record.reasons.first()) {
+            (Rejection::Refused(_), Some(why)) => why.clone(),
+            _ => recorded.to_owned(),
+        };
+        Reply {
+            status,
+            body: Some(error_body(code, &message, &record.request_id)),
+            retry_after,
+            refused: Some((recorded, reason)),
+        }
     }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(RequestBodyError::TooLarge(limit));
-    }
-    let method = &parts.method;
-    let bodiless = *method == http::Method::GET
-        || *method == http::Method::DELETE
-        || *method == http::Method::HEAD;
-    // Framing that announces a body where none belongs is refused unread (a GET with both
-    // Content-Length and Transfer-Encoding is how requests are smuggled), whether or not
-    // its body turns out empty; a body that arrives unannounced is caught below.
-    let announced =
-        parts.headers.contains_key(header::TRANSFER_ENCODING) || declared.is_some_and(|n| n > 0);
-    if bodiless && announced {
-        return Err(RequestBodyError::Unexpected(method.clone()));
-    }
-    // The end of the stream known from the head (no content-length, or 0, over HTTP/1.1;
-    // END_STREAM on the HEADERS frame over HTTP/2): nothing can arrive.
-    let bytes = if body.is_end_stream() {
-        Bytes::new()
+}
+
+/// identify: who is calling, by client certificate or API key ([`identity`]).
+fn identify(
+    policy: &Policy,
+    peer: Option<&PeerIdentity>,
+    headers: &http::HeaderMap,
+) -> Result<Arc<Recipient>, Rejection> {
+    Ok(identity::identify(policy, peer, headers)?)
+}
+
+/// The request target, decoded for routing. HTTP/2 carries scheme and authority as
+/// pseudo-headers, so its URI is absolute; only the path and query name the resource.
+/// HTTP/1.1's absolute-form stays refused.
+fn decode_target(parts: &http::request::Parts) -> Result<routes::Target, Rejection> {
+    let origin_form;
+    let target = if parts.version == http::Version::HTTP_2 {
+        origin_form = parts
+            .uri
+            .path_and_query()
+            .map(|pq| http::Uri::from(pq.clone()))
+            .unwrap_or_default();
+        &origin_form
     } else {
-        let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-        match Limited::new(body, limit_usize).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(RequestBodyError::TooLarge(limit));
-            }
-            Err(_) => return Err(RequestBodyError::Read),
-        }
+        &parts.uri
     };
-    if bytes.is_empty() {
-        return Ok(bytes);
-    }
-    if bodiless {
-        return Err(RequestBodyError::Unexpected(method.clone()));
-    }
-    let json = content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        let essence = v.split(';').next().unwrap_or_default().trim();
-        essence.eq_ignore_ascii_case("application/json")
-    });
-    if !json {
-        return Err(RequestBodyError::NotJson);
-    }
-    crate::json::parse_strict(&bytes, limits.max_depth).map_err(RequestBodyError::Json)?;
-    Ok(bytes)
+    Ok(routes::Target::parse(target)?)
 }
 
-/// The one mapping from a rejection to status, stable code and message.
-pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, String) {
-    match rejection {
-        Rejection::Identity(e) => (StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
-        Rejection::Routes(e) => (e.status(), e.code(), e.to_string()),
-        Rejection::Limits(e @ limits::Error::Exceeded(_)) => {
-            (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
-        }
-        Rejection::Limits(e @ limits::Error::Unavailable) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "rate_limit_unavailable",
-            e.to_string(),
-        ),
-        Rejection::InFlight(e) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_in_flight",
-            e.to_string(),
-        ),
-        Rejection::RequestBody(e) => match e {
-            RequestBodyError::Timeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                e.to_string(),
-            ),
-            RequestBodyError::TooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                e.to_string(),
-            ),
-            RequestBodyError::ContentTypeRepeated => (
-                StatusCode::BAD_REQUEST,
-                "ambiguous_content_type",
-                e.to_string(),
-            ),
-            _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
-        },
-        // Where in the body the JSON broke would tell the recipient the length of values it
-        // is not sent; the log has it.
-        Rejection::Upstream(e @ upstream::Error::Json(_)) => (
-            e.status(),
-            e.code(),
-            "upstream response is not safe to filter".to_owned(),
-        ),
-        Rejection::Upstream(e) => (e.status(), e.code(), e.to_string()),
-        Rejection::Refused(r) => refusal_answer(r),
-        Rejection::SubjectsUnidentified => (
-            StatusCode::BAD_GATEWAY,
-            "subjects_unidentified",
-            rejection.to_string(),
-        ),
-        Rejection::Audit(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            rejection.to_string(),
-        ),
-    }
+/// authorize: is the decoded target one of the recipient's granted routes ([`routes`]).
+fn authorize<'r>(
+    recipient: &'r Recipient,
+    method: &http::Method,
+    target: routes::Target,
+) -> Result<routes::Granted<'r, Route>, Rejection> {
+    Ok(routes::grant(&recipient.kind.routes, method, target)?)
 }
 
-/// What a recipient is told of a policy refusal: one answer whatever the rule and whether it
-/// held or erred, since the reason would tell it what the rule found in data it is not sent.
-/// A rule's 404 is answered exactly as an upstream 404 is, so "not yours" and "does not
-/// exist" cannot be told apart. The reason stays in the audit record and in `explain`.
-pub fn refusal_answer(refusal: &filter::Refusal) -> (StatusCode, &'static str, String) {
-    match StatusCode::from_u16(refusal.status) {
-        Ok(status) if status != StatusCode::FORBIDDEN => {
-            let as_upstream = upstream::Error::Status(status);
-            (
-                as_upstream.status(),
-                as_upstream.code(),
-                as_upstream.to_string(),
-            )
-        }
-        _ => (
-            StatusCode::FORBIDDEN,
-            "refused_by_policy",
-            "refused by policy".to_owned(),
-        ),
-    }
-}
-
-/// Client faults are routine; upstream faults are warnings; ours are errors.
-fn log_rejection(rejection: &Rejection, record: &Record) {
-    let recipient = record.recipient.as_deref().unwrap_or("-");
-    let route = record.route.as_deref().unwrap_or("-");
-    match rejection {
-        Rejection::Upstream(e) => {
-            tracing::warn!(request_id = %record.request_id, recipient, route, error = %e, "upstream fault")
-        }
-        Rejection::Audit(e) => {
-            tracing::error!(request_id = %record.request_id, error = %e, "audit fault")
-        }
-        other => {
-            tracing::debug!(request_id = %record.request_id, recipient, route, error = %other, "refused")
-        }
-    }
-}
-
-fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
-    let body = json!({ "error": code, "message": message, "request_id": request_id });
-    Bytes::from(body.to_string())
+/// A request-driven disclosure (police, debt agents) names its reference; the audit keeps
+/// it, so the DPO can match each disclosure to the request that asked for it.
+fn disclosure_reference(headers: &[(&'static str, String)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(name, _)| *name == "x-disclosure-reference")
+        .map(|(_, reference)| reference.clone())
 }
 
 /// Only the allow-listed headers: content-type, content-length (set by hyper from the body),
@@ -879,21 +664,4 @@ fn response(
 
 fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
     response.map(Either::Left)
-}
-
-/// 128 random bits as hex; falls back to time and a counter if the OS source fails, since a
-/// request id must never stop a request.
-fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or_default();
-        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
-        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-    }
-    hex::encode(bytes)
 }

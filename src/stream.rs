@@ -75,7 +75,9 @@ use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
 use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
+use crate::pipeline::{describe, log_rejection, Rejection};
 use crate::rules::{Recipient, Route};
+use crate::upstream;
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};
 use consumer::{Progress, Watch, FRAME_BYTES};
 pub use in_memory::{difference, disagreement, filter_in_memory, InMemory};
@@ -159,14 +161,6 @@ impl Requested {
     }
 }
 
-/// How a streamed response failed, and what the recipient gets if nothing was sent yet.
-#[derive(Debug, Clone)]
-pub struct Abort {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
 /// What the filter task hands to the connection.
 #[derive(Debug)]
 pub enum Msg {
@@ -174,8 +168,9 @@ pub enum Msg {
     Data(Bytes),
     /// The body ended cleanly (the closing `]` was the last data).
     Done,
-    /// Stop: the body must fail.
-    Abort(Abort),
+    /// Stop: the body must fail. What the recipient gets if nothing was sent yet is the
+    /// rejection table's answer.
+    Abort(Rejection),
 }
 
 /// The response body of a streamed response: data as the filter task releases it, in frames
@@ -228,7 +223,7 @@ impl hyper::body::Body for Body {
                     continue;
                 }
                 Poll::Ready(Some(Msg::Done)) => None,
-                Poll::Ready(Some(Msg::Abort(a))) => Some(Err(Aborted(a.code))),
+                Poll::Ready(Some(Msg::Abort(a))) => Some(Err(Aborted(describe(&a).1))),
                 Poll::Ready(None) => Some(Err(Aborted("filter task ended"))),
             };
             self.done = true;
@@ -258,7 +253,7 @@ pub async fn start(
     audit: AuditLog,
     metrics: Arc<Metrics>,
     connection: &Connection,
-) -> Result<Body, Abort> {
+) -> Result<Body, Rejection> {
     let (tx, mut rx) = mpsc::channel(CHANNEL_SEGMENTS);
     let slot = Arc::clone(&job.slot);
     let progress = Progress::new();
@@ -268,6 +263,7 @@ pub async fn start(
         per_stream.then(|| connection.write_stall_timeout()),
         connection.closer(),
     );
+    let request_id = record.request_id.clone();
     tokio::spawn(run(job, record, audit, metrics, tx, watch));
     match rx.recv().await {
         Some(Msg::Data(first)) => Ok(Body {
@@ -279,11 +275,11 @@ pub async fn start(
             _busy: connection.busy(),
         }),
         Some(Msg::Abort(abort)) => Err(abort),
-        Some(Msg::Done) | None => Err(Abort {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal_error",
-            message: "the response could not be produced".into(),
-        }),
+        Some(Msg::Done) | None => {
+            let rejection = Rejection::Internal("the filter task ended before its first message");
+            tracing::error!(request_id, error = %rejection, "internal fault");
+            Err(rejection)
+        }
     }
 }
 
@@ -349,7 +345,10 @@ async fn run(
         }
         Err(abort) => Err(abort),
     };
-    let stalled = matches!(&outcome, Err(a) if a.code == consumer::STALLED);
+    if let Err(abort) = &outcome {
+        log_rejection(abort, &template);
+    }
+    let stalled = matches!(&outcome, Err(Rejection::RecipientStalled(_)));
     if stalled {
         watch.close_connection();
     }
@@ -360,8 +359,9 @@ async fn run(
     };
     let mut record = template;
     record.ts = crate::audit::now_rfc3339();
-    record.status = match &abort {
-        Some(a) if !started => a.status.as_u16(),
+    let told = abort.as_ref().map(describe);
+    record.status = match &told {
+        Some((status, _, _)) if !started => status.as_u16(),
         _ => status.as_u16(),
     };
     record.extra.insert(
@@ -375,8 +375,8 @@ async fn run(
             "response_bytes": totals.response_bytes,
         }),
     );
-    if let Some(a) = &abort {
-        record.extra.insert("error".into(), Value::from(a.code));
+    if let Some((_, code, _)) = &told {
+        record.extra.insert("error".into(), Value::from(*code));
     }
     if !totals.rule_errors.is_empty() {
         metrics.rule_errors.inc_by(totals.rule_errors.len() as u64);
@@ -394,12 +394,12 @@ async fn run(
         // buffered path does when the audit fails (503), not with the upstream's error.
         (Some(_), Err(e)) if !started => {
             tracing::error!(request_id, error = %e, "audit write failed; refusing with 503");
-            vec![Msg::Abort(audit_abort())]
+            vec![Msg::Abort(Rejection::Audit(e))]
         }
         (Some(a), _) => vec![Msg::Abort(a)],
         (None, Err(e)) => {
             tracing::error!(request_id, error = %e, "audit write failed; aborting the stream");
-            vec![Msg::Abort(audit_abort())]
+            vec![Msg::Abort(Rejection::Audit(e))]
         }
     };
     tracing::info!(
@@ -426,44 +426,12 @@ async fn run(
     if ended.is_ok() {
         ended = watch.until(&tx, Progress::ended).await;
     }
-    if ended.is_err_and(|a| a.code == consumer::STALLED) {
+    if matches!(ended, Err(Rejection::RecipientStalled(_))) {
         tracing::debug!(
             request_id,
             "the recipient stopped taking the end of the response"
         );
         watch.close_connection();
-    }
-}
-
-fn audit_abort() -> Abort {
-    Abort {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "audit_unavailable",
-        message: "the disclosure could not be recorded, so nothing was sent".into(),
-    }
-}
-
-fn malformed(e: &split::Error) -> Abort {
-    if matches!(e, split::Error::Unidentified) {
-        return Abort {
-            status: StatusCode::BAD_GATEWAY,
-            code: "subjects_unidentified",
-            message:
-                "the data subjects of the response could not be identified, so nothing more was sent"
-                    .into(),
-        };
-    }
-    let code = match e {
-        split::Error::ElementTooLarge(_) => "upstream_too_large",
-        _ => "upstream_malformed",
-    };
-    // Not where the JSON broke: that would tell the recipient the length of values it is not
-    // sent. The log has it.
-    tracing::warn!(error = %e, "streamed upstream body is not safe to filter");
-    Abort {
-        status: StatusCode::BAD_GATEWAY,
-        code,
-        message: "upstream response is not safe to filter".into(),
     }
 }
 
@@ -487,12 +455,10 @@ async fn pump(
     limits: Limits,
     io: Io<'_>,
     totals: &mut Totals,
-) -> Result<(), Abort> {
-    let route = job.granted_route().ok_or(Abort {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal_error",
-        message: "the response could not be produced".into(),
-    })?;
+) -> Result<(), Rejection> {
+    let route = job.granted_route().ok_or(Rejection::Internal(
+        "the streamed route is not the recipient's",
+    ))?;
     // The `when`s cannot depend on an element (checked at load), so they are decided once
     // for the whole response; one that errs is a rule error even when the array is empty.
     let request = job.filter_request();
@@ -556,49 +522,25 @@ async fn read_frame(
     splitter: &mut split::Splitter,
     batch: &mut Batch,
     totals: &mut Totals,
-) -> Result<bool, Abort> {
+) -> Result<bool, Rejection> {
     let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
     let data = match frame {
-        Err(_) => {
-            return Err(Abort {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                code: "upstream_timeout",
-                message: format!(
-                    "upstream did not send for {:?} during the body",
-                    limits.idle_timeout
-                ),
-            })
-        }
+        Err(_) => return Err(Rejection::UpstreamSilent(limits.idle_timeout)),
         Ok(None) => {
-            splitter.finish().map_err(|e| malformed(&e))?;
+            splitter.finish()?;
             return Ok(false);
         }
-        Ok(Some(Err(()))) => {
-            return Err(Abort {
-                status: StatusCode::BAD_GATEWAY,
-                code: "upstream_broken_body",
-                message: "upstream response body could not be read".into(),
-            })
-        }
+        Ok(Some(Err(e))) => return Err(upstream::Error::Body(e).into()),
         Ok(Some(Ok(data))) => data,
     };
     totals.upstream_bytes += data.len() as u64;
     if totals.upstream_bytes > limits.max_body {
-        return Err(Abort {
-            status: StatusCode::BAD_GATEWAY,
-            code: "upstream_too_large",
-            message: format!(
-                "upstream response exceeds the {}-byte limit",
-                limits.max_body
-            ),
-        });
+        return Err(upstream::Error::TooLarge(limits.max_body).into());
     }
-    splitter
-        .feed_bytes(&data, |element| {
-            batch.push(element);
-            Ok::<_, split::Error>(())
-        })
-        .map_err(|e| malformed(&e))?;
+    splitter.feed_bytes(&data, |element| {
+        batch.push(element);
+        Ok::<_, split::Error>(())
+    })?;
     Ok(true)
 }
 
@@ -611,7 +553,7 @@ async fn drain(
     reasons: &[String],
     io: Io<'_>,
     totals: &mut Totals,
-) -> Result<(), Abort> {
+) -> Result<(), Rejection> {
     while let Some(done) = filtering.next_done(most).await? {
         filtering.merge(done, segment, totals);
         if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
@@ -651,7 +593,7 @@ impl Filtering<'_> {
 
     /// The oldest batch's result, waiting for it while more than `most` are under way, or
     /// if it has finished anyway; `None` when there is nothing to take yet.
-    async fn next_done(&mut self, most: usize) -> Result<Option<Filtered>, Abort> {
+    async fn next_done(&mut self, most: usize) -> Result<Option<Filtered>, Rejection> {
         let waiting = self.in_flight.len();
         let Some(front) = self.in_flight.front_mut() else {
             return Ok(None);
@@ -666,14 +608,10 @@ impl Filtering<'_> {
         match result {
             Ok((batch, filtered)) => {
                 self.spare.push(batch);
-                filtered.map(Some).map_err(|e| malformed(&e))
+                Ok(Some(filtered?))
             }
             // The filter panicked: a bug, and nothing of the batch can be sent.
-            Err(_) => Err(Abort {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal_error",
-                message: "the response could not be produced".into(),
-            }),
+            Err(()) => Err(Rejection::Internal("the filter of a batch panicked")),
         }
     }
 
@@ -701,7 +639,7 @@ async fn release(
     reasons: &[String],
     io: Io<'_>,
     totals: &mut Totals,
-) -> Result<(), Abort> {
+) -> Result<(), Rejection> {
     let Io {
         template,
         audit,
@@ -712,13 +650,7 @@ async fn release(
     } = io;
     if !subjects_optional && segment.seen.subjects.is_empty() && !segment.seen.disclosed.is_empty()
     {
-        return Err(Abort {
-            status: StatusCode::BAD_GATEWAY,
-            code: "subjects_unidentified",
-            message:
-                "the data subjects of the response could not be identified, so nothing was sent"
-                    .into(),
-        });
+        return Err(Rejection::SubjectsUnidentified);
     }
     let done = std::mem::take(segment);
     let mut record = template.clone();
@@ -739,8 +671,7 @@ async fn release(
     let appended = audit.append(record).await;
     metrics.observe_audit(started.elapsed(), appended.is_ok());
     if let Err(e) = appended {
-        tracing::error!(request_id = %template.request_id, error = %e, "audit write failed; aborting the stream");
-        return Err(audit_abort());
+        return Err(Rejection::Audit(e));
     }
     totals.segments += 1;
     let bytes = done.out.freeze();
@@ -749,11 +680,11 @@ async fn release(
     watch.send(tx, Msg::Data(bytes)).await
 }
 
-/// The next data frame of an upstream body; trailers are skipped, a read error is `Err(())`.
-async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, ()>> {
+/// The next data frame of an upstream body; trailers are skipped.
+async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, hyper::Error>> {
     loop {
         match body.frame().await? {
-            Err(_) => return Some(Err(())),
+            Err(e) => return Some(Err(e)),
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
                     return Some(Ok(data));

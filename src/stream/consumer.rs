@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
 use tokio::sync::{mpsc, Notify};
 
-use super::{Abort, Msg};
+use super::Msg;
 use crate::connection::Closer;
+use crate::pipeline::Rejection;
 
 /// The most bytes the body hands hyper at once: one HTTP/2 DATA frame of the default size, so
 /// progress shows at least every 16 KiB.
@@ -136,14 +136,14 @@ impl Watch {
     ///
     /// `recipient_gone` when the body was dropped, `recipient_stalled` when it took nothing
     /// for the timeout first.
-    pub async fn send(&self, tx: &mpsc::Sender<Msg>, msg: Msg) -> Result<(), Abort> {
+    pub async fn send(&self, tx: &mpsc::Sender<Msg>, msg: Msg) -> Result<(), Rejection> {
         tokio::select! {
             permit = tx.reserve() => match permit {
                 Ok(permit) => {
                     permit.send(msg);
                     Ok(())
                 }
-                Err(_) => Err(gone()),
+                Err(_) => Err(Rejection::RecipientGone),
             },
             () = self.stalled() => Err(self.stall()),
         }
@@ -158,7 +158,7 @@ impl Watch {
         &self,
         tx: &mpsc::Sender<Msg>,
         done: impl Fn(&Progress) -> bool,
-    ) -> Result<(), Abort> {
+    ) -> Result<(), Rejection> {
         loop {
             // Made before the check: a change between the two still wakes it.
             let changed = self.progress.changed.notified();
@@ -167,7 +167,7 @@ impl Watch {
             }
             tokio::select! {
                 () = changed => {}
-                () = tx.closed() => return Err(gone()),
+                () = tx.closed() => return Err(Rejection::RecipientGone),
                 () = self.stalled() => return Err(self.stall()),
             }
         }
@@ -192,27 +192,8 @@ impl Watch {
         }
     }
 
-    fn stall(&self) -> Abort {
-        Abort {
-            status: StatusCode::REQUEST_TIMEOUT,
-            code: STALLED,
-            message: format!(
-                "the recipient took nothing for {:?}",
-                self.timeout.unwrap_or_default()
-            ),
-        }
-    }
-}
-
-/// The code of an export cut off because its recipient stopped taking it.
-pub const STALLED: &str = "recipient_stalled";
-
-/// The body was dropped: the recipient went away, or its connection was closed.
-pub fn gone() -> Abort {
-    Abort {
-        status: StatusCode::BAD_REQUEST,
-        code: "recipient_gone",
-        message: "the recipient closed the connection".into(),
+    fn stall(&self) -> Rejection {
+        Rejection::RecipientStalled(self.timeout.unwrap_or_default())
     }
 }
 
@@ -242,7 +223,7 @@ mod tests {
         watch.send(&tx, Msg::Done).await.unwrap();
         let started = Instant::now();
         let e = watch.send(&tx, Msg::Done).await.unwrap_err();
-        assert_eq!(e.code, STALLED);
+        assert!(matches!(e, Rejection::RecipientStalled(_)), "{e}");
         assert!(started.elapsed() >= Duration::from_millis(150));
     }
 
@@ -270,7 +251,7 @@ mod tests {
         progress.took(100);
         // Polled again with nothing new: no progress, and the frame is still not accepted.
         let e = watch.until(&tx, |p| p.accepted() >= 100).await.unwrap_err();
-        assert_eq!(e.code, STALLED);
+        assert!(matches!(e, Rejection::RecipientStalled(_)), "{e}");
     }
 
     #[tokio::test]
@@ -282,7 +263,7 @@ mod tests {
         assert!(waited.is_err(), "no stall rule without a timeout");
         drop(rx);
         let e = watch.until(&tx, |p| p.ended()).await.unwrap_err();
-        assert_eq!(e.code, "recipient_gone");
+        assert!(matches!(e, Rejection::RecipientGone), "{e}");
     }
 
     #[tokio::test]
