@@ -168,16 +168,6 @@ allow = [
 condition = "true"
 reason = "r"
 allow = ["e"]
-
-# notice.txt: "derive"
-[[route.derive]]
-field = "f"
-value = "1"
-
-# notice.txt: "refuse"
-[route.refuse]
-condition = "false"
-reason = "r"
 "#;
 
     fn source() -> (Source, raw::RecipientType) {
@@ -222,10 +212,5 @@ reason = "r"
         assert_eq!(sites.when[0].rule.line, 23);
         assert_eq!(comment(&sites.when[0].rule), "notice.txt: \"when\"");
         assert_eq!(sites.when[0].allow[0].line, 26);
-        assert_eq!(comment(&sites.derive[0]), "notice.txt: \"derive\"");
-        assert_eq!(
-            comment(sites.refuse.as_ref().unwrap()),
-            "notice.txt: \"refuse\""
-        );
     }
 }
