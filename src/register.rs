@@ -2,10 +2,10 @@
 //! that a Data Protection Officer can read, print and file.
 //!
 //! It is made from the same [`Policy`] `serve` enforces, so it cannot describe rules that are
-//! not the ones in force; the generation hash it prints names the exact rule files. What the
-//! compiled policy does not keep (the line of each entry and the comment citing the privacy
-//! notice above it) is read again from the files by [`source`]. Field paths get plain words
-//! from `rules/glossary.toml` ([`glossary`]).
+//! not the ones in force; the generation hash it prints names the exact rule files. The line
+//! of each rule and the comment citing the privacy notice above it are the [`Site`]s the
+//! loader kept from the same text it hashed, so they cannot belong to a file edited since.
+//! Field paths get plain words from `rules/glossary.toml` ([`glossary`]).
 //!
 //! [`Register::build`] makes the model; [`html`], [`markdown`] and [`csv`] render it. None of
 //! them prints or touches the clock: the caller passes the date, so the output is testable.
@@ -15,23 +15,12 @@ pub mod csv;
 pub use crate::rules::glossary;
 pub mod html;
 pub mod markdown;
-pub mod source;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::path::{FieldPath, Segment};
-use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route};
+use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route, Site};
 use glossary::Glossary;
-use source::{join, TypeSource};
-
-/// The register could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Source(#[from] source::Error),
-}
 
 /// An output format of `need-to-know register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,37 +108,15 @@ pub enum Disclosure {
 
 impl Register {
     /// The register of `policy`, dated `generated`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Source`] when a type file can no longer be read or parsed, or no longer holds
-    /// the routes the policy was loaded from (it changed after loading).
-    pub fn build(
-        policy: &Policy,
-        glossary: &Glossary,
-        generated: SystemTime,
-    ) -> Result<Register, Error> {
-        let mut sources: BTreeMap<&Path, TypeSource> = BTreeMap::new();
-        let mut types = Vec::new();
-        for kind in policy.types() {
-            // A type's file is its routes' file; a type without routes has no citations to show.
-            let file = kind.routes.first().map(|r| r.file.as_path());
-            let source = match file {
-                Some(file) => {
-                    if !sources.contains_key(file) {
-                        sources.insert(file, TypeSource::read(file)?);
-                    }
-                    sources.get(file)
-                }
-                None => None,
-            };
-            types.push(TypeEntry::build(policy, kind, source, glossary)?);
-        }
-        Ok(Register {
+    pub fn build(policy: &Policy, glossary: &Glossary, generated: SystemTime) -> Register {
+        Register {
             generated,
             generation: policy.generation().to_owned(),
-            types,
-        })
+            types: policy
+                .types()
+                .map(|kind| TypeEntry::build(policy, kind, glossary))
+                .collect(),
+        }
     }
 
     /// The register in `format`.
@@ -175,36 +142,27 @@ impl Register {
 // === impl TypeEntry ===
 
 impl TypeEntry {
-    fn build(
-        policy: &Policy,
-        kind: &RecipientType,
-        source: Option<&TypeSource>,
-        glossary: &Glossary,
-    ) -> Result<TypeEntry, Error> {
+    fn build(policy: &Policy, kind: &RecipientType, glossary: &Glossary) -> TypeEntry {
         let recipients = policy
             .recipients()
             .iter()
             .filter(|r| r.kind.name == kind.name)
             .map(|r| RecipientEntry::new(r))
             .collect();
-        let mut routes = Vec::new();
-        for route in &kind.routes {
-            let route_source = match source {
-                Some(s) => Some(s.route(&route.file, route.line)?),
-                None => None,
-            };
-            routes.push(RouteEntry::build(route, route_source, glossary));
-        }
-        Ok(TypeEntry {
+        TypeEntry {
             name: kind.name.clone(),
             purpose: kind.purpose.clone(),
-            purpose_citation: source.map(|s| join(&s.purpose)).unwrap_or_default(),
+            purpose_citation: citation(&kind.purpose_site),
             lawful_basis: kind.lawful_basis,
-            lawful_basis_citation: source.map(|s| join(&s.lawful_basis)).unwrap_or_default(),
+            lawful_basis_citation: citation(&kind.lawful_basis_site),
             rate_limit: kind.rate_limit,
             recipients,
-            routes,
-        })
+            routes: kind
+                .routes
+                .iter()
+                .map(|route| RouteEntry::build(route, glossary))
+                .collect(),
+        }
     }
 
     /// The type's name as a heading: `repairs-contractor` reads "Repairs contractor".
@@ -266,69 +224,62 @@ impl RecipientEntry {
 // === impl RouteEntry ===
 
 impl RouteEntry {
-    fn build(
-        route: &Route,
-        source: Option<&source::RouteSource>,
-        glossary: &Glossary,
-    ) -> RouteEntry {
+    fn build(route: &Route, glossary: &Glossary) -> RouteEntry {
         let file = route
+            .site
             .file
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let row = |field: String, disclosure: Disclosure, entry: Option<&source::Entry>| Row {
+        let row = |field: String, disclosure: Disclosure, site: &Site| Row {
             words: glossary.words_or_path(&field).to_owned(),
             field,
             disclosure,
-            citation: entry.map(|e| join(&e.comment)).unwrap_or_default(),
+            citation: citation(site),
             file: file.clone(),
-            line: entry.map_or(route.line, |e| e.line),
+            line: site.line,
         };
         let mut rows = Vec::new();
         let conditions = &route.plan.conditions();
+        let sites = &route.rule_sites;
         // In the order the gateway applies them: a refusal stops everything, row filters
         // drop entries, then the fields of what is left are sent.
-        if let Some(refuse) = conditions.refuse() {
-            let entry = source.and_then(|s| s.refuse.as_ref());
+        if let (Some(refuse), Some(site)) = (conditions.refuse(), &sites.refuse) {
             let disclosure = Disclosure::Refused {
                 reason: refuse.reason.clone(),
                 condition: refuse.condition.source().to_owned(),
             };
-            let mut r = row(String::new(), disclosure, entry);
+            let mut r = row(String::new(), disclosure, site);
             r.words = "the whole response".to_owned();
             rows.push(r);
         }
-        for (i, items) in conditions.items().iter().enumerate() {
-            let entry = source.and_then(|s| s.items.get(i));
+        for (items, site) in conditions.items().iter().zip(&sites.items) {
             let keep = items.keep.source().to_owned();
             rows.push(row(
                 items.path.to_string(),
                 Disclosure::RowFilter { keep },
-                entry,
+                site,
             ));
         }
-        for (i, path) in route.plan.allow().iter().enumerate() {
-            let entry = source.and_then(|s| s.allow.get(i));
-            rows.push(row(path.to_string(), Disclosure::Always, entry));
+        for (path, site) in route.plan.allow().iter().zip(&sites.allow) {
+            rows.push(row(path.to_string(), Disclosure::Always, site));
         }
-        for (w, when) in conditions.when().iter().enumerate() {
-            let entry = source.and_then(|s| s.when.get(w)).map(|b| &b.entry);
+        for (when, site) in conditions.when().iter().zip(&sites.when) {
             for path in &when.allow {
                 let disclosure = Disclosure::Condition {
                     reason: when.reason.clone(),
                     condition: when.condition.source().to_owned(),
                 };
-                rows.push(row(path.to_string(), disclosure, entry));
+                rows.push(row(path.to_string(), disclosure, &site.rule));
             }
         }
-        for (d, derive) in conditions.derive().iter().enumerate() {
-            let entry = source.and_then(|s| s.derive.get(d));
+        for (derive, site) in conditions.derive().iter().zip(&sites.derive) {
             let expression = derive.value.source().to_owned();
             let what = derived_what(&derive.field, &expression, route, glossary);
             rows.push(row(
                 derive.field.to_string(),
                 Disclosure::Derived { what, expression },
-                entry,
+                site,
             ));
         }
         RouteEntry {
@@ -341,7 +292,7 @@ impl RouteEntry {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            note: source.map(|s| join(&s.note)).unwrap_or_default(),
+            note: citation(&route.site),
             rows,
         }
     }
@@ -401,6 +352,11 @@ impl Disclosure {
 }
 
 // === words ===
+
+/// The comment above a rule as the register cites it; empty without one.
+fn citation(site: &Site) -> String {
+    site.comment.clone().unwrap_or_default()
+}
 
 /// The lawful basis as a person (and the ICO) names it.
 pub fn lawful_basis_words(basis: LawfulBasis) -> &'static str {

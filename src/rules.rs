@@ -11,6 +11,7 @@
 
 pub mod glossary;
 mod raw;
+mod site;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -28,6 +29,8 @@ use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::Template;
 use glossary::Glossary;
+use site::Source;
+pub use site::{RuleSites, Site, WhenSite};
 
 /// The checked policy the gateway serves; immutable once built.
 #[derive(Debug)]
@@ -56,7 +59,10 @@ pub struct Recipient {
 pub struct RecipientType {
     pub name: String,
     pub purpose: String,
+    /// Where `purpose` is written, with the comment citing the privacy notice for it.
+    pub purpose_site: Site,
     pub lawful_basis: LawfulBasis,
+    pub lawful_basis_site: Site,
     pub rate_limit: Option<Rate>,
     /// Concurrent requests each recipient of this type may have under way
     /// ([`crate::limits::in_flight`]); `None`: unbounded.
@@ -73,9 +79,10 @@ pub struct Route {
     pub query: BTreeSet<String>,
     /// The compiled rules: what of an upstream body the recipient gets.
     pub plan: Plan,
-    /// Where the route is written, for messages.
-    pub file: PathBuf,
-    pub line: usize,
+    /// Where `[[route]]` is written, with the comment above it: what the route is for.
+    pub site: Site,
+    /// Where each rule of `plan` is written, for the register and `check`.
+    pub rule_sites: RuleSites,
 }
 
 impl crate::routes::Grant for Route {
@@ -279,18 +286,6 @@ struct Loader {
     secrets: Secrets,
 }
 
-/// A file's text, kept so spans can be turned into line numbers.
-struct Source {
-    path: PathBuf,
-    text: String,
-}
-
-impl Source {
-    fn line<T>(&self, spanned: &Spanned<T>) -> usize {
-        line_of(&self.text, spanned.span().start)
-    }
-}
-
 impl Loader {
     fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
         self.diagnostics
@@ -304,7 +299,10 @@ impl Loader {
                 self.hasher.update([0]);
                 self.hasher.update(text.as_bytes());
                 self.hasher.update([0]);
-                Some(Source { path, text })
+                Some(Source {
+                    path: Arc::from(path),
+                    text,
+                })
             }
             Err(e) => {
                 self.error(&path, 0, format!("cannot read: {e}"));
@@ -436,11 +434,10 @@ impl Loader {
         let mut routes = Vec::new();
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         for raw_route in &raw.route {
-            let line = source.line(raw_route);
-            let Some(route) = self.route(&source, raw_route.get_ref(), line, raw.kind.get_ref())
-            else {
+            let Some(route) = self.route(&source, raw_route, raw.kind.get_ref()) else {
                 continue;
             };
+            let line = route.site.line;
             let key = (route.method.to_string(), route.template.shape());
             if let Some(first) = seen.insert(key, line) {
                 self.error(
@@ -457,7 +454,9 @@ impl Loader {
         }
         Some(RecipientType {
             name: raw.kind.into_inner(),
+            purpose_site: source.site(&raw.purpose),
             purpose: raw.purpose.into_inner(),
+            lawful_basis_site: source.site(&raw.lawful_basis),
             lawful_basis: lawful_basis?,
             rate_limit,
             max_in_flight,
@@ -503,11 +502,13 @@ impl Loader {
     fn route(
         &mut self,
         source: &Source,
-        raw: &raw::Route,
-        line: usize,
+        spanned: &Spanned<raw::Route>,
         kind: &str,
     ) -> Option<Route> {
         let file = &source.path;
+        let site = source.site(spanned);
+        let line = site.line;
+        let raw = spanned.get_ref();
         let method = match raw.method.get_ref().as_str() {
             m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
                 http::Method::from_bytes(m.as_bytes()).ok()
@@ -572,8 +573,8 @@ impl Loader {
             template: template?,
             query,
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?),
-            file: file.clone(),
-            line,
+            site,
+            rule_sites: source.rule_sites(raw),
         })
     }
 

@@ -28,8 +28,7 @@ pub fn run(config: &Path, format: &str, output: Option<&Path>) -> anyhow::Result
         Ok(g) => g,
         Err(e) => return Ok(super::config_problems([e.to_string()])),
     };
-    let register =
-        Register::build(&policy, &glossary, SystemTime::now()).context("making the register")?;
+    let register = Register::build(&policy, &glossary, SystemTime::now());
     let text = register.render(format);
     match output {
         Some(path) => {

@@ -11,33 +11,24 @@ use crate::rules::Policy;
 /// as `(file, line, path)` in file and line order, for `check` to warn about.
 pub fn missing(policy: &Policy, glossary: &Glossary) -> Vec<(PathBuf, usize, String)> {
     let mut out = Vec::new();
-    for kind in policy.types() {
-        for route in &kind.routes {
-            // The entry lines are only in the file; without it, the route's line will do.
-            let source = super::source::TypeSource::read(&route.file).ok();
-            let source = source
-                .as_ref()
-                .and_then(|s| s.route(&route.file, route.line).ok());
-            let mut found = |line: Option<usize>, path: String| {
-                if glossary.words(&path).is_none() {
-                    out.push((route.file.clone(), line.unwrap_or(route.line), path));
-                }
-            };
-            for (i, path) in route.plan.allow().iter().enumerate() {
-                let line = source.and_then(|s| s.allow.get(i)).map(|e| e.line);
-                found(line, path.to_string());
-            }
-            for (w, when) in route.plan.conditions().when().iter().enumerate() {
-                for (i, path) in when.allow.iter().enumerate() {
-                    let line = source
-                        .and_then(|s| s.when.get(w))
-                        .and_then(|b| b.allow.get(i).copied());
-                    found(line, path.to_string());
-                }
-            }
-            for (d, derive) in route.plan.conditions().derive().iter().enumerate() {
-                let line = source.and_then(|s| s.derive.get(d)).map(|e| e.line);
-                found(line, derive.field.to_string());
+    for route in policy.types().flat_map(|kind| &kind.routes) {
+        let conditions = route.plan.conditions();
+        let sites = &route.rule_sites;
+        let allow = route.plan.allow().iter().zip(&sites.allow);
+        let when = conditions
+            .when()
+            .iter()
+            .zip(&sites.when)
+            .flat_map(|(when, site)| when.allow.iter().zip(&site.allow));
+        let derive = conditions
+            .derive()
+            .iter()
+            .zip(&sites.derive)
+            .map(|(derive, site)| (&derive.field, site));
+        for (path, site) in allow.chain(when).chain(derive) {
+            let path = path.to_string();
+            if glossary.words(&path).is_none() {
+                out.push((site.file.to_path_buf(), site.line, path));
             }
         }
     }

@@ -350,3 +350,58 @@ fn an_items_rule_may_not_read_body_where_items_filter() {
     );
     assert!(problems(&elsewhere, None).is_empty());
 }
+
+#[test]
+fn every_rule_keeps_where_it_is_written() {
+    let rules = format!(
+        r#"{ROUTE}
+# notice.txt: "when"
+[[route.when]]
+condition = "true"
+reason = "r"
+allow = ["a", "b"]
+
+# notice.txt: "items"
+[[route.items]]
+path = "list"
+keep = "item.ok"
+
+[[route.derive]]
+field = "tenant.band"
+value = "1"
+
+# notice.txt: "refuse"
+[route.refuse]
+condition = "false"
+reason = "r"
+"#
+    );
+    let policy = load(&rules, None).unwrap();
+    let kind = policy.types().next().unwrap();
+    let route = &kind.routes[0];
+    let sites = &route.rule_sites;
+    // Three header lines, then the route from line 5.
+    assert_eq!(route.site.line, 5);
+    assert_eq!(route.site.comment, None);
+    let lines = |sites: &[super::Site]| sites.iter().map(|s| s.line).collect::<Vec<_>>();
+    assert_eq!(lines(&sites.allow), [8, 8]);
+    assert_eq!(route.plan.allow().len(), sites.allow.len());
+    let conditions = route.plan.conditions();
+    let when = &sites.when[0];
+    assert_eq!((when.rule.line, lines(&when.allow)), (11, vec![14, 14]));
+    assert_eq!(when.rule.comment.as_deref(), Some("notice.txt: \"when\""));
+    assert_eq!(lines(&sites.items), [17]);
+    assert_eq!(sites.derive[0].comment, None);
+    let refuse = sites.refuse.as_ref().unwrap();
+    assert_eq!(refuse.comment.as_deref(), Some("notice.txt: \"refuse\""));
+    // The audit's `rule_errors` name the same lines.
+    let cited =
+        |site: &super::Site, what: &str| format!("{}:{} {what}", site.file.display(), site.line);
+    assert_eq!(conditions.when()[0].site, cited(&when.rule, "when"));
+    assert_eq!(conditions.items()[0].site, cited(&sites.items[0], "items"));
+    assert_eq!(
+        conditions.derive()[0].site,
+        cited(&sites.derive[0], "derive")
+    );
+    assert_eq!(conditions.refuse().unwrap().site, cited(refuse, "refuse"));
+}

@@ -357,7 +357,9 @@ value = "age_band(body.dob)"
     let sent = out.body.unwrap();
     assert_eq!(sent, json!({"id": "J1", "list": [{"a": "kept"}]}));
     assert!(out.reasons.is_empty());
-    let file = &p.recipient("acme-repairs").unwrap().kind.routes[0].file;
+    let file = &p.recipient("acme-repairs").unwrap().kind.routes[0]
+        .site
+        .file;
     let site = |line: usize, kind: &str| format!("{}:{line} {kind}", file.display());
     // HEAD is three lines; the route's first line is line 5, its `when`s start at 11.
     assert_eq!(
