@@ -158,12 +158,12 @@ fn streamed(
     granted: &routes::Granted<'_, crate::rules::Route>,
     bytes: &[u8],
     max_depth: usize,
-) -> Result<stream::InMemory, stream::split::Error> {
+) -> Result<stream::InMemory, crate::json::split::Error> {
     let routes = &request.recipient.kind.routes;
     let route = routes
         .iter()
         .position(|r| std::ptr::eq(r, granted.route))
-        .ok_or(stream::split::Error::NotArray)?;
+        .ok_or(crate::json::split::Error::NotArray)?;
     let job = Arc::new(stream::Requested {
         recipient: Arc::clone(request.recipient),
         route,

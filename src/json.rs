@@ -6,6 +6,8 @@
 //! could be filtered as one document and read as another. This parser refuses such a body,
 //! and bodies nested deeper than the gateway is willing to walk, instead of guessing; the
 //! pipeline answers 502 and no byte of the body leaves.
+pub mod split;
+
 use std::cell::Cell;
 use std::fmt;
 

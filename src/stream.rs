@@ -73,6 +73,7 @@ use crate::connection::Connection;
 use crate::filter;
 use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
+use crate::json::split;
 use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
 use crate::pipeline::{describe, log_rejection, Rejection};
@@ -86,7 +87,6 @@ mod batch;
 pub mod consumer;
 mod in_memory;
 mod pool;
-pub mod split;
 
 /// Elements per segment: one audit record (one fsync) per thousand elements keeps the audit
 /// cost small next to the filter, and a record's `subjects` list readable.

@@ -10,9 +10,9 @@ use serde_json::json;
 use crate::audit::{self, Record};
 use crate::filter;
 use crate::identity;
+use crate::json::split;
 use crate::limits::{self, in_flight};
 use crate::routes;
-use crate::stream::split;
 use crate::upstream;
 
 use super::RequestBodyError;

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{split, Requested};
+use super::Requested;
 use crate::filter;
 use crate::filter::conditions::PerElement;
 use crate::filter::project::{Projector, Seen, Verdict};
 use crate::json;
+use crate::json::split;
 
 /// Elements are handed to a filter thread this many bytes at a time: several hundred export
 /// rows, so handing over costs nothing next to filtering, and little held at once.

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::batch::{Batch, BATCH_BYTES, BATCH_ELEMENTS};
-use super::{split, Requested};
+use super::Requested;
 use crate::filter::conditions::PerElement;
 use crate::filter::project::Seen;
 use crate::filter::Outcome;
+use crate::json::split;
 use crate::{filter, json};
 
 /// What the streamed path makes of one body: the array it sends, and the union of what its
