@@ -15,6 +15,7 @@
 use serde_json::Value;
 
 use crate::json;
+use crate::json::lex::{self, is_ws};
 
 /// Why a streamed body was refused. No variant carries a byte of the body.
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +84,6 @@ static STRUCTURAL: [bool; 256] = {
     t[b',' as usize] = true;
     t
 };
-
-/// JSON's white space (RFC 8259): not form feed or vertical tab, unlike `u8::is_ascii_whitespace`.
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
 
 // === impl Splitter ===
 
@@ -172,19 +168,17 @@ impl Splitter {
                     }
                 }
                 State::Element if self.in_string => {
-                    // The common case inside a string: skip to the next quote or backslash.
-                    if self.escape {
-                        self.escape = false;
-                    } else if let Some(n) = memchr::memchr2(b'"', b'\\', &frame[i..]) {
-                        i += n;
-                        if frame[i] == b'\\' {
-                            self.escape = true;
-                        } else {
+                    // The common case inside a string: skip to its end, here or in a later
+                    // frame.
+                    match lex::string_end(frame, i, &mut self.escape) {
+                        Some(end) => {
+                            i = end;
                             self.in_string = false;
                         }
-                    } else {
-                        i = frame.len();
-                        continue;
+                        None => {
+                            i = frame.len();
+                            continue;
+                        }
                     }
                 }
                 // Inside an element already seen, only these bytes change the state: skip
