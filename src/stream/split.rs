@@ -1,16 +1,23 @@
 //! An incremental splitter: the top-level elements of a JSON array, from body frames as
 //! they arrive.
 //!
-//! It only finds where each element starts and ends (tracking strings, escapes and
-//! nesting), then hands the element's bytes to [`json::parse_strict`], the same parser the
-//! buffered path uses; so duplicate keys, bad UTF-8, bad numbers and lone surrogates are
-//! refused by one piece of code whichever path a body takes. The splitter itself refuses
-//! what the element parser cannot see: anything but white space around the array, an empty
-//! element (`[1,,2]`, `[1,]`), a closing `}` at the top, nesting deeper than the limit, an
-//! element larger than the limit, and a body that ends before the array does.
+//! It only finds where each element starts and ends (where strings end, by
+//! `json::lex::string_end`, and nesting), and hands the element's bytes on unchecked
+//! ([`Splitter::feed_bytes`]). A streamed response checks them in its batch filter: an object
+//! element of a route of the common export shape is checked and filtered in one pass by the
+//! element filter (`filter::project`), any other by [`json::parse_strict`] then
+//! `filter::decide`. Both read tokens by the rules of `json::lex` and refuse what the other
+//! refuses (duplicate keys, bad UTF-8, numbers serde_json would change, lone surrogates...),
+//! which their tests hold them to. [`Splitter::feed`] parses each element with
+//! [`json::parse_strict`] itself, for callers that want values.
+//!
+//! The splitter itself refuses what an element reader cannot see: anything but white space
+//! around the array, an empty element (`[1,,2]`, `[1,]`), a closing `}` at the top, nesting
+//! deeper than the limit, an element larger than the limit, and a body that ends before the
+//! array does.
 //!
 //! Memory is the largest element (at most `max_element` bytes): an element that starts and
-//! ends inside one frame is parsed from the frame without a copy.
+//! ends inside one frame is handed on from the frame without a copy.
 
 use serde_json::Value;
 
