@@ -157,7 +157,7 @@ fn hex4(bytes: &[u8], at: usize) -> Result<u16, Error> {
             b'A'..=b'F' => b - b'A' + 10,
             _ => return Err(malformed("invalid \\u escape", at)),
         };
-        value = value << 4 | u16::from(digit);
+        value = (value << 4) | u16::from(digit);
     }
     Ok(value)
 }
