@@ -1,4 +1,5 @@
-//! Hot-path benchmarks: the filter, the strict JSON parse and the audit record hash.
+//! Hot-path benchmarks: the filter, the strict JSON parse, a streamed export and the audit
+//! record hash.
 //!
 //! Run with `cargo bench --bench filter`; see bench/README.md for the figures and the
 //! target they are compared against ("filter + conditions on the 2 KB record: ≤ 5 µs per
@@ -14,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -22,9 +24,11 @@ use sha2::{Digest, Sha256};
 
 use need_to_know::audit::{canonical, Record, GENESIS_HASH};
 use need_to_know::filter::{self, cel::PseudonymKey, Outcome};
+use need_to_know::json::split::{self, Splitter};
 use need_to_know::json::{self, DEFAULT_MAX_DEPTH};
 use need_to_know::rules::{Policy, Recipient, Route, Secrets};
 use need_to_know::sample_api::{Date, SampleData, JOB_ACME_SCHEDULED};
+use need_to_know::stream::{self, Requested};
 
 /// The allocator the binary uses (src/main.rs), so the figures are the gateway's.
 #[global_allocator]
@@ -41,6 +45,8 @@ struct Fixture {
     job_bytes: Vec<u8>,
     /// `[tenant]`: one consenting tenant, as `/tenants?postcode_district=` returns a list.
     tenants: Value,
+    /// About 100 KB of the sample tenants, as `/tenants` streams them.
+    export: Vec<u8>,
 }
 
 fn fixture() -> Fixture {
@@ -77,11 +83,24 @@ fn fixture() -> Fixture {
         })
         .expect("some tenant consents to research");
 
+    let mut export = b"[".to_vec();
+    for tenant in data.tenants().iter().cycle() {
+        if export.len() >= 100 * 1024 {
+            break;
+        }
+        if export.len() > 1 {
+            export.extend_from_slice(b",\n");
+        }
+        serde_json::to_writer(&mut export, tenant).expect("a tenant serialises");
+    }
+    export.push(b']');
+
     Fixture {
         policy,
         job,
         job_bytes,
         tenants,
+        export,
     }
 }
 
@@ -240,6 +259,56 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("serde_json_2kb", |b| {
         b.iter(|| serde_json::from_slice::<Value>(black_box(&f.job_bytes)))
+    });
+    g.finish();
+
+    // The streamed path of the research export: the splitter alone, then the splitter and the
+    // one-pass element filter, as `stream::filter_in_memory` runs them on one thread.
+    let export_job = Arc::new(Requested {
+        recipient: Arc::clone(civic),
+        route: civic
+            .kind
+            .routes
+            .iter()
+            .position(|r| r.template.as_str() == "/tenants" && r.plan.streamable())
+            .expect("the research route streams"),
+        method: "GET".into(),
+        path: "/tenants".into(),
+        params: BTreeMap::new(),
+        query: Vec::new(),
+        headers: Vec::new(),
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
+    });
+    let exported = stream::filter_in_memory(&export_job, &f.export, DEFAULT_MAX_DEPTH, 1 << 20)
+        .expect("the export filters");
+    assert!(
+        exported.body.len() > 2 && !exported.withheld.is_empty(),
+        "the export should send some tenants and withhold fields"
+    );
+    let mut g = c.benchmark_group("stream");
+    g.throughput(Throughput::Bytes(f.export.len() as u64));
+    g.bench_function("split_100kb", |b| {
+        b.iter(|| {
+            let mut splitter = Splitter::new(DEFAULT_MAX_DEPTH, 1 << 20);
+            let mut n = 0usize;
+            splitter
+                .feed_bytes(black_box(&f.export), |element| {
+                    n += element.len();
+                    Ok::<_, split::Error>(())
+                })
+                .expect("the export splits");
+            n
+        })
+    });
+    g.bench_function("export_in_memory_100kb", |b| {
+        b.iter(|| {
+            stream::filter_in_memory(
+                &export_job,
+                black_box(&f.export),
+                DEFAULT_MAX_DEPTH,
+                1 << 20,
+            )
+        })
     });
     g.finish();
 

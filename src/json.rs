@@ -14,6 +14,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+pub(crate) mod lex;
+
 /// Why an upstream body was refused.
 ///
 /// No variant carries any byte of the document: bodies hold personal data, and errors end
@@ -53,13 +55,13 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 ///   surrogate escape, a number outside `f64`, or anything but white space after the value.
 /// - [`Error::DuplicateKey`]: two keys of one object are equal once unescaped.
 /// - [`Error::TooDeep`]: nesting deeper than the (capped) `max_depth`.
-/// - [`Error::InexactNumber`]: see [`check_numbers`].
+/// - [`Error::InexactNumber`]: a number serde_json would change (`json::lex` has the rule).
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
     let max_depth = max_depth.min(SERDE_JSON_MAX_DEPTH);
     // serde_json checks UTF-8 inside strings only when it reads them; checking the whole
     // input first makes "invalid UTF-8" one rule with one message.
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| Error::Malformed(format!("invalid utf-8 at byte {}", e.valid_up_to())))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| lex::malformed("invalid utf-8", e.valid_up_to()))?;
     let refusal = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = StrictValue {
@@ -84,44 +86,20 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
     }
 }
 
-/// Refuses number literals that serde_json would silently change: an integer beyond 64 bits
-/// (it becomes a rounded `f64`, so `100000000000000000001` would reach the recipient as
-/// `1e20`) and a non-zero literal that underflows to `0.0` (`123e-10000000`). JSONTestSuite
-/// calls both implementation-defined (`i_number_*`); a gateway must not hand a recipient a
-/// value the upstream never sent, so it refuses instead of choosing.
+/// Refuses the numbers serde_json would silently change, by the rule of [`lex::number`].
 ///
-/// Runs on text that has already parsed, so a token is a number exactly when it starts with
-/// `-` or a digit outside a string.
+/// Runs on text that has already parsed, so strings need only be delimited, and a token is
+/// a number exactly when it starts with `-` or a digit outside a string.
 fn check_numbers(text: &str) -> Result<(), Error> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
+                let mut escape = false;
+                i = lex::string_end(bytes, i + 1, &mut escape).map_or(bytes.len(), |end| end + 1);
             }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                {
-                    i += 1;
-                }
-                let token = &text[start..i];
-                let float = token.contains(['.', 'e', 'E']);
-                if !float && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                    return Err(Error::InexactNumber(start, "integer beyond 64 bits"));
-                }
-                let mantissa = token.split(['e', 'E']).next().unwrap_or_default();
-                let nonzero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
-                if float && nonzero && token.parse::<f64>().is_ok_and(|f| f == 0.0) {
-                    return Err(Error::InexactNumber(start, "underflows to zero"));
-                }
-            }
+            b'-' | b'0'..=b'9' => i = lex::number(bytes, i)?,
             _ => i += 1,
         }
     }

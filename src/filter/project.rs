@@ -7,7 +7,7 @@
 //!
 //! - checks them as strictly as [`crate::json::parse_strict`]: JSON grammar as serde_json
 //!   reads it, duplicate keys at any depth, the nesting limit, and the numbers
-//!   serde_json would change;
+//!   serde_json would change (each token read by the rules of [`crate::json::lex`]);
 //! - writes what the allow tree grants, byte for byte as serde_json writes the `Value` that
 //!   [`super::decide`] would have sent (keys sorted, strings and numbers as serde_json
 //!   writes them);
@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use super::cel::Reads;
 use super::conditions::PerElement;
 use super::{walk_value, AllowTree, Node, PathSet, Plan, Recorder, Removed, Why};
-use crate::json::Error;
+use crate::json::{lex, Error};
 use crate::path::{FieldPath, RuleFormBuf, Segment};
 
 /// Filters the elements of one streamed response; built once per response, reused per
@@ -452,39 +452,17 @@ impl Scratch {
     }
 }
 
-/// Bytes a string's fast scan stops at: the closing quote, an escape, a control character,
-/// and the first byte of a character outside ASCII (checked there, so the element needs no
-/// separate UTF-8 pass: outside strings the grammar admits ASCII only).
-static STOPS_STRING: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = true;
-        b += 1;
-    }
-    let mut b = 0x80;
-    while b < 0x100 {
-        t[b] = true;
-        b += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
 impl<'s> Pass<'_, 's> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
 
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.at += 1;
-        }
+        self.at = lex::skip_ws(self.bytes, self.at);
     }
 
     fn malformed(&self, what: &str) -> Error {
-        Error::Malformed(format!("{what} at byte {}", self.at))
+        lex::malformed(what, self.at)
     }
 
     fn expect(&mut self, byte: u8, what: &str) -> Result<(), Error> {
@@ -624,171 +602,30 @@ impl<'s> Pass<'_, 's> {
 
     /// Reads a string, number or literal and says which; the token is `bytes[start..at]`.
     fn scalar_token(&mut self) -> Result<Scalar, Error> {
-        let rest = &self.bytes[self.at..];
-        match rest.first() {
+        match self.peek() {
             Some(b'"') => {
                 let escaped = self.string()?;
                 Ok(Scalar::String { escaped })
             }
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => {
-                for (word, kind) in [
-                    (&b"true"[..], Scalar::Literal),
-                    (b"false", Scalar::Literal),
-                    (b"null", Scalar::Literal),
-                ] {
-                    if rest.starts_with(word) {
-                        self.at += word.len();
-                        return Ok(kind);
-                    }
-                }
-                Err(self.malformed("expected a value"))
+            Some(b'-' | b'0'..=b'9') => {
+                self.at = lex::number(self.bytes, self.at)?;
+                Ok(Scalar::Number)
             }
+            _ => match lex::literal(self.bytes, self.at) {
+                Some(end) => {
+                    self.at = end;
+                    Ok(Scalar::Literal)
+                }
+                None => Err(self.malformed("expected a value")),
+            },
         }
     }
 
     /// Reads a string starting at its quote; `true` when it holds escapes.
     fn string(&mut self) -> Result<bool, Error> {
-        self.at += 1;
-        let mut escaped = false;
-        loop {
-            while self.at < self.bytes.len() && !STOPS_STRING[self.bytes[self.at] as usize] {
-                self.at += 1;
-            }
-            match self.peek() {
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(escaped);
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    self.escape()?;
-                }
-                Some(lead @ 0x80..) => {
-                    let len = match lead {
-                        0xC2..=0xDF => 2,
-                        0xE0..=0xEF => 3,
-                        0xF0..=0xF4 => 4,
-                        _ => 0,
-                    };
-                    // The standard check of the one character: overlong forms and
-                    // surrogates included.
-                    let whole = self.bytes.get(self.at..self.at + len);
-                    if len == 0 || whole.is_none_or(|c| std::str::from_utf8(c).is_err()) {
-                        return Err(Error::Malformed(format!(
-                            "invalid utf-8 at byte {}",
-                            self.at
-                        )));
-                    }
-                    self.at += len;
-                }
-                Some(_) => return Err(self.malformed("control character in a string")),
-                None => return Err(self.malformed("unterminated string")),
-            }
-        }
-    }
-
-    /// Checks one escape starting at its backslash, as serde_json does: surrogates in pairs.
-    fn escape(&mut self) -> Result<(), Error> {
-        self.at += 1;
-        match self.peek() {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                self.at += 1;
-                Ok(())
-            }
-            Some(b'u') => {
-                self.at += 1;
-                let first = self.hex4()?;
-                match first {
-                    0xDC00..=0xDFFF => Err(self.malformed("lone surrogate in a string")),
-                    0xD800..=0xDBFF => {
-                        if self.bytes.get(self.at..self.at + 2) != Some(b"\\u") {
-                            return Err(self.malformed("lone surrogate in a string"));
-                        }
-                        self.at += 2;
-                        match self.hex4()? {
-                            0xDC00..=0xDFFF => Ok(()),
-                            _ => Err(self.malformed("lone surrogate in a string")),
-                        }
-                    }
-                    _ => Ok(()),
-                }
-            }
-            _ => Err(self.malformed("invalid escape")),
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u16, Error> {
-        let digits = self
-            .bytes
-            .get(self.at..self.at + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|d| u16::from_str_radix(d, 16).ok())
-            .ok_or_else(|| self.malformed("invalid \\u escape"))?;
-        self.at += 4;
-        Ok(digits)
-    }
-
-    /// Reads a number by JSON's grammar and refuses what serde_json would reject or change.
-    fn number(&mut self) -> Result<Scalar, Error> {
-        let start = self.at;
-        let digits = |p: &mut Self| {
-            let from = p.at;
-            while let Some(b'0'..=b'9') = p.peek() {
-                p.at += 1;
-            }
-            p.at - from
-        };
-        if self.peek() == Some(b'-') {
-            self.at += 1;
-        }
-        match self.peek() {
-            Some(b'0') => {
-                self.at += 1;
-                if let Some(b'0'..=b'9') = self.peek() {
-                    return Err(self.malformed("leading zero in a number"));
-                }
-            }
-            Some(b'1'..=b'9') => {
-                digits(self);
-            }
-            _ => return Err(self.malformed("invalid number")),
-        }
-        let mut float = false;
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            float = true;
-            if digits(self) == 0 {
-                return Err(self.malformed("invalid number"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.at += 1;
-            float = true;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.at += 1;
-            }
-            if digits(self) == 0 {
-                return Err(self.malformed("invalid number"));
-            }
-        }
-        // ASCII by the grammar above.
-        let token = std::str::from_utf8(&self.bytes[start..self.at]).unwrap_or_default();
-        if !float {
-            // 18 digits always fit; longer ones must fit 64 bits, or serde_json rounds them.
-            if token.len() > 18 && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                return Err(Error::InexactNumber(start, "integer beyond 64 bits"));
-            }
-            return Ok(Scalar::Number);
-        }
-        let value: f64 = serde_json::from_str(token)
-            .map_err(|_| Error::Malformed(format!("number out of range at byte {start}")))?;
-        let mantissa = token.split(['e', 'E']).next().unwrap_or_default();
-        if value == 0.0 && mantissa.bytes().any(|b| matches!(b, b'1'..=b'9')) {
-            return Err(Error::InexactNumber(start, "underflows to zero"));
-        }
-        Ok(Scalar::Number)
+        let (end, escaped) = lex::string(self.bytes, self.at)?;
+        self.at = end;
+        Ok(escaped)
     }
 
     /// Reads a key (at its quote) and checks it against the keys before it in its object.
@@ -800,7 +637,7 @@ impl<'s> Pass<'_, 's> {
         let start = self.at;
         let escaped = self.string()?;
         let key = if escaped {
-            Key::Owned(unescape(&self.bytes[start + 1..self.at - 1]))
+            Key::Owned(lex::unescape(&self.bytes[start + 1..self.at - 1]))
         } else {
             Key::Raw(start + 1..self.at - 1)
         };
@@ -1013,7 +850,9 @@ fn scalar_value(token: &[u8], kind: Scalar) -> Result<Value, Error> {
         Scalar::String { escaped: false } => {
             Value::String(String::from_utf8_lossy(&token[1..token.len() - 1]).into_owned())
         }
-        Scalar::String { escaped: true } => Value::String(unescape(&token[1..token.len() - 1])),
+        Scalar::String { escaped: true } => {
+            Value::String(lex::unescape(&token[1..token.len() - 1]))
+        }
         Scalar::Literal => match token {
             b"true" => Value::Bool(true),
             b"false" => Value::Bool(false),
@@ -1041,16 +880,6 @@ fn write_scalar(arena: &mut Vec<u8>, token: &[u8], kind: Scalar) -> Result<(), E
         }
     }
     Ok(())
-}
-
-/// The text of a checked string body (between its quotes) with its escapes undone.
-fn unescape(raw: &[u8]) -> String {
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    // Checked by `Pass::string` already, so serde_json agrees it is a string.
-    serde_json::from_slice(&quoted).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,20 +1,28 @@
 //! An incremental splitter: the top-level elements of a JSON array, from body frames as
 //! they arrive.
 //!
-//! It only finds where each element starts and ends (tracking strings, escapes and
-//! nesting), then hands the element's bytes to [`json::parse_strict`], the same parser the
-//! buffered path uses; so duplicate keys, bad UTF-8, bad numbers and lone surrogates are
-//! refused by one piece of code whichever path a body takes. The splitter itself refuses
-//! what the element parser cannot see: anything but white space around the array, an empty
-//! element (`[1,,2]`, `[1,]`), a closing `}` at the top, nesting deeper than the limit, an
-//! element larger than the limit, and a body that ends before the array does.
+//! It only finds where each element starts and ends (where strings end, by
+//! `json::lex::string_end`, and nesting), and hands the element's bytes on unchecked
+//! ([`Splitter::feed_bytes`]). A streamed response checks them in its batch filter: an object
+//! element of a route of the common export shape is checked and filtered in one pass by the
+//! element filter (`filter::project`), any other by [`json::parse_strict`] then
+//! `filter::decide`. Both read tokens by the rules of `json::lex` and refuse what the other
+//! refuses (duplicate keys, bad UTF-8, numbers serde_json would change, lone surrogates...),
+//! which their tests hold them to. [`Splitter::feed`] parses each element with
+//! [`json::parse_strict`] itself, for callers that want values.
+//!
+//! The splitter itself refuses what an element reader cannot see: anything but white space
+//! around the array, an empty element (`[1,,2]`, `[1,]`), a closing `}` at the top, nesting
+//! deeper than the limit, an element larger than the limit, and a body that ends before the
+//! array does.
 //!
 //! Memory is the largest element (at most `max_element` bytes): an element that starts and
-//! ends inside one frame is parsed from the frame without a copy.
+//! ends inside one frame is handed on from the frame without a copy.
 
 use serde_json::Value;
 
 use crate::json;
+use crate::json::lex::{self, is_ws};
 
 /// Why a streamed body was refused. No variant carries a byte of the body.
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +91,6 @@ static STRUCTURAL: [bool; 256] = {
     t[b',' as usize] = true;
     t
 };
-
-/// JSON's white space (RFC 8259): not form feed or vertical tab, unlike `u8::is_ascii_whitespace`.
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
 
 // === impl Splitter ===
 
@@ -172,19 +175,17 @@ impl Splitter {
                     }
                 }
                 State::Element if self.in_string => {
-                    // The common case inside a string: skip to the next quote or backslash.
-                    if self.escape {
-                        self.escape = false;
-                    } else if let Some(n) = memchr::memchr2(b'"', b'\\', &frame[i..]) {
-                        i += n;
-                        if frame[i] == b'\\' {
-                            self.escape = true;
-                        } else {
+                    // The common case inside a string: skip to its end, here or in a later
+                    // frame.
+                    match lex::string_end(frame, i, &mut self.escape) {
+                        Some(end) => {
+                            i = end;
                             self.in_string = false;
                         }
-                    } else {
-                        i = frame.len();
-                        continue;
+                        None => {
+                            i = frame.len();
+                            continue;
+                        }
                     }
                 }
                 // Inside an element already seen, only these bytes change the state: skip

@@ -12,7 +12,9 @@ use serde_json::Value;
 use super::*;
 use crate::filter::conditions::tests::load;
 use crate::filter::{decide, Request};
+use crate::json::lex::tests as lex_tests;
 use crate::json::parse_strict;
+use crate::json::split::{self, Splitter};
 use crate::rules::{Policy, Recipient, Route, Secrets};
 
 /// Rules that use every construct the projector takes: nested allow paths, `[]` inside an
@@ -363,6 +365,56 @@ proptest! {
     fn nesting_limits_agree(text in element_text(), depth in 1usize..6) {
         let policy = routes_policy();
         compare(&policy, "acme-repairs", &[text.into_bytes()], depth);
+    }
+}
+
+// === the readers of upstream JSON against serde_json ===
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// One token (a number or a string, exact or not), where each reader meets it: the
+    /// strict parser, the splitter at any frame boundaries, and the element filter at a key
+    /// it sends, one a rule reads and one it only checks. Where serde_json holds the token
+    /// exactly, every reader takes it as serde_json reads it; elsewhere every one refuses.
+    #[test]
+    fn the_readers_agree_with_serde_json_where_it_is_exact(
+        token in prop_oneof![lex_tests::number_text(), lex_tests::string_text()],
+        chunk in 1usize..24,
+    ) {
+        let want = lex_tests::serde_exact(&token);
+        let element = format!(r#"{{"a":{token},"k":{token},"z":[{token}]}}"#);
+        let want_element = want.clone().map(|v| serde_json::json!({"a": v, "k": v, "z": [v]}));
+        prop_assert_eq!(parse_strict(element.as_bytes(), 63).ok(), want_element.clone());
+        // The element filter sends what `decide` sends of that parse, or refuses with it.
+        prop_assert_eq!(compare(&routes_policy(), "acme-repairs", &[element.clone().into_bytes()], 63), 1);
+
+        let body = format!("[{element}, {token}]");
+        let mut splitter = Splitter::new(64, 1 << 20);
+        let mut pieces = Vec::new();
+        for frame in body.as_bytes().chunks(chunk) {
+            splitter
+                .feed_bytes(frame, |e| {
+                    pieces.push(String::from_utf8_lossy(e).into_owned());
+                    Ok::<_, split::Error>(())
+                })
+                .unwrap();
+        }
+        splitter.finish().unwrap();
+        prop_assert_eq!(pieces, vec![element, format!(" {token}")]);
+        let mut splitter = Splitter::new(64, 1 << 20);
+        let mut values = Vec::new();
+        let fed = body.as_bytes().chunks(chunk).try_for_each(|frame| {
+            splitter.feed(frame, |v| {
+                values.push(v);
+                Ok::<_, split::Error>(())
+            })
+        });
+        match (fed, want_element, want) {
+            (Ok(()), Some(element), Some(token)) => prop_assert_eq!(values, vec![element, token]),
+            (Err(_), None, None) => {}
+            (fed, _, want) => prop_assert!(false, "{:?} split as {:?}, serde_json {:?}", body, fed, want),
+        }
     }
 }
 
