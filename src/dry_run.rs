@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use crate::filter::{self, AllowTree, Decision};
-use crate::pipeline::{self, Rejection};
+use crate::rejection::{self, Rejection};
 use crate::rules::Recipient;
 use crate::{json, routes, stream, upstream};
 
@@ -129,7 +129,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
     }
     // What serve would answer, from the one mapping serve uses.
     let refused = |rejection: Rejection| {
-        let (status, code, message) = pipeline::describe(&rejection);
+        let (status, code, message) = rejection::describe(&rejection);
         (status.as_u16(), error_body(code, &message))
     };
     let (status, body) = match (outcome.refusal.clone(), outcome.body) {
@@ -185,7 +185,7 @@ pub fn error_body(code: &str, message: &str) -> Value {
 /// are what serve answers, from its one table; `detail`, when given, is the message instead,
 /// since the one who runs a dry run may be told what went wrong where a recipient is not.
 fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> Decided {
-    let (status, code, message) = pipeline::describe(rejection);
+    let (status, code, message) = rejection::describe(rejection);
     let message = detail.unwrap_or(message);
     let (filtered, mut fields) = filter::allow_explained(&AllowTree::default(), upstream);
     for d in fields.values_mut() {

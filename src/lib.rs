@@ -17,6 +17,7 @@ pub(crate) mod connection;
 pub mod identity;
 pub mod limits;
 pub mod pipeline;
+pub mod rejection;
 pub mod routes;
 pub mod server;
 pub mod stream;

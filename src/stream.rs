@@ -76,7 +76,7 @@ use crate::filter::project::Seen;
 use crate::json::split;
 use crate::limits::in_flight::Slot;
 use crate::metrics::Metrics;
-use crate::pipeline::{describe, log_rejection, Rejection};
+use crate::rejection::{describe, log_rejection, Rejection};
 use crate::rules::{Recipient, Route};
 use crate::upstream;
 use batch::{Batch, Filtered, BATCH_BYTES, BATCH_ELEMENTS};

@@ -6,29 +6,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::config::Limits;
-
-/// A problem with the recipient's own request body.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestBodyError {
-    #[error("request body exceeds the {0}-byte limit")]
-    TooLarge(u64),
-    #[error("a {0} request carries no body")]
-    Unexpected(http::Method),
-    #[error("request body must be application/json")]
-    NotJson,
-    #[error("more than one content-type header: a request may carry exactly one")]
-    ContentTypeRepeated,
-    /// The body claims JSON and is not one strict JSON document; the message names the
-    /// problem and its position, never a byte of the body.
-    #[error("request body is not valid JSON: {0}")]
-    Json(#[source] crate::json::Error),
-    #[error("request body could not be read")]
-    Read,
-    #[error("request body did not arrive within {0:?}")]
-    Timeout(std::time::Duration),
-    #[error("only a single chunked transfer coding is accepted")]
-    TransferCoding,
-}
+use crate::rejection::RequestBodyError;
 
 /// Reads the recipient's body and checks it by what arrived, whatever the framing: over
 /// HTTP/2 a body needs no content-length, so the headers alone cannot say whether one follows.

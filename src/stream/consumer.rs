@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::Msg;
 use crate::connection::Closer;
-use crate::pipeline::Rejection;
+use crate::rejection::Rejection;
 
 /// The most bytes the body hands hyper at once: one HTTP/2 DATA frame of the default size, so
 /// progress shows at least every 16 KiB.

@@ -1,5 +1,6 @@
 //! The one table from a rejection to what a recipient is told: status, stable code and
-//! message. `serve`, a streamed response and `explain` all answer from it.
+//! message. `serve`, a streamed response and `explain` all answer from it, so it sits below
+//! all three.
 
 use std::time::Duration;
 
@@ -14,8 +15,6 @@ use crate::json::split;
 use crate::limits::{self, in_flight};
 use crate::routes;
 use crate::upstream;
-
-use super::RequestBodyError;
 
 /// Why a request ended without a filtered body, or a streamed one was cut short.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +55,29 @@ pub enum Rejection {
     /// a bug must not disclose, and must not pass for the policy's or the upstream's doing.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// A problem with the recipient's own request body.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error("request body exceeds the {0}-byte limit")]
+    TooLarge(u64),
+    #[error("a {0} request carries no body")]
+    Unexpected(http::Method),
+    #[error("request body must be application/json")]
+    NotJson,
+    #[error("more than one content-type header: a request may carry exactly one")]
+    ContentTypeRepeated,
+    /// The body claims JSON and is not one strict JSON document; the message names the
+    /// problem and its position, never a byte of the body.
+    #[error("request body is not valid JSON: {0}")]
+    Json(#[source] crate::json::Error),
+    #[error("request body could not be read")]
+    Read,
+    #[error("request body did not arrive within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("only a single chunked transfer coding is accepted")]
+    TransferCoding,
 }
 
 // === impl Rejection ===
@@ -166,7 +188,7 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
 
 /// The code a rejection's record names: the one its recipient is told, but for a refusal by
 /// policy, which the ledger records as such even where the recipient is told "not found".
-pub(super) fn recorded_code(rejection: &Rejection) -> &'static str {
+pub(crate) fn recorded_code(rejection: &Rejection) -> &'static str {
     match rejection {
         Rejection::Refused(_) => REFUSED_BY_POLICY,
         _ => describe(rejection).1,
@@ -219,7 +241,7 @@ pub(crate) fn log_rejection(rejection: &Rejection, record: &Record) {
     }
 }
 
-pub(super) fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
+pub(crate) fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
     let body = json!({ "error": code, "message": message, "request_id": request_id });
     Bytes::from(body.to_string())
 }
