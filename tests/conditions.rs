@@ -7,40 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{Days, Months, NaiveDate};
 use serde_json::{json, Value};
 
+use crate::support::fixtures::marker_rules;
 use crate::support::gateway::Builder;
 use crate::support::upstream::Upstream;
 use crate::support::{assert_nothing_withheld, http, job, WITHHELD_VALUES};
 
 /// The repairs-contractor type as shipped: the caution-marker `when` and `items` rules.
 const SHIPPED_REPAIRS: &str = include_str!("../rules/types/repairs-contractor.toml");
-
-/// The caution-marker rules of the example route in `docs/rules.md`, and nothing else.
-const MARKER_RULES: &str = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = [
-  "id", "status", "priority", "description", "appointment",
-  "property.address",
-  "tenant.name", "tenant.phone", "tenant.email",
-  "tenant.access_needs[].description",
-]
-
-[[route.when]]
-condition = "body.contractor_id == recipient.id && body.status in ['scheduled', 'in_progress']"
-reason = "contractor assigned to an open job at this property"
-allow = ["tenant.caution_markers[].category", "tenant.caution_markers[].instruction"]
-
-[[route.items]]
-path = "tenant.caution_markers"
-keep = "item.tenant_informed && timestamp(item.review_by) > now"
-"#;
 
 const MARKER_REASON: &str = "contractor assigned to an open job at this property";
 
@@ -140,7 +113,7 @@ async fn caution_markers_reach_only_the_assigned_contractor_on_an_open_job() {
         .run()
         .await;
     let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", MARKER_RULES)
+        .kind("repairs-contractor", marker_rules())
         .start()
         .await;
     let acme = gw.key("acme-repairs").to_string();
@@ -345,7 +318,7 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
 async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
     let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", MARKER_RULES)
+        .kind("repairs-contractor", marker_rules())
         .start()
         .await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
@@ -365,7 +338,7 @@ async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
     assert_site(
         errors[0],
         "repairs-contractor.toml",
-        line_of(MARKER_RULES, "[[route.items]]", 0),
+        line_of(marker_rules(), "[[route.items]]", 0),
         "items",
     );
     assert_absent(
@@ -376,22 +349,7 @@ async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
 
 // === derive: age bands ===
 
-const SURVEY_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "age_band"]
-
-[[route.derive]]
-field = "age_band"
-value = "age_band(body.date_of_birth)"
-"#;
+const SURVEY_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-age-band.toml");
 
 #[tokio::test]
 async fn age_bands_change_on_the_birthday_itself() {
@@ -470,22 +428,7 @@ async fn age_bands_change_on_the_birthday_itself() {
 
 const OBJECTION_REASON: &str = "the tenant has objected to this use";
 
-const OBJECTION_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "phone"]
-
-[route.refuse]
-condition = "'research' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
+const OBJECTION_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-objection.toml");
 
 #[tokio::test]
 async fn an_objection_refuses_the_whole_response() {
@@ -551,56 +494,7 @@ async fn an_objection_refuses_the_whole_response() {
 
 // === evaluation errors fail closed ===
 
-const ERRING_TYPE: &str = r#"
-type = "erring"
-purpose = "Exercising rules that cannot be evaluated"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/when/{id}"
-query = []
-subjects = ["id"]
-allow = ["id"]
-
-[[route.when]]
-condition = "body.flags.vip == true"
-reason = "a VIP tenant"
-allow = ["secret"]
-
-[[route]]
-method = "GET"
-path = "/items/{id}"
-query = []
-subjects = ["id"]
-allow = ["id", "markers[].label"]
-
-[[route.items]]
-path = "markers"
-keep = "item.informed == true"
-
-[[route]]
-method = "GET"
-path = "/derive/{id}"
-query = []
-subjects = ["id"]
-allow = ["id"]
-
-[[route.derive]]
-field = "band"
-value = "age_band(body.dob)"
-
-[[route]]
-method = "GET"
-path = "/refuse/{id}"
-query = []
-subjects = ["id"]
-allow = ["id", "name"]
-
-[route.refuse]
-condition = "'research' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
+const ERRING_TYPE: &str = include_str!("fixtures/conditions/erring.toml");
 
 #[tokio::test]
 async fn an_evaluation_error_never_grants_in_any_construct() {
@@ -696,33 +590,7 @@ async fn an_evaluation_error_never_grants_in_any_construct() {
 
 // === request-driven disclosure ===
 
-const POLICE_TYPE: &str = r#"
-type = "police-force"
-purpose = "Prevention and detection of crime, on a disclosure request"
-lawful_basis = "legal_obligation"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "phone"]
-
-[route.refuse]
-condition = "!('x-disclosure-reference' in request.headers) || request.headers['x-disclosure-reference'] == ''"
-reason = "no disclosure request reference given"
-
-[[route]]
-method = "GET"
-path = "/strict/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name"]
-
-[route.refuse]
-condition = "!request.headers['x-disclosure-reference'].startsWith('DPA-')"
-reason = "not a data protection disclosure request"
-"#;
+const POLICE_TYPE: &str = include_str!("fixtures/conditions/police-force.toml");
 
 #[tokio::test]
 async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
@@ -832,26 +700,7 @@ async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
 
 // === an array at the root ===
 
-const SAMPLE_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants"
-query = []
-subjects = ["[].id"]
-allow = ["[].name", "[].age_band"]
-
-[[route.items]]
-path = "[]"
-keep = "!('research' in item.sharing_restrictions)"
-
-[[route.derive]]
-field = "[].age_band"
-value = "age_band(item.date_of_birth)"
-"#;
+const SAMPLE_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-root-array.toml");
 
 #[tokio::test]
 async fn items_and_derive_apply_to_each_element_of_a_root_array() {
@@ -927,35 +776,7 @@ async fn items_and_derive_apply_to_each_element_of_a_root_array() {
 /// records and the upstream is asked for: on the buffered path and on a streamed one.
 #[tokio::test]
 async fn request_path_in_a_condition_is_the_decoded_path() {
-    let kind = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = ["id", "status"]
-
-[[route.when]]
-condition = "request.path == '/jobs/J-1001'"
-reason = "the path as decoded"
-allow = ["priority"]
-
-[[route]]
-method = "GET"
-path = "/jobs"
-query = []
-subjects = ["[].tenant.id"]
-allow = ["[].id"]
-
-[[route.when]]
-condition = "request.path == '/jobs'"
-reason = "the list path as decoded"
-allow = ["[].status"]
-"#;
+    let kind = include_str!("fixtures/conditions/repairs-contractor-request-path.toml");
     let list: Vec<Value> = (0..300)
         .map(|i| json!({"id": format!("J-{i}"), "status": "open", "tenant": {"id": format!("T-{i}")}}))
         .collect();

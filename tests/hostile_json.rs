@@ -214,23 +214,7 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
 }
 
 /// A streamed export route: `[]` paths, an item filter reading `item`, nothing reading `body`.
-const EXPORT: &str = r#"
-type = "research-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/exports/{case}"
-subjects = ["[].id"]
-# The documents name no one: what is under test is the parser.
-subjects_optional = true
-allow = ["[].name", "[].household"]
-
-[[route.items]]
-path = "[]"
-keep = "!has(item.hidden)"
-"#;
+const EXPORT: &str = include_str!("fixtures/hostile_json/research-vendor-export.toml");
 
 /// The same documents as the second element of a streamed export, which the one-pass element
 /// filter (not the buffered parser) checks: each is refused exactly when the strict parser

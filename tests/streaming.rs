@@ -11,30 +11,7 @@ use serde_json::{json, Value};
 
 /// A research-vendor-like type whose export route streams: `[]` paths only, an item filter
 /// and derived values reading `item`, no `refuse`, nothing reading `body`.
-pub(crate) const RESEARCH: &str = r#"
-type = "research-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants"
-query = ["page"]
-subjects = ["[].id"]
-allow = ["[].name", "[].phone", "[].email", "[].household"]
-
-[[route.items]]
-path = "[]"
-keep = "!('research' in item.sharing_restrictions) && item.consent.research == true"
-
-[[route.derive]]
-field = "[].age_band"
-value = "age_band(item.date_of_birth)"
-
-[[route.derive]]
-field = "[].postcode_district"
-value = "postcode_district(item.address.postcode)"
-"#;
+pub(crate) const RESEARCH: &str = include_str!("fixtures/streaming/research-vendor.toml");
 
 fn array(range: std::ops::Range<usize>) -> Vec<u8> {
     let items: Vec<Value> = range.map(tenant).collect();

@@ -3,13 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod upstream;
 
-use serde_json::{json, Value};
+pub use fixtures::job;
 
 /// `N` distinct ports free on 127.0.0.1, for child processes to bind. Every listener is held
 /// until all are picked: a port released and asked for again can come straight back, and a
@@ -41,43 +42,6 @@ pub const WITHHELD_VALUES: &[&str] = &[
     "T-000142",           // tenant.id
     "contractor_ref_771", // internal_notes
 ];
-
-/// A repair job as the housing management system returns it: everything it knows.
-pub fn job() -> Value {
-    json!({
-        "id": "J-1001",
-        "status": "scheduled",
-        "priority": "urgent",
-        "description": "Boiler not heating water",
-        "contractor_id": "acme-repairs",
-        "internal_notes": "contractor_ref_771",
-        "appointment": { "date": "2026-12-03", "slot": "AM" },
-        "property": {
-            "id": "P-0042",
-            "address": "12 Minster Yard, Lincoln LN2 1PX",
-            "tenure": "assured"
-        },
-        "tenant": {
-            "id": "T-000142",
-            "name": "Joan Example",
-            "phone": "07700 900142",
-            "email": "joan@example.org",
-            "date_of_birth": "1961-04-09",
-            "ni_number": "AB123456C",
-            "benefits": ["Universal Credit"],
-            "arrears": 1432.17,
-            "health": { "conditions": ["diabetes"] },
-            "access_needs": [
-                { "code": "step-free access", "description": "Uses a wheelchair" },
-                { "code": "BSL", "description": "Deaf: text, do not call" }
-            ],
-            "caution_markers": [
-                { "category": "verbal abuse", "instruction": "attend in pairs",
-                  "tenant_informed": true, "review_by": "2027-06-01" }
-            ]
-        }
-    })
-}
 
 /// Asserts that none of [`WITHHELD_VALUES`] appears anywhere in `raw`.
 pub fn assert_nothing_withheld(raw: &[u8]) {

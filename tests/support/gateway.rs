@@ -19,30 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::oneshot;
 
 /// A repairs-contractor type like the example in `docs/rules.md`, without conditions.
-pub const REPAIRS_TYPE: &str = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = [
-  "id", "status", "priority", "description", "appointment",
-  "property.address",
-  "tenant.name", "tenant.phone", "tenant.email",
-  "tenant.access_needs[].description",
-]
-
-[[route]]
-method = "GET"
-path = "/jobs"
-query = ["status", "page"]
-subjects = ["[].tenant.id"]
-allow = ["[].id", "[].status"]
-"#;
+pub const REPAIRS_TYPE: &str = include_str!("../fixtures/gateway/types/repairs-contractor.toml");
 
 /// Builds a gateway: rules, keys and config, then [`Builder::start`].
 pub struct Builder {
