@@ -10,21 +10,12 @@ use serde_json::{json, Value};
 use crate::support::fixtures::marker_rules;
 use crate::support::gateway::Builder;
 use crate::support::upstream::Upstream;
-use crate::support::{assert_nothing_withheld, http, job, WITHHELD_VALUES};
+use crate::support::{assert_nothing_withheld, http, job, strs, WITHHELD_VALUES};
 
 /// The repairs-contractor type as shipped: the caution-marker `when` and `items` rules.
 const SHIPPED_REPAIRS: &str = include_str!("../rules/types/repairs-contractor.toml");
 
 const MARKER_REASON: &str = "contractor assigned to an open job at this property";
-
-/// The strings of a JSON list, e.g. an audit record's `withheld`.
-fn strs(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().expect("a string"))
-        .collect()
-}
 
 /// Asserts that no `needle` appears anywhere in the raw response.
 fn assert_absent(raw: &[u8], needles: &[&str]) {
@@ -112,7 +103,7 @@ async fn caution_markers_reach_only_the_assigned_contractor_on_an_open_job() {
         .json("/api/jobs/J-3", job_with_markers("J-3", "completed"))
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", marker_rules())
         .start()
         .await;
@@ -243,7 +234,7 @@ async fn the_sample_apis_uninformed_and_expired_markers_never_reach_a_contractor
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
         .start()
         .await;
@@ -290,7 +281,7 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
         .start()
         .await;
@@ -317,7 +308,7 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
 #[tokio::test]
 async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", marker_rules())
         .start()
         .await;
@@ -384,9 +375,8 @@ async fn age_bands_change_on_the_birthday_itself() {
         );
     }
     let up = up.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", SURVEY_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", SURVEY_TYPE)
         .start()
         .await;
     let before = today();
@@ -445,9 +435,8 @@ async fn an_objection_refuses_the_whole_response() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", OBJECTION_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", OBJECTION_TYPE)
         .start()
         .await;
     let key = gw.key("survey-co").to_string();
@@ -524,9 +513,8 @@ async fn an_evaluation_error_never_grants_in_any_construct() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("erring", ERRING_TYPE)
-        .recipient("erring-co", "erring")
+    let gw = Builder::before(&up)
+        .recipient_of("erring-co", "erring", ERRING_TYPE)
         .start()
         .await;
     let key = gw.key("erring-co").to_string();
@@ -600,9 +588,8 @@ async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
         .json("/api/strict/T-9", tenant)
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("police-force", POLICE_TYPE)
-        .recipient("county-police", "police-force")
+    let gw = Builder::before(&up)
+        .recipient_of("county-police", "police-force", POLICE_TYPE)
         .start()
         .await;
     let key = gw.key("county-police").to_string();
@@ -727,9 +714,8 @@ async fn items_and_derive_apply_to_each_element_of_a_root_array() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", SAMPLE_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", SAMPLE_TYPE)
         .start()
         .await;
     let r = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
@@ -792,7 +778,7 @@ async fn request_path_in_a_condition_is_the_decoded_path() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", kind)
         .limits("stream_threshold = \"1KiB\"")
         .start()

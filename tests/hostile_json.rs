@@ -158,7 +158,7 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
         upstream = upstream.route("GET", &format!("/api/jobs/c-{i}"), reply);
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
 
     let mut refused = 0;
@@ -243,9 +243,8 @@ async fn hostile_elements_of_a_streamed_export_are_refused_as_the_parser_refuses
         upstream = upstream.route("GET", &format!("/api/exports/c-{i}"), reply);
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("research-vendor", EXPORT)
-        .recipient("survey-co", "research-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "research-vendor", EXPORT)
         .limits("stream_threshold = \"1KiB\"\nmax_stream_element = \"4MiB\"")
         .start()
         .await;

@@ -3,12 +3,17 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod upstream;
+
+use std::path::Path;
+
+use need_to_know::audit::{now_rfc3339, Record};
 
 pub use fixtures::job;
 
@@ -43,6 +48,15 @@ pub const WITHHELD_VALUES: &[&str] = &[
     "contractor_ref_771", // internal_notes
 ];
 
+/// The strings of a JSON list, e.g. an audit record's `withheld`.
+pub fn strs(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("a string"))
+        .collect()
+}
+
 /// Asserts that none of [`WITHHELD_VALUES`] appears anywhere in `raw`.
 pub fn assert_nothing_withheld(raw: &[u8]) {
     let text = String::from_utf8_lossy(raw);
@@ -51,5 +65,41 @@ pub fn assert_nothing_withheld(raw: &[u8]) {
             !text.contains(value),
             "withheld value {value:?} reached the recipient:\n{text}"
         );
+    }
+}
+
+/// Copies the directory `from` to `to`, with everything below it, as `cp -r` does.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A disclosure of job `J-{n}` to `acme-repairs` about `subject`, as the library writes it to
+/// a ledger, told apart from the others by its request id `req-{n}`.
+pub fn disclosure(n: usize, subject: &str) -> Record {
+    Record {
+        ts: now_rfc3339(),
+        request_id: format!("req-{n}"),
+        recipient: Some("acme-repairs".into()),
+        recipient_type: Some("repairs-contractor".into()),
+        method: "GET".into(),
+        route: Some("/jobs/{job_id}".into()),
+        path: format!("/jobs/J-{n}"),
+        status: 200,
+        purpose: Some("repairs".into()),
+        lawful_basis: Some("contract".into()),
+        reasons: vec![],
+        subjects: vec![subject.into()],
+        disclosed: vec!["id".into()],
+        withheld: vec!["tenant.phone".into()],
+        extra: serde_json::Map::new(),
     }
 }

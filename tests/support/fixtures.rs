@@ -5,8 +5,7 @@ use serde_json::Value;
 
 /// The repairs-contractor type of the example in `docs/rules.md`, in full: the job route
 /// with its caution-marker `when` and `items`, a derived age band and a refusal.
-pub const REPAIRS_CONTRACTOR: &str =
-    include_str!("../fixtures/jobs/types/repairs-contractor.toml");
+pub const REPAIRS_CONTRACTOR: &str = include_str!("../fixtures/jobs/types/repairs-contractor.toml");
 
 /// The example's two contractors, `acme-repairs` and `brightfix`, with fixed key hashes.
 pub const JOB_RECIPIENTS: &str = include_str!("../fixtures/jobs/recipients.toml");
