@@ -33,7 +33,7 @@ async fn export_upstream() -> Listening {
 }
 
 async fn gateway(up: &Listening, kind: &str) -> Gateway {
-    Builder::before(&up)
+    Builder::before(up)
         .recipient_of("survey-co", "research-vendor", kind)
         .limits("stream_threshold = \"64KiB\"\nmax_stream_element = \"16KiB\"")
         .start()

@@ -14,9 +14,8 @@ use need_to_know::rules::Policy;
 /// The example's contractors, as recipients of type `x`: the type file under test.
 fn recipients() -> &'static str {
     static RECIPIENTS: OnceLock<String> = OnceLock::new();
-    RECIPIENTS.get_or_init(|| {
-        common::RECIPIENTS.replace("type = \"repairs-contractor\"", "type = \"x\"")
-    })
+    RECIPIENTS
+        .get_or_init(|| common::RECIPIENTS.replace("type = \"repairs-contractor\"", "type = \"x\""))
 }
 
 /// One directory per process, reused by every input.
