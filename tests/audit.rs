@@ -2,23 +2,15 @@
 //! response leaves, and 503 with nothing else when it cannot be written.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::support::gateway::Builder;
+use crate::support::cli::Cli;
+use crate::support::gateway::{self, Builder};
 use crate::support::upstream::Upstream;
-use crate::support::{http, job};
-
-fn need_to_know(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .args(args)
-        .output()
-        .expect("run need-to-know")
-}
+use crate::support::{http, job, strs};
 
 #[tokio::test]
 async fn every_request_is_recorded_with_its_decision() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (_up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     let ok = http::get(gw.addr, "/jobs/J-1001", Some(&key)).await;
     assert_eq!(ok.status, 200);
@@ -40,14 +32,8 @@ async fn every_request_is_recorded_with_its_decision() {
     );
     assert_eq!(r["subjects"], serde_json::json!(["T-000142"]));
     assert_eq!(r["prev_hash"], "0".repeat(64));
-    let disclosed: Vec<&str> = r["disclosed"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
     assert_eq!(
-        disclosed,
+        strs(&r["disclosed"]),
         [
             "appointment.date",
             "appointment.slot",
@@ -62,14 +48,8 @@ async fn every_request_is_recorded_with_its_decision() {
             "tenant.phone",
         ]
     );
-    let withheld: Vec<&str> = r["withheld"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
     assert_eq!(
-        withheld,
+        strs(&r["withheld"]),
         [
             "contractor_id",
             "internal_notes",
@@ -114,8 +94,7 @@ async fn every_request_is_recorded_with_its_decision() {
 
 #[tokio::test]
 async fn the_chain_verifies_and_one_changed_byte_is_named_by_line() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (_up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     for _ in 0..3 {
         assert_eq!(
@@ -124,12 +103,10 @@ async fn the_chain_verifies_and_one_changed_byte_is_named_by_line() {
         );
     }
     let path = gw.audit_path.clone();
-    let out = need_to_know(&["audit", "verify", path.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("3 records"),
-        "{out:?}"
-    );
+    Cli::new(["audit", "verify"])
+        .arg(&path)
+        .success()
+        .stdout_has(&["3 records"]);
 
     // Change one byte of the second record: "Joan" is not in it, but its status is.
     let text = std::fs::read_to_string(&path).expect("read");
@@ -139,16 +116,15 @@ async fn the_chain_verifies_and_one_changed_byte_is_named_by_line() {
     bytes[at] = b'4';
     let tampered = path.with_extension("tampered.jsonl");
     std::fs::write(&tampered, &bytes).expect("write");
-    let out = need_to_know(&["audit", "verify", tampered.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("line 2"), "{stdout}");
+    Cli::new(["audit", "verify"])
+        .arg(&tampered)
+        .expect(1)
+        .stdout_has(&["line 2"]);
 }
 
 #[tokio::test]
 async fn audit_query_lists_one_subjects_disclosures() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (_up, gw) = gateway::before_the_job().await;
     assert_eq!(
         http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs")))
             .await
@@ -163,18 +139,17 @@ async fn audit_query_lists_one_subjects_disclosures() {
         200
     );
     let path = gw.audit_path.to_str().expect("utf-8").to_string();
-    let out = need_to_know(&["audit", "query", &path, "--subject", "T-000142"]);
-    assert!(out.status.success(), "{out:?}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let out = Cli::new(["audit", "query", &path, "--subject", "T-000142"]).success();
+    let lines: Vec<serde_json::Value> = out
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["recipient"], "acme-repairs");
     assert_eq!(lines[1]["recipient"], "brightfix");
-    let none = need_to_know(&["audit", "query", &path, "--subject", "T-999"]);
-    assert!(none.status.success());
-    assert!(none.stdout.is_empty());
+    let none = Cli::new(["audit", "query", &path, "--subject", "T-999"]).success();
+    assert!(none.stdout.is_empty(), "{none}");
 }
 
 #[tokio::test]
@@ -184,7 +159,7 @@ async fn an_audit_that_cannot_be_written_gets_503_and_nothing_else() {
         return;
     }
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .audit_path(Path::new("/dev/full"))
         .start()
         .await;
@@ -211,8 +186,7 @@ async fn an_audit_that_cannot_be_written_gets_503_and_nothing_else() {
 /// received, cut to 512 bytes.
 #[tokio::test]
 async fn a_percent_encoded_path_is_recorded_as_routing_decodes_it() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     let ok = http::get(gw.addr, "/jobs/%4A%2D%31%30%30%31", Some(&key)).await;
     assert_eq!(ok.status, 200, "{}", ok.text());

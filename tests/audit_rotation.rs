@@ -2,44 +2,16 @@
 //! `append`, `rotate`), then `audit verify A B` and `audit query A B --subject X` over them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use need_to_know::audit::{now_rfc3339, AuditLog, Record};
+use need_to_know::audit::AuditLog;
 use serde_json::Value;
 
-fn need_to_know(args: &[&Path], tail: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .arg("audit")
-        .args(args)
-        .args(tail)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run need-to-know")
-}
+use crate::support::cli::Cli;
+use crate::support::disclosure;
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A disclosure about `subject`, told apart by `n`.
-fn record(n: usize, subject: &str) -> Record {
-    Record {
-        ts: now_rfc3339(),
-        request_id: format!("req-{n}"),
-        recipient: Some("acme-repairs".into()),
-        recipient_type: Some("repairs-contractor".into()),
-        method: "GET".into(),
-        route: Some("/jobs/{job_id}".into()),
-        path: format!("/jobs/J-{n}"),
-        status: 200,
-        purpose: Some("repairs".into()),
-        lawful_basis: Some("contract".into()),
-        reasons: vec![],
-        subjects: vec![subject.into()],
-        disclosed: vec!["job.id".into()],
-        withheld: vec!["tenant.phone".into()],
-        extra: serde_json::Map::new(),
-    }
+/// `need-to-know audit COMMAND FILES.. TAIL..`.
+fn audit(command: &str, files: &[&Path], tail: &[&str]) -> Cli {
+    Cli::new(["audit", command]).args(files).args(tail)
 }
 
 /// Three records (subjects T-1, T-2, T-1), a rotation, two more (T-1, T-2).
@@ -49,11 +21,11 @@ async fn two_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let path = dir.path().join("disclosures.jsonl");
     let (log, _) = AuditLog::open(&path).expect("open");
     for (n, s) in [(0, "T-1"), (1, "T-2"), (2, "T-1")] {
-        log.append(record(n, s)).await.expect("append");
+        log.append(disclosure(n, s)).await.expect("append");
     }
     let old = log.rotate().await.expect("rotate");
     for (n, s) in [(3, "T-1"), (4, "T-2")] {
-        log.append(record(n, s)).await.expect("append");
+        log.append(disclosure(n, s)).await.expect("append");
     }
     log.close().await;
     (dir, old, path)
@@ -71,9 +43,7 @@ fn head_of(out: &str, file: &Path) -> String {
 #[tokio::test]
 async fn verify_over_rotated_files_prints_each_and_a_total() {
     let (_dir, old, path) = two_files().await;
-    let out = need_to_know(&[Path::new("verify"), &old, &path], &[]);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    let text = audit("verify", &[&old, &path], &[]).success().stdout;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with(&format!("{}: 3 records verified, head ", old.display())));
@@ -88,10 +58,8 @@ async fn verify_over_rotated_files_prints_each_and_a_total() {
 #[tokio::test]
 async fn one_rotated_file_verifies_alone_and_says_what_it_continues() {
     let (_dir, old, path) = two_files().await;
-    let out = need_to_know(&[Path::new("verify"), &path], &[]);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
-    let old_out = stdout(&need_to_know(&[Path::new("verify"), &old], &[]));
+    let text = audit("verify", &[&path], &[]).success().stdout;
+    let old_out = audit("verify", &[&old], &[]).run().stdout;
     // The single-file line is unchanged; the old file's one line is all it prints.
     assert_eq!(old_out.lines().count(), 1, "{old_out}");
     let old_head = head_of(&old_out, &old);
@@ -114,9 +82,7 @@ async fn a_cut_old_file_or_the_wrong_order_names_the_file_and_line() {
     let kept: Vec<&str> = text.lines().take(2).collect();
     std::fs::write(&old, kept.join("\n") + "\n").expect("write");
 
-    let out = need_to_know(&[Path::new("verify"), &old, &path], &[]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let text = stdout(&out);
+    let text = audit("verify", &[&old, &path], &[]).expect(1).stdout;
     let lines: Vec<&str> = text.lines().collect();
     // The cut file still verifies on its own; the break is where the next file links to it.
     assert!(lines[0].starts_with(&format!("{}: 2 records verified", old.display())));
@@ -129,21 +95,17 @@ async fn a_cut_old_file_or_the_wrong_order_names_the_file_and_line() {
     );
     assert_eq!(lines.len(), 2, "no total after a break: {text}");
 
-    let out = need_to_know(&[Path::new("verify"), &path, &old], &[]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        stdout(&out).contains(&format!("{}: line 1: not a rotation record", old.display())),
-        "{}",
-        stdout(&out)
-    );
+    audit("verify", &[&path, &old], &[])
+        .expect(1)
+        .stdout_has(&[&format!("{}: line 1: not a rotation record", old.display())]);
 }
 
 #[tokio::test]
 async fn query_over_rotated_files_lists_oldest_first() {
     let (_dir, old, path) = two_files().await;
-    let out = need_to_know(&[Path::new("query"), &old, &path], &["--subject", "T-1"]);
-    assert!(out.status.success(), "{out:?}");
-    let ids: Vec<String> = stdout(&out)
+    let out = audit("query", &[&old, &path], &["--subject", "T-1"]).success();
+    let ids: Vec<String> = out
+        .stdout
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("json line");
@@ -152,7 +114,6 @@ async fn query_over_rotated_files_lists_oldest_first() {
         .collect();
     assert_eq!(ids, ["req-0", "req-2", "req-3"]);
     // The rotation record has no subjects, so it never matches.
-    let none = need_to_know(&[Path::new("query"), &old, &path], &["--subject", "T-9"]);
-    assert!(none.status.success());
-    assert!(none.stdout.is_empty());
+    let none = audit("query", &[&old, &path], &["--subject", "T-9"]).success();
+    assert!(none.stdout.is_empty(), "{none}");
 }

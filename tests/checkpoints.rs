@@ -5,56 +5,25 @@
 //! `tamper cases: N/N detected`, the figure `reliability/run` reports.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use need_to_know::audit::checkpoint::Config;
-use need_to_know::audit::{now_rfc3339, AuditLog, Options, Record};
+use need_to_know::audit::{AuditLog, Options};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::support::cli::Cli;
+use crate::support::disclosure;
 use crate::support::gateway::Builder;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run need-to-know")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn record(n: usize) -> Record {
-    Record {
-        ts: now_rfc3339(),
-        request_id: format!("req-{n}"),
-        recipient: Some("acme-repairs".into()),
-        recipient_type: Some("repairs-contractor".into()),
-        method: "GET".into(),
-        route: Some("/jobs/{job_id}".into()),
-        path: format!("/jobs/J-{n}"),
-        status: 200,
-        purpose: Some("repairs".into()),
-        lawful_basis: Some("contract".into()),
-        reasons: vec![],
-        subjects: vec![format!("T-{n}")],
-        disclosed: vec!["id".into()],
-        withheld: vec!["tenant.phone".into()],
-        extra: Map::new(),
-    }
-}
 
 /// `keygen --checkpoint --out keys` in `dir`; the key files, checked as documented.
 fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let out = run(dir, &["keygen", "--checkpoint", "--out", name]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = Cli::new(["keygen", "--checkpoint", "--out", name])
+        .current_dir(dir)
+        .success();
     let key = dir.join(name).join("checkpoint.key");
     let public = dir.join(name).join("checkpoint.pub");
-    assert!(stdout(&out).contains(&format!("checkpoint_key = \"{name}/checkpoint.key\"")));
+    out.stdout_has(&[&format!("checkpoint_key = \"{name}/checkpoint.key\"")]);
     let private_pem = std::fs::read_to_string(&key).expect("key");
     assert!(private_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
     assert!(std::fs::read_to_string(&public)
@@ -67,8 +36,9 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         assert_eq!(mode & 0o777, 0o600, "private key mode {mode:o}");
     }
     // Never over an existing key.
-    let again = run(dir, &["keygen", "--checkpoint", "--out", name]);
-    assert_eq!(again.status.code(), Some(1));
+    Cli::new(["keygen", "--checkpoint", "--out", name])
+        .current_dir(dir)
+        .expect(1);
     assert_eq!(std::fs::read_to_string(&key).expect("key"), private_pem);
     (key, public)
 }
@@ -87,7 +57,9 @@ async fn ledger(dir: &Path, key: &Path) -> (PathBuf, PathBuf) {
     };
     let (log, _) = AuditLog::open_with(&path, &options).expect("open");
     for n in 0..10 {
-        log.append(record(n)).await.expect("append");
+        log.append(disclosure(n, &format!("T-{n}")))
+            .await
+            .expect("append");
     }
     log.close().await;
     (path, checkpoints)
@@ -145,30 +117,20 @@ async fn every_kind_of_tampering_is_detected_and_named() {
     // Untampered: exit 0, the last checkpoint and nothing unwitnessed.
     let pk = public.to_str().expect("utf-8");
     let verify = |audit: &Path, cks: &Path, key: &str| {
-        run(
-            dir.path(),
-            &[
-                "audit",
-                "verify",
-                audit.to_str().expect("utf-8"),
-                "--checkpoints",
-                cks.to_str().expect("utf-8"),
-                "--public-key",
-                key,
-            ],
-        )
+        Cli::new(["audit", "verify"])
+            .arg(audit)
+            .arg("--checkpoints")
+            .arg(cks)
+            .args(["--public-key", key])
+            .current_dir(dir.path())
+            .run()
     };
     let out = verify(&audit_path, &ck_path, pk);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
-    assert!(
-        text.contains("3 checkpoints verified, the last at record 10"),
-        "{text}"
-    );
-    assert!(
-        text.contains("0 records after the last checkpoint"),
-        "{text}"
-    );
+    assert_eq!(out.code, Some(0), "{out}");
+    out.stdout_has(&[
+        "3 checkpoints verified, the last at record 10",
+        "0 records after the last checkpoint",
+    ]);
 
     let join = |l: &[String]| l.concat();
     let mut flipped = audit.clone();
@@ -192,63 +154,65 @@ async fn every_kind_of_tampering_is_detected_and_named() {
     );
     let mut ck_reordered = cks.clone();
     ck_reordered.swap(0, 1);
+    let case = |name, audit, checkpoints, expect| Case {
+        name,
+        audit,
+        checkpoints,
+        wrong_key: false,
+        expect,
+    };
     let cases = [
+        case(
+            "byte flip",
+            join(&flipped),
+            join(&cks),
+            "line 5: hash does not match the record",
+        ),
+        case(
+            "line deletion",
+            join(&deleted),
+            join(&cks),
+            "line 5: prev_hash does not match line 4's hash",
+        ),
+        case(
+            "reordering",
+            join(&reordered),
+            join(&cks),
+            "line 5: prev_hash does not match line 4's hash",
+        ),
+        case(
+            "truncation",
+            join(&audit[..8]),
+            join(&cks),
+            "line 3: signed record 10, but the files hold only 8 records",
+        ),
+        case(
+            "full re-hash",
+            rehash(&audit),
+            join(&cks),
+            "line 1: signed head",
+        ),
+        case(
+            "forged checkpoint line",
+            join(cut),
+            forged,
+            "line 3: the signature of record 9 does not verify",
+        ),
         Case {
-            name: "byte flip",
-            audit: join(&flipped),
-            checkpoints: join(&cks),
-            wrong_key: false,
-            expect: "line 5: hash does not match the record",
-        },
-        Case {
-            name: "line deletion",
-            audit: join(&deleted),
-            checkpoints: join(&cks),
-            wrong_key: false,
-            expect: "line 5: prev_hash does not match line 4's hash",
-        },
-        Case {
-            name: "reordering",
-            audit: join(&reordered),
-            checkpoints: join(&cks),
-            wrong_key: false,
-            expect: "line 5: prev_hash does not match line 4's hash",
-        },
-        Case {
-            name: "truncation",
-            audit: join(&audit[..8]),
-            checkpoints: join(&cks),
-            wrong_key: false,
-            expect: "line 3: signed record 10, but the files hold only 8 records",
-        },
-        Case {
-            name: "full re-hash",
-            audit: rehash(&audit),
-            checkpoints: join(&cks),
-            wrong_key: false,
-            expect: "line 1: signed head",
-        },
-        Case {
-            name: "forged checkpoint line",
-            audit: join(cut),
-            checkpoints: forged,
-            wrong_key: false,
-            expect: "line 3: the signature of record 9 does not verify",
-        },
-        Case {
-            name: "wrong public key",
-            audit: join(&audit),
-            checkpoints: join(&cks),
             wrong_key: true,
-            expect: "line 1: the signature of record 4 does not verify",
+            ..case(
+                "wrong public key",
+                join(&audit),
+                join(&cks),
+                "line 1: the signature of record 4 does not verify",
+            )
         },
-        Case {
-            name: "checkpoint lines reordered",
-            audit: join(&audit),
-            checkpoints: join(&ck_reordered),
-            wrong_key: false,
-            expect: "line 2: size 4 is not above line 1's size 8",
-        },
+        case(
+            "checkpoint lines reordered",
+            join(&audit),
+            join(&ck_reordered),
+            "line 2: size 4 is not above line 1's size 8",
+        ),
     ];
     let mut detected = 0;
     let mut missed = Vec::new();
@@ -263,11 +227,10 @@ async fn every_kind_of_tampering_is_detected_and_named() {
             pk
         };
         let out = verify(&a, &c, key);
-        let text = stdout(&out);
-        if out.status.code() == Some(1) && text.contains(case.expect) {
+        if out.code == Some(1) && out.stdout.contains(case.expect) {
             detected += 1;
         } else {
-            missed.push(format!("{}: {:?} {text}", case.name, out.status.code()));
+            missed.push(format!("{}: {out}", case.name));
         }
     }
     println!("tamper cases: {detected}/{} detected", cases.len());
@@ -284,69 +247,34 @@ async fn serve_writes_checkpoints_and_logs_them() {
         .json("/api/jobs/J-1001", crate::support::job())
         .run()
         .await;
-    let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
+    let (dir, _config, keys) = Builder::before(&up).write();
     keygen(dir.path(), "keys");
-    let port = crate::support::free_port();
-    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], crate::support::free_port()));
+    let serving = Cli::new(["serve"])
         .current_dir(dir.path())
-        .args(["serve"])
-        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY", "keys/checkpoint.key")
         .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_EVERY", "2")
         .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn serve");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .serving(addr, Some(&dir.path().join("serve.log")))
+        .await;
     for _ in 0..5 {
         let r = crate::support::http::get(addr, "/jobs/J-1001", Some(&keys[0].1)).await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits")
-        .expect("wait");
+    let status = serving.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
 
     let audit = "audit/disclosures.jsonl";
     let cks = "audit/disclosures.jsonl.checkpoints";
-    let out = run(
-        dir.path(),
-        &[
-            "audit",
-            "verify",
-            audit,
-            "--checkpoints",
-            cks,
-            "--public-key",
-            "keys/checkpoint.pub",
-        ],
-    );
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    let out = Cli::new(["audit", "verify", audit, "--checkpoints", cks])
+        .args(["--public-key", "keys/checkpoint.pub"])
+        .current_dir(dir.path())
+        .success();
     // Every 2 of 5 records, and the last on shutdown.
-    assert!(
-        text.contains("3 checkpoints verified, the last at record 5"),
-        "{text}"
-    );
-    assert!(
-        text.contains("0 records after the last checkpoint"),
-        "{text}"
-    );
+    out.stdout_has(&[
+        "3 checkpoints verified, the last at record 5",
+        "0 records after the last checkpoint",
+    ]);
 
     let logged = strip_ansi(&std::fs::read_to_string(dir.path().join("serve.log")).expect("log"));
     let events: Vec<&str> = logged
@@ -365,17 +293,15 @@ async fn serve_writes_checkpoints_and_logs_them() {
     // The tail cut while the gateway was down: it refuses to start rather than sign on.
     let kept: String = lines(&dir.path().join(audit))[..3].concat();
     std::fs::write(dir.path().join(audit), kept).expect("cut");
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    let out = Cli::new(["serve"])
         .current_dir(dir.path())
-        .args(["serve"])
-        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("NEED_TO_KNOW__SERVER__LISTEN", addr.to_string())
         .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY", "keys/checkpoint.key")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("serve");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("the last checkpoint (record 5"), "{err}");
+        .expect(1);
+    assert!(
+        out.stderr.contains("the last checkpoint (record 5"),
+        "{out}"
+    );
 }
 
 /// `check` loads the checkpoint key as `serve` would, and names the file and the variable
@@ -384,20 +310,13 @@ async fn serve_writes_checkpoints_and_logs_them() {
 fn check_names_a_checkpoint_key_that_cannot_be_used() {
     let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
     std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    Cli::new(["check", "--config", "need-to-know.toml"])
         .current_dir(dir.path())
-        .args(["check", "--config", "need-to-know.toml"])
         .env("NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY", "bad.key")
-        .output()
-        .expect("check");
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains(
-            "NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY: audit.checkpoint_key: bad.key is not an Ed25519"
-        ),
-        "{text}"
-    );
+        .expect(1)
+        .stdout_has(&[
+            "NEED_TO_KNOW__AUDIT__CHECKPOINT_KEY: audit.checkpoint_key: bad.key is not an Ed25519",
+        ]);
 }
 
 /// The log as text: tracing colours its fields even into a file.

@@ -2,50 +2,24 @@
 //! refusing to start.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use crate::support::cli::Cli;
+use crate::support::copy_dir;
 use crate::support::gateway::{Builder, REPAIRS_TYPE};
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run need-to-know")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn check_passes_on_the_shipped_config() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(root)
-        .arg("check")
-        .env(
-            "NEED_TO_KNOW_PSEUDONYM_KEY",
-            "a-test-key-of-at-least-32-bytes!!",
-        )
-        .output()
-        .expect("run need-to-know");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout(&out).contains("0 error(s)"));
+    Cli::new(["check"])
+        .in_repo()
+        .pseudonym_key()
+        .success()
+        .stdout_has(&["0 error(s)"]);
 }
 
 #[test]
 fn keygen_prints_a_key_and_its_hash_line() {
-    let out = run_in(Path::new("."), &["keygen"]);
-    assert!(out.status.success());
-    let text = stdout(&out);
-    let mut lines = text.lines();
+    let out = Cli::new(["keygen"]).success();
+    let mut lines = out.stdout.lines();
     let key = lines.next().expect("key line");
     assert!(key.len() >= 43, "256 bits: {key}");
     let hash = need_to_know::identity::sha256_hex(key.as_bytes());
@@ -64,8 +38,10 @@ fn check_with(type_text: &str, recipients: &str) -> (Option<i32>, String) {
     if !recipients.is_empty() {
         std::fs::write(rules.join("recipients.toml"), recipients).expect("recipients");
     }
-    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
-    (out.status.code(), stdout(&out))
+    let out = Cli::new(["check", "--config", "need-to-know.toml"])
+        .current_dir(dir.path())
+        .run();
+    (out.code, out.stdout)
 }
 
 const HASH_A: &str = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8";
@@ -132,20 +108,16 @@ fn serve_refuses_to_start_on_bad_rules_and_on_plaintext_off_loopback() {
             &REPAIRS_TYPE.replace("lawful_basis = \"contract\"", "lawful_basis = \"x\""),
         )
         .write();
-    let out = run_in(dir.path(), &["serve"]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("repairs-contractor.toml:4:"), "{stderr}");
+    let out = Cli::new(["serve"]).current_dir(dir.path()).expect(64);
+    assert!(out.stderr.contains("repairs-contractor.toml:4:"), "{out}");
 
     let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
     let text = std::fs::read_to_string(&config)
         .expect("config")
         .replace("127.0.0.1:0", "0.0.0.0:0");
     std::fs::write(&config, text).expect("config");
-    let out = run_in(dir.path(), &["serve"]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    let out = Cli::new(["serve"]).current_dir(dir.path()).expect(64);
+    assert!(out.stderr.contains("not a loopback address"), "{out}");
 }
 
 /// A bad value in the settings is reported at the line of its key, and one that comes from
@@ -161,10 +133,11 @@ fn check_names_the_line_of_a_bad_setting_or_the_variable_that_set_it() {
         .lines()
         .position(|l| l == "max_depth = 0")
         .expect("the edited line");
-    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = Cli::new(["check", "--config", "need-to-know.toml"])
+        .current_dir(dir.path())
+        .expect(1);
     assert_eq!(
-        stdout(&out),
+        out.stdout,
         format!(
             "need-to-know.toml:{line}: limits.max_depth 0 must be between 1 and 512\n\
              1 error(s), 0 warning(s)\n"
@@ -172,16 +145,12 @@ fn check_names_the_line_of_a_bad_setting_or_the_variable_that_set_it() {
     );
 
     std::fs::write(&config, &written).expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    let out = Cli::new(["check", "--config", "need-to-know.toml"])
         .current_dir(dir.path())
-        .args(["check", "--config", "need-to-know.toml"])
-        .env_remove("RUST_LOG")
         .env("NEED_TO_KNOW__LIMITS__MAX_DEPTH", "513")
-        .output()
-        .expect("run need-to-know");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+        .expect(1);
     assert_eq!(
-        stdout(&out),
+        out.stdout,
         "NEED_TO_KNOW__LIMITS__MAX_DEPTH: limits.max_depth 513 must be between 1 and 512\n\
          1 error(s), 0 warning(s)\n"
     );
@@ -193,14 +162,13 @@ fn check_and_serve(edit: impl Fn(String) -> String) -> (Option<i32>, String, Opt
     let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
     let text = edit(std::fs::read_to_string(&config).expect("config"));
     std::fs::write(&config, text).expect("config");
-    let check = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
-    let serve = run_in(dir.path(), &["serve", "--config", "need-to-know.toml"]);
-    (
-        check.status.code(),
-        stdout(&check),
-        serve.status.code(),
-        String::from_utf8_lossy(&serve.stderr).into_owned(),
-    )
+    let run = |command: &str| {
+        Cli::new([command, "--config", "need-to-know.toml"])
+            .current_dir(dir.path())
+            .run()
+    };
+    let (check, serve) = (run("check"), run("serve"));
+    (check.code, check.stdout, serve.code, serve.stderr)
 }
 
 /// What `serve` refuses at startup, `check` reports, from the one rule both call: plain HTTP
@@ -241,15 +209,16 @@ fn check_refuses_plaintext_off_loopback_as_serve_does() {
     let (dir, config, _keys) = Builder::new("http://127.0.0.1:9/api").write();
     let text = insisted(std::fs::read_to_string(&config).expect("config"));
     std::fs::write(&config, text).expect("config");
-    let out = run_in(dir.path(), &["check", "--config", "need-to-know.toml"]);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = Cli::new(["check", "--config", "need-to-know.toml"])
+        .current_dir(dir.path())
+        .success();
     assert!(
-        text.lines()
+        out.stdout
+            .lines()
             .any(|l| l.starts_with("need-to-know.toml:2: warning: ") && l.contains("plain HTTP")),
-        "{text}"
+        "{out}"
     );
-    assert!(text.contains("0 error(s)"), "{text}");
+    out.stdout_has(&["0 error(s)"]);
 }
 
 /// The other refusals `serve` makes from the settings before it serves, each reported by
@@ -312,8 +281,10 @@ fn check_names_the_certificate_file_at_fault_and_why() {
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text.replace("[upstream]", &format!("{table}\n[upstream]"));
         std::fs::write(dir.path().join("tls.toml"), text).expect("write");
-        let out = run_in(dir.path(), &["check", "--config", "tls.toml"]);
-        (out.status.code(), stdout(&out))
+        let out = Cli::new(["check", "--config", "tls.toml"])
+            .current_dir(dir.path())
+            .run();
+        (out.code, out.stdout)
     };
     // Missing files.
     let (code, out) = with_tls("[server.tls]\ncert = \"nope.crt\"\nkey = \"nope.key\"\n");
@@ -366,25 +337,14 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         )
         .run()
         .await;
-    let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
-    let port = crate::support::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    let (dir, _config, keys) = Builder::before(&up).write();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], crate::support::free_port()));
+    let serving = Cli::new(["serve"])
         .current_dir(dir.path())
-        .args(["serve"])
-        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         // Longer than the slow upstream's 3 s answer.
         .env("NEED_TO_KNOW__UPSTREAM__TIMEOUT", "10s")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .serving(addr, None)
+        .await;
     let key = keys[0].1.clone();
     let request =
         tokio::spawn(
@@ -400,18 +360,10 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
     }
     assert_eq!(up.count(), 1, "the request is in flight");
     assert!(!request.is_finished(), "the request is still in flight");
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    serving.sigterm();
     let response = request.await.expect("request task");
     assert_eq!(response.status, 200, "{}", response.text());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits")
-        .expect("wait");
+    let status = serving.exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     let audit = std::fs::read_to_string(dir.path().join("audit/disclosures.jsonl")).expect("audit");
     let id = response.header("x-request-id").expect("id").to_string();
@@ -419,8 +371,9 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
         audit.contains(&id),
         "the in-flight request's record is missing"
     );
-    let verify = run_in(dir.path(), &["audit", "verify", "audit/disclosures.jsonl"]);
-    assert!(verify.status.success(), "{verify:?}");
+    Cli::new(["audit", "verify", "audit/disclosures.jsonl"])
+        .current_dir(dir.path())
+        .success();
 }
 
 /// `test` on the shipped rules passes; a failing case is named by file and line, with its
@@ -428,40 +381,20 @@ async fn sigterm_lets_in_flight_requests_finish_and_flushes_the_audit() {
 #[test]
 fn policy_tests_pass_on_the_shipped_rules_and_a_failure_names_its_case() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let key = (
-        "NEED_TO_KNOW_PSEUDONYM_KEY",
-        "a-test-key-of-at-least-32-bytes!!",
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(root)
-        .arg("test")
-        .env(key.0, key.1)
-        .output()
-        .expect("run test");
-    let text = stdout(&out);
+    let out = Cli::new(["test"]).in_repo().pseudonym_key().success();
+    out.stdout_has(&[" passed, 0 failed"]);
     assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains(" passed, 0 failed"), "{text}");
-    assert!(
-        text.lines().filter(|l| l.starts_with("ok   ")).count() >= 10,
-        "{text}"
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("ok   "))
+            .count()
+            >= 10,
+        "{out}"
     );
 
     // A copy of the rules with one wrong expectation added.
     let dir = tempfile::tempdir().expect("tempdir");
-    let copy = |from: &Path, to: &Path| {
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(from)
-            .arg(to)
-            .status()
-            .expect("cp");
-        assert!(status.success());
-    };
-    copy(&root.join("rules"), dir.path());
+    copy_dir(&root.join("rules"), &dir.path().join("rules"));
     std::fs::write(
         dir.path().join("need-to-know.toml"),
         std::fs::read_to_string(root.join("need-to-know.toml")).expect("config"),
@@ -472,42 +405,24 @@ fn policy_tests_pass_on_the_shipped_rules_and_a_failure_names_its_case() {
         "# a wrong expectation\n\n[[case]]\nname = \"the research vendor sees a date of birth\"\nrecipient = \"civic-surveys\"\npath = \"/tenants/T-0001\"\nbody_file = \"bodies/tenant-T-0001.json\"\nstatus = 200\ndisclosed = [\"date_of_birth\"]\n",
     )
     .expect("case");
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    Cli::new(["test"])
         .current_dir(dir.path())
-        .arg("test")
-        .env(key.0, key.1)
-        .output()
-        .expect("run test");
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("FAIL rules/tests/wrong.toml:3: the research vendor sees a date of birth"),
-        "{text}"
-    );
-    assert!(
-        text.contains("date_of_birth is withheld (not in the allow list), expected disclosed"),
-        "{text}"
-    );
-    assert!(text.contains("explain (GET /tenants/T-0001)"), "{text}");
-    assert!(text.contains(" passed, 1 failed"), "{text}");
+        .pseudonym_key()
+        .expect(1)
+        .stdout_has(&[
+            "FAIL rules/tests/wrong.toml:3: the research vendor sees a date of birth",
+            "date_of_birth is withheld (not in the allow list), expected disclosed",
+            "explain (GET /tenants/T-0001)",
+            " passed, 1 failed",
+        ]);
 }
 
 /// `diff` names what a recipient type gains and exits 1 until the widening is accepted.
 #[test]
 fn diff_names_a_gained_field_and_needs_accept() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let key = (
-        "NEED_TO_KNOW_PSEUDONYM_KEY",
-        "a-test-key-of-at-least-32-bytes!!",
-    );
     let old = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(root.join("rules"))
-        .arg(old.path())
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    copy_dir(&root.join("rules"), &old.path().join("rules"));
     let police = old.path().join("rules/types/police.toml");
     let text = std::fs::read_to_string(&police).expect("police");
     std::fs::write(
@@ -516,35 +431,24 @@ fn diff_names_a_gained_field_and_needs_accept() {
     )
     .expect("write");
     let diff = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-            .current_dir(root)
-            .args(["diff", "--against"])
+        Cli::new(["diff", "--against"])
+            .in_repo()
             .arg(old.path().join("rules"))
             .args(extra)
-            .env(key.0, key.1)
-            .output()
-            .expect("run diff")
+            .pseudonym_key()
     };
-    let out = diff(&[]);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("police gains date_of_birth on GET /tenants/{tenant_id}"),
-        "{text}"
-    );
-    assert!(text.contains("1 widening disclosure"), "{text}");
-    assert_eq!(diff(&["--accept"]).status.code(), Some(0));
+    diff(&[]).expect(1).stdout_has(&[
+        "police gains date_of_birth on GET /tenants/{tenant_id}",
+        "1 widening disclosure",
+    ]);
+    diff(&["--accept"]).success();
 
     // The other way round it is a loss, which needs no acceptance.
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+    Cli::new(["diff", "--config"])
         .current_dir(old.path())
-        .args(["diff", "--config"])
         .arg(root.join("need-to-know.toml"))
         .arg("--against")
         .arg(root.join("rules"))
-        .env(key.0, key.1)
-        .output()
-        .expect("run diff");
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+        .pseudonym_key()
+        .success();
 }

@@ -7,51 +7,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{Days, Months, NaiveDate};
 use serde_json::{json, Value};
 
+use crate::support::fixtures::marker_rules;
 use crate::support::gateway::Builder;
 use crate::support::upstream::Upstream;
-use crate::support::{assert_nothing_withheld, http, job, WITHHELD_VALUES};
+use crate::support::{assert_nothing_withheld, http, job, strs, WITHHELD_VALUES};
 
 /// The repairs-contractor type as shipped: the caution-marker `when` and `items` rules.
 const SHIPPED_REPAIRS: &str = include_str!("../rules/types/repairs-contractor.toml");
 
-/// The caution-marker rules of the example route in `docs/rules.md`, and nothing else.
-const MARKER_RULES: &str = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = [
-  "id", "status", "priority", "description", "appointment",
-  "property.address",
-  "tenant.name", "tenant.phone", "tenant.email",
-  "tenant.access_needs[].description",
-]
-
-[[route.when]]
-condition = "body.contractor_id == recipient.id && body.status in ['scheduled', 'in_progress']"
-reason = "contractor assigned to an open job at this property"
-allow = ["tenant.caution_markers[].category", "tenant.caution_markers[].instruction"]
-
-[[route.items]]
-path = "tenant.caution_markers"
-keep = "item.tenant_informed && timestamp(item.review_by) > now"
-"#;
-
 const MARKER_REASON: &str = "contractor assigned to an open job at this property";
-
-/// The strings of a JSON list, e.g. an audit record's `withheld`.
-fn strs(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().expect("a string"))
-        .collect()
-}
 
 /// Asserts that no `needle` appears anywhere in the raw response.
 fn assert_absent(raw: &[u8], needles: &[&str]) {
@@ -139,8 +103,8 @@ async fn caution_markers_reach_only_the_assigned_contractor_on_an_open_job() {
         .json("/api/jobs/J-3", job_with_markers("J-3", "completed"))
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", MARKER_RULES)
+    let gw = Builder::before(&up)
+        .kind("repairs-contractor", marker_rules())
         .start()
         .await;
     let acme = gw.key("acme-repairs").to_string();
@@ -270,7 +234,7 @@ async fn the_sample_apis_uninformed_and_expired_markers_never_reach_a_contractor
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
         .start()
         .await;
@@ -317,7 +281,7 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
         .start()
         .await;
@@ -344,8 +308,8 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
 #[tokio::test]
 async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", MARKER_RULES)
+    let gw = Builder::before(&up)
+        .kind("repairs-contractor", marker_rules())
         .start()
         .await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
@@ -365,7 +329,7 @@ async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
     assert_site(
         errors[0],
         "repairs-contractor.toml",
-        line_of(MARKER_RULES, "[[route.items]]", 0),
+        line_of(marker_rules(), "[[route.items]]", 0),
         "items",
     );
     assert_absent(
@@ -376,22 +340,7 @@ async fn a_date_only_review_by_cannot_be_evaluated_and_drops_the_marker() {
 
 // === derive: age bands ===
 
-const SURVEY_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "age_band"]
-
-[[route.derive]]
-field = "age_band"
-value = "age_band(body.date_of_birth)"
-"#;
+const SURVEY_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-age-band.toml");
 
 #[tokio::test]
 async fn age_bands_change_on_the_birthday_itself() {
@@ -426,9 +375,8 @@ async fn age_bands_change_on_the_birthday_itself() {
         );
     }
     let up = up.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", SURVEY_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", SURVEY_TYPE)
         .start()
         .await;
     let before = today();
@@ -470,22 +418,7 @@ async fn age_bands_change_on_the_birthday_itself() {
 
 const OBJECTION_REASON: &str = "the tenant has objected to this use";
 
-const OBJECTION_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "phone"]
-
-[route.refuse]
-condition = "'research' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
+const OBJECTION_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-objection.toml");
 
 #[tokio::test]
 async fn an_objection_refuses_the_whole_response() {
@@ -502,9 +435,8 @@ async fn an_objection_refuses_the_whole_response() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", OBJECTION_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", OBJECTION_TYPE)
         .start()
         .await;
     let key = gw.key("survey-co").to_string();
@@ -551,56 +483,7 @@ async fn an_objection_refuses_the_whole_response() {
 
 // === evaluation errors fail closed ===
 
-const ERRING_TYPE: &str = r#"
-type = "erring"
-purpose = "Exercising rules that cannot be evaluated"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/when/{id}"
-query = []
-subjects = ["id"]
-allow = ["id"]
-
-[[route.when]]
-condition = "body.flags.vip == true"
-reason = "a VIP tenant"
-allow = ["secret"]
-
-[[route]]
-method = "GET"
-path = "/items/{id}"
-query = []
-subjects = ["id"]
-allow = ["id", "markers[].label"]
-
-[[route.items]]
-path = "markers"
-keep = "item.informed == true"
-
-[[route]]
-method = "GET"
-path = "/derive/{id}"
-query = []
-subjects = ["id"]
-allow = ["id"]
-
-[[route.derive]]
-field = "band"
-value = "age_band(body.dob)"
-
-[[route]]
-method = "GET"
-path = "/refuse/{id}"
-query = []
-subjects = ["id"]
-allow = ["id", "name"]
-
-[route.refuse]
-condition = "'research' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
+const ERRING_TYPE: &str = include_str!("fixtures/conditions/erring.toml");
 
 #[tokio::test]
 async fn an_evaluation_error_never_grants_in_any_construct() {
@@ -630,9 +513,8 @@ async fn an_evaluation_error_never_grants_in_any_construct() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("erring", ERRING_TYPE)
-        .recipient("erring-co", "erring")
+    let gw = Builder::before(&up)
+        .recipient_of("erring-co", "erring", ERRING_TYPE)
         .start()
         .await;
     let key = gw.key("erring-co").to_string();
@@ -696,33 +578,7 @@ async fn an_evaluation_error_never_grants_in_any_construct() {
 
 // === request-driven disclosure ===
 
-const POLICE_TYPE: &str = r#"
-type = "police-force"
-purpose = "Prevention and detection of crime, on a disclosure request"
-lawful_basis = "legal_obligation"
-
-[[route]]
-method = "GET"
-path = "/tenants/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name", "phone"]
-
-[route.refuse]
-condition = "!('x-disclosure-reference' in request.headers) || request.headers['x-disclosure-reference'] == ''"
-reason = "no disclosure request reference given"
-
-[[route]]
-method = "GET"
-path = "/strict/{tenant_id}"
-query = []
-subjects = ["id"]
-allow = ["name"]
-
-[route.refuse]
-condition = "!request.headers['x-disclosure-reference'].startsWith('DPA-')"
-reason = "not a data protection disclosure request"
-"#;
+const POLICE_TYPE: &str = include_str!("fixtures/conditions/police-force.toml");
 
 #[tokio::test]
 async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
@@ -732,9 +588,8 @@ async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
         .json("/api/strict/T-9", tenant)
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("police-force", POLICE_TYPE)
-        .recipient("county-police", "police-force")
+    let gw = Builder::before(&up)
+        .recipient_of("county-police", "police-force", POLICE_TYPE)
         .start()
         .await;
     let key = gw.key("county-police").to_string();
@@ -832,26 +687,7 @@ async fn a_disclosure_needs_its_request_reference_and_the_audit_keeps_it() {
 
 // === an array at the root ===
 
-const SAMPLE_TYPE: &str = r#"
-type = "survey-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants"
-query = []
-subjects = ["[].id"]
-allow = ["[].name", "[].age_band"]
-
-[[route.items]]
-path = "[]"
-keep = "!('research' in item.sharing_restrictions)"
-
-[[route.derive]]
-field = "[].age_band"
-value = "age_band(item.date_of_birth)"
-"#;
+const SAMPLE_TYPE: &str = include_str!("fixtures/conditions/survey-vendor-root-array.toml");
 
 #[tokio::test]
 async fn items_and_derive_apply_to_each_element_of_a_root_array() {
@@ -878,9 +714,8 @@ async fn items_and_derive_apply_to_each_element_of_a_root_array() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("survey-vendor", SAMPLE_TYPE)
-        .recipient("survey-co", "survey-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "survey-vendor", SAMPLE_TYPE)
         .start()
         .await;
     let r = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
@@ -927,35 +762,7 @@ async fn items_and_derive_apply_to_each_element_of_a_root_array() {
 /// records and the upstream is asked for: on the buffered path and on a streamed one.
 #[tokio::test]
 async fn request_path_in_a_condition_is_the_decoded_path() {
-    let kind = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = ["id", "status"]
-
-[[route.when]]
-condition = "request.path == '/jobs/J-1001'"
-reason = "the path as decoded"
-allow = ["priority"]
-
-[[route]]
-method = "GET"
-path = "/jobs"
-query = []
-subjects = ["[].tenant.id"]
-allow = ["[].id"]
-
-[[route.when]]
-condition = "request.path == '/jobs'"
-reason = "the list path as decoded"
-allow = ["[].status"]
-"#;
+    let kind = include_str!("fixtures/conditions/repairs-contractor-request-path.toml");
     let list: Vec<Value> = (0..300)
         .map(|i| json!({"id": format!("J-{i}"), "status": "open", "tenant": {"id": format!("T-{i}")}}))
         .collect();
@@ -971,7 +778,7 @@ allow = ["[].status"]
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", kind)
         .limits("stream_threshold = \"1KiB\"")
         .start()

@@ -2,15 +2,14 @@
 //! allow-listed headers, and a 502 with no upstream byte whenever the upstream's answer
 //! cannot be filtered safely.
 
-use crate::support::gateway::Builder;
+use crate::support::gateway::{self, Builder};
 use crate::support::upstream::{Reply, Upstream};
 use crate::support::{assert_nothing_withheld, http, job};
 use serde_json::json;
 
 #[tokio::test]
 async fn only_allow_listed_fields_reach_the_recipient() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (_up, gw) = gateway::before_the_job().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_nothing_withheld(&r.raw);
@@ -43,7 +42,7 @@ async fn an_array_rooted_body_is_filtered_per_element() {
         { "id": "J-2", "status": "closed", "tenant": { "id": "T-2", "date_of_birth": "1961-04-09" } }
     ]);
     let up = Upstream::new().json("/api/jobs", body).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let r = http::get(gw.addr, "/jobs", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -78,7 +77,7 @@ async fn only_allow_listed_headers_reach_the_recipient() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     // `connection: close` answers the test client's own `Connection: close`.
@@ -115,7 +114,7 @@ async fn a_gzip_body_is_decoded_then_filtered() {
         .route("GET", "/api/jobs/J-1001", Reply::Gzip(job()))
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["tenant"]["name"], "Joan Example");
@@ -166,7 +165,7 @@ async fn gzip_trailing_data_is_refused_as_for_a_plain_body() {
         upstream = upstream.route("GET", &format!("/api/jobs/case-{i}"), reply);
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     for (i, (name, _, code)) in cases.iter().enumerate() {
         let r = http::get(gw.addr, &format!("/jobs/case-{i}"), Some(&key)).await;
@@ -338,7 +337,7 @@ async fn unsafe_upstream_answers_are_refused_without_relaying_a_byte() {
         upstream = upstream.route("GET", &format!("/api/jobs/case-{i}"), reply.clone());
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     let checks = cases
         .iter()
@@ -384,11 +383,7 @@ async fn unsafe_upstream_answers_are_refused_without_relaying_a_byte() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_502() {
-    // Bind and drop a listener, so the port is (almost certainly) closed.
-    let port = crate::support::free_port();
-    let gw = Builder::new(&format!("http://127.0.0.1:{port}/api"))
-        .start()
-        .await;
+    let gw = Builder::closed_upstream().start().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.error(), "upstream_unavailable");
@@ -408,7 +403,7 @@ async fn no_content_passes_with_no_body() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 204, "{}", r.text());
     assert!(r.body.is_empty());

@@ -84,19 +84,9 @@ fn statuses(raw: &[u8]) -> Vec<u16> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(end) = raw[at..].windows(4).position(|w| w == b"\r\n\r\n") {
-        let head = String::from_utf8_lossy(&raw[at..at + end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let (status, headers) = http::parse_head(&raw[at..at + end]);
         out.push(status);
-        let len: usize = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
+        let len = http::content_length(&headers);
         at += end + 4 + len;
         if at >= raw.len() {
             break;
@@ -248,7 +238,7 @@ async fn smuggling_and_malformed_http1_never_reach_the_upstream() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", &hostile_type())
         .start()
         .await;
@@ -538,7 +528,7 @@ async fn path_and_query_tricks_gain_no_grant() {
         .json("/api/jobs", list)
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
 
     /// What a target must come to: refused (400 or 403), or the upstream asked for exactly
@@ -739,7 +729,7 @@ async fn path_and_query_tricks_gain_no_grant() {
 #[tokio::test]
 async fn host_must_be_present_once_and_valid() {
     let up = Upstream::new().json("/api/jobs/J-1", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     for (name, template) in [
         (
@@ -775,7 +765,7 @@ async fn host_must_be_present_once_and_valid() {
 #[tokio::test]
 async fn an_unfinished_request_body_is_cut_off() {
     let up = Upstream::new().run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", &hostile_type())
         .start()
         .await;
@@ -806,7 +796,7 @@ async fn a_client_that_stops_reading_is_cut_off() {
     let mut big = job();
     big["description"] = json!("x".repeat(60 * 1024));
     let up = Upstream::new().json("/api/jobs/J-1", big).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("rcvbuf");
@@ -874,7 +864,7 @@ async fn job_writes() -> (Listening, Gateway) {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", &hostile_type())
         .start()
         .await;

@@ -158,7 +158,7 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
         upstream = upstream.route("GET", &format!("/api/jobs/c-{i}"), reply);
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
 
     let mut refused = 0;
@@ -214,23 +214,7 @@ async fn hostile_upstream_json_is_refused_without_relaying_a_byte() {
 }
 
 /// A streamed export route: `[]` paths, an item filter reading `item`, nothing reading `body`.
-const EXPORT: &str = r#"
-type = "research-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/exports/{case}"
-subjects = ["[].id"]
-# The documents name no one: what is under test is the parser.
-subjects_optional = true
-allow = ["[].name", "[].household"]
-
-[[route.items]]
-path = "[]"
-keep = "!has(item.hidden)"
-"#;
+const EXPORT: &str = include_str!("fixtures/hostile_json/research-vendor-export.toml");
 
 /// The same documents as the second element of a streamed export, which the one-pass element
 /// filter (not the buffered parser) checks: each is refused exactly when the strict parser
@@ -262,9 +246,8 @@ async fn hostile_elements_of_a_streamed_export_are_refused_as_the_parser_refuses
         upstream = upstream.route("GET", &format!("/api/exports/c-{i}"), reply);
     }
     let up = upstream.run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("research-vendor", EXPORT)
-        .recipient("survey-co", "research-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "research-vendor", EXPORT)
         .limits("stream_threshold = \"1KiB\"\nmax_stream_element = \"4MiB\"")
         .start()
         .await;

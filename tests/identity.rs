@@ -1,14 +1,13 @@
 //! Who is calling: API keys, and the swap of the recipient's credential for the gateway's.
 
-use crate::support::gateway::Builder;
+use crate::support::gateway::{self, Builder};
 use crate::support::http;
 use crate::support::job;
 use crate::support::upstream::Upstream;
 
 #[tokio::test]
 async fn a_good_key_is_served() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(up.count(), 1);
@@ -16,8 +15,7 @@ async fn a_good_key_is_served() {
 
 #[tokio::test]
 async fn missing_unknown_and_malformed_credentials_are_401_and_reach_nothing() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let cases: [&[(&str, &str)]; 5] = [
         &[],
         &[("Authorization", "Bearer not-a-key-anyone-holds")],
@@ -53,7 +51,7 @@ async fn missing_unknown_and_malformed_credentials_are_401_and_reach_nothing() {
 #[tokio::test]
 async fn the_recipients_key_never_goes_upstream_and_the_gateways_credential_does() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .config("credential_env = \"NTK_TEST_UPSTREAM_TOKEN_A\"")
         .env("NTK_TEST_UPSTREAM_TOKEN_A", "gateway-secret-token")
         .start()

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::cli::{Cli, Serving};
 use crate::support::gateway::Builder;
 use crate::support::http;
 use crate::support::postgres::Postgres;
@@ -22,67 +22,45 @@ const SUBJECT: &str = "T-000142";
 
 /// One `need-to-know serve` process writing chain `chain`.
 struct Replica {
-    child: tokio::process::Child,
+    serving: Serving,
     addr: SocketAddr,
     admin: SocketAddr,
 }
 
-fn serve_command(
-    dir: &Path,
-    pg: &Postgres,
-    chain: &str,
-) -> (tokio::process::Command, SocketAddr, SocketAddr) {
-    let [port, admin_port] = crate::support::free_ports();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-    // To a file, not a pipe nobody reads: an outage logs per request and would fill a pipe.
-    let log = std::fs::File::create(dir.join(format!("{chain}.log"))).expect("log file");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"));
-    command
+/// `serve` in `dir` writing chain `chain`, with its admin endpoint on `admin`.
+fn serve_command(dir: &Path, pg: &Postgres, chain: &str, admin: SocketAddr) -> Cli {
+    cli(pg, &["serve"])
         .current_dir(dir)
-        .arg("serve")
-        .env("NEED_TO_KNOW__SERVER__LISTEN", addr.to_string())
         .env("NEED_TO_KNOW__ADMIN__LISTEN", admin.to_string())
         .env("NEED_TO_KNOW__AUDIT__BACKEND", "postgres")
         .env("NEED_TO_KNOW__AUDIT__POSTGRES__CHAIN", chain)
-        .env("NEED_TO_KNOW_PG_URL", pg.url())
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
-    (command, addr, admin)
+}
+
+/// The log of chain `chain`'s replica: to a file, since an outage logs per request.
+fn log_of(dir: &Path, chain: &str) -> PathBuf {
+    dir.join(format!("{chain}.log"))
 }
 
 /// Starts a replica and waits until it serves.
 async fn replica(dir: &Path, pg: &Postgres, chain: &str) -> Replica {
-    let (mut command, addr, admin) = serve_command(dir, pg, chain);
-    let mut child = command.spawn().expect("spawn serve");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Replica { child, addr, admin };
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let err = std::fs::read_to_string(dir.join(format!("{chain}.log"))).unwrap_or_default();
-            panic!("replica {chain} exited {status}: {err}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let [port, admin_port] = crate::support::free_ports();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let serving = serve_command(dir, pg, chain, admin)
+        .serving(addr, Some(&log_of(dir, chain)))
+        .await;
+    Replica {
+        serving,
+        addr,
+        admin,
     }
-    panic!("replica {chain} did not start listening");
 }
 
 impl Replica {
     /// SIGTERM and wait: in-flight records are committed before it exits.
-    async fn stop(mut self) {
-        let pid = self.child.id().expect("pid").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("exits")
-            .expect("wait");
+    async fn stop(self) {
+        let status = self.serving.terminate(Duration::from_secs(20)).await;
         assert_eq!(status.code(), Some(0));
     }
 
@@ -92,16 +70,8 @@ impl Replica {
 }
 
 /// The CLI with the ledger's URL in the environment.
-fn cli(pg: &Postgres, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .args(args)
-        .env("NEED_TO_KNOW_PG_URL", pg.url())
-        .output()
-        .expect("run need-to-know")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn cli(pg: &Postgres, args: &[&str]) -> Cli {
+    Cli::new(args).env("NEED_TO_KNOW_PG_URL", pg.url())
 }
 
 /// The sample job behind the gateway; the gateway's files (rules, config) in a fresh dir.
@@ -114,16 +84,16 @@ async fn setup() -> (
         .json("/api/jobs/J-1001", crate::support::job())
         .run()
         .await;
-    let (dir, _config, keys) = Builder::new(&format!("{}/api", up.url())).write();
+    let (dir, _config, keys) = Builder::before(&up).write();
     let key = keys[0].1.clone();
     (up, dir, key)
 }
 
 /// `audit query --postgres` for the subject: the request ids, in the order printed.
 fn queried_ids(pg: &Postgres) -> Vec<String> {
-    let out = cli(pg, &["audit", "query", "--postgres", "--subject", SUBJECT]);
-    assert!(out.status.success(), "{out:?}");
-    let records: Vec<Value> = stdout(&out)
+    let out = cli(pg, &["audit", "query", "--postgres", "--subject", SUBJECT]).success();
+    let records: Vec<Value> = out
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON record a line"))
         .collect();
@@ -177,21 +147,13 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
         sent.insert(response.header("x-request-id").expect("id").to_string());
     }
 
-    let verify = cli(&pg, &["audit", "verify", "--postgres"]);
-    let text = stdout(&verify);
-    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
-    assert!(
-        text.contains("chain replica-a: 10 records verified"),
-        "{text}"
-    );
-    assert!(
-        text.contains("chain replica-b: 10 records verified"),
-        "{text}"
-    );
-    assert!(
-        text.contains("total: 20 records verified in 2 chains"),
-        "{text}"
-    );
+    cli(&pg, &["audit", "verify", "--postgres"])
+        .success()
+        .stdout_has(&[
+            "chain replica-a: 10 records verified",
+            "chain replica-b: 10 records verified",
+            "total: 20 records verified in 2 chains",
+        ]);
 
     let ids = queried_ids(&pg);
     assert_eq!(ids.len(), 20, "{ids:?}");
@@ -199,22 +161,14 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
 
     // The subject access report reads every chain too.
     let config = dir.path().join("need-to-know.toml");
-    let out = cli(
+    let report = cli(
         &pg,
-        &[
-            "audit",
-            "report",
-            "--postgres",
-            "--subject",
-            SUBJECT,
-            "--format",
-            "json",
-            "--config",
-            config.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+        &["audit", "report", "--postgres", "--subject", SUBJECT],
+    )
+    .args(["--format", "json", "--config"])
+    .arg(&config)
+    .success()
+    .json();
     assert_eq!(report["chain_problem"], Value::Null, "{report}");
     assert_eq!(report["records_checked"], 20, "{report}");
     assert_eq!(
@@ -227,22 +181,17 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
     assert_eq!(disclosures.len(), 20, "{report}");
 
     let exported = dir.path().join("replica-a.jsonl");
-    let out = cli(
+    cli(
         &pg,
-        &[
-            "audit",
-            "export",
-            "--postgres",
-            "--chain",
-            "replica-a",
-            "--output",
-            exported.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let file_verify = cli(&pg, &["audit", "verify", exported.to_str().expect("utf-8")]);
-    assert_eq!(file_verify.status.code(), Some(0), "{file_verify:?}");
-    assert!(stdout(&file_verify).contains("10 records verified"));
+        &["audit", "export", "--postgres", "--chain", "replica-a"],
+    )
+    .arg("--output")
+    .arg(&exported)
+    .success();
+    cli(&pg, &["audit", "verify"])
+        .arg(&exported)
+        .success()
+        .stdout_has(&["10 records verified"]);
 
     let metrics = a.admin_get("/metrics").await.text();
     assert_eq!(
@@ -257,11 +206,9 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
     a.stop().await;
     let a = replica(dir.path(), &pg, "replica-a").await;
     assert_eq!(get_job(a.addr, &key).await.status, 200);
-    let verify = cli(&pg, &["audit", "verify", "--postgres"]);
-    assert!(
-        stdout(&verify).contains("chain replica-a: 11 records verified"),
-        "{verify:?}"
-    );
+    cli(&pg, &["audit", "verify", "--postgres"])
+        .run()
+        .stdout_has(&["chain replica-a: 11 records verified"]);
     a.stop().await;
     b.stop().await;
 }
@@ -277,32 +224,33 @@ async fn a_second_replica_with_the_same_chain_refuses_to_start() {
     let a = replica(dir.path(), &pg, "shared").await;
     let second = dir.path().join("second");
     std::fs::create_dir(&second).expect("dir");
-    for f in ["need-to-know.toml", "rules"] {
-        let status = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(dir.path().join(f))
-            .arg(&second)
-            .status()
-            .expect("cp");
-        assert!(status.success());
-    }
-    let (mut command, _, _) = serve_command(&second, &pg, "shared");
+    std::fs::copy(
+        dir.path().join("need-to-know.toml"),
+        second.join("need-to-know.toml"),
+    )
+    .expect("copy the config");
+    crate::support::copy_dir(&dir.path().join("rules"), &second.join("rules"));
+    let [port, admin_port] = crate::support::free_ports();
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let mut command = serve_command(&second, &pg, "shared", admin)
+        .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .process();
+    let log = log_of(&second, "shared");
+    command.stderr(std::fs::File::create(&log).expect("log file"));
     let status = tokio::time::timeout(Duration::from_secs(20), command.status())
         .await
         .expect("exits")
         .expect("run");
-    let err = std::fs::read_to_string(second.join("shared.log")).expect("log");
+    let err = std::fs::read_to_string(&log).expect("log");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("audit chain \"shared\" is in use by another running replica"),
         "{err}"
     );
     assert_eq!(get_job(a.addr, &key).await.status, 200);
-    let verify = cli(&pg, &["audit", "verify", "--postgres"]);
-    assert!(
-        stdout(&verify).contains("chain shared: 1 records verified"),
-        "{verify:?}"
-    );
+    cli(&pg, &["audit", "verify", "--postgres"])
+        .run()
+        .stdout_has(&["chain shared: 1 records verified"]);
     a.stop().await;
 }
 
@@ -330,13 +278,9 @@ async fn a_tampered_row_is_named_by_chain_and_seq() {
         .await
         .expect("update");
     assert_eq!(changed, 1);
-    let verify = cli(&pg, &["audit", "verify", "--postgres"]);
-    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
-    let text = stdout(&verify);
-    assert!(
-        text.contains("chain tamper: seq 2: hash does not match the record"),
-        "{text}"
-    );
+    cli(&pg, &["audit", "verify", "--postgres"])
+        .expect(1)
+        .stdout_has(&["chain tamper: seq 2: hash does not match the record"]);
 }
 
 /// What the load loop saw: every 200's request id, and how many 503s.
@@ -457,8 +401,7 @@ async fn postgres_stopped_under_load_gives_503_and_every_200_has_its_row() {
     let rows: BTreeSet<String> = queried_ids(&pg).into_iter().collect();
     let missing: Vec<&String> = seen.ok.iter().filter(|id| !rows.contains(*id)).collect();
     assert!(missing.is_empty(), "200s without a row: {missing:?}");
-    let verify = cli(&pg, &["audit", "verify", "--postgres"]);
-    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
+    cli(&pg, &["audit", "verify", "--postgres"]).success();
     eprintln!(
         "outage: {} x 200 (all in the ledger), {} x 503, down {:?}; replica a: {records} records in {commits} commits",
         seen.ok.len(),

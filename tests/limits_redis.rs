@@ -3,10 +3,10 @@
 //! fallback (visible in `/metrics`); Redis back, one budget again.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::gateway::{Builder, REPAIRS_TYPE};
+use crate::support::cli::Cli;
+use crate::support::gateway::{repairs_type_with, Builder};
 use crate::support::http;
 use crate::support::job;
 use crate::support::redis::Redis;
@@ -37,13 +37,9 @@ impl Deployment {
     /// Writes rules with `rate` on the repairs type and `[limits] shared = "redis"`.
     async fn new(redis: &Redis, rate: &str, on_error: &str) -> Deployment {
         let upstream = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-        let limited = REPAIRS_TYPE.replace(
-            "lawful_basis = \"contract\"",
-            &format!("lawful_basis = \"contract\"\nrate_limit = \"{rate}\""),
-        );
-        let (dir, config, keys) = Builder::new(&format!("{}/api", upstream.url()))
-            .kind("repairs-contractor", &limited)
-            .recipient("probe", "repairs-contractor")
+        let limited = repairs_type_with(&format!("rate_limit = \"{rate}\""));
+        let (dir, config, keys) = Builder::before(&upstream)
+            .recipient_of("probe", "repairs-contractor", &limited)
             .write();
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text.replace(
@@ -78,9 +74,8 @@ impl Deployment {
         let [port, admin_port] = crate::support::free_ports();
         let log =
             std::fs::File::create(self.dir.path().join(format!("serve-{n}.log"))).expect("log");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"))
+        let child = Cli::new(["serve"])
             .current_dir(self.dir.path())
-            .args(["serve"])
             .env("NEED_TO_KNOW__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env(
                 "NEED_TO_KNOW__ADMIN__LISTEN",
@@ -92,9 +87,8 @@ impl Deployment {
             )
             .env("NTK_TEST_REDIS_URL", &self.redis_url)
             .env("RUST_LOG", "need_to_know=info")
-            .stdout(Stdio::null())
+            .process()
             .stderr(log)
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn serve");
         let replica = Replica {
@@ -168,13 +162,7 @@ async fn a_recipients_limit_holds_across_two_replicas() {
     // The fifth is over the one budget, on either replica.
     for replica in [&a, &b] {
         let r = http::get(replica.addr, "/jobs/J-1001", Some(&acme)).await;
-        assert_eq!(r.status, 429, "{}", r.text());
-        assert_eq!(r.error(), "rate_limited");
-        let retry: u64 = r
-            .header("retry-after")
-            .and_then(|v| v.parse().ok())
-            .expect("Retry-After");
-        assert!((1..=15).contains(&retry), "{retry}");
+        r.assert_rate_limited(1..=15);
     }
     // Another recipient has its own budget.
     assert_eq!(status(&b, &d.key("brightfix")).await, 200);
@@ -378,21 +366,17 @@ fn a_bad_redis_url_stops_serve_without_printing_it() {
     );
     std::fs::write(&config, text).expect("config");
     for url in [None, Some("http://user:s3cret-pw@redis.example:6379/")] {
-        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_need-to-know"));
-        serve
+        let mut serve = Cli::new(["serve"])
             .current_dir(dir.path())
-            .arg("serve")
             .env_remove("NTK_TEST_BAD_REDIS_URL");
         if let Some(url) = url {
-            serve.env("NTK_TEST_BAD_REDIS_URL", url);
+            serve = serve.env("NTK_TEST_BAD_REDIS_URL", url);
         }
-        let out = serve.output().expect("run serve");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(64), "{stderr}");
-        assert!(stderr.contains("NTK_TEST_BAD_REDIS_URL"), "{stderr}");
+        let out = serve.expect(64);
+        assert!(out.stderr.contains("NTK_TEST_BAD_REDIS_URL"), "{out}");
         assert!(
-            !stderr.contains("s3cret-pw"),
-            "the URL's password was printed: {stderr}"
+            !out.stderr.contains("s3cret-pw"),
+            "the URL's password was printed: {out}"
         );
     }
 }

@@ -1,17 +1,14 @@
 //! Operating it: rate limits, the admin endpoints and metrics, and hot reload of the rules.
 
-use crate::support::gateway::{Builder, REPAIRS_TYPE};
+use crate::support::gateway::{self, Builder, REPAIRS_TYPE};
 use crate::support::upstream::{Reply, Upstream};
 use crate::support::{http, job};
 
 #[tokio::test]
 async fn over_the_rate_limit_is_429_with_retry_after_and_audited() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let limited = REPAIRS_TYPE.replace(
-        "lawful_basis = \"contract\"",
-        "lawful_basis = \"contract\"\nrate_limit = \"3/min\"",
-    );
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let limited = gateway::repairs_type_with("rate_limit = \"3/min\"");
+    let gw = Builder::before(&up)
         .kind("repairs-contractor", &limited)
         .start()
         .await;
@@ -23,13 +20,7 @@ async fn over_the_rate_limit_is_429_with_retry_after_and_audited() {
         );
     }
     let r = http::get(gw.addr, "/jobs/J-1001", Some(&key)).await;
-    assert_eq!(r.status, 429, "{}", r.text());
-    assert_eq!(r.error(), "rate_limited");
-    let retry: u64 = r
-        .header("retry-after")
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
-    assert!((1..=20).contains(&retry), "{retry}");
+    r.assert_rate_limited(1..=20);
     assert_eq!(up.count(), 3, "the refused request reached the upstream");
     // Another recipient of the same type has its own budget.
     assert_eq!(
@@ -45,8 +36,7 @@ async fn over_the_rate_limit_is_429_with_retry_after_and_audited() {
 
 #[tokio::test]
 async fn metrics_hold_the_counters_and_no_tenant_value() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (_up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     assert_eq!(
         http::get(gw.addr, "/jobs/J-1001", Some(&key)).await.status,
@@ -87,10 +77,7 @@ async fn metrics_hold_the_counters_and_no_tenant_value() {
 
 #[tokio::test]
 async fn readyz_fails_when_the_upstream_is_down() {
-    let port = crate::support::free_port();
-    let gw = Builder::new(&format!("http://127.0.0.1:{port}/api"))
-        .start()
-        .await;
+    let gw = Builder::closed_upstream().start().await;
     let ready = http::get(gw.admin_addr, "/readyz", None).await;
     assert_eq!(ready.status, 503);
     assert!(ready.text().contains("upstream"), "{}", ready.text());
@@ -103,7 +90,7 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_takes_effect() {
         .json("/api/tenants/T-000142", job()["tenant"].clone())
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     let type_file = gw.rules_dir.join("types/repairs-contractor.toml");
     let before = gw.pipeline.policy().generation().to_string();
@@ -162,7 +149,7 @@ async fn a_change_under_the_rules_dir_is_picked_up_by_the_watcher() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     tokio::spawn(need_to_know::reload::watch_rules(
         gw.pipeline.clone(),
@@ -202,12 +189,11 @@ async fn over_max_in_flight_is_429_for_that_recipient_only() {
         )
         .run()
         .await;
-    let bounded = REPAIRS_TYPE.replace(
-        "lawful_basis = \"contract\"",
-        "lawful_basis = \"contract\"\nmax_in_flight = 2",
-    );
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("repairs-contractor", &bounded)
+    let gw = Builder::before(&up)
+        .kind(
+            "repairs-contractor",
+            &gateway::repairs_type_with("max_in_flight = 2"),
+        )
         .start()
         .await;
     let acme = gw.key("acme-repairs").to_string();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use need_to_know::sample_api::{self, Date, SampleData};
 use serde_json::Value;
 
+use crate::support::cli::Cli;
 use crate::support::gateway::{Builder, Gateway};
 use crate::support::http;
 
@@ -529,34 +530,27 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         "{metrics}"
     );
 
-    let bin = env!("CARGO_BIN_EXE_need-to-know");
     let config = gw.dir.path().join("need-to-know.toml");
-    let audit = gw.audit_path.to_str().expect("utf-8").to_string();
-    let run = |args: &[&str]| {
-        std::process::Command::new(bin)
-            .args(args)
+    // The gateway's files and the ledger, with the pseudonym key the gateway was given.
+    let audit = |command: &str, ledger: &Path, tail: &[&str]| {
+        Cli::new(["audit", command])
+            .arg(ledger)
+            .args(["--subject", "T-0001"])
+            .args(tail)
             .env(
                 "NTK_TEST_PSEUDONYM_KEY",
                 "a-test-pseudonym-key-of-32-bytes-or-more",
             )
-            .output()
-            .expect("run")
     };
-    let query = run(&["audit", "query", &audit, "--subject", "T-0001"]);
-    let queried = String::from_utf8_lossy(&query.stdout).lines().count();
-    let out = run(&[
-        "audit",
-        "report",
-        &audit,
-        "--subject",
-        "T-0001",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let queried = audit("query", &gw.audit_path, &[])
+        .run()
+        .stdout
+        .lines()
+        .count();
+    let report = audit("report", &gw.audit_path, &["--format", "json", "--config"])
+        .arg(&config)
+        .success()
+        .json();
     assert!(report["chain_problem"].is_null(), "{report}");
     let sections = report["recipients"].as_array().expect("list");
     let counted: usize = sections
@@ -609,16 +603,10 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
     );
 
     // The HTML is one self-contained page.
-    let html = run(&[
-        "audit",
-        "report",
-        &audit,
-        "--subject",
-        "T-0001",
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    let html = String::from_utf8_lossy(&html.stdout).into_owned();
+    let html = audit("report", &gw.audit_path, &["--config"])
+        .arg(&config)
+        .run()
+        .stdout;
     assert!(html.contains("Who we shared your data with") && html.contains("ACME Repairs Ltd"));
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src=\"http"));
 
@@ -630,30 +618,17 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         text.replacen("\"status\":200", "\"status\":201", 1),
     )
     .expect("write");
-    let out = run(&[
-        "audit",
-        "report",
-        tampered.to_str().expect("utf-8"),
-        "--subject",
-        "T-0001",
-        "--format",
-        "json",
-    ]);
-    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let report = audit("report", &tampered, &["--format", "json"])
+        .run()
+        .json();
     assert!(
         report["chain_problem"]
             .as_str()
             .is_some_and(|p| p.contains("line")),
         "{report}"
     );
-    let html = run(&[
-        "audit",
-        "report",
-        tampered.to_str().expect("utf-8"),
-        "--subject",
-        "T-0001",
-    ]);
-    assert!(String::from_utf8_lossy(&html.stdout).contains("did not verify"));
+    let html = audit("report", &tampered, &[]).run();
+    assert!(html.stdout.contains("did not verify"), "{html}");
 }
 
 /// The shipped repairs rules on J-0001 with its `tenant` sent as an array of one object: the
@@ -673,10 +648,7 @@ async fn a_job_whose_tenant_cannot_be_identified_is_not_disclosed() {
         .json("/api/jobs/J-0001", job)
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .shipped_rules()
-        .start()
-        .await;
+    let gw = Builder::before(&up).shipped_rules().start().await;
     let r = http::get(gw.addr, "/jobs/J-0001", Some(gw.key("acme-repairs"))).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.error(), "subjects_unidentified");

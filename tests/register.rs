@@ -3,13 +3,11 @@
 //! refusals, and the HTML page is self-contained.
 
 use std::path::Path;
-use std::process::Command;
 
 use need_to_know::filter::cel::PseudonymKey;
 use need_to_know::rules::{Policy, Secrets};
 
-/// The shipped rules use pseudonym(), so loading them needs a key of 32 bytes or more.
-const KEY: &str = "a-test-key-of-at-least-32-bytes!!";
+use crate::support::cli::{Cli, PSEUDONYM_KEY};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,24 +15,16 @@ fn root() -> &'static Path {
 
 /// `need-to-know register --format FORMAT` in the repository, with the shipped config.
 fn register(format: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(root())
-        .args(["register", "--format", format])
-        .env("NEED_TO_KNOW_PSEUDONYM_KEY", KEY)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run need-to-know");
-    assert!(
-        out.status.success(),
-        "register --format {format}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    Cli::new(["register", "--format", format])
+        .in_repo()
+        .pseudonym_key()
+        .success()
+        .stdout
 }
 
 fn shipped() -> Policy {
     let secrets = Secrets {
-        pseudonym_key: Some(PseudonymKey::new(KEY.as_bytes().to_vec()).expect("key")),
+        pseudonym_key: Some(PseudonymKey::new(PSEUDONYM_KEY.as_bytes().to_vec()).expect("key")),
         pseudonym_key_env: None,
     };
     Policy::load_with(&root().join("rules"), &secrets).expect("shipped rules load")
@@ -344,25 +334,19 @@ fn missing_glossary_entries_are_named_by_file_and_line() {
 fn writes_to_a_file_and_refuses_rules_with_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("register.html");
-    let status = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(root())
-        .args(["register", "--output"])
+    Cli::new(["register", "--output"])
         .arg(&out)
-        .env("NEED_TO_KNOW_PSEUDONYM_KEY", KEY)
-        .status()
-        .expect("run");
-    assert!(status.success());
+        .in_repo()
+        .pseudonym_key()
+        .success();
     assert!(std::fs::read_to_string(&out)
         .expect("written")
         .contains("Disclosure register"));
     // Without the pseudonym key the shipped rules do not load: no register, the config code.
-    let out = Command::new(env!("CARGO_BIN_EXE_need-to-know"))
-        .current_dir(root())
-        .arg("register")
+    let out = Cli::new(["register"])
+        .in_repo()
         .env_remove("NEED_TO_KNOW_PSEUDONYM_KEY")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(64));
-    assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pseudonym()"));
+        .expect(64);
+    assert!(out.stdout.is_empty(), "{out}");
+    assert!(out.stderr.contains("pseudonym()"), "{out}");
 }

@@ -1,7 +1,7 @@
 //! Request-target hygiene, route and method grants, and query allow-lists: every refusal
 //! happens before the upstream sees anything.
 
-use crate::support::gateway::Builder;
+use crate::support::gateway::{self, Builder};
 use crate::support::http;
 use crate::support::job;
 use crate::support::upstream::Upstream;
@@ -9,8 +9,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn ungranted_paths_and_methods_are_403() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     for (method, target, code) in [
         ("GET", "/tenants/T-000142", "route_not_granted"),
@@ -29,8 +28,7 @@ async fn ungranted_paths_and_methods_are_403() {
 
 #[tokio::test]
 async fn ambiguous_targets_are_400_and_reach_nothing() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     for target in [
         "/jobs/J-1001%2Fnotes",
@@ -76,7 +74,7 @@ async fn only_the_routes_query_parameters_pass() {
         )
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     for target in [
         "/jobs?tenant=T-1",
@@ -104,7 +102,7 @@ async fn path_parameters_are_forwarded_re_encoded() {
         .json("/api/jobs/J~1.a_b-c", job())
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let key = gw.key("acme-repairs").to_string();
     let r = http::get(gw.addr, "/jobs/J%7E1.a_b-c", Some(&key)).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -115,8 +113,7 @@ async fn path_parameters_are_forwarded_re_encoded() {
 /// it is read, and a GET that carries a body at all is refused: nothing reaches the upstream.
 #[tokio::test]
 async fn oversized_and_unexpected_request_bodies_are_refused_before_reading() {
-    let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let (up, gw) = gateway::before_the_job().await;
     let key = gw.key("acme-repairs").to_string();
     // The test config's limit is 1 KiB; only the head is sent, so a gateway that waited to
     // read the body would hang here instead of answering.

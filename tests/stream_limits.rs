@@ -33,9 +33,8 @@ async fn export_upstream() -> Listening {
 }
 
 async fn gateway(up: &Listening, kind: &str) -> Gateway {
-    Builder::new(&format!("{}/api", up.url()))
-        .kind("research-vendor", kind)
-        .recipient("survey-co", "research-vendor")
+    Builder::before(up)
+        .recipient_of("survey-co", "research-vendor", kind)
         .limits("stream_threshold = \"64KiB\"\nmax_stream_element = \"16KiB\"")
         .start()
         .await

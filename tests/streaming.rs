@@ -2,8 +2,7 @@
 //! buffered path, every element audited before it leaves, and any failure a broken
 //! transfer, checked on the raw bytes the recipient received.
 
-use std::process::Command;
-
+use crate::support::cli::Cli;
 use crate::support::gateway::{Builder, Gateway};
 use crate::support::http::{self, dechunk};
 use crate::support::upstream::{tenant, End, Reply, Upstream};
@@ -11,30 +10,7 @@ use serde_json::{json, Value};
 
 /// A research-vendor-like type whose export route streams: `[]` paths only, an item filter
 /// and derived values reading `item`, no `refuse`, nothing reading `body`.
-pub(crate) const RESEARCH: &str = r#"
-type = "research-vendor"
-purpose = "Tenant satisfaction research"
-lawful_basis = "legitimate_interests"
-
-[[route]]
-method = "GET"
-path = "/tenants"
-query = ["page"]
-subjects = ["[].id"]
-allow = ["[].name", "[].phone", "[].email", "[].household"]
-
-[[route.items]]
-path = "[]"
-keep = "!('research' in item.sharing_restrictions) && item.consent.research == true"
-
-[[route.derive]]
-field = "[].age_band"
-value = "age_band(item.date_of_birth)"
-
-[[route.derive]]
-field = "[].postcode_district"
-value = "postcode_district(item.address.postcode)"
-"#;
+pub(crate) const RESEARCH: &str = include_str!("fixtures/streaming/research-vendor.toml");
 
 fn array(range: std::ops::Range<usize>) -> Vec<u8> {
     let items: Vec<Value> = range.map(tenant).collect();
@@ -56,8 +32,7 @@ fn raw_json(body: Vec<u8>) -> Reply {
 
 async fn gateway(up: &str) -> Gateway {
     Builder::new(&format!("{up}/api"))
-        .kind("research-vendor", RESEARCH)
-        .recipient("survey-co", "research-vendor")
+        .recipient_of("survey-co", "research-vendor", RESEARCH)
         .limits("stream_threshold = \"64KiB\"\nmax_stream_element = \"16KiB\"")
         .start()
         .await
@@ -210,21 +185,14 @@ async fn a_large_export_streams_in_audited_segments() {
     assert_eq!(last["stream"]["elements"], count);
     let kept = got.as_array().expect("array").len();
     assert_eq!(last["stream"]["sent_elements"], kept);
-    let bin = env!("CARGO_BIN_EXE_need-to-know");
-    let verify = Command::new(bin)
-        .args(["audit", "verify"])
-        .arg(&gw.audit_path)
-        .output()
-        .expect("run audit verify");
-    assert!(verify.status.success(), "{verify:?}");
+    let audit = |command: &str, subject: &str| {
+        Cli::new(["audit", command])
+            .arg(&gw.audit_path)
+            .args(["--subject", subject])
+    };
+    Cli::new(["audit", "verify"]).arg(&gw.audit_path).success();
     // T002999: kept (2999 % 3 == 2, 2999 % 5 != 0), in the third segment.
-    let query = Command::new(bin)
-        .args(["audit", "query"])
-        .arg(&gw.audit_path)
-        .args(["--subject", "T002999"])
-        .output()
-        .expect("run audit query");
-    let out = String::from_utf8_lossy(&query.stdout);
+    let out = audit("query", "T002999").run().stdout;
     assert_eq!(out.lines().count(), 1, "{out}");
     let hit: Value = serde_json::from_str(out.trim()).expect("a record");
     assert_eq!(hit["stream"]["segment"], 3);
@@ -233,15 +201,11 @@ async fn a_large_export_streams_in_audited_segments() {
         .expect("disclosed")
         .contains(&json!("[].email")));
     // The subject access report finds the streamed disclosure, once.
-    let report = Command::new(bin)
-        .args(["audit", "report"])
-        .arg(&gw.audit_path)
-        .args(["--subject", "T002999", "--format", "json", "--config"])
+    let report = audit("report", "T002999")
+        .args(["--format", "json", "--config"])
         .arg(gw.dir.path().join("need-to-know.toml"))
-        .output()
-        .expect("run audit report");
-    assert!(report.status.success(), "{report:?}");
-    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+        .success()
+        .json();
     assert_eq!(report["recipients"][0]["id"], "survey-co", "{report:#}");
     assert_eq!(
         report["recipients"][0]["disclosures"]
@@ -251,13 +215,8 @@ async fn a_large_export_streams_in_audited_segments() {
         "{report:#}"
     );
     // An objector left out of the sample is not listed as disclosed.
-    let objector = Command::new(bin)
-        .args(["audit", "query"])
-        .arg(&gw.audit_path)
-        .args(["--subject", "T002998"])
-        .output()
-        .expect("run audit query");
-    assert!(objector.stdout.is_empty());
+    let objector = audit("query", "T002998").run();
+    assert!(objector.stdout.is_empty(), "{objector}");
 }
 
 #[tokio::test]
@@ -389,9 +348,8 @@ async fn peak_memory_of_a_100_mb_export() {
         .route("GET", "/api/tenants", Reply::Generated { count })
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("research-vendor", RESEARCH)
-        .recipient("survey-co", "research-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "research-vendor", RESEARCH)
         .start()
         .await;
     let before = vm_hwm_kib();
@@ -557,9 +515,8 @@ async fn a_declared_length_over_the_stream_limit_is_refused_up_front() {
         .route("GET", "/api/tenants", raw_json(body))
         .run()
         .await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .kind("research-vendor", RESEARCH)
-        .recipient("survey-co", "research-vendor")
+    let gw = Builder::before(&up)
+        .recipient_of("survey-co", "research-vendor", RESEARCH)
         .limits("stream_threshold = \"64KiB\"\nmax_streamed_body = \"128KiB\"")
         .start()
         .await;

@@ -3,13 +3,19 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod upstream;
 
-use serde_json::{json, Value};
+use std::path::Path;
+
+use need_to_know::audit::{now_rfc3339, Record};
+
+pub use fixtures::job;
 
 /// `N` distinct ports free on 127.0.0.1, for child processes to bind. Every listener is held
 /// until all are picked: a port released and asked for again can come straight back, and a
@@ -42,41 +48,13 @@ pub const WITHHELD_VALUES: &[&str] = &[
     "contractor_ref_771", // internal_notes
 ];
 
-/// A repair job as the housing management system returns it: everything it knows.
-pub fn job() -> Value {
-    json!({
-        "id": "J-1001",
-        "status": "scheduled",
-        "priority": "urgent",
-        "description": "Boiler not heating water",
-        "contractor_id": "acme-repairs",
-        "internal_notes": "contractor_ref_771",
-        "appointment": { "date": "2026-12-03", "slot": "AM" },
-        "property": {
-            "id": "P-0042",
-            "address": "12 Minster Yard, Lincoln LN2 1PX",
-            "tenure": "assured"
-        },
-        "tenant": {
-            "id": "T-000142",
-            "name": "Joan Example",
-            "phone": "07700 900142",
-            "email": "joan@example.org",
-            "date_of_birth": "1961-04-09",
-            "ni_number": "AB123456C",
-            "benefits": ["Universal Credit"],
-            "arrears": 1432.17,
-            "health": { "conditions": ["diabetes"] },
-            "access_needs": [
-                { "code": "step-free access", "description": "Uses a wheelchair" },
-                { "code": "BSL", "description": "Deaf: text, do not call" }
-            ],
-            "caution_markers": [
-                { "category": "verbal abuse", "instruction": "attend in pairs",
-                  "tenant_informed": true, "review_by": "2027-06-01" }
-            ]
-        }
-    })
+/// The strings of a JSON list, e.g. an audit record's `withheld`.
+pub fn strs(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("a string"))
+        .collect()
 }
 
 /// Asserts that none of [`WITHHELD_VALUES`] appears anywhere in `raw`.
@@ -87,5 +65,41 @@ pub fn assert_nothing_withheld(raw: &[u8]) {
             !text.contains(value),
             "withheld value {value:?} reached the recipient:\n{text}"
         );
+    }
+}
+
+/// Copies the directory `from` to `to`, with everything below it, as `cp -r` does.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A disclosure of job `J-{n}` to `acme-repairs` about `subject`, as the library writes it to
+/// a ledger, told apart from the others by its request id `req-{n}`.
+pub fn disclosure(n: usize, subject: &str) -> Record {
+    Record {
+        ts: now_rfc3339(),
+        request_id: format!("req-{n}"),
+        recipient: Some("acme-repairs".into()),
+        recipient_type: Some("repairs-contractor".into()),
+        method: "GET".into(),
+        route: Some("/jobs/{job_id}".into()),
+        path: format!("/jobs/J-{n}"),
+        status: 200,
+        purpose: Some("repairs".into()),
+        lawful_basis: Some("contract".into()),
+        reasons: vec![],
+        subjects: vec![subject.into()],
+        disclosed: vec!["id".into()],
+        withheld: vec!["tenant.phone".into()],
+        extra: serde_json::Map::new(),
     }
 }

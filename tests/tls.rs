@@ -12,7 +12,7 @@ use crate::support::{assert_nothing_withheld, http, job};
 #[tokio::test]
 async fn a_good_client_certificate_identifies_by_san_and_by_hash() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .tls(TlsSetup::Mutual("required"))
         .start()
         .await;
@@ -34,7 +34,7 @@ async fn a_good_client_certificate_identifies_by_san_and_by_hash() {
 #[tokio::test]
 async fn foreign_expired_and_missing_certificates_are_refused_under_required() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .tls(TlsSetup::Mutual("required"))
         .start()
         .await;
@@ -81,7 +81,7 @@ async fn foreign_expired_and_missing_certificates_are_refused_under_required() {
 #[tokio::test]
 async fn a_certificate_that_names_no_recipient_is_401() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .tls(TlsSetup::Mutual("required"))
         .start()
         .await;
@@ -104,7 +104,7 @@ async fn a_certificate_that_names_no_recipient_is_401() {
 #[tokio::test]
 async fn optional_client_auth_accepts_an_api_key_and_refuses_a_mismatch() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .tls(TlsSetup::Mutual("optional"))
         .start()
         .await;
@@ -146,10 +146,7 @@ async fn optional_client_auth_accepts_an_api_key_and_refuses_a_mismatch() {
 #[tokio::test]
 async fn server_tls_with_api_keys() {
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .tls(TlsSetup::ServerOnly)
-        .start()
-        .await;
+    let gw = Builder::before(&up).tls(TlsSetup::ServerOnly).start().await;
     let connector = http::tls_connector(&gw.certs.as_ref().expect("certs").gateway_ca_pem, None);
     let r = http::tls_get(
         gw.addr,
@@ -200,10 +197,7 @@ async fn http2_by_alpn_is_served_and_filtered() {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let up = Upstream::new().json("/api/jobs/J-1001", job()).run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
-        .tls(TlsSetup::ServerOnly)
-        .start()
-        .await;
+    let gw = Builder::before(&up).tls(TlsSetup::ServerOnly).start().await;
     let ca = gw.certs.as_ref().expect("certs").gateway_ca_pem.clone();
     let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::pem::PemObject;

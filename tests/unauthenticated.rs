@@ -39,18 +39,8 @@ async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
     let mut chunk = [0u8; 8192];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let mut lines = head.split("\r\n");
-            let status = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let len: usize = lines
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
+            let (status, headers) = http::parse_head(&buf[..end]);
+            let len = http::content_length(&headers);
             if buf.len() >= end + 4 + len {
                 buf.drain(..end + 4 + len);
                 return status;
@@ -81,7 +71,7 @@ fn ledger_len(path: &std::path::Path) -> u64 {
 #[tokio::test]
 async fn a_refusal_records_a_bounded_target() {
     let up = Upstream::new().run().await;
-    let gw = Builder::new(&format!("{}/api", up.url())).start().await;
+    let gw = Builder::before(&up).start().await;
     let long = format!("/jobs/{}", "J".repeat(8000));
     let r = http::get(gw.addr, &long, None).await;
     assert_eq!(r.status, 401, "{}", r.text());
@@ -125,7 +115,7 @@ async fn an_unauthenticated_flood_grows_the_ledger_by_a_bounded_amount() {
     const CLIENTS: usize = 4;
     const EACH: usize = 1000;
     let up = Upstream::new().run().await;
-    let gw = Builder::new(&format!("{}/api", up.url()))
+    let gw = Builder::before(&up)
         .limits(
             "unauthenticated_rate = \"2/s\"\nunauthenticated_burst = 5\n\
              unauthenticated_summary_interval = \"1s\"",

@@ -1,86 +1,21 @@
-//! Shared by the targets: a fixed rules directory, written once per process and loaded.
+//! Shared by the targets: a fixed rules directory (`tests/fixtures/jobs/`), written once per
+//! process and loaded.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use need_to_know::rules::Policy;
 
-pub const RECIPIENTS: &str = r#"
-[[recipient]]
-id = "acme-repairs"
-name = "ACME Repairs Ltd"
-type = "repairs-contractor"
-api_key_sha256 = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8"
+/// The example's two contractors, with fixed key hashes (`tests/fixtures/jobs/`).
+pub const RECIPIENTS: &str = include_str!("../../tests/fixtures/jobs/recipients.toml");
 
-[[recipient]]
-id = "brightfix"
-name = "BrightFix Property Services"
-type = "repairs-contractor"
-api_key_sha256 = "07224c755616395574b992c131c9d9b8b0088d228793e22adbd34df77e92021d"
-"#;
-
-/// The repairs-contractor type of the example in `docs/rules.md`, with a `refuse` on "repairs"
-/// so that it can fire for this type, and extra routes for `request_target`.
-pub const REPAIRS_CONTRACTOR: &str = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-rate_limit = "60/min"
-
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = [
-  "id", "status", "priority", "description", "appointment",
-  "property.address",
-  "tenant.name", "tenant.phone", "tenant.email",
-  "tenant.access_needs[].description",
-]
-
-[[route.when]]
-condition = "body.contractor_id == recipient.id && body.status in ['scheduled', 'in_progress']"
-reason = "contractor assigned to an open job at this property"
-allow = ["tenant.caution_markers[].category", "tenant.caution_markers[].instruction"]
-
-[[route.items]]
-path = "tenant.caution_markers"
-keep = "item.tenant_informed && timestamp(item.review_by) > now"
-
-[[route.derive]]
-field = "tenant.age_band"
-value = "age_band(body.tenant.date_of_birth)"
-
-[route.refuse]
-condition = "'repairs' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-
-[[route]]
-method = "GET"
-path = "/jobs"
-query = ["status", "contractor_id"]
-subjects = ["[].tenant.id"]
-allow = ["[].id", "[].status", "[].priority"]
-
-[[route]]
-method = "GET"
-path = "/jobs/open"
-query = ["district"]
-allow = ["[].id"]
-
-[[route]]
-method = "POST"
-path = "/jobs/{job_id}/notes"
-query = []
-allow = ["id"]
-
-[[route]]
-method = "GET"
-path = "/properties/{property_id}/occupants/{tenant_id}"
-query = ["fields"]
-allow = ["id"]
-"#;
+/// The repairs-contractor type of the example in `docs/rules.md`, whose `refuse` reads
+/// "repairs" so that it can fire for this type, with more routes for `request_target`.
+pub const REPAIRS_CONTRACTOR: &str = concat!(
+    include_str!("../../tests/fixtures/jobs/types/repairs-contractor.toml"),
+    "\n",
+    include_str!("../../tests/fixtures/jobs/more-routes.toml"),
+);
 
 /// A directory of this process under the system temp dir, created if missing.
 pub fn scratch(name: &str) -> PathBuf {

@@ -11,19 +11,12 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use need_to_know::rules::Policy;
 
-const RECIPIENTS: &str = r#"
-[[recipient]]
-id = "acme-repairs"
-name = "ACME Repairs Ltd"
-type = "x"
-api_key_sha256 = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8"
-
-[[recipient]]
-id = "brightfix"
-name = "BrightFix Property Services"
-type = "x"
-api_key_sha256 = "07224c755616395574b992c131c9d9b8b0088d228793e22adbd34df77e92021d"
-"#;
+/// The example's contractors, as recipients of type `x`: the type file under test.
+fn recipients() -> &'static str {
+    static RECIPIENTS: OnceLock<String> = OnceLock::new();
+    RECIPIENTS
+        .get_or_init(|| common::RECIPIENTS.replace("type = \"repairs-contractor\"", "type = \"x\""))
+}
 
 /// One directory per process, reused by every input.
 fn dir() -> &'static PathBuf {
@@ -36,6 +29,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = dir();
-    common::write_rules(dir, RECIPIENTS, "x.toml", text);
+    common::write_rules(dir, recipients(), "x.toml", text);
     let _ = Policy::load(dir);
 });

@@ -17,31 +17,20 @@ use need_to_know::upstream::Upstream;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::oneshot;
 
+use crate::support::upstream::Listening;
+
 /// A repairs-contractor type like the example in `docs/rules.md`, without conditions.
-pub const REPAIRS_TYPE: &str = r#"
-type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
+pub const REPAIRS_TYPE: &str = include_str!("../fixtures/gateway/types/repairs-contractor.toml");
 
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-query = []
-subjects = ["tenant.id"]
-allow = [
-  "id", "status", "priority", "description", "appointment",
-  "property.address",
-  "tenant.name", "tenant.phone", "tenant.email",
-  "tenant.access_needs[].description",
-]
-
-[[route]]
-method = "GET"
-path = "/jobs"
-query = ["status", "page"]
-subjects = ["[].tenant.id"]
-allow = ["[].id", "[].status"]
-"#;
+/// [`REPAIRS_TYPE`] with `line` added to its head after the lawful basis: a setting of the
+/// whole type, such as `rate_limit = "3/min"`.
+pub fn repairs_type_with(line: &str) -> String {
+    REPAIRS_TYPE.replacen(
+        "lawful_basis = \"contract\"\n",
+        &format!("lawful_basis = \"contract\"\n{line}\n"),
+        1,
+    )
+}
 
 /// Builds a gateway: rules, keys and config, then [`Builder::start`].
 pub struct Builder {
@@ -118,6 +107,20 @@ impl Builder {
         }
     }
 
+    /// A gateway in front of the fake upstream `up`, which serves the records under `/api`.
+    pub fn before(up: &Listening) -> Builder {
+        Builder::new(&format!("{}/api", up.url()))
+    }
+
+    /// A gateway whose upstream is a port that is (almost certainly) closed: a listener was
+    /// bound there and dropped.
+    pub fn closed_upstream() -> Builder {
+        Builder::new(&format!(
+            "http://127.0.0.1:{}/api",
+            crate::support::free_port()
+        ))
+    }
+
     /// Serves a copy of the repository's own `rules/` (recipients with their development
     /// keys, `dev-<id>-key`), with a pseudonym key, as `demo` does.
     pub fn shipped_rules(mut self) -> Builder {
@@ -138,6 +141,11 @@ impl Builder {
         self.types.retain(|(n, _)| n != name);
         self.types.push((name.into(), text.into()));
         self
+    }
+
+    /// Adds the type file `types/<kind>.toml` holding `text`, and recipient `id` of that type.
+    pub fn recipient_of(self, id: &str, kind: &str, text: &str) -> Builder {
+        self.kind(kind, text).recipient(id, kind)
     }
 
     pub fn recipient(mut self, id: &str, kind: &str) -> Builder {
@@ -255,7 +263,7 @@ impl Builder {
     ) {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = dir.path().join("rules");
-        copy_dir(&source, &rules);
+        crate::support::copy_dir(&source, &rules);
         let recipients =
             std::fs::read_to_string(rules.join("recipients.toml")).expect("recipients");
         let keys = recipients
@@ -385,6 +393,17 @@ impl Builder {
     }
 }
 
+/// The sample job ([`crate::support::job`]) at `/api/jobs/J-1001` of a fake upstream, and a
+/// default gateway in front of it; the upstream stops when its [`Listening`] is dropped.
+pub async fn before_the_job() -> (Listening, Gateway) {
+    let up = crate::support::upstream::Upstream::new()
+        .json("/api/jobs/J-1001", crate::support::job())
+        .run()
+        .await;
+    let gw = Builder::before(&up).start().await;
+    (up, gw)
+}
+
 impl Gateway {
     /// The API key made for recipient `id`.
     pub fn key(&self, id: &str) -> &str {
@@ -430,19 +449,6 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read rules") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
         }
     }
 }

@@ -19,6 +19,18 @@ pub struct Response {
 }
 
 impl Response {
+    /// Asserts a 429 `rate_limited` whose Retry-After is a whole number of seconds in
+    /// `seconds`.
+    pub fn assert_rate_limited(&self, seconds: std::ops::RangeInclusive<u64>) {
+        assert_eq!(self.status, 429, "{}", self.text());
+        assert_eq!(self.error(), "rate_limited");
+        let retry: u64 = self
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!(seconds.contains(&retry), "{retry}");
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -97,7 +109,20 @@ fn parse(raw: Vec<u8>) -> Response {
             raw,
         };
     };
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let (status, headers) = parse_head(&raw[..end]);
+    let body = raw[end + 4..].to_vec();
+    Response {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+/// The status and headers (names lower-cased) of a response head, the bytes before its blank
+/// line; the status is 0 when the first line is not a status line.
+pub fn parse_head(head: &[u8]) -> (u16, Vec<(String, String)>) {
+    let head = String::from_utf8_lossy(head);
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -108,13 +133,17 @@ fn parse(raw: Vec<u8>) -> Response {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let body = raw[end + 4..].to_vec();
-    Response {
-        status,
-        headers,
-        body,
-        raw,
-    }
+    (status, headers)
+}
+
+/// The `content-length` of headers from [`parse_head`]; 0 when there is none or it is not a
+/// number, as for the gateway's responses that have no body.
+pub fn content_length(headers: &[(String, String)]) -> usize {
+    headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A TLS client trusting `ca_pem`, presenting `client` (cert PEM, key PEM) if given.
