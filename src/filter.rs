@@ -21,6 +21,7 @@ use crate::path::{FieldPath, RuleFormBuf, Segment};
 
 pub mod cel;
 pub mod conditions;
+pub mod eval;
 pub(crate) mod project;
 
 pub use conditions::{decide, pick_headers, rule_errors_total, Outcome, Refusal, Request};
