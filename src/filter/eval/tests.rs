@@ -288,16 +288,7 @@ fn compare_generated(expressions: impl Strategy<Value = String>, cases: u32) -> 
     let inputs = (expressions, record(), record(), any::<bool>());
     runner
         .run(&inputs, |(source, body, item, header)| {
-            let request = Request {
-                recipient: &recipient,
-                method: "GET",
-                path: "/jobs/J1",
-                params: &params,
-                query: &[],
-                headers: if header { &with_header } else { &[] },
-                // 2025-03-01T00:00:00Z
-                now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
-            };
+            let request = request(&recipient, &params, if header { &with_header } else { &[] });
             match compare(&source, &request, &body, &item) {
                 Ok(direct) => answered.set(answered.get() + u32::from(direct)),
                 Err(why) => prop_assert!(false, "{why}\nbody {body}\nitem {item}"),
@@ -329,20 +320,145 @@ fn direct_derived_values_are_what_the_interpreter_derives() {
     );
 }
 
+/// A `GET /jobs/J1` by `recipient` at 2025-03-01T00:00:00Z.
+fn request<'a>(
+    recipient: &'a Recipient,
+    params: &'a BTreeMap<String, String>,
+    headers: &'a [(&'static str, String)],
+) -> Request<'a> {
+    Request {
+        recipient,
+        method: "GET",
+        path: "/jobs/J1",
+        params,
+        query: &[],
+        headers,
+        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
+    }
+}
+
+/// [`compare`] on `source` for every body and item; how many `Direct` answered.
+fn compare_grid(source: &str, request: &Request<'_>, bodies: &[Value], items: &[Value]) -> usize {
+    let mut answered = 0;
+    for body in bodies {
+        for item in items {
+            match compare(source, request, body, item) {
+                Ok(direct) => answered += usize::from(direct),
+                Err(why) => panic!("{why}: body {body} item {item}"),
+            }
+        }
+    }
+    answered
+}
+
+/// `cel::Direct` against the interpreter on a grid of conditions and values: wherever the
+/// direct evaluation answers, CEL gives the same bool; and it answers often enough that the
+/// comparison means something.
+#[test]
+fn direct_answers_only_what_cel_answers_the_same() {
+    let exprs = [
+        "item.a == 'x'",
+        "item.a != 'x'",
+        "item.a == recipient.id",
+        "item.a == recipient.name || item.a == recipient.type",
+        "body.a == item.a",
+        "item.n < 2",
+        "item.n <= 2",
+        "item.n > 2",
+        "item.n >= 2",
+        "item.n == 2 && item.b",
+        "item.b || item.n == 2",
+        "!item.b",
+        "item.a in ['x', 'y']",
+        "'x' in item.list",
+        "'a' in item",
+        "'job_id' in request.params && request.params.job_id == 'J1'",
+        "'x-disclosure-reference' in request.headers",
+        "size(request.headers['x-disclosure-reference']) < 4",
+        "request.method == 'GET' && request.path == '/jobs/J1'",
+        "timestamp(item.a) > now",
+        "timestamp(item.a) <= now",
+        "size(item.a) == 1",
+        "item.z == null",
+        "item.a == null",
+        "null == item.a || null != item.z",
+    ];
+    let items = [
+        json!({"a": "x", "n": 2, "b": true, "list": ["x", "y"], "z": null}),
+        json!({"a": "acme-repairs", "n": 1, "b": false, "list": ["y"]}),
+        json!({"a": "Acme Repairs", "n": 3, "b": "true", "list": ["x", 1]}),
+        json!({"a": "2026-11-30T12:00:00Z", "n": 2.0, "list": []}),
+        json!({"a": "2126-01-01T00:00:00+01:00", "n": -5, "b": null, "list": null}),
+        json!({"a": "é", "n": u64::MAX, "list": {"x": 1}}),
+        json!({"a": 7}),
+        json!({"n": "2"}),
+        json!([1, 2]),
+        json!("x"),
+    ];
+    let bodies = [json!({"a": "x"}), json!({"a": 1}), json!({})];
+    let recipient = recipient();
+    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
+    let (mut answered, mut total) = (0, 0);
+    for headers in [vec![], vec![("x-disclosure-reference", "ref".to_owned())]] {
+        let request = request(&recipient, &params, &headers);
+        for source in exprs {
+            assert!(
+                Expr::compile(source, true).unwrap().is_direct(),
+                "{source} is outside the subset"
+            );
+            answered += compare_grid(source, &request, &bodies, &items);
+            total += bodies.len() * items.len();
+        }
+    }
+    assert!(
+        answered * 3 > total,
+        "direct answered only {answered} of {total}"
+    );
+}
+
+/// Derived values: wherever `cel::Direct` computes one, it is the JSON CEL's function gives.
+#[test]
+fn direct_derived_values_are_what_cel_derives() {
+    let exprs = [
+        "age_band(item.a)",
+        "postcode_district(item.a)",
+        "pseudonym(item.a)",
+        "pseudonym(item.n)",
+        "mask(item.a)",
+        "age_band(body.a)",
+    ];
+    let items = [
+        json!({"a": "1990-02-28", "n": 12}),
+        json!({"a": "2026-12-31", "n": -1}),
+        json!({"a": "1990-2-28", "n": u64::MAX}),
+        json!({"a": "LN4 0RW", "n": 1.5}),
+        json!({"a": "ln40rw"}),
+        json!({"a": "not a postcode at all", "n": "12"}),
+        json!({"a": "é", "n": null}),
+        json!({"a": 7}),
+        json!({}),
+    ];
+    let bodies = [json!({"a": "1950-06-01"}), json!({"a": 1})];
+    let recipient = recipient();
+    let params = BTreeMap::new();
+    let request = request(&recipient, &params, &[]);
+    let answered: usize = exprs
+        .iter()
+        .map(|source| compare_grid(source, &request, &bodies, &items))
+        .sum();
+    let total = exprs.len() * bodies.len() * items.len();
+    assert!(
+        answered * 4 > total,
+        "direct answered only {answered} of {total}"
+    );
+}
+
 /// Cases the generators once found, or that sit on an edge of the subset.
 #[test]
 fn known_edges_agree() {
     let recipient = recipient();
-    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
-    let request = Request {
-        recipient: &recipient,
-        method: "GET",
-        path: "/jobs/J1",
-        params: &params,
-        query: &[],
-        headers: &[],
-        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
-    };
+    let params = BTreeMap::new();
+    let request = request(&recipient, &params, &[]);
     let body = json!({"a": "x", "list": ["x", {"dropped": true}], "o": {"a": {"dropped": true}}});
     let item = json!({"a": "2025-03-01t00:00:00z", "n": 1});
     for (source, answers) in [
@@ -370,15 +486,7 @@ fn known_edges_agree() {
 fn a_direct_answer_the_interpreter_does_not_give_panics() {
     let recipient = recipient();
     let params = BTreeMap::new();
-    let request = Request {
-        recipient: &recipient,
-        method: "GET",
-        path: "/jobs/J1",
-        params: &params,
-        query: &[],
-        headers: &[],
-        now: UNIX_EPOCH,
-    };
+    let request = request(&recipient, &params, &[]);
     let nothing = Removed::default();
     let inputs = Inputs {
         request: &request,
