@@ -21,6 +21,7 @@ use crate::path::{FieldPath, RuleFormBuf, Segment};
 
 pub mod cel;
 pub mod conditions;
+pub mod eval;
 mod plan;
 pub(crate) mod project;
 

@@ -30,6 +30,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
+use super::eval;
 use super::plan::{Caller, Plan};
 use super::{
     allow_explained_without, allow_without, each_inner_path, subjects, subjects_without, AllowTree,
@@ -385,19 +386,10 @@ fn note_in(errors: &mut BTreeSet<String>, site: &str, kind: Kind) {
     }
 }
 
-/// Decides what of `upstream` the caller of `request` gets under `plan`: the one function
-/// behind `serve`, `explain` and (later) `test` and `diff`.
-///
-/// Pure: no I/O and no clock (the time is `request.now`); the only side effect is the
-/// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
-/// of the upstream body.
-pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
-    decide_with(plan, request, upstream, explain, false)
-}
-
-/// [`decide`] the simple way: the body copied before the item filters even when no derived
-/// field needs it, and every value bound to CEL converted whole. Kept for the property that
-/// the fast way (in place, only what is read converted) decides the same.
+/// [`decide`] the simple way, as the oracle ([`eval::as_oracle`]): the body copied before the
+/// item filters even when no derived field needs it, every value bound to CEL converted
+/// whole, and no direct answers. Kept for the property that the fast way (in place, only what
+/// is read converted, answered directly where certain) decides the same.
 #[cfg(test)]
 pub(crate) fn decide_copying(
     plan: &Plan,
@@ -405,7 +397,7 @@ pub(crate) fn decide_copying(
     upstream: &Value,
     explain: bool,
 ) -> Outcome {
-    decide_with(plan, request, upstream, explain, true)
+    eval::as_oracle(|| decide(plan, request, upstream, explain))
 }
 
 /// One view of the body for the interpreter: the upstream body without the values in
@@ -415,19 +407,17 @@ struct View<'a, 'v> {
     request: &'v Request<'v>,
     upstream: &'v Value,
     removed: Option<&'a Removed>,
-    simple: bool,
     scope: OnceCell<cel::Scope<'v, 'v>>,
 }
 
 impl<'a, 'v> View<'a, 'v> {
     /// The upstream body as it came.
-    fn new(c: &'v Conditions, request: &'v Request<'v>, upstream: &'v Value, simple: bool) -> Self {
+    fn new(c: &'v Conditions, request: &'v Request<'v>, upstream: &'v Value) -> Self {
         View {
             c,
             request,
             upstream,
             removed: None,
-            simple,
             scope: OnceCell::new(),
         }
     }
@@ -438,11 +428,10 @@ impl<'a, 'v> View<'a, 'v> {
         request: &'v Request<'v>,
         upstream: &'v Value,
         removed: &'a Removed,
-        simple: bool,
     ) -> Self {
         View {
             removed: Some(removed),
-            ..View::new(c, request, upstream, simple)
+            ..View::new(c, request, upstream)
         }
     }
 
@@ -450,17 +439,12 @@ impl<'a, 'v> View<'a, 'v> {
         self.scope.get_or_init(|| {
             let mut scope = self.c.functions.root().new_inner_scope();
             if self.c.has_rules() {
-                let reads = if self.simple {
-                    &Reads::All
-                } else {
-                    &self.c.body_reads
-                };
                 let nothing = Removed::default();
                 let removed = self.removed.unwrap_or(&nothing);
                 bind(
                     &mut scope,
                     self.c.uses,
-                    reads,
+                    eval::bound(&self.c.body_reads),
                     self.request,
                     (self.upstream, removed),
                 );
@@ -469,24 +453,20 @@ impl<'a, 'v> View<'a, 'v> {
         })
     }
 
-    /// A condition: answered directly on the JSON when [`cel::Direct`] is sure (and not
-    /// `simple`), else by the interpreter in this view's scope. `inputs.body_removed` must be
-    /// this view's `removed`.
-    fn eval_bool(&self, e: &Expr, inputs: &cel::Inputs<'_>) -> Result<bool, EvalError> {
-        match e.eval_bool_direct(inputs).filter(|_| !self.simple) {
-            Some(held) => Ok(held),
-            None => e.eval_bool(self.scope()),
-        }
+    /// Whether a condition holds on this view ([`eval::holds`]); `inputs.body_removed` must
+    /// be this view's `removed`.
+    fn holds(&self, e: &Expr, inputs: &cel::Inputs<'_>) -> Result<bool, EvalError> {
+        eval::holds(e, inputs, &|| self.scope())
     }
 }
 
-fn decide_with(
-    plan: &Plan,
-    request: &Request<'_>,
-    upstream: &Value,
-    explain: bool,
-    simple: bool,
-) -> Outcome {
+/// Decides what of `upstream` the caller of `request` gets under `plan`: the one function
+/// behind `serve`, `explain` and (later) `test` and `diff`.
+///
+/// Pure: no I/O and no clock (the time is `request.now`); the only side effect is the
+/// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
+/// of the upstream body.
+pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
     let c = plan.conditions();
     let mut errors = Errors::default();
     let nothing_removed = Removed::default();
@@ -495,8 +475,8 @@ fn decide_with(
     // upstream body (an items rule reads none of the rows items filter), `when` and `derive`
     // the body without every dropped row. The CEL scope of a view is built only
     // when an expression needs the interpreter: the simple conditions are answered directly
-    // on the JSON ([`cel::Direct`]).
-    let upstream_view = View::new(c, request, upstream, simple);
+    // on the JSON ([`eval`]; debug builds ask the interpreter too, to compare).
+    let upstream_view = View::new(c, request, upstream);
     let upstream_inputs = cel::Inputs {
         request,
         body: c.uses.body.then_some(upstream),
@@ -508,7 +488,7 @@ fn decide_with(
 
     // refuse
     if let Some(r) = &c.refuse {
-        let refused = match upstream_view.eval_bool(&r.condition, &upstream_inputs) {
+        let refused = match upstream_view.holds(&r.condition, &upstream_inputs) {
             Ok(held) => held.then_some(false),
             Err(_) => {
                 errors.note(&r.site, Kind::Refuse);
@@ -539,11 +519,10 @@ fn decide_with(
             &mut dropped,
             &mut notes,
             explain,
-            simple,
         );
     }
-    let narrowed_view = (!removed.is_empty() && c.uses.body)
-        .then(|| View::without(c, request, upstream, &removed, simple));
+    let narrowed_view =
+        (!removed.is_empty() && c.uses.body).then(|| View::without(c, request, upstream, &removed));
     let narrowed = narrowed_view.as_ref().unwrap_or(&upstream_view);
     let narrowed_inputs = cel::Inputs {
         body_removed: &removed,
@@ -555,7 +534,7 @@ fn decide_with(
     let mut held = Vec::with_capacity(c.when.len());
     let mut reasons = Vec::new();
     for (i, w) in c.when.iter().enumerate() {
-        held.push(match narrowed.eval_bool(&w.condition, &narrowed_inputs) {
+        held.push(match narrowed.holds(&w.condition, &narrowed_inputs) {
             Ok(true) => {
                 mask |= 1 << i;
                 reasons.push(w.reason.clone());
@@ -574,10 +553,11 @@ fn decide_with(
     // report must not list this disclosure for them.
     let subjects = subjects_without(plan.subjects(), upstream, &removed);
     // derive writes into the body: then, and only then, it is copied (without what the
-    // item filters took out); it reads `body` as `when` does, narrowed
+    // item filters took out); it reads `body` as `when` does, narrowed. The oracle always
+    // copies: it checks that the walk in place sends what a copy would.
     let mut body = Cow::Borrowed(upstream);
     let mut skip = &removed;
-    if !c.derive.is_empty() || simple {
+    if !c.derive.is_empty() || eval::oracle() {
         body = Cow::Owned(removed.copy_without(upstream));
         skip = &nothing_removed;
     }
@@ -589,7 +569,6 @@ fn decide_with(
             &mut errors,
             (&mut notes, &mut dropped),
             explain,
-            simple,
         );
     }
 
@@ -725,11 +704,7 @@ impl<'a> PerElement<'a> {
         let mut mask = 0u64;
         let mut reasons = Vec::new();
         for (i, w) in self.c.when.iter().enumerate() {
-            let held = match w.condition.eval_bool_direct(&inputs) {
-                Some(held) => Ok(held),
-                None => w.condition.eval_bool(self.scope()),
-            };
-            match held {
+            match eval::holds(&w.condition, &inputs, &|| self.scope()) {
                 Ok(true) => {
                     mask |= 1 << i;
                     reasons.push(w.reason.clone());
@@ -752,8 +727,7 @@ impl<'a> PerElement<'a> {
         let nothing = Removed::default();
         for rule in &self.c.items {
             let inputs = self.inputs(Some(item), &nothing);
-            let reads = rule.keep.item_reads();
-            match keep_holds(&rule.keep, &inputs, reads, &|| self.scope(), false) {
+            match eval::holds(&rule.keep, &inputs, &|| self.scope()) {
                 Ok(true) => {}
                 Ok(false) => return false,
                 Err(_) => {
@@ -776,15 +750,7 @@ impl<'a> PerElement<'a> {
             };
             let result = {
                 let inputs = self.inputs(Some(&*item), &nothing);
-                let reads = rule.value.item_reads();
-                derived_value(
-                    &rule.value,
-                    &inputs,
-                    reads,
-                    &|| self.scope(),
-                    &self.c.functions,
-                    false,
-                )
+                eval::derived(&rule.value, &inputs, &|| self.scope(), &self.c.functions)
             };
             if result.is_err() {
                 note_in(errors, &rule.site, Kind::Derive);
@@ -805,7 +771,7 @@ impl<'a> PerElement<'a> {
 
 /// Binds the variables the route's rules read; `now` always, since `age_band` reads it.
 /// `body` is bound without the values in `removed`.
-fn bind<'v>(
+pub(super) fn bind<'v>(
     scope: &mut cel::Scope<'_, 'v>,
     uses: Uses,
     body_reads: &Reads,
@@ -1020,13 +986,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
     dropped: &mut BTreeSet<String>,
     notes: &mut BTreeMap<String, Decision>,
     explain: bool,
-    simple: bool,
 ) {
-    let reads = if simple {
-        &Reads::All
-    } else {
-        rule.keep.item_reads()
-    };
     // `path` names the array to filter; the root array has no name, so `[]` alone names it
     // (as `[].id` names a field of its elements).
     let root = rule.path.segments() == [Segment::Each];
@@ -1082,7 +1042,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
                 item_removed: removed,
                 ..*inputs
             };
-            let keep = match keep_holds(&rule.keep, &item, reads, scope, simple) {
+            let keep = match eval::holds(&rule.keep, &item, scope) {
                 Ok(true) => continue,
                 Ok(false) => "keep was false".to_owned(),
                 Err(e) => {
@@ -1132,13 +1092,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
     errors: &mut Errors,
     (notes, withheld): (&mut BTreeMap<String, Decision>, &mut BTreeSet<String>),
     explain: bool,
-    simple: bool,
 ) {
-    let reads = if simple {
-        &Reads::All
-    } else {
-        rule.value.item_reads()
-    };
     let segments = rule.field.segments();
     let Some((Segment::Key(key), parent)) = segments.split_last() else {
         return; // the loader refuses a field that does not end with a key
@@ -1157,7 +1111,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
             item: item.then_some(&*at),
             ..*inputs
         };
-        let result = derived_value(&rule.value, &here, reads, scope, functions, simple);
+        let result = eval::derived(&rule.value, &here, scope, functions);
         let result = result.map_err(|e| {
             failure.get_or_insert(e);
         });
@@ -1201,55 +1155,6 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
             );
         }
     }
-}
-
-/// Whether `keep` holds for the element `inputs.item`: answered on the JSON when
-/// [`cel::Direct`] is sure (and not `simple`), else by the interpreter in `scope` with `item`
-/// bound as `reads` says. The one evaluation of an `items` rule, for [`decide`] and
-/// [`PerElement`] alike.
-fn keep_holds<'s, 'r: 's, 'v: 's>(
-    keep: &Expr,
-    inputs: &cel::Inputs<'_>,
-    reads: &Reads,
-    scope: &dyn Fn() -> &'s cel::Scope<'r, 'v>,
-    simple: bool,
-) -> Result<bool, EvalError> {
-    if let Some(held) = keep.eval_bool_direct(inputs).filter(|_| !simple) {
-        return Ok(held);
-    }
-    let mut inner = scope().new_inner_scope();
-    if let Some(item) = inputs.item {
-        inner.add_variable_as_val(
-            "item",
-            cel::to_val_reading(item, reads, inputs.item_removed),
-        );
-    }
-    keep.eval_bool(&inner)
-}
-
-/// A derived field's value for `inputs.item` (when there is one), the same way: directly
-/// when [`cel::Direct`] is sure, else by the interpreter, as JSON.
-fn derived_value<'s, 'r: 's, 'v: 's>(
-    value: &Expr,
-    inputs: &cel::Inputs<'_>,
-    reads: &Reads,
-    scope: &dyn Fn() -> &'s cel::Scope<'r, 'v>,
-    functions: &Functions,
-    simple: bool,
-) -> Result<Value, EvalError> {
-    if let Some(derived) = value.eval_direct(inputs, functions).filter(|_| !simple) {
-        return Ok(derived);
-    }
-    let mut child = scope().new_inner_scope();
-    if let Some(item) = inputs.item {
-        child.add_variable_as_val(
-            "item",
-            cel::to_val_reading(item, reads, &Removed::default()),
-        );
-    }
-    value
-        .eval(&child)
-        .and_then(|v| cel::to_json(&v).ok_or_else(|| EvalError("the value is not JSON".into())))
 }
 
 /// Whether the rule-form path `top` is `path` or an ancestor of it.

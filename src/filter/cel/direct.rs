@@ -11,8 +11,9 @@
 //! is defined on. Anything else (a missing key, a number, a type mismatch, an operator
 //! outside the subset) is [`None`], and the caller asks the interpreter, which then gives
 //! the answer or the error CEL defines. So a condition never decides differently here than
-//! in CEL; grid tests of expressions and values, and the decide property test against the
-//! interpreter alone, hold the two to that (`filter/conditions/tests.rs`).
+//! in CEL. `filter::eval`, the one caller, holds the two to that: in test and debug builds it
+//! asks the interpreter too and panics on a difference; its property tests generate
+//! expressions of the subset and JSON, and the fuzz target `eval_direct` arbitrary text.
 //!
 //! The subset: `null`/`true`/`false`/integer/string literals and lists of string literals;
 //! `body`, `item`, `recipient`, `request` (`method`, `path`, `params`, `headers`) and `now`;
