@@ -368,6 +368,72 @@ impl Kind {
     }
 }
 
+/// How the `when` rules of one response came out.
+struct Whens {
+    /// Bit `i` set when rule `i` held: the allow tree to use ([`Conditions::tree`]).
+    mask: u64,
+    /// Each rule's outcome, for `explain`.
+    held: Vec<Held>,
+    /// The reasons of the rules that held, in rule order.
+    reasons: Vec<String>,
+}
+
+/// Evaluates the `when` rules in order with `holds`; one that errs does not hold and is
+/// named in `errors`. The one `when` step, whole body and streamed alike.
+fn whens(
+    when: &[When],
+    holds: impl Fn(&Expr) -> Result<bool, EvalError>,
+    errors: &mut BTreeSet<String>,
+) -> Whens {
+    let mut out = Whens {
+        mask: 0,
+        held: Vec::with_capacity(when.len()),
+        reasons: Vec::new(),
+    };
+    for (i, w) in when.iter().enumerate() {
+        out.held.push(match holds(&w.condition) {
+            Ok(true) => {
+                out.mask |= 1 << i;
+                out.reasons.push(w.reason.clone());
+                Held::Yes
+            }
+            Ok(false) => Held::No,
+            Err(_) => {
+                note_in(errors, &w.site, Kind::When);
+                Held::Erred
+            }
+        });
+    }
+    out
+}
+
+/// Whether an `items` rule keeps the element `inputs.item`: `Err` (with why) when its `keep`
+/// cannot be evaluated, which drops the element as `false` does. The one `items` test,
+/// whole body and streamed alike.
+fn keeps<'s, 'r: 's, 'v: 's>(
+    rule: &Items,
+    inputs: &cel::Inputs<'_>,
+    scope: &dyn Fn() -> &'s cel::Scope<'r, 'v>,
+) -> Result<bool, EvalError> {
+    eval::holds(&rule.keep, inputs, scope)
+}
+
+/// Sets a derived field's value `result` at `key` of `parent`, or removes the key when the
+/// derivation erred, so an upstream value can never pass in its place; true when that
+/// removed an upstream value. The one `derive` write, whole body and streamed alike.
+fn set_derived(parent: &mut Value, key: &str, result: &Result<Value, EvalError>) -> bool {
+    let Value::Object(map) = parent else {
+        return false; // not an object: no field to set
+    };
+    match result {
+        Ok(v) => {
+            map.insert(key.to_owned(), v.clone());
+            false
+        }
+        Err(_) => map.remove(key).is_some(),
+    }
+}
+
 /// Rule errors of one request: each rule named once, however many elements it failed on.
 #[derive(Default)]
 struct Errors(BTreeSet<String>);
@@ -530,23 +596,15 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
     };
 
     // when, on the narrowed body: its answer must not depend on a dropped row
-    let mut mask = 0u64;
-    let mut held = Vec::with_capacity(c.when.len());
-    let mut reasons = Vec::new();
-    for (i, w) in c.when.iter().enumerate() {
-        held.push(match narrowed.holds(&w.condition, &narrowed_inputs) {
-            Ok(true) => {
-                mask |= 1 << i;
-                reasons.push(w.reason.clone());
-                Held::Yes
-            }
-            Ok(false) => Held::No,
-            Err(_) => {
-                errors.note(&w.site, Kind::When);
-                Held::Erred
-            }
-        });
-    }
+    let Whens {
+        mask,
+        held,
+        reasons,
+    } = whens(
+        &c.when,
+        |e| narrowed.holds(e, &narrowed_inputs),
+        &mut errors.0,
+    );
 
     // The subjects are those whose records remain after the item filters: an element
     // dropped (an objector left out of a sample) was not disclosed, so a subject access
@@ -644,10 +702,12 @@ fn every_row_named(plan: &Plan, upstream: &Value, dropped: &Removed) -> bool {
 // === per element, for streamed routes ===
 
 /// The rules of a streamed route, evaluated the way [`decide`] evaluates them on a
-/// one-element array, for [`super::project`]: the `when`s once per response ([`Self::whens`]),
-/// then per element the `items` at `[]` ([`Self::keep`]) and the derives at `[].key`
-/// ([`Self::derive`]). [`Plan::streamable`] has checked that no rule reads `body` and that there
-/// is no `refuse`, so nothing here needs the whole body.
+/// one-element array, for [`super::project`], through the same steps ([`whens`], [`keeps`],
+/// [`set_derived`]): the `when`s once per response ([`Self::whens`]), then per element the
+/// `items` at `[]` ([`Self::keep`]) and the derives at `[].key` ([`Self::derive`]).
+/// [`Plan::streamable`] has checked that no rule reads `body` and that there is no `refuse`,
+/// so nothing here needs the whole body, and a `when` decided before the `items` is the
+/// `when` decided after them: the order is the one above.
 pub(crate) struct PerElement<'a> {
     c: &'a Conditions,
     request: &'a Request<'a>,
@@ -701,19 +761,12 @@ impl<'a> PerElement<'a> {
     pub(crate) fn whens(&self, errors: &mut BTreeSet<String>) -> (u64, Vec<String>) {
         let nothing = Removed::default();
         let inputs = self.inputs(None, &nothing);
-        let mut mask = 0u64;
-        let mut reasons = Vec::new();
-        for (i, w) in self.c.when.iter().enumerate() {
-            match eval::holds(&w.condition, &inputs, &|| self.scope()) {
-                Ok(true) => {
-                    mask |= 1 << i;
-                    reasons.push(w.reason.clone());
-                }
-                Ok(false) => {}
-                Err(_) => note_in(errors, &w.site, Kind::When),
-            }
-        }
-        (mask, reasons)
+        let out = whens(
+            &self.c.when,
+            |e| eval::holds(e, &inputs, &|| self.scope()),
+            errors,
+        );
+        (out.mask, out.reasons)
     }
 
     /// The allow tree when the `when`s in `mask` held.
@@ -727,7 +780,7 @@ impl<'a> PerElement<'a> {
         let nothing = Removed::default();
         for rule in &self.c.items {
             let inputs = self.inputs(Some(item), &nothing);
-            match eval::holds(&rule.keep, &inputs, &|| self.scope()) {
+            match keeps(rule, &inputs, &|| self.scope()) {
                 Ok(true) => {}
                 Ok(false) => return false,
                 Err(_) => {
@@ -755,16 +808,7 @@ impl<'a> PerElement<'a> {
             if result.is_err() {
                 note_in(errors, &rule.site, Kind::Derive);
             }
-            if let Value::Object(map) = item {
-                match result {
-                    Ok(v) => {
-                        map.insert(key.clone(), v);
-                    }
-                    Err(_) => {
-                        map.remove(key);
-                    }
-                }
-            }
+            set_derived(item, key, &result);
         }
     }
 }
@@ -1042,7 +1086,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
                 item_removed: removed,
                 ..*inputs
             };
-            let keep = match eval::holds(&rule.keep, &item, scope) {
+            let keep = match keeps(rule, &item, scope) {
                 Ok(true) => continue,
                 Ok(false) => "keep was false".to_owned(),
                 Err(e) => {
@@ -1112,22 +1156,13 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
             ..*inputs
         };
         let result = eval::derived(&rule.value, &here, scope, functions);
-        let result = result.map_err(|e| {
-            failure.get_or_insert(e);
-        });
         visit_mut(at, inner, false, &mut false, &mut |parent| {
-            if let Value::Object(map) = parent {
-                match &result {
-                    Ok(v) => {
-                        map.insert(key.clone(), v.clone());
-                    }
-                    Err(()) => {
-                        removed_upstream |= map.remove(key).is_some();
-                    }
-                }
-            }
+            removed_upstream |= set_derived(parent, key, &result);
             true
         });
+        if let Err(e) = result {
+            failure.get_or_insert(e);
+        }
         true
     };
     if split.is_some() {
