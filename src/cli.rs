@@ -291,3 +291,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Certs(CertsCommand::Dev { dir, config }) => certs::dev(&dir, &config),
     }
 }
+
+/// The rules `settings` name, loaded with their secrets; every problem in the error, one per
+/// line, as `check` prints them.
+fn load_policy(settings: &crate::config::Settings) -> anyhow::Result<crate::rules::Policy> {
+    settings.load_policy().map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}

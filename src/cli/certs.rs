@@ -10,15 +10,7 @@ use crate::config::Settings;
 pub fn dev(dir: &Path, config: &Path) -> anyhow::Result<u8> {
     let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     // With the config's secrets: rules that use pseudonym() do not load without the key.
-    let policy = settings.load_policy().map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            e.0.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let policy = super::load_policy(&settings)?;
     let ids: Vec<String> = policy.recipients().iter().map(|r| r.id.clone()).collect();
     let set =
         certs::write_dev_set(dir, &ids).context("cannot make the development certificates")?;

@@ -78,15 +78,7 @@ async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow:
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
     let settings = Settings::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let policy = settings.load_policy().map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            e.0.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let policy = super::load_policy(&settings)?;
     let code = run_gateway(
         settings,
         policy,
