@@ -200,7 +200,6 @@ async fn http2_streams_that_never_open_their_window_are_cut_off_and_recorded_abo
         headed += usize::from(head);
         cut_after.push(after.as_secs_f64());
     }
-    assert!(headed > 0, "no stream got as far as its head");
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while up.open_connections() > 0 {
@@ -224,6 +223,9 @@ async fn http2_streams_that_never_open_their_window_are_cut_off_and_recorded_abo
         "{} started, {headed} heads",
         started.len()
     );
+    // A head the client had not read when the connection was closed may be lost with it
+    // (a busy machine), so that some export started is read from the ledger.
+    assert!(!started.is_empty(), "no export got as far as its first segment");
     let deadline = Instant::now() + Duration::from_secs(10);
     let finals: Vec<Value> = loop {
         let finals: Vec<Value> = gw
