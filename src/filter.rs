@@ -25,7 +25,7 @@ pub mod eval;
 mod plan;
 pub(crate) mod project;
 
-pub use conditions::{decide, pick_headers, rule_errors_total, Outcome, Refusal, Request};
+pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
 pub use plan::{Caller, Plan};
 
 /// The compiled allow list of one route: a trie of the allow entries.

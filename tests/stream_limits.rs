@@ -225,7 +225,10 @@ async fn http2_streams_that_never_open_their_window_are_cut_off_and_recorded_abo
     );
     // A head the client had not read when the connection was closed may be lost with it
     // (a busy machine), so that some export started is read from the ledger.
-    assert!(!started.is_empty(), "no export got as far as its first segment");
+    assert!(
+        !started.is_empty(),
+        "no export got as far as its first segment"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let finals: Vec<Value> = loop {
         let finals: Vec<Value> = gw

@@ -16,14 +16,14 @@
 //! 5. the allow tree: the route's allow list, the derived fields, and the allow lists of the
 //!    `when` rules that held (an error counts as not holding); then [`super::allow`].
 //!
-//! **An evaluation error never grants.** Each one is counted ([`rule_errors_total`]) and
-//! named in the outcome by the rule's file and line, never with the values involved.
+//! **An evaluation error never grants.** Each failing rule is named in the outcome by its
+//! file and line, never with the values involved; the request path counts them (the
+//! `rule_errors` metric) and records them.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -153,37 +153,6 @@ pub struct Refusal {
     pub erred: bool,
     /// The status the recipient gets ([`Refuse::status`]).
     pub status: u16,
-}
-
-/// How often each kind of rule failed to evaluate, since start; for `/metrics`.
-#[derive(Debug, Default)]
-pub struct RuleErrorCounts {
-    pub when: AtomicU64,
-    pub items: AtomicU64,
-    pub derive: AtomicU64,
-    pub refuse: AtomicU64,
-}
-
-/// The process-wide counts: evaluation is a pure function otherwise, and a counter is what
-/// metrics will read.
-pub static RULE_ERRORS: RuleErrorCounts = RuleErrorCounts {
-    when: AtomicU64::new(0),
-    items: AtomicU64::new(0),
-    derive: AtomicU64::new(0),
-    refuse: AtomicU64::new(0),
-};
-
-/// All rule evaluation errors since start.
-pub fn rule_errors_total() -> u64 {
-    [
-        &RULE_ERRORS.when,
-        &RULE_ERRORS.items,
-        &RULE_ERRORS.derive,
-        &RULE_ERRORS.refuse,
-    ]
-    .iter()
-    .map(|c| c.load(Ordering::Relaxed))
-    .sum()
 }
 
 /// The request headers a condition may read, taken before the request is forwarded.
@@ -348,26 +317,6 @@ enum Held {
     Erred,
 }
 
-/// The rule kinds, for counting and naming errors.
-#[derive(Clone, Copy)]
-enum Kind {
-    When,
-    Items,
-    Derive,
-    Refuse,
-}
-
-impl Kind {
-    fn counter(self) -> &'static AtomicU64 {
-        match self {
-            Kind::When => &RULE_ERRORS.when,
-            Kind::Items => &RULE_ERRORS.items,
-            Kind::Derive => &RULE_ERRORS.derive,
-            Kind::Refuse => &RULE_ERRORS.refuse,
-        }
-    }
-}
-
 /// How the `when` rules of one response came out.
 struct Whens {
     /// Bit `i` set when rule `i` held: the allow tree to use ([`Conditions::tree`]).
@@ -399,7 +348,7 @@ fn whens(
             }
             Ok(false) => Held::No,
             Err(_) => {
-                note_in(errors, &w.site, Kind::When);
+                note_in(errors, &w.site);
                 Held::Erred
             }
         });
@@ -439,15 +388,14 @@ fn set_derived(parent: &mut Value, key: &str, result: &Result<Value, EvalError>)
 struct Errors(BTreeSet<String>);
 
 impl Errors {
-    fn note(&mut self, site: &str, kind: Kind) {
-        note_in(&mut self.0, site, kind);
+    fn note(&mut self, site: &str) {
+        note_in(&mut self.0, site);
     }
 }
 
-/// Names `site` in `errors`, counting it the first time.
-fn note_in(errors: &mut BTreeSet<String>, site: &str, kind: Kind) {
+/// Names `site` in `errors`, once however often it fails.
+fn note_in(errors: &mut BTreeSet<String>, site: &str) {
     if !errors.contains(site) {
-        kind.counter().fetch_add(1, Ordering::Relaxed);
         errors.insert(site.to_owned());
     }
 }
@@ -557,7 +505,7 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
         let refused = match upstream_view.holds(&r.condition, &upstream_inputs) {
             Ok(held) => held.then_some(false),
             Err(_) => {
-                errors.note(&r.site, Kind::Refuse);
+                errors.note(&r.site);
                 Some(true)
             }
         };
@@ -784,7 +732,7 @@ impl<'a> PerElement<'a> {
                 Ok(true) => {}
                 Ok(false) => return false,
                 Err(_) => {
-                    note_in(errors, &rule.site, Kind::Items);
+                    note_in(errors, &rule.site);
                     return false;
                 }
             }
@@ -806,7 +754,7 @@ impl<'a> PerElement<'a> {
                 eval::derived(&rule.value, &inputs, &|| self.scope(), &self.c.functions)
             };
             if result.is_err() {
-                note_in(errors, &rule.site, Kind::Derive);
+                note_in(errors, &rule.site);
             }
             set_derived(item, key, &result);
         }
@@ -1107,7 +1055,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
         false
     });
     if erred || visit.mismatch {
-        errors.note(&rule.site, Kind::Items);
+        errors.note(&rule.site);
     }
     if any_dropped {
         buf.push_each();
@@ -1176,7 +1124,7 @@ fn apply_derive<'s, 'r: 's, 'v: 's>(
         withheld.insert(rule.field.to_string());
     }
     if let Some(e) = failure {
-        errors.note(&rule.site, Kind::Derive);
+        errors.note(&rule.site);
         if explain {
             notes.insert(
                 rule.field.to_string(),

@@ -348,7 +348,6 @@ field = "band"
 value = "age_band(body.dob)"
 "#,
     );
-    let before = rule_errors_total();
     let body = json!({
         "id": "J1", "secret": "s3", "other_secret": "s4", "dob": "not a date",
         "band": "upstream band", "list": [{"a": "kept", "flag": true}, {"a": "no-flag"}]
@@ -375,7 +374,6 @@ value = "age_band(body.dob)"
         .into_iter()
         .collect::<Vec<_>>()
     );
-    assert!(rule_errors_total() >= before + 4);
 
     let refusing = policy(
         r#"
