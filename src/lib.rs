@@ -7,10 +7,11 @@
 //!
 //! # Layout
 //!
-//! The modules in groups; within the crate, each depends only on those listed before it in
-//! this order: `path`, `json`, `diag` → `filter` → `routes` → `rules` → `config` →
-//! `identity`, `limits`, `upstream` → `stream` → `pipeline` → `server` → `cli`.
-//! `docs/architecture.md` has the map and the request path.
+//! The modules in groups. Within the crate each depends only on those before it in this
+//! order: `path`, `json`, `diag`, `audit` → `filter` → `routes` → `rules` → `config` → `tls`,
+//! `connection` → `metrics`, `identity`, `limits`, `upstream` → `rejection` → `stream` →
+//! `pipeline`, `dry_run` → `server`, `admin`, `reload` → `cli` (`scripts/module-graph` checks
+//! it). `docs/architecture.md` has the map and the request path.
 
 // The request path.
 pub(crate) mod connection;
