@@ -2,33 +2,12 @@
 //! nothing outside the grants of the request ever leaves.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
-
 use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::rules::{Policy, Recipient, Secrets};
-
-pub(crate) const RECIPIENTS: &str = r#"
-[[recipient]]
-id = "acme-repairs"
-name = "ACME Repairs Ltd"
-type = "repairs-contractor"
-api_key_sha256 = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8"
-
-[[recipient]]
-id = "brightfix"
-name = "BrightFix Property Services"
-type = "repairs-contractor"
-api_key_sha256 = "07224c755616395574b992c131c9d9b8b0088d228793e22adbd34df77e92021d"
-"#;
-
-const HEAD: &str = r#"type = "repairs-contractor"
-purpose = "Carry out repairs"
-lawful_basis = "contract"
-"#;
+use crate::rules::Policy;
+use crate::test_util::{load, policy, Call};
 
 /// The example route of `docs/rules.md`, with a derived age band.
 const JOBS: &str = r#"
@@ -56,53 +35,9 @@ condition = "'repairs' in body.sharing_restrictions"
 reason = "the tenant has objected to this use"
 "#;
 
-/// Loads `routes` (after the type header) with the two recipients.
-pub(crate) fn load(routes: &str, key: Option<&[u8]>) -> Result<Policy, crate::rules::Error> {
-    let dir = tempfile::tempdir().unwrap();
-    write_rules(dir.path(), routes);
-    let secrets = Secrets {
-        pseudonym_key: key.map(|k| cel::PseudonymKey::new(k.to_vec()).unwrap()),
-        pseudonym_key_env: None,
-    };
-    Policy::load_with(dir.path(), &secrets)
-}
-
-/// Words for fields the test bodies hold and no test rule names, so that the paths recorded
-/// for them are written out (a key nothing names is recorded as `*`).
-const GLOSSARY: &str = r#"
-[fields]
-"tenant.ni_number" = "National Insurance number"
-"tenant.ni" = "National Insurance number"
-"tenant.caution_markers[].detail" = "caution marker (incident detail)"
-"list[].x" = "x"
-"#;
-
-pub(crate) fn write_rules(dir: &Path, routes: &str) {
-    std::fs::create_dir_all(dir.join("types")).unwrap();
-    std::fs::write(dir.join("recipients.toml"), RECIPIENTS).unwrap();
-    std::fs::write(dir.join("glossary.toml"), GLOSSARY).unwrap();
-    std::fs::write(
-        dir.join("types/repairs-contractor.toml"),
-        format!("{HEAD}{routes}"),
-    )
-    .unwrap();
-}
-
-fn policy(routes: &str) -> Policy {
-    match load(routes, Some(&[9; 32])) {
-        Ok(p) => p,
-        Err(e) => panic!(
-            "{:?}",
-            e.0.iter().map(ToString::to_string).collect::<Vec<_>>()
-        ),
-    }
-}
-
-/// 2025-03-01T00:00:00Z.
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_740_787_200)
-}
-
+/// A repair job by `contractor` in `status`, with three caution markers: one the tenant was
+/// told of and current on [`job_day`](crate::test_util::job_day), one the tenant was not told
+/// of, one expired.
 fn job(contractor: &str, status: &str) -> Value {
     json!({
         "id": "J1",
@@ -127,48 +62,9 @@ fn job(contractor: &str, status: &str) -> Value {
     })
 }
 
-struct Run {
-    params: BTreeMap<String, String>,
-    query: Vec<(String, String)>,
-    headers: Vec<(&'static str, String)>,
-    now: SystemTime,
-}
-
-impl Default for Run {
-    fn default() -> Self {
-        Run {
-            params: BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]),
-            query: Vec::new(),
-            headers: Vec::new(),
-            now: now(),
-        }
-    }
-}
-
-impl Run {
-    /// A `GET /jobs/J1` by `recipient` with this run's parameters, headers and clock.
-    fn request<'a>(&'a self, recipient: &'a Recipient) -> Request<'a> {
-        Request {
-            caller: recipient.caller(),
-            method: "GET",
-            path: "/jobs/J1",
-            params: &self.params,
-            query: &self.query,
-            headers: &self.headers,
-            now: self.now,
-        }
-    }
-
-    fn decide(&self, policy: &Policy, recipient: &str, body: &Value, explain: bool) -> Outcome {
-        let recipient = policy.recipient(recipient).unwrap();
-        let route = &recipient.kind.routes[0];
-        let request = self.request(recipient);
-        decide(&route.plan, &request, body, explain)
-    }
-}
-
+/// What `decide` makes of `body` on `GET /jobs/J1` by `recipient`, without explaining.
 fn run(policy: &Policy, recipient: &str, body: &Value) -> Outcome {
-    Run::default().decide(policy, recipient, body, false)
+    Call::job().decide(policy, recipient, body, false)
 }
 
 #[test]
@@ -510,11 +406,8 @@ value = "pseudonym(body.tenant_id)"
     );
     let body =
         json!({"id": "J1", "phone": "07700 900123", "postcode": "ln21ab", "tenant_id": "T-1"});
-    let run = Run {
-        headers: vec![("x-disclosure-reference", "DR-1".into())],
-        ..Run::default()
-    };
-    let out = run.decide(&p, "acme-repairs", &body, false);
+    let call = Call::job().header("x-disclosure-reference", "DR-1");
+    let out = call.decide(&p, "acme-repairs", &body, false);
     let sent = out.body.unwrap();
     assert_eq!(sent["phone"], "07700 900123");
     assert_eq!(sent["district"], "LN2");
@@ -524,7 +417,7 @@ value = "pseudonym(body.tenant_id)"
     assert!(!sent.to_string().contains("T-1"));
     assert_eq!(out.reasons, vec!["referenced disclosure"]);
 
-    let without = Run::default().decide(&p, "acme-repairs", &body, false);
+    let without = Call::job().decide(&p, "acme-repairs", &body, false);
     assert!(without.body.unwrap().get("phone").is_none());
     assert!(
         without.rule_errors.len() == 1,
@@ -536,7 +429,7 @@ value = "pseudonym(body.tenant_id)"
 #[test]
 fn explain_says_why_for_every_upstream_path() {
     let p = policy(JOBS);
-    let out = Run::default().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
+    let out = Call::job().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
     let fields = out.fields.unwrap();
     let why = |path: &str| fields.get(path).map(|d| (d.disclosed, d.why.as_str()));
     assert_eq!(why("tenant.name"), Some((true, "allow \"tenant.name\"")));
@@ -560,7 +453,7 @@ fn explain_says_why_for_every_upstream_path() {
         Some(false)
     );
     // The dropped elements' paths are there too, all withheld.
-    let other = Run::default().decide(&p, "brightfix", &job("acme-repairs", "scheduled"), true);
+    let other = Call::job().decide(&p, "brightfix", &job("acme-repairs", "scheduled"), true);
     let fields = other.fields.unwrap();
     assert_eq!(
         fields["tenant.caution_markers[].category"].why,
@@ -586,7 +479,7 @@ path = "list"
 keep = "item.keep"
 "#,
     );
-    let out = Run::default().decide(
+    let out = Call::job().decide(
         &p,
         "acme-repairs",
         &json!({"list": [{"keep": false, "x": 1}]}),
@@ -823,8 +716,8 @@ proptest! {
         };
         let recipient = policy.recipient("acme-repairs").unwrap();
         let route = &recipient.kind.routes[0];
-        let run = Run::default();
-        let request = run.request(recipient);
+        let call = Call::job();
+        let request = call.request(recipient);
         let fast = decide(&route.plan, &request, &body, explain);
         let simple = decide_copying(&route.plan, &request, &body, explain);
         prop_assert_eq!(fast, simple, "rules {}\nbody {}", rules, body);
@@ -862,8 +755,8 @@ keep = "size(item) == 1 && size(item.b) == 1"
     let out = run(&policy, "acme-repairs", &body);
     assert_eq!(out.body, Some(json!({"list": [{"b": [{"x": 1}]}]})));
     let recipient = policy.recipient("acme-repairs").unwrap();
-    let run = Run::default();
-    let request = run.request(recipient);
+    let call = Call::job();
+    let request = call.request(recipient);
     let route = &recipient.kind.routes[0];
     for explain in [false, true] {
         assert_eq!(
@@ -879,14 +772,7 @@ keep = "size(item) == 1 && size(item.b) == 1"
 /// works through CEL; this test says the speed is gone so it is not lost by accident.
 #[test]
 fn the_shipped_conditions_are_all_in_the_direct_subset() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let secrets = crate::rules::Secrets {
-        pseudonym_key: Some(
-            cel::PseudonymKey::new(b"a-test-key-of-at-least-32-bytes!!".to_vec()).unwrap(),
-        ),
-        pseudonym_key_env: None,
-    };
-    let policy = Policy::load_with(&dir, &secrets).unwrap();
+    let policy = crate::test_util::shipped_rules();
     let mut seen = 0;
     for kind in policy.types() {
         for route in &kind.routes {
@@ -924,10 +810,10 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
     ] {
         let body = job(contractor, status);
         for explain in [false, true] {
-            let run = Run::default();
+            let call = Call::job();
             let recipient = policy.recipient("acme-repairs").unwrap();
             let route = &recipient.kind.routes[0];
-            let request = run.request(recipient);
+            let request = call.request(recipient);
             let direct = decide(&route.plan, &request, &body, explain);
             let interpreted = decide_copying(&route.plan, &request, &body, explain);
             assert_eq!(direct, interpreted, "{contractor} {status}");
@@ -987,7 +873,7 @@ fn when_and_derive_see_only_the_rows_items_kept() {
         }
     });
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         let sent = out.body.unwrap();
         let text = sent.to_string();
         assert!(!text.contains("violence"), "a dropped row leaked: {text}");
@@ -1004,8 +890,8 @@ fn when_and_derive_see_only_the_rows_items_kept() {
     }
     // The simple way (everything converted for CEL) decides the same.
     let recipient = p.recipient("acme-repairs").unwrap();
-    let run = Run::default();
-    let request = run.request(recipient);
+    let call = Call::job();
+    let request = call.request(recipient);
     let route = &recipient.kind.routes[0];
     assert_eq!(
         decide(&route.plan, &request, &body, false),
@@ -1039,7 +925,7 @@ fn an_array_emptied_by_items_is_not_sent_and_is_withheld() {
         let body = json!({"id": "J1", "contractor_id": "acme-repairs",
             "tenant": {"id": "T-1", "name": "Ada", "caution_markers": markers}});
         for explain in [false, true] {
-            let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+            let out = Call::job().decide(&p, "acme-repairs", &body, explain);
             let sent = out.body.unwrap();
             assert_eq!(
                 sent,
@@ -1076,7 +962,7 @@ fn everything_present_upstream_and_not_sent_is_withheld() {
     let body = json!({"id": "J1", "contractor_id": "acme-repairs",
         "property": {"address": "1 High St"},
         "tenant": [{"id": "T-1", "ni_number": "QQ123456A", "caution_markers": []}]});
-    let out = Run::default().decide(&p, "acme-repairs", &body, false);
+    let out = Call::job().decide(&p, "acme-repairs", &body, false);
     assert!(out.withheld.contains("tenant"), "{:?}", out.withheld);
     // Markers sent as an object.
     let body = json!({"id": "J1", "contractor_id": "acme-repairs",
@@ -1105,7 +991,7 @@ fn a_disclosure_that_names_no_subject_is_not_sent() {
     let body = json!({"id": "J1", "property": {"address": "1 High St"},
         "tenant": [{"id": "T-1", "name": "Ada"}]});
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         assert!(out.unidentified);
         assert_eq!(out.body, None);
         assert!(out.disclosed.is_empty());
@@ -1149,7 +1035,7 @@ allow = ["tenant.household", "tenant.name"]
         "ni_number": "QQ123456A"
     }});
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         // The recipient gets what the rules grant, keys and all.
         let sent = out.body.clone().unwrap();
         assert_eq!(sent["tenant"]["household"], body["tenant"]["household"]);
@@ -1212,7 +1098,7 @@ keep = "item.consent == true"
                        {"nickname": "Bob", "consent": true}]);
     for body in [&unnamed, &empty] {
         for explain in [false, true] {
-            let out = Run::default().decide(&p, "acme-repairs", body, explain);
+            let out = Call::job().decide(&p, "acme-repairs", body, explain);
             assert!(out.unidentified, "{body}");
             assert_eq!(out.body, None);
         }
