@@ -1,8 +1,8 @@
-//! What the unit tests share: policies loaded from rule text, the shipped rules, the fixed
-//! days the tests are set on, and requests as a test makes them.
+//! What the unit tests share: policies loaded from rule text or from `tests/fixtures/`, the
+//! shipped rules, the fixed days the tests are set on, and requests as a test makes them.
 //!
-//! The recipients of the example in `docs/rules.md` are read from the same fixture file the
-//! integration tests, the fuzz targets and the benches read, so that they are written once.
+//! The example of `docs/rules.md` is read from the same fixture files the integration tests,
+//! the fuzz targets and the benches read, so that it is written once.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
@@ -21,6 +21,13 @@ use crate::stream::Requested;
 pub(crate) const RECIPIENTS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/jobs/recipients.toml"
+));
+
+/// The repairs-contractor type of the example in `docs/rules.md`, in full: the job route
+/// with its caution-marker `when` and `items`, a derived age band and a refusal.
+pub(crate) const REPAIRS_CONTRACTOR: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/jobs/types/repairs-contractor.toml"
 ));
 
 /// The header [`load`] puts before the routes it is given: three lines, so that a test can
@@ -72,6 +79,11 @@ fn load_type(kind: &str, key: Option<&[u8]>) -> Result<Policy, crate::rules::Err
 /// Loads `routes` as [`load`] does, with a pseudonym key, and panics with every problem.
 pub(crate) fn policy(routes: &str) -> Policy {
     loaded(load(routes, Some(&TEST_KEY)))
+}
+
+/// The example of `docs/rules.md`: [`RECIPIENTS`] and [`REPAIRS_CONTRACTOR`], with a key.
+pub(crate) fn example() -> Policy {
+    loaded(load_type(REPAIRS_CONTRACTOR, Some(&TEST_KEY)))
 }
 
 fn loaded(policy: Result<Policy, crate::rules::Error>) -> Policy {

@@ -7,37 +7,16 @@ use serde_json::json;
 
 use super::*;
 use crate::rules::Policy;
-use crate::test_util::{load, policy, Call};
-
-/// The example route of `docs/rules.md`, with a derived age band.
-const JOBS: &str = r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects = ["tenant.id"]
-allow = ["id", "status", "tenant.name", "tenant.access_needs[].description"]
-
-[[route.when]]
-condition = "body.contractor_id == recipient.id && body.status in ['scheduled', 'in_progress']"
-reason = "contractor assigned to an open job at this property"
-allow = ["tenant.caution_markers[].category", "tenant.caution_markers[].instruction"]
-
-[[route.items]]
-path = "tenant.caution_markers"
-keep = "item.tenant_informed && timestamp(item.review_by) > now"
-
-[[route.derive]]
-field = "tenant.age_band"
-value = "age_band(body.tenant.date_of_birth)"
-
-[route.refuse]
-condition = "'repairs' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
+use crate::test_util::{example, load, policy, Call};
 
 /// A repair job by `contractor` in `status`, with three caution markers: one the tenant was
 /// told of and current on [`job_day`](crate::test_util::job_day), one the tenant was not told
 /// of, one expired.
+///
+/// Not the fixture's `J-1001.json`, which has one marker: these tests need the three kinds
+/// that `items` tells apart. Of the fields [`example`] allows, the job holds only `id`,
+/// `status`, `tenant.name` and the access needs, so what is sent beyond them is the doing
+/// of the `when`, `items` and `derive` rules alone.
 fn job(contractor: &str, status: &str) -> Value {
     json!({
         "id": "J1",
@@ -69,7 +48,7 @@ fn run(policy: &Policy, recipient: &str, body: &Value) -> Outcome {
 
 #[test]
 fn markers_only_for_the_assigned_contractor_on_an_open_job_and_only_informed_unexpired() {
-    let p = policy(JOBS);
+    let p = example();
     for status in ["scheduled", "in_progress"] {
         let out = run(&p, "acme-repairs", &job("acme-repairs", status));
         let body = out.body.unwrap();
@@ -101,7 +80,7 @@ fn markers_only_for_the_assigned_contractor_on_an_open_job_and_only_informed_une
 
 #[test]
 fn markers_absent_for_another_contractor_and_on_a_completed_job() {
-    let p = policy(JOBS);
+    let p = example();
     for (recipient, body) in [
         ("brightfix", job("acme-repairs", "scheduled")),
         ("acme-repairs", job("acme-repairs", "completed")),
@@ -124,7 +103,7 @@ fn markers_absent_for_another_contractor_and_on_a_completed_job() {
 
 #[test]
 fn dropped_items_are_withheld_in_rule_form() {
-    let p = policy(JOBS);
+    let p = example();
     let out = run(&p, "acme-repairs", &job("acme-repairs", "scheduled"));
     assert!(
         out.withheld.contains("tenant.caution_markers[]"),
@@ -140,7 +119,7 @@ fn dropped_items_are_withheld_in_rule_form() {
 
 #[test]
 fn derived_age_band_replaces_the_date_of_birth() {
-    let p = policy(JOBS);
+    let p = example();
     let out = run(&p, "acme-repairs", &job("acme-repairs", "scheduled"));
     let body = out.body.unwrap();
     assert_eq!(body["tenant"]["age_band"], "35-44");
@@ -196,7 +175,7 @@ value = "age_band(item.date_of_birth)"
 
 #[test]
 fn refusal_on_objection_sends_nothing_and_names_the_subject() {
-    let p = policy(JOBS);
+    let p = example();
     let mut body = job("acme-repairs", "scheduled");
     body["sharing_restrictions"] = json!(["repairs"]);
     let out = run(&p, "acme-repairs", &body);
@@ -428,7 +407,7 @@ value = "pseudonym(body.tenant_id)"
 
 #[test]
 fn explain_says_why_for_every_upstream_path() {
-    let p = policy(JOBS);
+    let p = example();
     let out = Call::job().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
     let fields = out.fields.unwrap();
     let why = |path: &str| fields.get(path).map(|d| (d.disclosed, d.why.as_str()));
@@ -802,7 +781,7 @@ fn the_shipped_conditions_are_all_in_the_direct_subset() {
 /// does, for the assigned contractor, another one, and a job that is not open.
 #[test]
 fn direct_evaluation_decides_the_job_as_cel_does() {
-    let policy = policy(JOBS);
+    let policy = example();
     for (contractor, status) in [
         ("acme-repairs", "scheduled"),
         ("acme-repairs", "completed"),
@@ -899,7 +878,8 @@ fn when_and_derive_see_only_the_rows_items_kept() {
     );
 }
 
-/// The route of [`JOBS`] without its refusal, granting the markers to the assigned contractor.
+/// The job route of the example ([`example`]) cut down to its markers: no refusal, no
+/// derivation, and the markers granted to the assigned contractor whatever the job's status.
 const MARKERS: &str = r#"
 [[route]]
 method = "GET"
