@@ -9,6 +9,24 @@ use super::*;
 use crate::rules::Policy;
 use crate::test_util::{example, load, policy, Call};
 
+/// A `GET /jobs/{job_id}` route that names no subjects and grants `allow`, then `rest` (its
+/// `when`, `items`, `derive` and `refuse` tables). After the header [`load`] puts first, the
+/// route's first line is line 5 and `rest` starts on line 10.
+fn unnamed(allow: &str, rest: &str) -> String {
+    format!(
+        "\n[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects_optional = true\nallow = {allow}\n{rest}"
+    )
+}
+
+/// `paths` as the items of a TOML array.
+fn toml_list(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A repair job by `contractor` in `status`, with three caution markers: one the tenant was
 /// told of and current on [`job_day`](crate::test_util::job_day), one the tenant was not told
 /// of, one expired.
@@ -44,6 +62,19 @@ fn job(contractor: &str, status: &str) -> Value {
 /// What `decide` makes of `body` on `GET /jobs/J1` by `recipient`, without explaining.
 fn run(policy: &Policy, recipient: &str, body: &Value) -> Outcome {
     Call::job().decide(policy, recipient, body, false)
+}
+
+/// `decide` and `decide_copying` (the simple way: copy the body, convert all of it for CEL)
+/// on the first route of `policy`, for `acme-repairs` on `GET /jobs/J1`.
+fn both_ways(policy: &Policy, body: &Value, explain: bool) -> (Outcome, Outcome) {
+    let recipient = policy.recipient("acme-repairs").unwrap();
+    let call = Call::job();
+    let request = call.request(recipient);
+    let plan = &recipient.kind.routes[0].plan;
+    (
+        decide(plan, &request, body, explain),
+        decide_copying(plan, &request, body, explain),
+    )
 }
 
 #[test]
@@ -196,14 +227,9 @@ fn refusal_on_objection_sends_nothing_and_names_the_subject() {
 
 #[test]
 fn evaluation_errors_fail_closed_in_every_construct() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["id", "list[].a"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id", "list[].a"]
-
 [[route.when]]
 condition = "body.missing == 1"
 reason = "erring when"
@@ -222,7 +248,7 @@ keep = "item.flag"
 field = "band"
 value = "age_band(body.dob)"
 "#,
-    );
+    ));
     let before = rule_errors_total();
     let body = json!({
         "id": "J1", "secret": "s3", "other_secret": "s4", "dob": "not a date",
@@ -236,7 +262,8 @@ value = "age_band(body.dob)"
         .site
         .file;
     let site = |line: usize, kind: &str| format!("{}:{line} {kind}", file.display());
-    // HEAD is three lines; the route's first line is line 5, its `when`s start at 11.
+    // After the three lines of `load`'s header, `unnamed` puts the route's first line on
+    // line 5, and the first `when` of its rest on line 11.
     assert_eq!(
         out.rule_errors,
         vec![
@@ -252,19 +279,14 @@ value = "age_band(body.dob)"
     );
     assert!(rule_errors_total() >= before + 4);
 
-    let refusing = policy(
+    let refusing = policy(&unnamed(
+        r#"["id"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id"]
-
 [route.refuse]
 condition = "'x' in body.missing"
 reason = "objection"
 "#,
-    );
+    ));
     let out = run(&refusing, "acme-repairs", &json!({"id": "J1"}));
     assert_eq!(out.body, None);
     assert!(out.refusal.unwrap().erred);
@@ -274,19 +296,14 @@ reason = "objection"
 
 #[test]
 fn items_target_that_is_not_an_array_is_removed() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["list"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-
 [[route.items]]
 path = "list"
 keep = "true"
 "#,
-    );
+    ));
     let out = run(&p, "acme-repairs", &json!({"list": {"a": 1}}));
     assert_eq!(out.body.unwrap(), json!({}));
     assert_eq!(out.rule_errors.len(), 1);
@@ -294,19 +311,14 @@ keep = "true"
 
 #[test]
 fn items_cannot_be_bypassed_by_a_changed_shape() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["tenant"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["tenant"]
-
 [[route.items]]
 path = "tenant.caution_markers"
 keep = "item.informed == true"
 "#,
-    );
+    ));
     // `tenant` arrives as an array: the item filter cannot reach the markers, so `tenant`
     // is removed rather than passed whole under the allow entry.
     let body = json!({"tenant": [{"caution_markers": [{"informed": false, "detail": "x"}]}]});
@@ -328,19 +340,14 @@ keep = "item.informed == true"
 
 #[test]
 fn nested_item_filters_bind_the_inner_element() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["tenants[].caution_markers[].category"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["tenants[].caution_markers[].category"]
-
 [[route.items]]
 path = "tenants[].caution_markers"
 keep = "item.informed == true"
 "#,
-    );
+    ));
     let body = json!({"tenants": [
         {"caution_markers": [{"category": "a", "informed": true}, {"category": "b", "informed": false}]},
         {"caution_markers": [{"category": "c"}]}
@@ -357,14 +364,9 @@ keep = "item.informed == true"
 
 #[test]
 fn request_variables_and_functions() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["id"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id"]
-
 [[route.when]]
 condition = "request.params.job_id == 'J1' && request.method == 'GET' && request.path == '/jobs/J1' && request.headers['x-disclosure-reference'] == 'DR-1' && !('authorization' in request.headers) && recipient.type == 'repairs-contractor' && recipient.name == 'ACME Repairs Ltd'"
 reason = "referenced disclosure"
@@ -382,7 +384,7 @@ value = "mask(body.phone)"
 field = "tenant_ref"
 value = "pseudonym(body.tenant_id)"
 "#,
-    );
+    ));
     let body =
         json!({"id": "J1", "phone": "07700 900123", "postcode": "ln21ab", "tenant_id": "T-1"});
     let call = Call::job().header("x-disclosure-reference", "DR-1");
@@ -445,19 +447,14 @@ fn explain_says_why_for_every_upstream_path() {
 
 #[test]
 fn explain_names_the_item_filter() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["list"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-
 [[route.items]]
 path = "list"
 keep = "item.keep"
 "#,
-    );
+    ));
     let out = Call::job().decide(
         &p,
         "acme-repairs",
@@ -561,10 +558,9 @@ proptest! {
         whens in prop::collection::vec((condition(), prop::collection::vec(path(), 1..3)), 0..3),
         items in prop::collection::vec((path(), condition()), 0..2),
     ) {
-        let list = |paths: &[String]| paths.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-        let mut rules = format!("[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects_optional = true\nallow = [{}]\n", list(&allow));
+        let mut rules = unnamed(&format!("[{}]", toml_list(&allow)), "");
         for (c, a) in &whens {
-            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", list(a)));
+            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", toml_list(a)));
         }
         for (p, c) in &items {
             let c = c.replace("body.", "item.");
@@ -675,14 +671,13 @@ proptest! {
         derive in any::<bool>(),
         explain in any::<bool>(),
     ) {
-        let list = |paths: &[String]| paths.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
         let mut rules = format!(
             "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects = [\"x\", \"list[].x\", \"[].x\"]\nallow = [{}]\n",
-            list(&allow)
+            toml_list(&allow)
         );
         for (c, a) in &whens {
             let c = c.replace("item.", "body.").replace("size(item)", "size(body)").replace("item ==", "body ==");
-            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", list(a)));
+            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", toml_list(a)));
         }
         for (p, c) in &items {
             rules.push_str(&format!("[[route.items]]\npath = {p:?}\nkeep = {c:?}\n"));
@@ -693,12 +688,7 @@ proptest! {
         let Ok(policy) = load(&rules, None) else {
             return Ok(());
         };
-        let recipient = policy.recipient("acme-repairs").unwrap();
-        let route = &recipient.kind.routes[0];
-        let call = Call::job();
-        let request = call.request(recipient);
-        let fast = decide(&route.plan, &request, &body, explain);
-        let simple = decide_copying(&route.plan, &request, &body, explain);
+        let (fast, simple) = both_ways(&policy, &body, explain);
         prop_assert_eq!(fast, simple, "rules {}\nbody {}", rules, body);
     }
 }
@@ -707,13 +697,9 @@ proptest! {
 /// taken out are skipped in what `item` is bound to, exactly as if they were deleted.
 #[test]
 fn a_later_item_filter_sees_what_an_earlier_one_took_out() {
-    let rules = r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-[[route.items]]
+    let policy = policy(&unnamed(
+        r#"["list"]"#,
+        r#"[[route.items]]
 path = "list[].a"
 keep = "true"
 [[route.items]]
@@ -722,8 +708,8 @@ keep = "item.x == 1"
 [[route.items]]
 path = "list"
 keep = "size(item) == 1 && size(item.b) == 1"
-"#;
-    let policy = policy(rules);
+"#,
+    ));
     // The first element's `a` is not an array, so the first filter removes it, and the
     // second keeps one of its two `b`s: the third must count neither. The second element
     // keeps its `a` (an array) and is dropped.
@@ -733,15 +719,9 @@ keep = "size(item) == 1 && size(item.b) == 1"
     ]});
     let out = run(&policy, "acme-repairs", &body);
     assert_eq!(out.body, Some(json!({"list": [{"b": [{"x": 1}]}]})));
-    let recipient = policy.recipient("acme-repairs").unwrap();
-    let call = Call::job();
-    let request = call.request(recipient);
-    let route = &recipient.kind.routes[0];
     for explain in [false, true] {
-        assert_eq!(
-            decide(&route.plan, &request, &body, explain),
-            decide_copying(&route.plan, &request, &body, explain)
-        );
+        let (fast, simple) = both_ways(&policy, &body, explain);
+        assert_eq!(fast, simple);
     }
 }
 
@@ -789,12 +769,7 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
     ] {
         let body = job(contractor, status);
         for explain in [false, true] {
-            let call = Call::job();
-            let recipient = policy.recipient("acme-repairs").unwrap();
-            let route = &recipient.kind.routes[0];
-            let request = call.request(recipient);
-            let direct = decide(&route.plan, &request, &body, explain);
-            let interpreted = decide_copying(&route.plan, &request, &body, explain);
+            let (direct, interpreted) = both_ways(&policy, &body, explain);
             assert_eq!(direct, interpreted, "{contractor} {status}");
         }
     }
@@ -868,14 +843,8 @@ fn when_and_derive_see_only_the_rows_items_kept() {
         );
     }
     // The simple way (everything converted for CEL) decides the same.
-    let recipient = p.recipient("acme-repairs").unwrap();
-    let call = Call::job();
-    let request = call.request(recipient);
-    let route = &recipient.kind.routes[0];
-    assert_eq!(
-        decide(&route.plan, &request, &body, false),
-        decide_copying(&route.plan, &request, &body, false)
-    );
+    let (fast, simple) = both_ways(&p, &body, false);
+    assert_eq!(fast, simple);
 }
 
 /// The job route of the example ([`example`]) cut down to its markers: no refusal, no
