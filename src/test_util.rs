@@ -30,6 +30,19 @@ pub(crate) const REPAIRS_CONTRACTOR: &str = include_str!(concat!(
     "/tests/fixtures/jobs/types/repairs-contractor.toml"
 ));
 
+/// The allow list of the job route of [`REPAIRS_CONTRACTOR`], for tests of the allow-list
+/// filter alone.
+pub(crate) fn example_allow() -> Vec<String> {
+    let kind: toml::Table = REPAIRS_CONTRACTOR.parse().unwrap();
+    let allow = &kind["route"].as_array().unwrap()[0]["allow"];
+    allow
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The header [`load`] puts before the routes it is given: three lines, so that a test can
 /// name the line of a rule in its own text (the text's first line is line 4).
 const HEAD: &str = r#"type = "repairs-contractor"
