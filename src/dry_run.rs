@@ -206,26 +206,17 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-    use std::path::Path;
-    use std::time::{Duration, UNIX_EPOCH};
-
     use super::*;
-    use crate::filter::cel::PseudonymKey;
-    use crate::rules::{Policy, Secrets};
     use crate::sample_api::{Date, SampleData};
+    use crate::test_util::{sample_day, shipped_rules, Call};
 
     /// `explain` on the shipped research export runs the streamed filter and shows exactly
     /// what it sends and records: the same bytes, the same disclosed and withheld paths.
     #[test]
     fn explain_on_a_streamed_route_shows_what_the_streamed_filter_sends() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let secrets = Secrets {
-            pseudonym_key: Some(PseudonymKey::new(vec![7; 32]).unwrap()),
-            pseudonym_key_env: None,
-        };
-        let policy = Policy::load_with(&dir, &secrets).unwrap();
+        let policy = shipped_rules();
         let recipient = policy.recipient("civic-surveys").unwrap();
-        let now = UNIX_EPOCH + Duration::from_secs(1_780_315_200);
+        let now = sample_day();
         let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
         let bytes = serde_json::to_vec(data.tenants()).unwrap();
         let request = Request {
@@ -244,16 +235,7 @@ mod tests {
             .iter()
             .position(|r| r.plan.streamable() && r.template.as_str() == "/tenants")
             .expect("the research export streams");
-        let job = Arc::new(stream::Requested {
-            recipient: Arc::clone(recipient),
-            route,
-            method: "GET".into(),
-            path: "/tenants".into(),
-            params: BTreeMap::new(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            now,
-        });
+        let job = Call::tenants().requested(Arc::clone(recipient), route);
         let streamed = stream::filter_in_memory(&job, &bytes, 64, usize::MAX).unwrap();
         assert_eq!(serde_json::to_vec(&decided.body).unwrap(), streamed.body);
         assert_eq!(decided.disclosed, streamed.disclosed);

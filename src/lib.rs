@@ -53,3 +53,7 @@ pub mod tls;
 // use it whatever the features.
 #[cfg(any(feature = "demo", test))]
 pub mod sample_api;
+
+// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod test_util;

@@ -112,7 +112,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::filter::conditions::tests::write_rules;
+    use crate::test_util::write_rules;
     use serde_json::Value;
 
     const RULES: &str = r#"

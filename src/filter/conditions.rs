@@ -1184,4 +1184,4 @@ impl fmt::Display for Refusal {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

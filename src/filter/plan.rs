@@ -120,11 +120,11 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-    use crate::filter::conditions::tests::load;
+    use crate::test_util::policy;
 
     /// Whether the one route in `routes` streams, or why not.
     fn shape(routes: &str) -> Option<&'static str> {
-        let policy = load(routes, Some(&[9; 32])).unwrap();
+        let policy = policy(routes);
         let kind = policy.types().next().unwrap();
         let route = &kind.routes[0];
         assert_eq!(

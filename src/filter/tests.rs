@@ -52,18 +52,11 @@ fn job() -> Value {
     })
 }
 
-const REPAIRS: &[&str] = &[
-    "id",
-    "status",
-    "priority",
-    "description",
-    "appointment",
-    "property.address",
-    "tenant.name",
-    "tenant.phone",
-    "tenant.email",
-    "tenant.access_needs[].description",
-];
+/// The allow list of the example's job route, as `tests/fixtures` has it.
+fn repairs() -> AllowTree {
+    let allow = crate::test_util::example_allow();
+    tree(&allow.iter().map(String::as_str).collect::<Vec<_>>())
+}
 
 /// The values of a body that a recipient must not see, for a text search of the output.
 const SECRETS: &[&str] = &[
@@ -89,7 +82,7 @@ const SECRETS: &[&str] = &[
 
 #[test]
 fn repairs_contractor_sees_only_its_fields() {
-    let filtered = allow(&tree(REPAIRS), &job());
+    let filtered = allow(&repairs(), &job());
     assert_eq!(
         filtered.body,
         json!({
@@ -118,7 +111,7 @@ fn repairs_contractor_sees_only_its_fields() {
 
 #[test]
 fn disclosed_names_every_leaf_sent_without_indexes() {
-    let filtered = allow(&tree(REPAIRS), &job());
+    let filtered = allow(&repairs(), &job());
     assert_eq!(
         filtered.disclosed,
         set(&[
@@ -140,7 +133,7 @@ fn disclosed_names_every_leaf_sent_without_indexes() {
 
 #[test]
 fn withheld_names_the_top_of_each_withheld_subtree_once() {
-    let filtered = allow(&tree(REPAIRS), &job());
+    let filtered = allow(&repairs(), &job());
     assert_eq!(
         filtered.withheld,
         set(&[
@@ -363,7 +356,7 @@ fn an_empty_tree_withholds_everything() {
 
 #[test]
 fn union_adds_paths_and_leaves_the_base_alone() {
-    let base = tree(REPAIRS);
+    let base = repairs();
     let extra = paths(&[
         "tenant.caution_markers[].category",
         "tenant.caution_markers[].instruction",
@@ -396,7 +389,7 @@ fn an_entry_under_a_granted_key_changes_nothing() {
 
 #[test]
 fn explain_gives_a_decision_for_every_upstream_path() {
-    let t = tree(REPAIRS);
+    let t = repairs();
     let (filtered, fields) = allow_explained(&t, &job());
     assert_eq!(filtered, allow(&t, &job()));
     let decided = |path: &str| fields.get(path).cloned().unwrap();

@@ -1,7 +1,7 @@
 //! Tests of rule loading.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use crate::filter::conditions::tests::load;
+use crate::test_util::load;
 
 /// The problems of loading `routes`, as `check` prints them but without the file name.
 fn problems(routes: &str, key: Option<&[u8]>) -> Vec<String> {
@@ -149,14 +149,7 @@ fn empty_reason_is_an_error() {
 
 #[test]
 fn the_shipped_rules_load_cleanly_with_their_conditions() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let key = crate::filter::cel::PseudonymKey::new(b"a-test-key-of-at-least-32-bytes!!".to_vec())
-        .unwrap();
-    let secrets = crate::rules::Secrets {
-        pseudonym_key: Some(key),
-        pseudonym_key_env: None,
-    };
-    let policy = crate::rules::Policy::load_with(&dir, &secrets).unwrap();
+    let policy = crate::test_util::shipped_rules();
     assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
     let kind = &policy.recipient("acme-repairs").unwrap().kind;
     let c = &kind.routes[0].plan.conditions();

@@ -2,107 +2,39 @@
 //! nothing outside the grants of the request ever leaves.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
-
 use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::rules::{Policy, Recipient, Secrets};
+use crate::rules::Policy;
+use crate::test_util::{example, load, policy, Call};
 
-pub(crate) const RECIPIENTS: &str = r#"
-[[recipient]]
-id = "acme-repairs"
-name = "ACME Repairs Ltd"
-type = "repairs-contractor"
-api_key_sha256 = "d76c5488b91bf9b125e97aa6176d0d893c7da3115169ed61aabcb169124d10b8"
-
-[[recipient]]
-id = "brightfix"
-name = "BrightFix Property Services"
-type = "repairs-contractor"
-api_key_sha256 = "07224c755616395574b992c131c9d9b8b0088d228793e22adbd34df77e92021d"
-"#;
-
-const HEAD: &str = r#"type = "repairs-contractor"
-purpose = "Carry out repairs"
-lawful_basis = "contract"
-"#;
-
-/// The example route of `docs/rules.md`, with a derived age band.
-const JOBS: &str = r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects = ["tenant.id"]
-allow = ["id", "status", "tenant.name", "tenant.access_needs[].description"]
-
-[[route.when]]
-condition = "body.contractor_id == recipient.id && body.status in ['scheduled', 'in_progress']"
-reason = "contractor assigned to an open job at this property"
-allow = ["tenant.caution_markers[].category", "tenant.caution_markers[].instruction"]
-
-[[route.items]]
-path = "tenant.caution_markers"
-keep = "item.tenant_informed && timestamp(item.review_by) > now"
-
-[[route.derive]]
-field = "tenant.age_band"
-value = "age_band(body.tenant.date_of_birth)"
-
-[route.refuse]
-condition = "'repairs' in body.sharing_restrictions"
-reason = "the tenant has objected to this use"
-"#;
-
-/// Loads `routes` (after the type header) with the two recipients.
-pub(crate) fn load(routes: &str, key: Option<&[u8]>) -> Result<Policy, crate::rules::Error> {
-    let dir = tempfile::tempdir().unwrap();
-    write_rules(dir.path(), routes);
-    let secrets = Secrets {
-        pseudonym_key: key.map(|k| cel::PseudonymKey::new(k.to_vec()).unwrap()),
-        pseudonym_key_env: None,
-    };
-    Policy::load_with(dir.path(), &secrets)
-}
-
-/// Words for fields the test bodies hold and no test rule names, so that the paths recorded
-/// for them are written out (a key nothing names is recorded as `*`).
-const GLOSSARY: &str = r#"
-[fields]
-"tenant.ni_number" = "National Insurance number"
-"tenant.ni" = "National Insurance number"
-"tenant.caution_markers[].detail" = "caution marker (incident detail)"
-"list[].x" = "x"
-"#;
-
-pub(crate) fn write_rules(dir: &Path, routes: &str) {
-    std::fs::create_dir_all(dir.join("types")).unwrap();
-    std::fs::write(dir.join("recipients.toml"), RECIPIENTS).unwrap();
-    std::fs::write(dir.join("glossary.toml"), GLOSSARY).unwrap();
-    std::fs::write(
-        dir.join("types/repairs-contractor.toml"),
-        format!("{HEAD}{routes}"),
+/// A `GET /jobs/{job_id}` route that names no subjects and grants `allow`, then `rest` (its
+/// `when`, `items`, `derive` and `refuse` tables). After the header [`load`] puts first, the
+/// route's first line is line 5 and `rest` starts on line 10.
+fn unnamed(allow: &str, rest: &str) -> String {
+    format!(
+        "\n[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects_optional = true\nallow = {allow}\n{rest}"
     )
-    .unwrap();
 }
 
-fn policy(routes: &str) -> Policy {
-    match load(routes, Some(&[9; 32])) {
-        Ok(p) => p,
-        Err(e) => panic!(
-            "{:?}",
-            e.0.iter().map(ToString::to_string).collect::<Vec<_>>()
-        ),
-    }
+/// `paths` as the items of a TOML array.
+fn toml_list(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// 2025-03-01T00:00:00Z.
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_740_787_200)
-}
-
+/// A repair job by `contractor` in `status`, with three caution markers: one the tenant was
+/// told of and current on [`job_day`](crate::test_util::job_day), one the tenant was not told
+/// of, one expired.
+///
+/// Not the fixture's `J-1001.json`, which has one marker: these tests need the three kinds
+/// that `items` tells apart. Of the fields [`example`] allows, the job holds only `id`,
+/// `status`, `tenant.name` and the access needs, so what is sent beyond them is the doing
+/// of the `when`, `items` and `derive` rules alone.
 fn job(contractor: &str, status: &str) -> Value {
     json!({
         "id": "J1",
@@ -127,53 +59,27 @@ fn job(contractor: &str, status: &str) -> Value {
     })
 }
 
-struct Run {
-    params: BTreeMap<String, String>,
-    query: Vec<(String, String)>,
-    headers: Vec<(&'static str, String)>,
-    now: SystemTime,
-}
-
-impl Default for Run {
-    fn default() -> Self {
-        Run {
-            params: BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]),
-            query: Vec::new(),
-            headers: Vec::new(),
-            now: now(),
-        }
-    }
-}
-
-impl Run {
-    /// A `GET /jobs/J1` by `recipient` with this run's parameters, headers and clock.
-    fn request<'a>(&'a self, recipient: &'a Recipient) -> Request<'a> {
-        Request {
-            caller: recipient.caller(),
-            method: "GET",
-            path: "/jobs/J1",
-            params: &self.params,
-            query: &self.query,
-            headers: &self.headers,
-            now: self.now,
-        }
-    }
-
-    fn decide(&self, policy: &Policy, recipient: &str, body: &Value, explain: bool) -> Outcome {
-        let recipient = policy.recipient(recipient).unwrap();
-        let route = &recipient.kind.routes[0];
-        let request = self.request(recipient);
-        decide(&route.plan, &request, body, explain)
-    }
-}
-
+/// What `decide` makes of `body` on `GET /jobs/J1` by `recipient`, without explaining.
 fn run(policy: &Policy, recipient: &str, body: &Value) -> Outcome {
-    Run::default().decide(policy, recipient, body, false)
+    Call::job().decide(policy, recipient, body, false)
+}
+
+/// `decide` and `decide_copying` (the simple way: copy the body, convert all of it for CEL)
+/// on the first route of `policy`, for `acme-repairs` on `GET /jobs/J1`.
+fn both_ways(policy: &Policy, body: &Value, explain: bool) -> (Outcome, Outcome) {
+    let recipient = policy.recipient("acme-repairs").unwrap();
+    let call = Call::job();
+    let request = call.request(recipient);
+    let plan = &recipient.kind.routes[0].plan;
+    (
+        decide(plan, &request, body, explain),
+        decide_copying(plan, &request, body, explain),
+    )
 }
 
 #[test]
 fn markers_only_for_the_assigned_contractor_on_an_open_job_and_only_informed_unexpired() {
-    let p = policy(JOBS);
+    let p = example();
     for status in ["scheduled", "in_progress"] {
         let out = run(&p, "acme-repairs", &job("acme-repairs", status));
         let body = out.body.unwrap();
@@ -205,7 +111,7 @@ fn markers_only_for_the_assigned_contractor_on_an_open_job_and_only_informed_une
 
 #[test]
 fn markers_absent_for_another_contractor_and_on_a_completed_job() {
-    let p = policy(JOBS);
+    let p = example();
     for (recipient, body) in [
         ("brightfix", job("acme-repairs", "scheduled")),
         ("acme-repairs", job("acme-repairs", "completed")),
@@ -228,7 +134,7 @@ fn markers_absent_for_another_contractor_and_on_a_completed_job() {
 
 #[test]
 fn dropped_items_are_withheld_in_rule_form() {
-    let p = policy(JOBS);
+    let p = example();
     let out = run(&p, "acme-repairs", &job("acme-repairs", "scheduled"));
     assert!(
         out.withheld.contains("tenant.caution_markers[]"),
@@ -244,7 +150,7 @@ fn dropped_items_are_withheld_in_rule_form() {
 
 #[test]
 fn derived_age_band_replaces_the_date_of_birth() {
-    let p = policy(JOBS);
+    let p = example();
     let out = run(&p, "acme-repairs", &job("acme-repairs", "scheduled"));
     let body = out.body.unwrap();
     assert_eq!(body["tenant"]["age_band"], "35-44");
@@ -300,7 +206,7 @@ value = "age_band(item.date_of_birth)"
 
 #[test]
 fn refusal_on_objection_sends_nothing_and_names_the_subject() {
-    let p = policy(JOBS);
+    let p = example();
     let mut body = job("acme-repairs", "scheduled");
     body["sharing_restrictions"] = json!(["repairs"]);
     let out = run(&p, "acme-repairs", &body);
@@ -321,14 +227,9 @@ fn refusal_on_objection_sends_nothing_and_names_the_subject() {
 
 #[test]
 fn evaluation_errors_fail_closed_in_every_construct() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["id", "list[].a"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id", "list[].a"]
-
 [[route.when]]
 condition = "body.missing == 1"
 reason = "erring when"
@@ -347,7 +248,7 @@ keep = "item.flag"
 field = "band"
 value = "age_band(body.dob)"
 "#,
-    );
+    ));
     let body = json!({
         "id": "J1", "secret": "s3", "other_secret": "s4", "dob": "not a date",
         "band": "upstream band", "list": [{"a": "kept", "flag": true}, {"a": "no-flag"}]
@@ -360,7 +261,8 @@ value = "age_band(body.dob)"
         .site
         .file;
     let site = |line: usize, kind: &str| format!("{}:{line} {kind}", file.display());
-    // HEAD is three lines; the route's first line is line 5, its `when`s start at 11.
+    // After the three lines of `load`'s header, `unnamed` puts the route's first line on
+    // line 5, and the first `when` of its rest on line 11.
     assert_eq!(
         out.rule_errors,
         vec![
@@ -375,19 +277,14 @@ value = "age_band(body.dob)"
         .collect::<Vec<_>>()
     );
 
-    let refusing = policy(
+    let refusing = policy(&unnamed(
+        r#"["id"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id"]
-
 [route.refuse]
 condition = "'x' in body.missing"
 reason = "objection"
 "#,
-    );
+    ));
     let out = run(&refusing, "acme-repairs", &json!({"id": "J1"}));
     assert_eq!(out.body, None);
     assert!(out.refusal.unwrap().erred);
@@ -397,19 +294,14 @@ reason = "objection"
 
 #[test]
 fn items_target_that_is_not_an_array_is_removed() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["list"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-
 [[route.items]]
 path = "list"
 keep = "true"
 "#,
-    );
+    ));
     let out = run(&p, "acme-repairs", &json!({"list": {"a": 1}}));
     assert_eq!(out.body.unwrap(), json!({}));
     assert_eq!(out.rule_errors.len(), 1);
@@ -417,19 +309,14 @@ keep = "true"
 
 #[test]
 fn items_cannot_be_bypassed_by_a_changed_shape() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["tenant"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["tenant"]
-
 [[route.items]]
 path = "tenant.caution_markers"
 keep = "item.informed == true"
 "#,
-    );
+    ));
     // `tenant` arrives as an array: the item filter cannot reach the markers, so `tenant`
     // is removed rather than passed whole under the allow entry.
     let body = json!({"tenant": [{"caution_markers": [{"informed": false, "detail": "x"}]}]});
@@ -451,19 +338,14 @@ keep = "item.informed == true"
 
 #[test]
 fn nested_item_filters_bind_the_inner_element() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["tenants[].caution_markers[].category"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["tenants[].caution_markers[].category"]
-
 [[route.items]]
 path = "tenants[].caution_markers"
 keep = "item.informed == true"
 "#,
-    );
+    ));
     let body = json!({"tenants": [
         {"caution_markers": [{"category": "a", "informed": true}, {"category": "b", "informed": false}]},
         {"caution_markers": [{"category": "c"}]}
@@ -480,14 +362,9 @@ keep = "item.informed == true"
 
 #[test]
 fn request_variables_and_functions() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["id"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["id"]
-
 [[route.when]]
 condition = "request.params.job_id == 'J1' && request.method == 'GET' && request.path == '/jobs/J1' && request.headers['x-disclosure-reference'] == 'DR-1' && !('authorization' in request.headers) && recipient.type == 'repairs-contractor' && recipient.name == 'ACME Repairs Ltd'"
 reason = "referenced disclosure"
@@ -505,14 +382,11 @@ value = "mask(body.phone)"
 field = "tenant_ref"
 value = "pseudonym(body.tenant_id)"
 "#,
-    );
+    ));
     let body =
         json!({"id": "J1", "phone": "07700 900123", "postcode": "ln21ab", "tenant_id": "T-1"});
-    let run = Run {
-        headers: vec![("x-disclosure-reference", "DR-1".into())],
-        ..Run::default()
-    };
-    let out = run.decide(&p, "acme-repairs", &body, false);
+    let call = Call::job().header("x-disclosure-reference", "DR-1");
+    let out = call.decide(&p, "acme-repairs", &body, false);
     let sent = out.body.unwrap();
     assert_eq!(sent["phone"], "07700 900123");
     assert_eq!(sent["district"], "LN2");
@@ -522,7 +396,7 @@ value = "pseudonym(body.tenant_id)"
     assert!(!sent.to_string().contains("T-1"));
     assert_eq!(out.reasons, vec!["referenced disclosure"]);
 
-    let without = Run::default().decide(&p, "acme-repairs", &body, false);
+    let without = Call::job().decide(&p, "acme-repairs", &body, false);
     assert!(without.body.unwrap().get("phone").is_none());
     assert!(
         without.rule_errors.len() == 1,
@@ -533,8 +407,8 @@ value = "pseudonym(body.tenant_id)"
 
 #[test]
 fn explain_says_why_for_every_upstream_path() {
-    let p = policy(JOBS);
-    let out = Run::default().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
+    let p = example();
+    let out = Call::job().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
     let fields = out.fields.unwrap();
     let why = |path: &str| fields.get(path).map(|d| (d.disclosed, d.why.as_str()));
     assert_eq!(why("tenant.name"), Some((true, "allow \"tenant.name\"")));
@@ -558,7 +432,7 @@ fn explain_says_why_for_every_upstream_path() {
         Some(false)
     );
     // The dropped elements' paths are there too, all withheld.
-    let other = Run::default().decide(&p, "brightfix", &job("acme-repairs", "scheduled"), true);
+    let other = Call::job().decide(&p, "brightfix", &job("acme-repairs", "scheduled"), true);
     let fields = other.fields.unwrap();
     assert_eq!(
         fields["tenant.caution_markers[].category"].why,
@@ -571,20 +445,15 @@ fn explain_says_why_for_every_upstream_path() {
 
 #[test]
 fn explain_names_the_item_filter() {
-    let p = policy(
+    let p = policy(&unnamed(
+        r#"["list"]"#,
         r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-
 [[route.items]]
 path = "list"
 keep = "item.keep"
 "#,
-    );
-    let out = Run::default().decide(
+    ));
+    let out = Call::job().decide(
         &p,
         "acme-repairs",
         &json!({"list": [{"keep": false, "x": 1}]}),
@@ -687,10 +556,9 @@ proptest! {
         whens in prop::collection::vec((condition(), prop::collection::vec(path(), 1..3)), 0..3),
         items in prop::collection::vec((path(), condition()), 0..2),
     ) {
-        let list = |paths: &[String]| paths.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-        let mut rules = format!("[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects_optional = true\nallow = [{}]\n", list(&allow));
+        let mut rules = unnamed(&format!("[{}]", toml_list(&allow)), "");
         for (c, a) in &whens {
-            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", list(a)));
+            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", toml_list(a)));
         }
         for (p, c) in &items {
             let c = c.replace("body.", "item.");
@@ -801,14 +669,13 @@ proptest! {
         derive in any::<bool>(),
         explain in any::<bool>(),
     ) {
-        let list = |paths: &[String]| paths.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
         let mut rules = format!(
             "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{{job_id}}\"\nsubjects = [\"x\", \"list[].x\", \"[].x\"]\nallow = [{}]\n",
-            list(&allow)
+            toml_list(&allow)
         );
         for (c, a) in &whens {
             let c = c.replace("item.", "body.").replace("size(item)", "size(body)").replace("item ==", "body ==");
-            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", list(a)));
+            rules.push_str(&format!("[[route.when]]\ncondition = {c:?}\nreason = \"r\"\nallow = [{}]\n", toml_list(a)));
         }
         for (p, c) in &items {
             rules.push_str(&format!("[[route.items]]\npath = {p:?}\nkeep = {c:?}\n"));
@@ -819,12 +686,7 @@ proptest! {
         let Ok(policy) = load(&rules, None) else {
             return Ok(());
         };
-        let recipient = policy.recipient("acme-repairs").unwrap();
-        let route = &recipient.kind.routes[0];
-        let run = Run::default();
-        let request = run.request(recipient);
-        let fast = decide(&route.plan, &request, &body, explain);
-        let simple = decide_copying(&route.plan, &request, &body, explain);
+        let (fast, simple) = both_ways(&policy, &body, explain);
         prop_assert_eq!(fast, simple, "rules {}\nbody {}", rules, body);
     }
 }
@@ -833,13 +695,9 @@ proptest! {
 /// taken out are skipped in what `item` is bound to, exactly as if they were deleted.
 #[test]
 fn a_later_item_filter_sees_what_an_earlier_one_took_out() {
-    let rules = r#"
-[[route]]
-method = "GET"
-path = "/jobs/{job_id}"
-subjects_optional = true
-allow = ["list"]
-[[route.items]]
+    let policy = policy(&unnamed(
+        r#"["list"]"#,
+        r#"[[route.items]]
 path = "list[].a"
 keep = "true"
 [[route.items]]
@@ -848,8 +706,8 @@ keep = "item.x == 1"
 [[route.items]]
 path = "list"
 keep = "size(item) == 1 && size(item.b) == 1"
-"#;
-    let policy = policy(rules);
+"#,
+    ));
     // The first element's `a` is not an array, so the first filter removes it, and the
     // second keeps one of its two `b`s: the third must count neither. The second element
     // keeps its `a` (an array) and is dropped.
@@ -859,15 +717,9 @@ keep = "size(item) == 1 && size(item.b) == 1"
     ]});
     let out = run(&policy, "acme-repairs", &body);
     assert_eq!(out.body, Some(json!({"list": [{"b": [{"x": 1}]}]})));
-    let recipient = policy.recipient("acme-repairs").unwrap();
-    let run = Run::default();
-    let request = run.request(recipient);
-    let route = &recipient.kind.routes[0];
     for explain in [false, true] {
-        assert_eq!(
-            decide(&route.plan, &request, &body, explain),
-            decide_copying(&route.plan, &request, &body, explain)
-        );
+        let (fast, simple) = both_ways(&policy, &body, explain);
+        assert_eq!(fast, simple);
     }
 }
 
@@ -877,14 +729,7 @@ keep = "size(item) == 1 && size(item.b) == 1"
 /// works through CEL; this test says the speed is gone so it is not lost by accident.
 #[test]
 fn the_shipped_conditions_are_all_in_the_direct_subset() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let secrets = crate::rules::Secrets {
-        pseudonym_key: Some(
-            cel::PseudonymKey::new(b"a-test-key-of-at-least-32-bytes!!".to_vec()).unwrap(),
-        ),
-        pseudonym_key_env: None,
-    };
-    let policy = Policy::load_with(&dir, &secrets).unwrap();
+    let policy = crate::test_util::shipped_rules();
     let mut seen = 0;
     for kind in policy.types() {
         for route in &kind.routes {
@@ -914,7 +759,7 @@ fn the_shipped_conditions_are_all_in_the_direct_subset() {
 /// does, for the assigned contractor, another one, and a job that is not open.
 #[test]
 fn direct_evaluation_decides_the_job_as_cel_does() {
-    let policy = policy(JOBS);
+    let policy = example();
     for (contractor, status) in [
         ("acme-repairs", "scheduled"),
         ("acme-repairs", "completed"),
@@ -922,12 +767,7 @@ fn direct_evaluation_decides_the_job_as_cel_does() {
     ] {
         let body = job(contractor, status);
         for explain in [false, true] {
-            let run = Run::default();
-            let recipient = policy.recipient("acme-repairs").unwrap();
-            let route = &recipient.kind.routes[0];
-            let request = run.request(recipient);
-            let direct = decide(&route.plan, &request, &body, explain);
-            let interpreted = decide_copying(&route.plan, &request, &body, explain);
+            let (direct, interpreted) = both_ways(&policy, &body, explain);
             assert_eq!(direct, interpreted, "{contractor} {status}");
         }
     }
@@ -985,7 +825,7 @@ fn when_and_derive_see_only_the_rows_items_kept() {
         }
     });
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         let sent = out.body.unwrap();
         let text = sent.to_string();
         assert!(!text.contains("violence"), "a dropped row leaked: {text}");
@@ -1001,17 +841,12 @@ fn when_and_derive_see_only_the_rows_items_kept() {
         );
     }
     // The simple way (everything converted for CEL) decides the same.
-    let recipient = p.recipient("acme-repairs").unwrap();
-    let run = Run::default();
-    let request = run.request(recipient);
-    let route = &recipient.kind.routes[0];
-    assert_eq!(
-        decide(&route.plan, &request, &body, false),
-        decide_copying(&route.plan, &request, &body, false)
-    );
+    let (fast, simple) = both_ways(&p, &body, false);
+    assert_eq!(fast, simple);
 }
 
-/// The route of [`JOBS`] without its refusal, granting the markers to the assigned contractor.
+/// The job route of the example ([`example`]) cut down to its markers: no refusal, no
+/// derivation, and the markers granted to the assigned contractor whatever the job's status.
 const MARKERS: &str = r#"
 [[route]]
 method = "GET"
@@ -1037,7 +872,7 @@ fn an_array_emptied_by_items_is_not_sent_and_is_withheld() {
         let body = json!({"id": "J1", "contractor_id": "acme-repairs",
             "tenant": {"id": "T-1", "name": "Ada", "caution_markers": markers}});
         for explain in [false, true] {
-            let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+            let out = Call::job().decide(&p, "acme-repairs", &body, explain);
             let sent = out.body.unwrap();
             assert_eq!(
                 sent,
@@ -1074,7 +909,7 @@ fn everything_present_upstream_and_not_sent_is_withheld() {
     let body = json!({"id": "J1", "contractor_id": "acme-repairs",
         "property": {"address": "1 High St"},
         "tenant": [{"id": "T-1", "ni_number": "QQ123456A", "caution_markers": []}]});
-    let out = Run::default().decide(&p, "acme-repairs", &body, false);
+    let out = Call::job().decide(&p, "acme-repairs", &body, false);
     assert!(out.withheld.contains("tenant"), "{:?}", out.withheld);
     // Markers sent as an object.
     let body = json!({"id": "J1", "contractor_id": "acme-repairs",
@@ -1103,7 +938,7 @@ fn a_disclosure_that_names_no_subject_is_not_sent() {
     let body = json!({"id": "J1", "property": {"address": "1 High St"},
         "tenant": [{"id": "T-1", "name": "Ada"}]});
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         assert!(out.unidentified);
         assert_eq!(out.body, None);
         assert!(out.disclosed.is_empty());
@@ -1147,7 +982,7 @@ allow = ["tenant.household", "tenant.name"]
         "ni_number": "QQ123456A"
     }});
     for explain in [false, true] {
-        let out = Run::default().decide(&p, "acme-repairs", &body, explain);
+        let out = Call::job().decide(&p, "acme-repairs", &body, explain);
         // The recipient gets what the rules grant, keys and all.
         let sent = out.body.clone().unwrap();
         assert_eq!(sent["tenant"]["household"], body["tenant"]["household"]);
@@ -1210,7 +1045,7 @@ keep = "item.consent == true"
                        {"nickname": "Bob", "consent": true}]);
     for body in [&unnamed, &empty] {
         for explain in [false, true] {
-            let out = Run::default().decide(&p, "acme-repairs", body, explain);
+            let out = Call::job().decide(&p, "acme-repairs", body, explain);
             assert!(out.unidentified, "{body}");
             assert_eq!(out.body, None);
         }

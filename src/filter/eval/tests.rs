@@ -6,15 +6,14 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::filter::conditions::tests::load;
 use crate::rules::Recipient;
+use crate::test_util::{load, Call};
 
 /// The keys the generated bodies hold and the expressions read, and one neither uses.
 const KEYS: &[&str] = &["a", "n", "b", "s", "list", "o", "z", "missing"];
@@ -277,8 +276,8 @@ fn recipient() -> Arc<Recipient> {
 /// without the request header a condition may read, and says how often `Direct` answered.
 fn compare_generated(expressions: impl Strategy<Value = String>, cases: u32) -> (u32, u32) {
     let recipient = recipient();
-    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
-    let with_header = [("x-disclosure-reference", "ref".to_owned())];
+    let without_header = Call::job();
+    let with_header = Call::job().header("x-disclosure-reference", "ref");
     let answered = Cell::new(0);
     let mut runner = TestRunner::new(Config {
         cases,
@@ -288,7 +287,12 @@ fn compare_generated(expressions: impl Strategy<Value = String>, cases: u32) -> 
     let inputs = (expressions, record(), record(), any::<bool>());
     runner
         .run(&inputs, |(source, body, item, header)| {
-            let request = request(&recipient, &params, if header { &with_header } else { &[] });
+            let call = if header {
+                &with_header
+            } else {
+                &without_header
+            };
+            let request = call.request(&recipient);
             match compare(&source, &request, &body, &item) {
                 Ok(direct) => answered.set(answered.get() + u32::from(direct)),
                 Err(why) => prop_assert!(false, "{why}\nbody {body}\nitem {item}"),
@@ -320,20 +324,12 @@ fn direct_derived_values_are_what_the_interpreter_derives() {
     );
 }
 
-/// A `GET /jobs/J1` by `recipient` at 2025-03-01T00:00:00Z.
-fn request<'a>(
-    recipient: &'a Recipient,
-    params: &'a BTreeMap<String, String>,
-    headers: &'a [(&'static str, String)],
-) -> Request<'a> {
-    Request {
-        caller: recipient.caller(),
-        method: "GET",
-        path: "/jobs/J1",
-        params,
-        query: &[],
-        headers,
-        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
+/// `GET /jobs/J1` on [`job_day`](crate::test_util::job_day) without its `job_id`, for the
+/// expressions that read no parameter.
+fn unparameterised() -> Call {
+    Call {
+        params: BTreeMap::new(),
+        ..Call::job()
     }
 }
 
@@ -397,10 +393,12 @@ fn direct_answers_only_what_cel_answers_the_same() {
     ];
     let bodies = [json!({"a": "x"}), json!({"a": 1}), json!({})];
     let recipient = recipient();
-    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
     let (mut answered, mut total) = (0, 0);
-    for headers in [vec![], vec![("x-disclosure-reference", "ref".to_owned())]] {
-        let request = request(&recipient, &params, &headers);
+    for call in [
+        Call::job(),
+        Call::job().header("x-disclosure-reference", "ref"),
+    ] {
+        let request = call.request(&recipient);
         for source in exprs {
             assert!(
                 Expr::compile(source, true).unwrap().is_direct(),
@@ -440,8 +438,8 @@ fn direct_derived_values_are_what_cel_derives() {
     ];
     let bodies = [json!({"a": "1950-06-01"}), json!({"a": 1})];
     let recipient = recipient();
-    let params = BTreeMap::new();
-    let request = request(&recipient, &params, &[]);
+    let call = unparameterised();
+    let request = call.request(&recipient);
     let answered: usize = exprs
         .iter()
         .map(|source| compare_grid(source, &request, &bodies, &items))
@@ -457,8 +455,8 @@ fn direct_derived_values_are_what_cel_derives() {
 #[test]
 fn known_edges_agree() {
     let recipient = recipient();
-    let params = BTreeMap::new();
-    let request = request(&recipient, &params, &[]);
+    let call = unparameterised();
+    let request = call.request(&recipient);
     let body = json!({"a": "x", "list": ["x", {"dropped": true}], "o": {"a": {"dropped": true}}});
     let item = json!({"a": "2025-03-01t00:00:00z", "n": 1});
     for (source, answers) in [
@@ -485,8 +483,8 @@ fn known_edges_agree() {
 )]
 fn a_direct_answer_the_interpreter_does_not_give_panics() {
     let recipient = recipient();
-    let params = BTreeMap::new();
-    let request = request(&recipient, &params, &[]);
+    let call = unparameterised();
+    let request = call.request(&recipient);
     let nothing = Removed::default();
     let inputs = Inputs {
         request: &request,

@@ -2,20 +2,16 @@
 //! subjects and rule errors, and the same elements refused.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::*;
-use crate::filter::conditions::tests::load;
 use crate::filter::{decide, Request};
 use crate::json::lex::tests as lex_tests;
 use crate::json::parse_strict;
 use crate::json::split::{self, Splitter};
-use crate::rules::{Policy, Recipient, Route, Secrets};
+use crate::rules::{Policy, Route};
+use crate::test_util::{policy, sample_tenants, shipped_rules, Call};
 
 /// Rules that use every construct the projector takes: nested allow paths, `[]` inside an
 /// element, a granted subtree, a `when`, an `items` rule that can err, derived fields (one
@@ -46,23 +42,6 @@ value = "mask(item.a)"
 field = "[].n"
 value = "pseudonym(item.id)"
 "#;
-
-/// 2026-06-01T12:00:00Z.
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_780_315_200)
-}
-
-fn request<'a>(recipient: &'a Recipient, params: &'a BTreeMap<String, String>) -> Request<'a> {
-    Request {
-        caller: recipient.caller(),
-        method: "GET",
-        path: "/tenants",
-        params,
-        query: &[],
-        headers: &[],
-        now: now(),
-    }
-}
 
 /// What one path made of an element: the bytes sent (`None`: not sent), the paths, the
 /// subjects and the rule errors; `Err` when the element was refused.
@@ -123,8 +102,8 @@ fn by_projector(
 fn compare(policy: &Policy, recipient: &str, elements: &[Vec<u8>], depth: usize) -> usize {
     let recipient = policy.recipient(recipient).unwrap();
     let route = &recipient.kind.routes[0];
-    let params = BTreeMap::new();
-    let request = request(recipient, &params);
+    let call = Call::tenants();
+    let request = call.request(recipient);
     let rules = PerElement::new(&route.plan, &request);
     let mut when_errors = BTreeSet::new();
     let (mask, _) = rules.whens(&mut when_errors);
@@ -150,25 +129,11 @@ fn compare(policy: &Policy, recipient: &str, elements: &[Vec<u8>], depth: usize)
 
 /// The shipped rules, and the sample API's tenants as `/tenants` sends them.
 fn shipped_export() -> (Policy, Vec<Vec<u8>>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let secrets = Secrets {
-        pseudonym_key: Some(crate::filter::cel::PseudonymKey::new(vec![7; 32]).unwrap()),
-        pseudonym_key_env: None,
-    };
-    let policy = Policy::load_with(&dir, &secrets).unwrap();
-    let data = crate::sample_api::SampleData::generate(
-        crate::sample_api::Date::from_ymd(2026, 6, 1).unwrap(),
-    );
-    let elements = data
-        .tenants()
-        .iter()
-        .map(|t| serde_json::to_vec(t).unwrap())
-        .collect();
-    (policy, elements)
+    (shipped_rules(), sample_tenants())
 }
 
 fn routes_policy() -> Policy {
-    load(ROUTES, Some(&[9; 32])).unwrap()
+    policy(ROUTES)
 }
 
 #[test]
@@ -426,8 +391,8 @@ fn timing() {
     let (policy, elements) = shipped_export();
     let recipient = policy.recipient("civic-surveys").unwrap();
     let route = &recipient.kind.routes[0];
-    let params = BTreeMap::new();
-    let request = request(recipient, &params);
+    let call = Call::tenants();
+    let request = call.request(recipient);
     let rules = PerElement::new(&route.plan, &request);
     let (mask, _) = rules.whens(&mut BTreeSet::new());
     let tree = rules.tree(mask);

@@ -1,31 +1,15 @@
 //! The streamed path against `decide` on whole bodies: many batches, damaged elements.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use proptest::prelude::*;
 
 use super::*;
-use crate::filter::cel::PseudonymKey;
-use crate::rules::{Policy, Secrets};
-use crate::sample_api::{Date, SampleData};
-
-/// 2026-06-01T12:00:00Z, the day the sample data is made for.
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_780_315_200)
-}
+use crate::test_util::{load, sample_tenants, shipped_rules, Call};
 
 /// The shipped research-vendor `/tenants` route for `civic-surveys`, and the sample tenants
 /// as `/tenants` returns them, one element each.
 fn shipped() -> (Arc<Requested>, Vec<Vec<u8>>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let secrets = Secrets {
-        pseudonym_key: Some(PseudonymKey::new(vec![7; 32]).unwrap()),
-        pseudonym_key_env: None,
-    };
-    let policy = Policy::load_with(&dir, &secrets).unwrap();
+    let policy = shipped_rules();
     let recipient = Arc::clone(policy.recipient("civic-surveys").unwrap());
     let route = recipient
         .kind
@@ -33,23 +17,10 @@ fn shipped() -> (Arc<Requested>, Vec<Vec<u8>>) {
         .iter()
         .position(|r| r.plan.streamable())
         .unwrap();
-    let job = Arc::new(Requested {
-        recipient,
-        route,
-        method: "GET".into(),
-        path: "/tenants".into(),
-        params: BTreeMap::new(),
-        query: Vec::new(),
-        headers: Vec::new(),
-        now: now(),
-    });
-    let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
-    let elements = data
-        .tenants()
-        .iter()
-        .map(|t| serde_json::to_vec(t).unwrap())
-        .collect();
-    (job, elements)
+    (
+        Call::tenants().requested(recipient, route),
+        sample_tenants(),
+    )
 }
 
 fn array(elements: &[&[u8]]) -> Vec<u8> {
@@ -168,19 +139,10 @@ fn a_row_without_a_subject_stops_a_streamed_export_as_decide_refuses_it() {
              allow = [\"[].name\", \"[].markers[].category\"]\n\n\
              [[route.items]]\npath = \"{items}\"\nkeep = \"has(item.ok) == false || item.ok == true\"\n"
         );
-        let policy = crate::filter::conditions::tests::load(&routes, None).unwrap();
+        let policy = load(&routes, None).unwrap();
         let recipient = Arc::clone(policy.recipient("acme-repairs").unwrap());
         assert!(recipient.kind.routes[0].plan.streamable(), "{items}");
-        let job = Arc::new(Requested {
-            recipient,
-            route: 0,
-            method: "GET".into(),
-            path: "/tenants".into(),
-            params: BTreeMap::new(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            now: now(),
-        });
+        let job = Call::tenants().requested(recipient, 0);
         let body = br#"[{"id":"T-1","name":"Ada"},{"name":"Bob Smith"}]"#;
         assert_eq!(disagreement(&job, body, 16), None, "{items}");
         assert!(
