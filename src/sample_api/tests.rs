@@ -507,3 +507,53 @@ fn handle_rejects_other_methods_and_accepts_root_base() {
     let trailing = Request::get("/api/jobs/J-0002").body(()).unwrap();
     assert_eq!(handle(&d, "api/", None, &trailing).status(), 200);
 }
+
+// === the policy test bodies ===
+
+/// Everyone the policy tests' upstream bodies (`rules/tests/bodies/`) name is the person of
+/// that id in the sample API, with the same name, date of birth and contact details: the
+/// bodies are records a DPO can look up in the demo, not a second, contradicting cast.
+#[test]
+fn the_policy_test_bodies_name_people_as_the_sample_api_does() {
+    let data = SampleData::generate("2026-06-01".parse().unwrap());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/bodies");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let body: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut people = Vec::new();
+        people_in(&body, &mut people);
+        for person in people {
+            let id = person["id"].as_str().unwrap();
+            let known = data
+                .tenant(id)
+                .or_else(|| data.former_tenant(id))
+                .unwrap_or_else(|| panic!("{}: {id} is not in the sample API", path.display()));
+            let known = value(known);
+            for field in ["name", "date_of_birth", "phone", "email", "address"] {
+                if let Some(v) = person.get(field) {
+                    assert_eq!(v, &known[field], "{}: {id}'s {field}", path.display());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} fields checked");
+}
+
+/// The objects in `v` that are people: an `id` like `T-0001` and a `name`.
+fn people_in<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+    match v {
+        Value::Object(map) => {
+            let is_person = map.get("id").and_then(Value::as_str).is_some_and(|id| {
+                id.len() == 6 && id.starts_with("T-") && id[2..].bytes().all(|b| b.is_ascii_digit())
+            }) && map.contains_key("name");
+            if is_person {
+                out.push(v);
+            }
+            map.values().for_each(|child| people_in(child, out));
+        }
+        Value::Array(items) => items.iter().for_each(|child| people_in(child, out)),
+        _ => {}
+    }
+}
