@@ -44,14 +44,7 @@ enum Command {
     /// Dev mode: a sample housing API and the gateway with the shipped rules, on loopback,
     /// and a curl command per recipient type to try.
     #[cfg(feature = "demo")]
-    Demo {
-        /// The rules directory to serve.
-        #[arg(long, default_value = "rules")]
-        rules: PathBuf,
-        /// The gateway's port on 127.0.0.1 (0: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
+    Demo(demo::Args),
     /// Run the policy test cases in rules/tests/*.toml; FILE:LINE per failing case.
     Test(ConfigArg),
     /// What a rules change would do, field by field, over the policy test cases; exit 1
@@ -227,7 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => Ok(check::run(&args.config)),
         Command::Explain(args) => explain::run(&args),
         #[cfg(feature = "demo")]
-        Command::Demo { rules, port } => demo::run(&rules, port),
+        Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args.config),
         Command::Diff {
             config,

@@ -6,6 +6,21 @@
 //! temporary directory, kept afterwards so it can be inspected). The recipients' keys are the
 //! development keys in `rules/recipients.toml` (`dev-<id>-key`).
 
+//! `demo`: the sample housing API and the gateway with the shipped rules, on loopback, and
+//! what to try.
+//!
+//! It runs from any directory (an installed binary, a container): the shipped rules are built
+//! into the binary (the list `build.rs` writes) and written out to the run directory, which
+//! also holds the config and the audit file. The run directory is a fresh temporary one,
+//! removed when the demo stops unless `--keep`, or the `--dir` the user names, never removed.
+//! The upstream credential and, unless already set, the pseudonym key are made fresh (random,
+//! in this process's environment only). The recipients' keys are the development keys in
+//! `rules/recipients.toml` (`dev-<id>-key`).
+//!
+//! Every line the guide prints is a shell comment or a command that runs as printed, from any
+//! directory: the `need-to-know` commands name the running executable by its full path.
+
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,31 +35,104 @@ use crate::sample_api::{self, Date, SampleData};
 const UPSTREAM_TOKEN_ENV: &str = "NEED_TO_KNOW_DEMO_UPSTREAM_TOKEN";
 const PSEUDONYM_KEY_ENV: &str = "NEED_TO_KNOW_PSEUDONYM_KEY";
 
-pub fn run(rules: &Path, port: u16) -> anyhow::Result<u8> {
-    let rules = rules.canonicalize().with_context(|| {
-        format!(
-            "no rules directory at {} (run the demo from the repository's root, or pass --rules)",
-            rules.display()
-        )
-    })?;
-    let dir = std::env::temp_dir().join(format!(
-        "need-to-know-demo-{}-{}",
-        std::process::id(),
-        unix_millis()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Set before the runtime starts any thread: only this process sees them.
-    let (token, _) = crate::identity::new_api_key().context("random source")?;
-    std::env::set_var(UPSTREAM_TOKEN_ENV, &token);
-    if std::env::var(PSEUDONYM_KEY_ENV).is_err() {
-        let (key, _) = crate::identity::new_api_key().context("random source")?;
-        std::env::set_var(PSEUDONYM_KEY_ENV, key);
-    }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(demo(rules, dir, port, token))
+/// Every file under the repository's `rules/` when this binary was built, as (path below
+/// `rules/` with `/` separators, contents).
+const SHIPPED_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_rules.rs"));
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Serve this rules directory instead of the shipped rules (which are built into the
+    /// binary and written to the run directory's rules/).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// The run directory, for the config, the audit file and the shipped rules; never removed
+    /// (without it: a fresh temporary directory, removed when the demo stops).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the temporary run directory when the demo stops.
+    #[arg(long)]
+    keep: bool,
+    /// The gateway's port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
 }
 
-async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow::Result<u8> {
+/// Where the demo keeps its config, audit file and rules, and whether it goes when it stops.
+struct RunDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+/// What the guide needs to print commands that run as printed.
+struct Guide {
+    addr: SocketAddr,
+    admin: SocketAddr,
+    /// The run directory, and whether it goes when the demo stops.
+    dir: PathBuf,
+    removed: bool,
+    config: PathBuf,
+    audit: PathBuf,
+    /// The running executable, for the `need-to-know` commands.
+    exe: PathBuf,
+    /// The pseudonym key this process made, which the commands that load the rules need in
+    /// their environment; `None` when it came from the environment, which then has it.
+    made_key: Option<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let dir = RunDir::create(args)?;
+    let result = prepare(args, &dir).and_then(|rules| {
+        // Set before the runtime starts any thread: only this process sees them.
+        let (token, _) = crate::identity::new_api_key().context("random source")?;
+        std::env::set_var(UPSTREAM_TOKEN_ENV, &token);
+        let made_key = match std::env::var(PSEUDONYM_KEY_ENV) {
+            Ok(_) => None,
+            Err(_) => {
+                let (key, _) = crate::identity::new_api_key().context("random source")?;
+                std::env::set_var(PSEUDONYM_KEY_ENV, &key);
+                Some(key)
+            }
+        };
+        let guide = Guide {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            config: dir.path.join("need-to-know.toml"),
+            audit: dir.path.join("disclosures.jsonl"),
+            dir: dir.path.clone(),
+            removed: dir.remove,
+            exe,
+            made_key,
+        };
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(demo(rules, args.port, token, guide))
+    });
+    println!();
+    dir.finish();
+    result
+}
+
+/// The rules directory to serve: `--rules`, or the shipped rules written out to the run
+/// directory (over any copy an earlier run left there).
+fn prepare(args: &Args, dir: &RunDir) -> anyhow::Result<PathBuf> {
+    if let Some(rules) = &args.rules {
+        return rules
+            .canonicalize()
+            .with_context(|| format!("no rules directory at {}", rules.display()));
+    }
+    let rules = dir.path.join("rules");
+    for (name, text) in SHIPPED_RULES {
+        let path = rules.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(rules)
+}
+
+async fn demo(rules: PathBuf, port: u16, token: String, mut guide: Guide) -> anyhow::Result<u8> {
     let data = Arc::new(SampleData::generate(Date::today()));
     let sample = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -61,23 +149,24 @@ async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow:
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port} (try --port 0)"))?;
-    let addr = listener.local_addr()?;
+    guide.addr = listener.local_addr()?;
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind admin")?;
-    let admin_addr = admin.local_addr()?;
-    let audit = dir.join("disclosures.jsonl");
-    let config = dir.join("need-to-know.toml");
+    guide.admin = admin.local_addr()?;
+    let config = &guide.config;
     std::fs::write(
-        &config,
+        config,
         format!(
             "[server]\nlisten = \"{addr}\"\n\n[upstream]\nurl = \"http://{sample_addr}/api\"\ntimeout = \"5s\"\ncredential_env = \"{UPSTREAM_TOKEN_ENV}\"\n\n[rules]\ndir = {rules:?}\npseudonym_key_env = \"{PSEUDONYM_KEY_ENV}\"\n\n[audit]\npath = {audit:?}\n\n[admin]\nlisten = \"{admin_addr}\"\n",
+            addr = guide.addr,
+            admin_addr = guide.admin,
             rules = rules.display().to_string(),
-            audit = audit.display().to_string(),
+            audit = guide.audit.display().to_string(),
         ),
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
-    let settings = Settings::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = super::load_policy(&settings)?;
     let code = run_gateway(
         settings,
@@ -85,24 +174,69 @@ async fn demo(rules: PathBuf, dir: PathBuf, port: u16, token: String) -> anyhow:
         listener,
         Some(admin),
         shutdown_signal(),
-        |_| {
-            print_guide(addr, admin_addr, &audit);
-        },
+        |_| guide.print(),
     )
     .await?;
-    println!();
-    println!("The audit file is kept for you: {}", audit.display());
     Ok(code)
 }
 
-/// One `curl` per thing worth seeing, with what it shows.
-fn print_guide(addr: SocketAddr, admin: SocketAddr, audit: &Path) {
-    let base = format!("http://{addr}");
-    let curl = |id: &str, extra: &str, path: &str| {
-        format!("curl -s {extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'")
-    };
-    let reference = "-H 'x-disclosure-reference: REF-2026-0042' ";
-    let tries: Vec<(&str, String)> = vec![
+// === impl RunDir ===
+
+impl RunDir {
+    /// `--dir` (made if need be, kept), or a fresh temporary directory (removed at the end
+    /// unless `--keep`). The path is made absolute: the printed commands run from anywhere.
+    fn create(args: &Args) -> anyhow::Result<RunDir> {
+        let (path, remove) = match &args.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                (dir.clone(), false)
+            }
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "need-to-know-demo-{}-{}",
+                    std::process::id(),
+                    unix_millis()
+                ));
+                std::fs::create_dir(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                (dir, !args.keep)
+            }
+        };
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("cannot find {}", path.display()))?;
+        Ok(RunDir { path, remove })
+    }
+
+    /// Removes the directory if it is the demo's to remove, and says which happened.
+    fn finish(self) {
+        if !self.remove {
+            println!("The run directory is kept: {}", self.path.display());
+            return;
+        }
+        match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => println!(
+                "Removed the run directory {} (--keep keeps it)",
+                self.path.display()
+            ),
+            Err(e) => eprintln!("cannot remove {}: {e}", self.path.display()),
+        }
+    }
+}
+
+// === impl Guide ===
+
+impl Guide {
+    /// One `curl` per thing worth seeing, with what it shows, then the `need-to-know`
+    /// commands over what they left in the audit file; every other line is a comment.
+    fn print(&self) {
+        let base = format!("http://{}", self.addr);
+        let curl = |id: &str, extra: &str, path: &str| {
+            format!("curl -s {extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'")
+        };
+        let reference = "-H 'x-disclosure-reference: REF-2026-0042' ";
+        let tries: Vec<(&str, String)> = vec![
         (
             "Repairs contractor, its own open job: contact details, access needs, and the one caution\n  marker the tenant was told of and is still in date (the uninformed and the expired ones are withheld)",
             curl("acme-repairs", "", "/jobs/J-0001"),
@@ -128,7 +262,7 @@ fn print_guide(addr: SocketAddr, admin: SocketAddr, audit: &Path) {
             curl("civic-surveys", "", "/tenants/T-0002"),
         ),
         (
-            "Utility debt agent, a former tenant, with its request reference: forwarding address and\n  tenancy dates only",
+            "Utility debt agent, a former tenant, with its request reference: the name, forwarding\n  address and tenancy dates only",
             curl("fenland-water-recoveries", reference, "/former-tenants/T-0003"),
         ),
         (
@@ -140,24 +274,93 @@ fn print_guide(addr: SocketAddr, admin: SocketAddr, audit: &Path) {
             curl("lincs-police", reference, "/tenants/T-0001"),
         ),
     ];
-    println!();
-    println!("need-to-know demo: the gateway is on {base}, in front of a sample housing API");
-    println!("(invented tenants; it serves /api/jobs, /api/tenants, /api/properties, /api/former-tenants).");
-    println!();
-    for (what, command) in &tries {
-        println!("# {what}");
-        println!("{command}");
         println!();
+        println!("# need-to-know demo: the gateway is on {base}, in front of a sample housing API");
+        println!("# (invented tenants; it serves /api/jobs, /api/tenants, /api/properties, /api/former-tenants).");
+        println!(
+            "# The run directory (config, audit file, rules): {}",
+            self.dir.display()
+        );
+        if self.removed {
+            println!("# It is removed when the demo stops (--keep keeps it).");
+        } else {
+            println!("# It is kept when the demo stops.");
+        }
+        println!();
+        for (what, command) in &tries {
+            println!("# {}", what.replace('\n', "\n# "));
+            println!("{command}");
+            println!();
+        }
+        let audit = quote(&self.audit);
+        let config = quote(&self.config);
+        let report = self.dir.join("report-T-0001.html");
+        let register = self.dir.join("register.html");
+        println!("# Everything disclosed about tenant T-0001, from the hash-chained audit log:");
+        println!(
+            "{} audit query {audit} --subject T-0001",
+            self.command(false)
+        );
+        println!("# The chain checked, record by record:");
+        println!("{} audit verify {audit}", self.command(false));
+        println!(
+            "# Tenant T-0001's subject access report, a page written to {}:",
+            report.display()
+        );
+        println!(
+            "{} audit report {audit} --subject T-0001 --config {config} > {}",
+            self.command(true),
+            quote(&report)
+        );
+        println!(
+            "# The disclosure register (what each recipient type may receive, and why), a page"
+        );
+        println!("# written to {}:", register.display());
+        println!(
+            "{} register --config {config} --output {}",
+            self.command(true),
+            quote(&register)
+        );
+        println!();
+        println!(
+            "# Metrics and probes: http://{admin}/metrics  http://{admin}/readyz",
+            admin = self.admin
+        );
+        println!("# Ctrl-C stops the demo.");
     }
-    println!("# Everything disclosed about tenant T-0001, from the hash-chained audit log:");
-    println!(
-        "need-to-know audit query {} --subject T-0001",
-        audit.display()
-    );
-    println!("need-to-know audit verify {}", audit.display());
-    println!();
-    println!("# Metrics and probes: http://{admin}/metrics  http://{admin}/readyz");
-    println!("# Ctrl-C stops the demo.");
+
+    /// The running executable, quoted; with `rules`, after the pseudonym key this process
+    /// made, which a command loading the rules needs and the user's shell does not have.
+    fn command(&self, rules: bool) -> String {
+        let exe = quote(&self.exe);
+        match (&self.made_key, rules) {
+            (Some(key), true) => format!("{PSEUDONYM_KEY_ENV}={} {exe}", shell_quote(key)),
+            _ => exe.into_owned(),
+        }
+    }
+}
+
+/// A path as one word for a POSIX shell.
+fn quote(path: &Path) -> Cow<'_, str> {
+    match path.to_string_lossy() {
+        Cow::Borrowed(text) => shell_quote(text),
+        Cow::Owned(text) => Cow::Owned(shell_quote(&text).into_owned()),
+    }
+}
+
+/// `text` as one word for a POSIX shell: as it is when no character in it is special (`=`
+/// counts, since a first word holding one would be an assignment), else in single quotes,
+/// each single quote in it written `'\''`.
+fn shell_quote(text: &str) -> Cow<'_, str> {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b));
+    if plain {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
+    }
 }
 
 fn unix_millis() -> u128 {
@@ -165,4 +368,30 @@ fn unix_millis() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("/usr/bin/need-to-know"),
+            "/usr/bin/need-to-know"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("a=b"), "'a=b'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn the_shipped_rules_are_built_in() {
+        let names: Vec<&str> = SHIPPED_RULES.iter().map(|(name, _)| *name).collect();
+        for name in ["recipients.toml", "glossary.toml", "types/police.toml"] {
+            assert!(names.contains(&name), "{name} not in {names:?}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("tests/bodies/")));
+    }
 }
