@@ -28,6 +28,8 @@ mod cli;
 mod audit_rotation;
 // The disclosure register (Art. 30 view) from the shipped rules.
 mod register;
+// `demo` from an empty directory: every command it prints runs as printed; its run directory.
+mod demo;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
 // Signed audit checkpoints: keygen --checkpoint, every tamper case caught by verify, serve.
