@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-use crate::support::cli::Cli;
+use crate::support::cli::{sigterm, Cli};
 
 const CURL: &str = "/usr/bin/curl";
 const PSEUDONYM_KEY_ENV: &str = "NEED_TO_KNOW_PSEUDONYM_KEY";
@@ -131,12 +131,7 @@ impl Demo {
 
     /// SIGTERM, as Ctrl-C; what it printed afterwards and how it exited.
     async fn stop(&mut self) -> (String, ExitStatus) {
-        let pid = self.child.id().expect("pid").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
+        sigterm(&self.child);
         let mut rest = Vec::new();
         let read = async {
             while let Some(line) = self.stdout.next_line().await.expect("read stdout") {

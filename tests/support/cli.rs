@@ -36,6 +36,16 @@ pub struct Serving {
     pub addr: SocketAddr,
 }
 
+/// Sends SIGTERM to `child`, as an operator's service manager (or Ctrl-C) does to stop it.
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+}
+
 // === impl Cli ===
 
 impl Cli {
@@ -205,12 +215,7 @@ impl fmt::Display for Run {
 impl Serving {
     /// Sends SIGTERM, as an operator's service manager does to stop it.
     pub fn sigterm(&self) {
-        let pid = self.child.id().expect("pid").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
+        sigterm(&self.child);
     }
 
     /// Waits (up to `within`) for the process to exit.
