@@ -12,6 +12,8 @@ mod diff;
 mod explain;
 mod keygen;
 mod register;
+#[cfg(feature = "demo")]
+mod sample_api;
 mod serve;
 mod test;
 
@@ -45,6 +47,18 @@ enum Command {
     /// and a curl command per recipient type to try.
     #[cfg(feature = "demo")]
     Demo(demo::Args),
+    /// The sample housing API alone, as an upstream for `serve` (on 127.0.0.1:8080, where the
+    /// shipped need-to-know.toml expects it).
+    #[cfg(feature = "demo")]
+    SampleApi {
+        /// The address to listen on.
+        #[arg(long, default_value = sample_api::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Ask every request for `Authorization: Bearer` and this variable's value, as the
+        /// gateway sends it with `[upstream] credential_env`.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
     /// Run the policy test cases in rules/tests/*.toml; FILE:LINE per failing case.
     Test(ConfigArg),
     /// What a rules change would do, field by field, over the policy test cases; exit 1
@@ -221,6 +235,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Explain(args) => explain::run(&args),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
+        #[cfg(feature = "demo")]
+        Command::SampleApi { listen, token_env } => sample_api::run(listen, token_env.as_deref()),
         Command::Test(args) => test::run(&args.config),
         Command::Diff {
             config,

@@ -452,3 +452,28 @@ fn diff_names_a_gained_field_and_needs_accept() {
         .pseudonym_key()
         .success();
 }
+
+/// `sample-api` serves the invented housing API alone, as `serve`'s upstream, and asks for
+/// the bearer token the gateway would send when given the variable that holds it.
+#[tokio::test]
+async fn sample_api_serves_the_invented_housing_api_and_asks_for_its_token() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
+        .parse()
+        .expect("addr");
+    let listen = addr.to_string();
+    let _api = Cli::new([
+        "sample-api",
+        "--listen",
+        &listen,
+        "--token-env",
+        "SAMPLE_TOKEN",
+    ])
+    .env("SAMPLE_TOKEN", "a-sample-token")
+    .serving(addr, None)
+    .await;
+    let job = crate::support::http::get(addr, "/api/jobs/J-0001", Some("a-sample-token")).await;
+    assert_eq!(job.status, 200, "{}", job.text());
+    assert_eq!(job.json()["id"], "J-0001");
+    let refused = crate::support::http::get(addr, "/api/jobs/J-0001", None).await;
+    assert_eq!(refused.status, 401);
+}
