@@ -275,6 +275,18 @@ fn text(out: &[u8]) -> String {
 
 #[tokio::test]
 async fn every_printed_command_runs_as_printed_from_an_empty_directory() {
+    every_printed_command_runs(&[]).await;
+}
+
+/// The same over TLS, with certificates made for the run: the curl lines trust the run's CA,
+/// and two recipients present client certificates (by name and by hash) instead of keys.
+#[tokio::test]
+async fn with_tls_every_printed_command_runs_as_printed() {
+    every_printed_command_runs(&["--tls"]).await;
+}
+
+async fn every_printed_command_runs(extra: &[&str]) {
+    let tls = extra.contains(&"--tls");
     if !Path::new(CURL).exists() {
         assert_ne!(
             std::env::var("CI").as_deref(),
@@ -284,7 +296,7 @@ async fn every_printed_command_runs_as_printed_from_an_empty_directory() {
         println!("skipped: no {CURL}");
         return;
     }
-    let mut demo = Demo::start(&[]).await;
+    let mut demo = Demo::start(extra).await;
     let dir = demo.run_dir();
     assert!(
         dir.starts_with(demo.tmp.path().canonicalize().expect("tmp")),
@@ -311,12 +323,16 @@ async fn every_printed_command_runs_as_printed_from_an_empty_directory() {
             let at = promises
                 .iter()
                 .position(|p| {
-                    command.contains(&format!("Bearer {}'", p.key))
+                    let id = p.key.trim_start_matches("dev-").trim_end_matches("-key");
+                    let identified = command.contains(&format!("Bearer {}'", p.key))
+                        || command.contains(&format!("/{id}.crt "));
+                    identified
                         && command.ends_with(&format!("{}'", p.path))
                         && command.contains("x-disclosure-reference") == p.reference
                 })
                 .unwrap_or_else(|| panic!("nothing promised for {shown}"));
             let promise = promises.remove(at);
+            assert_eq!(command.contains("'https://"), tls, "{shown}");
             let status = demo.sh(&format!("{command} -o /dev/null -w '%{{http_code}}'"));
             assert_eq!(text(&status.stdout), promise.status.to_string(), "{shown}");
             let body: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -1,14 +1,6 @@
 //! `demo`: the sample housing API and the gateway with the shipped rules, on loopback, and
 //! what to try.
 //!
-//! Everything the demo needs is made fresh: the upstream credential and the pseudonym key
-//! (random, in this process's environment only), the config and the audit file (in a
-//! temporary directory, kept afterwards so it can be inspected). The recipients' keys are the
-//! development keys in `rules/recipients.toml` (`dev-<id>-key`).
-
-//! `demo`: the sample housing API and the gateway with the shipped rules, on loopback, and
-//! what to try.
-//!
 //! It runs from any directory (an installed binary, a container): the shipped rules are built
 //! into the binary (the list `build.rs` writes) and written out to the run directory, which
 //! also holds the config and the audit file. The run directory is a fresh temporary one,
@@ -19,6 +11,11 @@
 //!
 //! Every line the guide prints is a shell comment or a command that runs as printed, from any
 //! directory: the `need-to-know` commands name the running executable by its full path.
+//!
+//! With `--tls` the gateway speaks only TLS, with a development CA and certificates made for
+//! the run (in the run directory's `certs/`): one recipient is known by its client
+//! certificate's name (`cert_san`), one by the certificate's hash (`cert_sha256`), and the
+//! others by their API keys over TLS.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -55,6 +52,19 @@ pub struct Args {
     /// The gateway's port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Serve over TLS with certificates made for the run: acme-repairs is known by its client
+    /// certificate's name, nightline by its certificate's hash, the others by API key.
+    #[arg(long, conflicts_with = "rules")]
+    tls: bool,
+}
+
+/// The recipients the `--tls` demo knows by client certificate: (id, by the certificate's
+/// hash rather than its name).
+const BY_CERTIFICATE: [(&str, bool); 2] = [("acme-repairs", false), ("nightline", true)];
+
+/// The files of a `--tls` demo, in the run directory's `certs/`.
+struct Tls {
+    certs: PathBuf,
 }
 
 /// Where the demo keeps its config, audit file and rules, and whether it goes when it stops.
@@ -77,12 +87,13 @@ struct Guide {
     /// The pseudonym key this process made, which the commands that load the rules need in
     /// their environment; `None` when it came from the environment, which then has it.
     made_key: Option<String>,
+    tls: Option<Tls>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("cannot find the running executable")?;
     let dir = RunDir::create(args)?;
-    let result = prepare(args, &dir).and_then(|rules| {
+    let result = prepare(args, &dir).and_then(|(rules, tls)| {
         // Set before the runtime starts any thread: only this process sees them.
         let (token, _) = crate::identity::new_api_key().context("random source")?;
         std::env::set_var(UPSTREAM_TOKEN_ENV, &token);
@@ -103,6 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             removed: dir.remove,
             exe,
             made_key,
+            tls,
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         runtime.block_on(demo(rules, args.port, token, guide))
@@ -113,12 +125,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 }
 
 /// The rules directory to serve: `--rules`, or the shipped rules written out to the run
-/// directory (over any copy an earlier run left there).
-fn prepare(args: &Args, dir: &RunDir) -> anyhow::Result<PathBuf> {
+/// directory (over any copy an earlier run left there); with `--tls`, the certificates made
+/// for the run, and the shipped recipients told which of them identify by certificate.
+fn prepare(args: &Args, dir: &RunDir) -> anyhow::Result<(PathBuf, Option<Tls>)> {
     if let Some(rules) = &args.rules {
-        return rules
+        let rules = rules
             .canonicalize()
-            .with_context(|| format!("no rules directory at {}", rules.display()));
+            .with_context(|| format!("no rules directory at {}", rules.display()))?;
+        return Ok((rules, None));
     }
     let rules = dir.path.join("rules");
     for (name, text) in SHIPPED_RULES {
@@ -129,7 +143,48 @@ fn prepare(args: &Args, dir: &RunDir) -> anyhow::Result<PathBuf> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(rules)
+    if !args.tls {
+        return Ok((rules, None));
+    }
+    let certs = dir.path.join("certs");
+    let recipients = rules.join("recipients.toml");
+    let text = std::fs::read_to_string(&recipients)
+        .with_context(|| format!("cannot read {}", recipients.display()))?;
+    let ids = recipient_ids(&text)?;
+    let set = crate::certs::write_dev_set(&certs, &ids)
+        .context("cannot make the development certificates")?;
+    let mut text = text;
+    for (id, by_hash) in BY_CERTIFICATE {
+        let Some((_, san, sha256)) = set.clients.iter().find(|(c, _, _)| c == id) else {
+            anyhow::bail!("the shipped rules have no recipient {id}");
+        };
+        let line = format!("id = \"{id}\"\n");
+        let identity = if by_hash {
+            format!("cert_sha256 = \"{sha256}\"\n")
+        } else {
+            format!("cert_san = \"{san}\"\n")
+        };
+        text = text.replacen(&line, &format!("{line}{identity}"), 1);
+    }
+    std::fs::write(&recipients, text)
+        .with_context(|| format!("cannot write {}", recipients.display()))?;
+    Ok((rules, Some(Tls { certs })))
+}
+
+/// The ids of the `[[recipient]]` entries of a `recipients.toml`.
+fn recipient_ids(text: &str) -> anyhow::Result<Vec<String>> {
+    let doc: toml::Table = toml::from_str(text).context("the shipped recipients.toml")?;
+    let ids = doc
+        .get("recipient")
+        .and_then(toml::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| r.get("id").and_then(toml::Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ids)
 }
 
 async fn demo(rules: PathBuf, port: u16, token: String, mut guide: Guide) -> anyhow::Result<u8> {
@@ -158,8 +213,9 @@ async fn demo(rules: PathBuf, port: u16, token: String, mut guide: Guide) -> any
     std::fs::write(
         config,
         format!(
-            "[server]\nlisten = \"{addr}\"\n\n[upstream]\nurl = \"http://{sample_addr}/api\"\ntimeout = \"5s\"\ncredential_env = \"{UPSTREAM_TOKEN_ENV}\"\n\n[rules]\ndir = {rules:?}\npseudonym_key_env = \"{PSEUDONYM_KEY_ENV}\"\n\n[audit]\npath = {audit:?}\n\n[admin]\nlisten = \"{admin_addr}\"\n",
+            "[server]\nlisten = \"{addr}\"\n{tls}\n[upstream]\nurl = \"http://{sample_addr}/api\"\ntimeout = \"5s\"\ncredential_env = \"{UPSTREAM_TOKEN_ENV}\"\n\n[rules]\ndir = {rules:?}\npseudonym_key_env = \"{PSEUDONYM_KEY_ENV}\"\n\n[audit]\npath = {audit:?}\n\n[admin]\nlisten = \"{admin_addr}\"\n",
             addr = guide.addr,
+            tls = guide.tls.as_ref().map(Tls::config).unwrap_or_default(),
             admin_addr = guide.admin,
             rules = rules.display().to_string(),
             audit = guide.audit.display().to_string(),
@@ -178,6 +234,34 @@ async fn demo(rules: PathBuf, port: u16, token: String, mut guide: Guide) -> any
     )
     .await?;
     Ok(code)
+}
+
+// === impl Tls ===
+
+impl Tls {
+    /// The `[server.tls]` table: client certificates asked for, API keys still accepted.
+    fn config(&self) -> String {
+        let file = |name: &str| format!("{:?}", self.certs.join(name).display().to_string());
+        format!(
+            "\n[server.tls]\ncert = {}\nkey = {}\nclient_ca = {}\nclient_auth = \"optional\"\n",
+            file("gateway.crt"),
+            file("gateway.key"),
+            file("recipients-ca.crt"),
+        )
+    }
+
+    /// curl's options to trust the gateway and, for a recipient known by certificate, to
+    /// present it.
+    fn curl_options(&self, id: &str) -> String {
+        let ca = quote(&self.certs.join("gateway-ca.crt")).into_owned();
+        if BY_CERTIFICATE.iter().any(|(c, _)| *c == id) {
+            let cert = quote(&self.certs.join(format!("{id}.crt"))).into_owned();
+            let key = quote(&self.certs.join(format!("{id}.key"))).into_owned();
+            format!("--cacert {ca} --cert {cert} --key {key} ")
+        } else {
+            format!("--cacert {ca} ")
+        }
+    }
 }
 
 // === impl RunDir ===
@@ -231,9 +315,19 @@ impl Guide {
     /// One `curl` per thing worth seeing, with what it shows, then the `need-to-know`
     /// commands over what they left in the audit file; every other line is a comment.
     fn print(&self) {
-        let base = format!("http://{}", self.addr);
-        let curl = |id: &str, extra: &str, path: &str| {
-            format!("curl -s {extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'")
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", self.addr);
+        let curl = |id: &str, extra: &str, path: &str| match &self.tls {
+            Some(tls) if BY_CERTIFICATE.iter().any(|(c, _)| *c == id) => {
+                format!("curl -s {}{extra}'{base}{path}'", tls.curl_options(id))
+            }
+            Some(tls) => format!(
+                "curl -s {}{extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'",
+                tls.curl_options(id)
+            ),
+            None => {
+                format!("curl -s {extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'")
+            }
         };
         let reference = "-H 'x-disclosure-reference: REF-2026-0042' ";
         let tries: Vec<(&str, String)> = vec![
@@ -285,6 +379,16 @@ impl Guide {
             println!("# It is removed when the demo stops (--keep keeps it).");
         } else {
             println!("# It is kept when the demo stops.");
+        }
+        if let Some(tls) = &self.tls {
+            println!(
+                "# TLS only, with certificates made for this run in {}: acme-repairs is known by",
+                tls.certs.display()
+            );
+            println!(
+                "# its client certificate's name (cert_san), nightline by the certificate's hash"
+            );
+            println!("# (cert_sha256), the others by their API keys over TLS.");
         }
         println!();
         for (what, command) in &tries {
