@@ -348,7 +348,7 @@ impl Guide {
             curl("nightline", "", "/tenants/T-0004"),
         ),
         (
-            "Research vendor, a survey sample: age band, postcode district and a pseudonymous\n  respondent id, never a date of birth or address; tenants who objected are left out",
+            "Research vendor, a survey sample: the name and phone to invite each tenant, an age band,\n  postcode district and a pseudonymous respondent id, never a date of birth or address;\n  tenants who objected are left out",
             curl("civic-surveys", "", "/tenants?postcode_district=LN2"),
         ),
         (
