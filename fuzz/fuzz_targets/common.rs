@@ -2,8 +2,11 @@
 //! process and loaded.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
+use need_to_know::filter::Request;
 use need_to_know::rules::Policy;
 
 /// The example's two contractors, with fixed key hashes (`tests/fixtures/jobs/`).
@@ -47,4 +50,28 @@ pub fn policy() -> &'static Policy {
         };
     }
     POLICY.with(|p| *p)
+}
+
+/// `GET /jobs/J1` by acme-repairs on 2025-03-01, with `params` from [`job_params`] and the
+/// condition-readable `headers`.
+pub fn job_request<'a>(
+    params: &'a BTreeMap<String, String>,
+    headers: &'a [(&'static str, String)],
+) -> Request<'a> {
+    let recipient = policy().recipient("acme-repairs").expect("fixed recipient");
+    Request {
+        caller: recipient.caller(),
+        method: "GET",
+        path: "/jobs/J1",
+        params,
+        query: &[],
+        headers,
+        // 2025-03-01T00:00:00Z
+        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
+    }
+}
+
+/// The route parameters of `/jobs/J1`.
+pub fn job_params() -> BTreeMap<String, String> {
+    BTreeMap::from([("job_id".to_owned(), "J1".to_owned())])
 }

@@ -11,11 +11,8 @@
 #[path = "common.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
-
 use libfuzzer_sys::fuzz_target;
-use need_to_know::filter::{eval, Request};
+use need_to_know::filter::eval;
 use serde_json::Value;
 
 /// Longer expressions add nothing the short ones do not, and only slow the parser.
@@ -40,20 +37,8 @@ fuzz_target!(|data: &[u8]| {
         Some(Value::String(h)) => vec![("x-disclosure-reference", h.clone())],
         _ => Vec::new(),
     };
-    let recipient = common::policy()
-        .recipient("acme-repairs")
-        .expect("fixed recipient");
-    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
-    let request = Request {
-        caller: recipient.caller(),
-        method: "GET",
-        path: "/jobs/J1",
-        params: &params,
-        query: &[],
-        headers: &headers,
-        // 2025-03-01T00:00:00Z
-        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
-    };
+    let params = common::job_params();
+    let request = common::job_request(&params, &headers);
     if let Err(why) = eval::compare(source, &request, &body, item) {
         panic!("{why}");
     }

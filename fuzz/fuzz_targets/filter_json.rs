@@ -10,11 +10,8 @@
 #[path = "common.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
-
 use libfuzzer_sys::fuzz_target;
-use need_to_know::filter::{self, Request};
+use need_to_know::filter;
 use need_to_know::json;
 use need_to_know::path::{self, FieldPath, Segment};
 use serde_json::Value;
@@ -80,17 +77,8 @@ fuzz_target!(|data: &[u8]| {
     let policy = common::policy();
     let recipient = policy.recipient("acme-repairs").expect("fixed recipient");
     let route = &recipient.kind.routes[0];
-    let params = BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]);
-    let request = Request {
-        caller: recipient.caller(),
-        method: "GET",
-        path: "/jobs/J1",
-        params: &params,
-        query: &[],
-        headers: &[],
-        // 2025-03-01T00:00:00Z
-        now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
-    };
+    let params = common::job_params();
+    let request = common::job_request(&params, &[]);
     let out = filter::decide(&route.plan, &request, &upstream, false);
     let explained = filter::decide(&route.plan, &request, &upstream, true);
     assert_eq!(
