@@ -284,6 +284,10 @@ struct Loader {
     diagnostics: Vec<Diagnostic>,
     hasher: Sha256,
     secrets: Secrets,
+    /// The rules directory as given: files are hashed by their names below it, so the
+    /// generation is the same however the directory was named (`rules`, `./rules`, an
+    /// absolute path, from another working directory).
+    root: PathBuf,
 }
 
 impl Loader {
@@ -295,7 +299,12 @@ impl Loader {
     fn read(&mut self, path: PathBuf) -> Option<Source> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                self.hasher.update(path.to_string_lossy().as_bytes());
+                let name = path.strip_prefix(&self.root).unwrap_or(&path);
+                let name: Vec<String> = name
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                self.hasher.update(name.join("/").as_bytes());
                 self.hasher.update([0]);
                 self.hasher.update(text.as_bytes());
                 self.hasher.update([0]);
@@ -326,6 +335,7 @@ impl Loader {
     }
 
     fn load(&mut self, dir: &Path) -> Option<Policy> {
+        self.root = dir.to_path_buf();
         let types_dir = dir.join("types");
         let mut type_files: Vec<PathBuf> = match std::fs::read_dir(&types_dir) {
             Ok(entries) => entries

@@ -216,6 +216,38 @@ fn the_generation_changes_with_the_rules() {
     assert_ne!(a.generation(), b.generation());
 }
 
+/// The generation names the rules, not how their directory was typed: the register's
+/// generation must match the ledger's records whether `serve` was given `rules`, `./rules`
+/// or an absolute path, from whatever working directory.
+#[test]
+fn the_generation_is_the_same_however_the_directory_is_named() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let secrets = Secrets {
+        pseudonym_key: Some(crate::filter::cel::PseudonymKey::new(vec![7; 32]).expect("key")),
+        pseudonym_key_env: None,
+    };
+    let generation = |dir: &std::path::Path| {
+        Policy::load_with(dir, &secrets)
+            .unwrap_or_else(|e| panic!("{dir:?}: {e}"))
+            .generation()
+            .to_owned()
+    };
+    let absolute = generation(&root.join("rules"));
+    for dir in [
+        root.join("rules/."),
+        root.join("rules/types/.."),
+        root.join("src/../rules"),
+    ] {
+        assert_eq!(generation(&dir), absolute, "{dir:?}");
+    }
+    // Unit tests run in the package's directory, so these are relative to the repository.
+    if std::env::current_dir().ok().as_deref() == Some(root) {
+        for dir in ["rules", "./rules"] {
+            assert_eq!(generation(std::path::Path::new(dir)), absolute, "{dir}");
+        }
+    }
+}
+
 #[test]
 fn a_type_in_the_wrong_file_is_an_error() {
     let dir = write_rules(
