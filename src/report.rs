@@ -25,7 +25,9 @@ pub struct Report {
     pub files: Vec<String>,
     /// `None` when the chain verified; otherwise what `audit verify` said.
     pub chain_problem: Option<String>,
-    pub records_checked: u64,
+    /// How many records verified; `None` (null) when the chain did not, since then no
+    /// count of intact records can be vouched for.
+    pub records_checked: Option<u64>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub recipients: Vec<RecipientSection>,
@@ -179,8 +181,8 @@ pub fn build_from(
         subject: subject.to_string(),
         generated: audit::now_rfc3339(),
         files: sources,
+        records_checked: chain_problem.is_none().then_some(records_checked),
         chain_problem,
-        records_checked,
         from: from.map(str::to_string),
         to: to.map(str::to_string),
         recipients: sections.into_values().collect(),
@@ -270,7 +272,7 @@ impl Report {
         match &self.chain_problem {
             None => out.push_str(&format!(
                 "<p class=\"ok\">The disclosure ledger was checked before this report was made: all {} records are intact (the hash chain verified).</p>",
-                self.records_checked
+                self.records_checked.unwrap_or_default()
             )),
             Some(problem) => out.push_str(&format!(
                 "<p class=\"bad\"><strong>Warning: the disclosure ledger did not verify.</strong> It may have been altered, so this report may be incomplete. The check said: {}</p>",

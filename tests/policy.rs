@@ -610,7 +610,6 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
     assert!(html.contains("Who we shared your data with") && html.contains("ACME Repairs Ltd"));
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src=\"http"));
 
-    // Tampering shows on the report's face.
     let text = std::fs::read_to_string(&gw.audit_path).expect("audit");
     let tampered = gw.dir.path().join("tampered.jsonl");
     std::fs::write(
@@ -618,17 +617,41 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         text.replacen("\"status\":200", "\"status\":201", 1),
     )
     .expect("write");
-    let report = audit("report", &tampered, &["--format", "json"])
-        .run()
-        .json();
+    // Tampering shows on the report's face, and in its exit code: no count of intact records
+    // is claimed, and the altered ledger is not passed off as a good one.
+    let report = audit("report", &tampered, &["--format", "json", "--config"])
+        .arg(&config)
+        .expect(1);
+    assert!(report.stderr.contains("did not verify"), "{report}");
+    let report = report.json();
     assert!(
         report["chain_problem"]
             .as_str()
             .is_some_and(|p| p.contains("line")),
         "{report}"
     );
-    let html = audit("report", &tampered, &[]).run();
+    assert!(report["records_checked"].is_null(), "{report}");
+    let html = audit("report", &tampered, &["--config"])
+        .arg(&config)
+        .expect(1);
     assert!(html.stdout.contains("did not verify"), "{html}");
+
+    // Without the rules a report would name recipients by id and fields by path as if that
+    // were the answer: it is refused, saying why, and nothing is printed.
+    let elsewhere = audit(
+        "report",
+        &gw.audit_path,
+        &["--config", "/nonexistent/need-to-know.toml"],
+    )
+    .expect(1);
+    assert!(elsewhere.stdout.is_empty(), "{elsewhere}");
+    assert!(elsewhere.stderr.contains("--config"), "{elsewhere}");
+    let keyless = audit("report", &gw.audit_path, &["--config"])
+        .arg(&config)
+        .env_remove("NTK_TEST_PSEUDONYM_KEY")
+        .expect(1);
+    assert!(keyless.stdout.is_empty(), "{keyless}");
+    assert!(keyless.stderr.contains("pseudonym"), "{keyless}");
 }
 
 /// The shipped repairs rules on J-0001 with its `tenant` sent as an array of one object: the

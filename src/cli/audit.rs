@@ -163,33 +163,38 @@ pub fn report(
             anyhow::bail!("{date:?} is not a date as YYYY-MM-DD");
         }
     }
-    // The rules give names and plain words; without them the report still works, with ids
-    // and paths.
-    let settings = crate::config::Settings::load(config).ok();
-    let policy = settings.as_ref().and_then(|s| s.load_policy().ok());
-    let glossary = settings
-        .as_ref()
-        .and_then(|s| crate::register::glossary::load(&s.rules_dir).ok())
-        .unwrap_or_default();
+    // The rules give the recipients' names and the fields' plain words: a report made without
+    // them would show ids and paths as if they were the answer, so it is not made at all.
+    let settings = crate::config::Settings::load(config).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nthe report names recipients and fields from the rules the config names: run it \
+             where {} is, or pass --config",
+            config.display()
+        )
+    })?;
+    let policy = super::load_policy(&settings).context(
+        "the report names recipients and fields from these rules, which need the pseudonym key as serve does",
+    )?;
+    let glossary = policy.glossary();
+    let policy = Some(&policy);
     let report = if postgres {
         let (checked, lines) = postgres::report_input(Some(config), subject)?;
-        crate::report::build_from(
-            checked,
-            lines,
-            subject,
-            from,
-            to,
-            policy.as_ref(),
-            &glossary,
-        )
+        crate::report::build_from(checked, lines, subject, from, to, policy, glossary)
     } else {
-        crate::report::build(files, subject, from, to, policy.as_ref(), &glossary)
+        crate::report::build(files, subject, from, to, policy, glossary)
             .context("cannot read the audit files")?
     };
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_html());
+    }
+    // The report says so on its face; the exit code says so to whoever scripted it.
+    if let Some(problem) = &report.chain_problem {
+        eprintln!(
+            "the disclosure ledger did not verify ({problem}): this report cannot be relied on"
+        );
+        return Ok(1);
     }
     Ok(0)
 }
