@@ -250,16 +250,16 @@ impl Tls {
         )
     }
 
-    /// curl's options to trust the gateway and, for a recipient known by certificate, to
-    /// present it.
-    fn curl_options(&self, id: &str) -> String {
+    /// curl's options to trust the gateway and to present recipient `id`: its certificate
+    /// when it is known by one, else `api_key`.
+    fn curl_options(&self, id: &str, api_key: &str) -> String {
         let ca = quote(&self.certs.join("gateway-ca.crt")).into_owned();
         if BY_CERTIFICATE.iter().any(|(c, _)| *c == id) {
             let cert = quote(&self.certs.join(format!("{id}.crt"))).into_owned();
             let key = quote(&self.certs.join(format!("{id}.key"))).into_owned();
             format!("--cacert {ca} --cert {cert} --key {key} ")
         } else {
-            format!("--cacert {ca} ")
+            format!("--cacert {ca} {api_key}")
         }
     }
 }
@@ -317,17 +317,13 @@ impl Guide {
     fn print(&self) {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{}", self.addr);
-        let curl = |id: &str, extra: &str, path: &str| match &self.tls {
-            Some(tls) if BY_CERTIFICATE.iter().any(|(c, _)| *c == id) => {
-                format!("curl -s {}{extra}'{base}{path}'", tls.curl_options(id))
-            }
-            Some(tls) => format!(
-                "curl -s {}{extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'",
-                tls.curl_options(id)
-            ),
-            None => {
-                format!("curl -s {extra}-H 'Authorization: Bearer dev-{id}-key' '{base}{path}'")
-            }
+        let curl = |id: &str, extra: &str, path: &str| {
+            let api_key = format!("-H 'Authorization: Bearer dev-{id}-key' ");
+            let identity = match &self.tls {
+                Some(tls) => tls.curl_options(id, &api_key),
+                None => api_key,
+            };
+            format!("curl -s {identity}{extra}'{base}{path}'")
         };
         let reference = "-H 'x-disclosure-reference: REF-2026-0042' ";
         let tries: Vec<(&str, String)> = vec![
