@@ -507,14 +507,7 @@ impl Gateway {
             granted,
             headers,
         } = asked;
-        let route = recipient
-            .kind
-            .routes
-            .iter()
-            .position(|r| std::ptr::eq(r, granted.route))
-            .ok_or(Rejection::Internal(
-                "the granted route is not the recipient's",
-            ))?;
+        let route = granted.index;
         let limits = stream::Limits {
             max_body: self.limits.max_streamed_body,
             max_element: usize::try_from(self.limits.max_stream_element).unwrap_or(usize::MAX),

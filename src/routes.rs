@@ -96,6 +96,9 @@ pub trait Grant {
 #[derive(Debug)]
 pub struct Granted<'a, R> {
     pub route: &'a R,
+    /// Where `route` is in the routes it was granted from: a streamed response's job names
+    /// its route by it.
+    pub index: usize,
     pub params: BTreeMap<String, String>,
     pub query: Vec<(String, String)>,
     /// The normalised path ([`Target::path`]), which the upstream target is built from.
@@ -283,20 +286,21 @@ pub fn grant<'a, R: Grant>(
     target: Target,
 ) -> Result<Granted<'a, R>, Error> {
     let segments = target.segments();
-    let mut candidates: Vec<(&R, BTreeMap<String, String>)> = routes
+    let mut candidates: Vec<(usize, &R, BTreeMap<String, String>)> = routes
         .iter()
-        .filter_map(|r| r.template().matches(&segments).map(|p| (r, p)))
+        .enumerate()
+        .filter_map(|(i, r)| r.template().matches(&segments).map(|p| (i, r, p)))
         .collect();
     if candidates.is_empty() {
         return Err(Error::NotGranted);
     }
     // Most specific template first; among equals, the method decides.
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.0.template().specificity()));
-    let best = candidates[0].0.template().specificity();
-    let (route, params) = candidates
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.1.template().specificity()));
+    let best = candidates[0].1.template().specificity();
+    let (index, route, params) = candidates
         .into_iter()
-        .take_while(|(r, _)| r.template().specificity() == best)
-        .find(|(r, _)| r.method() == method)
+        .take_while(|(_, r, _)| r.template().specificity() == best)
+        .find(|(_, r, _)| r.method() == method)
         .ok_or(Error::MethodNotGranted)?;
     let query = check_query(route.query(), target.query.as_deref())?;
     let mut upstream_target = String::new();
@@ -319,6 +323,7 @@ pub fn grant<'a, R: Grant>(
     }
     Ok(Granted {
         route,
+        index,
         params,
         query,
         path: target.path,

@@ -72,8 +72,16 @@ fn literal_beats_parameter() {
     let k = kind(&[("GET", "/jobs/{id}", &[]), ("GET", "/jobs/open", &[])]);
     let g = authorize_str(&k, "GET", "/jobs/open").expect("granted");
     assert_eq!(g.route.template.as_str(), "/jobs/open");
+    assert!(
+        std::ptr::eq(g.route, &k.routes[g.index]),
+        "the index names the route"
+    );
     let g = authorize_str(&k, "GET", "/jobs/J1").expect("granted");
     assert_eq!(g.route.template.as_str(), "/jobs/{id}");
+    assert!(
+        std::ptr::eq(g.route, &k.routes[g.index]),
+        "the index names the route"
+    );
     assert_eq!(g.params.get("id").map(String::as_str), Some("J1"));
 }
 
