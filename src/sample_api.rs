@@ -20,8 +20,16 @@
 //! are fixed so each one demonstrates one rule.
 //!
 //! Routes (GET, JSON, under the base path given to [`serve`]): `/jobs/{id}`,
-//! `/jobs?status=&contractor_id=`, `/tenants/{id}`, `/tenants?postcode_district=LN2`,
-//! `/properties/{id}`, `/properties/{id}/occupants`, `/former-tenants/{id}`.
+//! `/jobs?status=&contractor=&property_id=` (`status` may repeat; `contractor` is the housing
+//! system's own contractor code, `contractor_id` the gateway's recipient id), `/tenants/{id}`,
+//! `/tenants?postcode_district=LN2`, `/properties/{id}`, `/properties/{id}/occupants`,
+//! `/properties/{id}/alerts`, `/former-tenants/{id}`.
+//!
+//! Some of it is shaped as real housing APIs send it rather than as a rule writer would wish:
+//! contractors named by the housing system's own code, a job's free-text access notes that
+//! carry phone numbers and email addresses, and the caution alerts as a second resource
+//! whose dates have no time zone (or are written month first) and whose codes are typed with
+//! a non-breaking hyphen.
 
 mod date;
 mod generate;
@@ -77,6 +85,10 @@ pub const PROPERTY_WITH_MARKERS: &str = "P-0001";
 
 /// The contractors jobs are assigned to; `northgate-gas` takes the gas work.
 pub const CONTRACTORS: [&str; 3] = ["acme-repairs", "brightfix", "northgate-gas"];
+
+/// The housing system's own code for each of [`CONTRACTORS`], in the same order: what its
+/// records name a contractor by, and what the recipients' `contractor_code` attributes hold.
+pub const CONTRACTOR_CODES: [&str; 3] = ["ACM", "BFX", "NGS"];
 
 /// Records generated: enough that lists and filters mean something, few enough to read.
 pub const TENANT_COUNT: usize = 200;
@@ -246,6 +258,9 @@ pub struct Job {
     pub contractor_id: String,
     pub property_id: String,
     pub tenant_id: String,
+    /// What the tenant said about getting in, typed by the call centre as free text: it may
+    /// hold a relative's phone number or email address.
+    pub access_notes: String,
     pub internal_notes: String,
 }
 
@@ -260,10 +275,53 @@ pub struct JobView<'a> {
     pub reported: Date,
     pub appointment: Option<Appointment>,
     pub contractor_id: &'a str,
+    /// The housing system's code for the contractor ([`CONTRACTOR_CODES`]).
+    pub contractor_code: &'a str,
     pub property: PropertySummary<'a>,
     /// Always present: generation only makes jobs for existing tenants.
     pub tenant: Option<&'a Tenant>,
+    pub access_notes: &'a str,
     pub internal_notes: &'a str,
+}
+
+/// Which jobs `/jobs` lists: every given filter must match; an empty `statuses` matches any.
+#[derive(Debug, Default)]
+pub struct JobFilter<'a> {
+    /// As in JSON (`in_progress`); any of them.
+    pub statuses: Vec<&'a str>,
+    /// The gateway's recipient id of the contractor.
+    pub contractor_id: Option<&'a str>,
+    /// The housing system's code for the contractor.
+    pub contractor_code: Option<&'a str>,
+    pub property_id: Option<&'a str>,
+}
+
+/// A caution alert as the housing system's alerts resource returns it: one of a tenant's
+/// [`CautionMarker`]s, held apart from the tenant record and written the way such systems
+/// write them (see [`AlertView`]'s fields).
+#[derive(Debug, Serialize)]
+pub struct AlertView<'a> {
+    pub id: &'a str,
+    pub person_id: &'a str,
+    /// The alert type's code, typed with a non-breaking hyphen (U+2011), as copied from the
+    /// housing system's screens: `VA‑1` is not `VA-1` until normalised.
+    pub code: String,
+    pub category: &'a str,
+    pub instruction: &'a str,
+    pub tenant_informed: bool,
+    /// Local time without a zone: `2026-08-04T00:00:00`.
+    pub start_date: String,
+    /// The review date, local time without a zone.
+    pub end_date: String,
+    /// When the alert was last reviewed, month first: `07/11/2026` is 11 July.
+    pub last_reviewed: String,
+}
+
+/// `/properties/{id}/alerts`: the current occupants' caution alerts.
+#[derive(Debug, Serialize)]
+pub struct PropertyAlerts<'a> {
+    pub property_id: &'a str,
+    pub alerts: Vec<AlertView<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -365,14 +423,45 @@ impl SampleData {
         )
     }
 
-    /// Jobs with the given status (as in JSON, `in_progress`) and contractor; `None` matches
-    /// any.
-    pub fn jobs_matching(&self, status: Option<&str>, contractor_id: Option<&str>) -> Vec<&Job> {
+    /// The jobs `filter` matches, in id order.
+    pub fn jobs_matching(&self, filter: &JobFilter<'_>) -> Vec<&Job> {
         self.jobs
             .iter()
-            .filter(|j| status.is_none_or(|s| j.status.as_str() == s))
-            .filter(|j| contractor_id.is_none_or(|c| j.contractor_id == c))
+            .filter(|j| filter.statuses.is_empty() || filter.statuses.contains(&j.status.as_str()))
+            .filter(|j| filter.contractor_id.is_none_or(|c| j.contractor_id == c))
+            .filter(|j| {
+                filter
+                    .contractor_code
+                    .is_none_or(|c| contractor_code(&j.contractor_id) == c)
+            })
+            .filter(|j| filter.property_id.is_none_or(|p| j.property_id == p))
             .collect()
+    }
+
+    /// The caution alerts of a property's current occupants; `None` when there is no such
+    /// property.
+    pub fn alerts(&self, property_id: &str) -> Option<PropertyAlerts<'_>> {
+        let property = self.property(property_id)?;
+        let alerts = self
+            .occupants(property_id)?
+            .into_iter()
+            .flat_map(|t| t.caution_markers.iter().map(move |m| (t, m)))
+            .map(|(tenant, marker)| AlertView {
+                id: &marker.id,
+                person_id: &tenant.id,
+                code: alert_code(&marker.category),
+                category: &marker.category,
+                instruction: &marker.instruction,
+                tenant_informed: marker.tenant_informed,
+                start_date: format!("{}T00:00:00", marker.applied),
+                end_date: format!("{}T00:00:00", marker.review_by),
+                last_reviewed: month_first(marker.applied),
+            })
+            .collect();
+        Some(PropertyAlerts {
+            property_id: &property.id,
+            alerts,
+        })
     }
 
     /// Tenants whose address's outward code is `district` (`LN2` matches `LN2 1AB`, not
@@ -402,11 +491,13 @@ impl SampleData {
             reported: job.reported,
             appointment: job.appointment,
             contractor_id: &job.contractor_id,
+            contractor_code: contractor_code(&job.contractor_id),
             property: PropertySummary {
                 id: &job.property_id,
                 address,
             },
             tenant: self.tenant(&job.tenant_id),
+            access_notes: &job.access_notes,
             internal_notes: &job.internal_notes,
         }
     }
@@ -425,6 +516,32 @@ impl JobStatus {
             JobStatus::Cancelled => "cancelled",
         }
     }
+}
+
+/// The housing system's code for a contractor ([`CONTRACTOR_CODES`]); `""` for one it does
+/// not know.
+pub fn contractor_code(contractor_id: &str) -> &'static str {
+    CONTRACTORS
+        .iter()
+        .position(|&c| c == contractor_id)
+        .map_or("", |i| CONTRACTOR_CODES[i])
+}
+
+/// An alert type's code from its category's initials, with the non-breaking hyphen the
+/// housing system's screens put in: `verbal abuse` is `VA\u{2011}1`.
+fn alert_code(category: &str) -> String {
+    let initials: String = category
+        .split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    format!("{initials}\u{2011}1")
+}
+
+/// `2026-07-11` as `07/11/2026`, month first.
+fn month_first(date: Date) -> String {
+    let (y, m, d) = date.ymd();
+    format!("{m:02}/{d:02}/{y:04}")
 }
 
 /// Pence as pounds: `143217` becomes `1432.17`. Dividing an exact integer by 100 gives the

@@ -245,6 +245,55 @@ fn promises() -> Vec<Promise> {
             },
         },
         Promise {
+            key: "dev-lincs-print-post-key",
+            path: "/tenants?postcode_district=LN2",
+            reference: false,
+            status: 200,
+            check: |body| {
+                let list = body.as_array().expect("a mailing list");
+                assert!(!list.is_empty());
+                for one in list {
+                    let mut keys: Vec<&String> = one.as_object().expect("object").keys().collect();
+                    keys.sort();
+                    assert_eq!(keys, ["address", "name"], "{one}");
+                }
+            },
+        },
+        Promise {
+            key: "dev-ulh-occupancy-key",
+            path: "/properties/P-0007/occupants",
+            reference: false,
+            status: 200,
+            check: |body| {
+                let occupants = body.as_array().expect("occupants");
+                assert!(!occupants.is_empty());
+                for one in occupants {
+                    assert!(one["phone"].is_string(), "{one}");
+                    assert!(one["tenancy"]["start"].is_string(), "{one}");
+                    for withheld in ["date_of_birth", "address", "health", "benefits", "arrears"] {
+                        assert!(one.get(withheld).is_none(), "{withheld} in {one}");
+                    }
+                }
+            },
+        },
+        Promise {
+            key: "dev-lincoln-council-tax-key",
+            path: "/properties/P-0007/occupants",
+            reference: true,
+            status: 200,
+            check: |body| {
+                let occupants = body.as_array().expect("occupants");
+                assert!(!occupants.is_empty());
+                for one in occupants {
+                    assert!(one["address"].is_object(), "{one}");
+                    assert!(one["tenancy"]["start"].is_string(), "{one}");
+                    for withheld in ["date_of_birth", "health", "household", "arrears"] {
+                        assert!(one.get(withheld).is_none(), "{withheld} in {one}");
+                    }
+                }
+            },
+        },
+        Promise {
             key: "dev-lincs-police-key",
             path: "/tenants/T-0001",
             reference: false,

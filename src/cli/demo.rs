@@ -356,6 +356,18 @@ impl Guide {
             curl("fenland-water-recoveries", reference, "/former-tenants/T-0003"),
         ),
         (
+            "Mailing house, a mailing list for LN2: names and postal addresses only; tenants who\n  objected to mailings or to all non-essential sharing, and former tenants, are left out",
+            curl("lincs-print-post", "", "/tenants?postcode_district=LN2"),
+        ),
+        (
+            "NHS trust partnership, who occupies a property: contact details, tenancy start and\n  household size; nothing medical or financial",
+            curl("ulh-occupancy", "", "/properties/P-0007/occupants"),
+        ),
+        (
+            "Council tax, with its reference: the occupants' contact details, address and tenancy dates",
+            curl("lincoln-council-tax", reference, "/properties/P-0007/occupants"),
+        ),
+        (
             "Police without a crime or incident reference: refused (403)",
             curl("lincs-police", "", "/tenants/T-0001"),
         ),

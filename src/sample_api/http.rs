@@ -20,7 +20,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
-use super::SampleData;
+use super::{JobFilter, SampleData};
 
 /// A demo server still gets a head timeout: without a timer hyper's is silently off.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,10 +143,18 @@ fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
         ["jobs"] => {
-            let status = param(query, "status");
-            let contractor = param(query, "contractor_id");
+            let statuses = params(query, "status");
+            let contractor_id = param(query, "contractor_id");
+            let contractor_code = param(query, "contractor");
+            let property_id = param(query, "property_id");
+            let filter = JobFilter {
+                statuses: statuses.iter().map(String::as_str).collect(),
+                contractor_id: contractor_id.as_deref(),
+                contractor_code: contractor_code.as_deref(),
+                property_id: property_id.as_deref(),
+            };
             let jobs: Vec<_> = data
-                .jobs_matching(status.as_deref(), contractor.as_deref())
+                .jobs_matching(&filter)
                 .into_iter()
                 .map(|j| data.job_view(j))
                 .collect();
@@ -160,6 +168,7 @@ fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes
         ["tenants", id] => data.tenant(id).map(json),
         ["properties", id] => data.property(id).map(json),
         ["properties", id, "occupants"] => data.occupants(id).map(|o| json(&o)),
+        ["properties", id, "alerts"] => data.alerts(id).map(|a| json(&a)),
         ["former-tenants", id] => data.former_tenant(id).map(json),
         _ => None,
     }
@@ -168,12 +177,19 @@ fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes
 /// The first value of `name` in a query string, percent- and `+`-decoded; empty counts as
 /// absent so `?status=` does not filter everything out.
 fn param(query: &str, name: &str) -> Option<String> {
+    params(query, name).into_iter().next()
+}
+
+/// Every non-empty value of `name`, in order, as a front end sends a repeated filter
+/// (`?status=scheduled&status=in_progress`).
+fn params(query: &str, name: &str) -> Vec<String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .find(|(key, _)| decode(key) == name)
+        .filter(|(key, _)| decode(key) == name)
         .map(|(_, value)| decode(value))
         .filter(|value| !value.is_empty())
+        .collect()
 }
 
 fn decode(s: &str) -> String {

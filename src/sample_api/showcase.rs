@@ -216,6 +216,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
                contractor: &str,
                property: &str,
                tenant: &str,
+               access: &str,
                notes: &str| Job {
         id: id.to_owned(),
         status,
@@ -229,6 +230,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
         contractor_id: contractor.to_owned(),
         property_id: property.to_owned(),
         tenant_id: tenant.to_owned(),
+        access_notes: access.to_owned(),
         internal_notes: notes.to_owned(),
     };
     vec![
@@ -241,6 +243,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
             "acme-repairs",
             "P-0001",
             TENANT_WITH_MARKERS,
+            "Wheelchair ramp at the side door. Her son Tom lets you in: 07700 900555 or tom.fenwick@example.org",
             "Tenant chased twice by phone; consider recharge for last call-out",
         ),
         job(
@@ -252,6 +255,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
             "brightfix",
             "P-0001",
             TENANT_WITH_MARKERS,
+            "Call before attending",
             "Linked to damp survey",
         ),
         job(
@@ -263,6 +267,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
             "acme-repairs",
             "P-0001",
             TENANT_WITH_MARKERS,
+            "Call before attending",
             "Closed on first visit",
         ),
         job(
@@ -274,6 +279,7 @@ pub(super) fn jobs(today: Date) -> Vec<Job> {
             "northgate-gas",
             "P-0004",
             TENANT_NO_LONE_WORKING,
+            "Support worker arranges access: 01632 960123",
             "Out of hours call: tenant's support worker arranged access",
         ),
     ]

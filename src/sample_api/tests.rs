@@ -167,7 +167,11 @@ fn records_are_consistent() {
         "completed",
         "cancelled",
     ] {
-        assert!(!d.jobs_matching(Some(s), None).is_empty(), "{s}");
+        let filter = JobFilter {
+            statuses: vec![s],
+            ..JobFilter::default()
+        };
+        assert!(!d.jobs_matching(&filter).is_empty(), "{s}");
     }
     let markers: Vec<_> = d
         .tenants()
@@ -421,13 +425,44 @@ async fn list_filters() {
     let list = acme_scheduled.body.as_array().unwrap();
     assert_eq!(
         list.len(),
-        d.jobs_matching(Some("scheduled"), Some("acme-repairs"))
-            .len()
+        d.jobs_matching(&JobFilter {
+            statuses: vec!["scheduled"],
+            contractor_id: Some("acme-repairs"),
+            ..JobFilter::default()
+        })
+        .len()
     );
     assert!(list.iter().any(|j| j["id"] == "J-0001"));
     assert!(list
         .iter()
         .all(|j| j["status"] == "scheduled" && j["contractor_id"] == "acme-repairs"));
+
+    // As the housing system names contractors, with a repeated status, as front ends send it.
+    let acme_open = get(
+        &server,
+        "/api/jobs?contractor=ACM&status=scheduled&status=in_progress&property_id=P-0001",
+    )
+    .await;
+    let ids: Vec<&str> = acme_open
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["J-0001"], "acme's open jobs at P-0001");
+    let open_anywhere = get(
+        &server,
+        "/api/jobs?contractor=ACM&status=scheduled&status=in_progress",
+    )
+    .await;
+    let open = open_anywhere.body.as_array().unwrap();
+    assert!(
+        open.iter().any(|j| j["status"] == "in_progress"),
+        "both statuses"
+    );
+    assert!(open.iter().all(|j| j["contractor_code"] == "ACM"
+        && matches!(j["status"].as_str(), Some("scheduled" | "in_progress"))));
 
     let all = get(&server, "/api/jobs?unknown=1").await;
     assert_eq!(all.body.as_array().unwrap().len(), JOB_COUNT);
@@ -556,4 +591,54 @@ fn people_in<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
         Value::Array(items) => items.iter().for_each(|child| people_in(child, out)),
         _ => {}
     }
+}
+
+#[tokio::test]
+async fn alerts_are_a_second_resource_written_as_real_systems_write_them() {
+    let server = start(None).await;
+    let alerts = get(&server, "/api/properties/P-0001/alerts").await;
+    assert_eq!(alerts.status, 200);
+    assert_eq!(alerts.body["property_id"], "P-0001");
+    let list = alerts.body["alerts"].as_array().unwrap();
+    let ids: Vec<&str> = list.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["CM-0001", "CM-0002", "CM-0003"]);
+    let first = &list[0];
+    assert_eq!(first["person_id"], TENANT_WITH_MARKERS);
+    assert_eq!(first["code"], "VA\u{2011}1", "a non-breaking hyphen");
+    let start = first["start_date"].as_str().unwrap();
+    assert!(
+        start.ends_with("T00:00:00") && start.len() == 19,
+        "{start}: no zone"
+    );
+    let reviewed = first["last_reviewed"].as_str().unwrap();
+    let (y, m, d) = data().tenant(TENANT_WITH_MARKERS).unwrap().caution_markers[0]
+        .applied
+        .ymd();
+    assert_eq!(reviewed, format!("{m:02}/{d:02}/{y}"), "month first");
+    assert_eq!(
+        get(&server, "/api/properties/P-9999/alerts").await.status,
+        404
+    );
+    server.stop().await;
+}
+
+#[test]
+fn some_access_notes_carry_contact_details_as_free_text() {
+    let d = data();
+    let j1 = d.job("J-0001").unwrap();
+    assert!(
+        j1.access_notes.contains("07700 900555"),
+        "{}",
+        j1.access_notes
+    );
+    let with_contact = d
+        .jobs()
+        .iter()
+        .filter(|j| j.access_notes.contains("07700") || j.access_notes.contains("@example.org"))
+        .count();
+    assert!(with_contact > d.jobs().len() / 4, "{with_contact}");
+    assert!(d
+        .jobs()
+        .iter()
+        .any(|j| !j.access_notes.chars().any(|c| c.is_ascii_digit())));
 }

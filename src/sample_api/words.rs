@@ -213,6 +213,19 @@ pub(super) const REPAIRS: &[(&str, bool, bool)] = &[
     ("Guttering overflowing", false, false),
 ];
 
+/// What a tenant told the call centre about getting in, typed as free text. Some carry a
+/// relative's phone number (Ofcom's drama range) or email address (`example.org`), as real
+/// notes do: what a rule's scrubbing must catch.
+pub(super) const ACCESS_NOTES: &[&str] = &[
+    "Key safe by the back door, code from the office",
+    "Daughter will let you in: call her on 07700 900555 the day before",
+    "Tenant works nights, mornings after 11 only",
+    "Ring the neighbour at no. 4 if no answer, or text 07700 900718",
+    "Send the appointment to her son, sam.taylor@example.org",
+    "Parking at the rear; gate code 1942",
+    "Support worker attends too: +44 7700 900291",
+];
+
 pub(super) const INTERNAL_NOTES: &[&str] = &[
     "Tenant chased twice by phone",
     "Possible recharge: damage may be deliberate",
