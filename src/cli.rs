@@ -35,6 +35,19 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether the command serves connections (and must see a closed socket as an error to
+    /// handle), rather than print output that may be piped into `head`.
+    pub fn serves(&self) -> bool {
+        match &self.command {
+            Command::Serve(_) => true,
+            #[cfg(feature = "demo")]
+            Command::Demo(_) | Command::SampleApi { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway.
@@ -209,10 +222,21 @@ struct PostgresArgs {
 fn load(config: &std::path::Path) -> Result<(crate::config::Settings, crate::rules::Policy), u8> {
     let settings = crate::config::Settings::load(config)
         .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
-    let policy = settings
-        .load_policy()
+    let policy = load_offline(&settings)
         .map_err(|e| config_problems(e.0.iter().map(ToString::to_string)))?;
     Ok((settings, policy))
+}
+
+/// [`Settings::load_policy_offline`](crate::config::Settings::load_policy_offline), its note
+/// printed to stderr as the one warning line.
+fn load_offline(
+    settings: &crate::config::Settings,
+) -> Result<crate::rules::Policy, crate::rules::Error> {
+    let (policy, note) = settings.load_policy_offline()?;
+    if let Some(note) = note {
+        eprintln!("{}", settings.warning_at("rules.pseudonym_key_env", note));
+    }
+    Ok(policy)
 }
 
 /// Prints problems to stderr, one a line; the config exit code.
@@ -301,10 +325,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// The rules `settings` name, loaded with their secrets; every problem in the error, one per
-/// line, as `check` prints them.
+/// The rules `settings` name, loaded as the offline commands load them ([`load_offline`]);
+/// every problem in the error, one per line, as `check` prints them.
 fn load_policy(settings: &crate::config::Settings) -> anyhow::Result<crate::rules::Policy> {
-    settings.load_policy().map_err(|e| {
+    load_offline(settings).map_err(|e| {
         anyhow::anyhow!(
             "{}",
             e.0.iter()

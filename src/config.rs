@@ -408,16 +408,57 @@ impl Settings {
         self.origin(key).error(&self.source, message)
     }
 
+    /// A warning about the setting `key`, at its line or at the variable that set it.
+    pub fn warning_at(&self, key: &str, message: impl Into<String>) -> Diagnostic {
+        self.origin(key).warning(&self.source, message)
+    }
+
     /// Loads the rules these settings name, with the pseudonym key from the environment
     /// variable `rules.pseudonym_key_env` names (read here, once, never per request). It lives
     /// with the settings so that the rules know nothing of where their directory and secrets
-    /// come from.
+    /// come from. This is `serve`'s loading: without the key, rules using `pseudonym()` fail.
     ///
     /// # Errors
     ///
     /// As [`Policy::load`]; also when the key is set but too short, or a rule uses
     /// `pseudonym()` and there is no key.
     pub fn load_policy(&self) -> Result<Policy, rules::Error> {
+        Policy::load_with(&self.rules_dir, &self.secrets()?)
+    }
+
+    /// The rules as the commands that read them without serving them load them (`check`,
+    /// `explain`, `test`, `diff`, `register`, `audit report`): they need the real key only to
+    /// show the gateway's very pseudonyms. Without it, `pseudonym()` runs under a key made for
+    /// this run, and the returned note, placed at `rules.pseudonym_key_env`, says so when a
+    /// rule uses it: a warning for most, an error for `check`, since `serve` would refuse.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load_policy`], except for a missing key.
+    pub fn load_policy_offline(&self) -> Result<(Policy, Option<String>), rules::Error> {
+        let mut secrets = self.secrets()?;
+        if secrets.pseudonym_key.is_some() {
+            return Ok((Policy::load_with(&self.rules_dir, &secrets)?, None));
+        }
+        secrets.pseudonym_key = Some(throwaway_key().map_err(|message| {
+            rules::Error(vec![self.error_at("rules.pseudonym_key_env", message)])
+        })?);
+        let policy = Policy::load_with(&self.rules_dir, &secrets)?;
+        let note = uses_pseudonym(&policy).then(|| {
+            let missing = match &self.pseudonym_key_env {
+                Some(name) => format!("the environment variable {name} is not set"),
+                None => "rules.pseudonym_key_env is not set".to_owned(),
+            };
+            format!(
+                "{missing}: pseudonym() uses a throw-away key for this run, so its values differ \
+                 from the gateway's (serve refuses to start without the key)"
+            )
+        });
+        Ok((policy, note))
+    }
+
+    /// The secrets the rules may use, read from the environment.
+    fn secrets(&self) -> Result<Secrets, rules::Error> {
         let mut secrets = Secrets {
             pseudonym_key: None,
             pseudonym_key_env: self.pseudonym_key_env.clone(),
@@ -435,7 +476,7 @@ impl Settings {
                 }
             }
         }
-        Policy::load_with(&self.rules_dir, &secrets)
+        Ok(secrets)
     }
 
     /// Plain HTTP is for loopback (a sidecar, the demo) unless the operator insists: without
@@ -971,6 +1012,36 @@ pub fn redact_url(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// A pseudonym key for one run of an offline command, from the operating system's random
+/// source: never written anywhere, so nothing made with it can be joined with anything else.
+/// One per process, so that `diff`'s old and new rules give the same pseudonyms.
+fn throwaway_key() -> Result<PseudonymKey, String> {
+    static KEY: std::sync::OnceLock<Result<PseudonymKey, String>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use ring::rand::SecureRandom;
+        let mut bytes = vec![0u8; crate::filter::cel::MIN_KEY_BYTES];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| "the operating system's random source failed".to_owned())?;
+        PseudonymKey::new(bytes)
+    })
+    .clone()
+}
+
+/// Whether any rule of `policy` calls `pseudonym()`.
+fn uses_pseudonym(policy: &Policy) -> bool {
+    policy.types().flat_map(|t| &t.routes).any(|route| {
+        let c = route.plan.conditions();
+        c.when()
+            .iter()
+            .map(|w| &w.condition)
+            .chain(c.items().iter().map(|i| &i.keep))
+            .chain(c.derive().iter().map(|d| &d.value))
+            .chain(c.refuse().map(|r| &r.condition))
+            .any(|e| e.uses().pseudonym)
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,108 @@ fn keygen_prints_a_key_and_its_hash_line() {
     );
 }
 
+/// The labels are for the person, on stderr: stdout stays the two lines a script reads.
+#[test]
+fn keygen_labels_its_lines_on_stderr() {
+    let out = Cli::new(["keygen"]).success();
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+    assert!(
+        out.stderr.contains("(line 1)") && out.stderr.contains("(line 2)"),
+        "{out}"
+    );
+}
+
+/// Without the pseudonym key, the commands that only read the rules run under a throw-away
+/// key and say so in one warning line; `check` counts it as the error it is for `serve`, and
+/// `serve` refuses to start.
+#[test]
+fn only_serve_needs_the_pseudonym_key() {
+    let key = "NEED_TO_KNOW_PSEUDONYM_KEY";
+    let warned = |run: &crate::support::cli::Run| {
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("throw-away key"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one warning line: {run}");
+        assert!(
+            lines[0].starts_with("need-to-know.toml:") && lines[0].contains(": warning: "),
+            "{run}"
+        );
+    };
+    let test = Cli::new(["test"]).in_repo().env_remove(key).success();
+    warned(&test);
+    assert!(test.stdout.contains(" 0 failed"), "{test}");
+    let explain = Cli::new([
+        "explain",
+        "--recipient",
+        "civic-surveys",
+        "--path",
+        "/tenants/T-0001",
+        "--body",
+        "rules/tests/bodies/tenant-T-0001.json",
+        "--now",
+        "2026-06-01T00:00:00Z",
+    ])
+    .in_repo()
+    .env_remove(key)
+    .success();
+    warned(&explain);
+    assert!(
+        explain.json()["body"]["respondent_id"].is_string(),
+        "{explain}"
+    );
+    let diff = Cli::new(["diff", "--against", "rules"])
+        .in_repo()
+        .env_remove(key)
+        .success();
+    assert!(
+        diff.stdout.contains("0 change(s)"),
+        "the same pseudonyms old and new: {diff}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("register.html");
+    let register = Cli::new(["register", "--output"])
+        .arg(&page)
+        .in_repo()
+        .env_remove(key)
+        .success();
+    warned(&register);
+
+    let check = Cli::new(["check"]).in_repo().env_remove(key).expect(1);
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("need-to-know.toml:")
+                && !l.contains("warning")
+                && l.contains(&format!("{key} is not set"))),
+        "{check}"
+    );
+    let serve = Cli::new(["serve"]).in_repo().env_remove(key).expect(64);
+    assert!(serve.stderr.contains("pseudonym() needs a key"), "{serve}");
+}
+
+/// Piped into `head`, a command ends when the reader goes, without a panic.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let bin = crate::support::cli::BIN;
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{bin}' test | head -1"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "NEED_TO_KNOW_PSEUDONYM_KEY",
+            crate::support::cli::PSEUDONYM_KEY,
+        )
+        .output()
+        .expect("sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
 /// Writes a rules directory with `recipients` and one type file, and returns `check`'s lines.
 fn check_with(type_text: &str, recipients: &str) -> (Option<i32>, String) {
     let (dir, _config, _keys) = Builder::new("http://127.0.0.1:9/api")

@@ -44,9 +44,12 @@ pub fn run(config: &Path) -> u8 {
     match Settings::load(config) {
         Err(e) => problems.extend(e.0),
         Ok(settings) => {
-            match settings.load_policy() {
+            match settings.load_policy_offline() {
                 Err(e) => problems.extend(e.0),
-                Ok(policy) => {
+                Ok((policy, missing_key)) => {
+                    problems.extend(
+                        missing_key.map(|m| settings.error_at("rules.pseudonym_key_env", m)),
+                    );
                     problems.extend(policy.warnings().iter().cloned());
                     problems.extend(crate::register::coverage::missing_warnings(
                         &policy,

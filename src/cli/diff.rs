@@ -22,7 +22,10 @@ pub fn run(config: &Path, against: &Path, bodies: &[PathBuf], accept: bool) -> a
     };
     let mut old_settings = settings.clone();
     old_settings.rules_dir = against.to_path_buf();
-    let (new, old) = match (settings.load_policy(), old_settings.load_policy()) {
+    let (new, old) = match (
+        super::load_offline(&settings),
+        super::load_offline(&old_settings),
+    ) {
         (Ok(n), Ok(o)) => (n, o),
         (n, o) => {
             let mut lines = Vec::new();

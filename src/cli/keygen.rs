@@ -26,6 +26,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         _ => {
             let (key, hash) =
                 identity::new_api_key().context("the operating system's random source failed")?;
+            // stdout stays two lines a script can read; the labels are for the person.
+            eprintln!("# The new API key (line 1): give it to the recipient; it is not stored.");
+            eprintln!(
+                "# Its hash (line 2): paste it into the recipient's entry in recipients.toml."
+            );
             println!("{key}");
             println!("api_key_sha256 = \"{hash}\"");
             Ok(0)
