@@ -16,7 +16,7 @@ pub use crate::rules::glossary;
 pub mod html;
 pub mod markdown;
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::path::{FieldPath, Segment};
 use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route, Site};
@@ -370,23 +370,9 @@ pub fn lawful_basis_words(basis: LawfulBasis) -> &'static str {
     }
 }
 
-/// `60/min` as "60 requests per minute"; "no limit" without one.
+/// `60/min` as "60 requests per minute" ([`Rate`]'s words); "none" without one.
 pub fn rate_words(rate: Option<Rate>) -> String {
-    let Some(rate) = rate else {
-        return "none".to_owned();
-    };
-    let per = match rate.per {
-        d if d == Duration::from_secs(1) => "second".to_owned(),
-        d if d == Duration::from_secs(60) => "minute".to_owned(),
-        d if d == Duration::from_secs(3600) => "hour".to_owned(),
-        d => format!("{} seconds", d.as_secs()),
-    };
-    let noun = if rate.count == 1 {
-        "request"
-    } else {
-        "requests"
-    };
-    format!("{} {noun} per {per}", rate.count)
+    rate.map_or_else(|| "none".to_owned(), |rate| rate.to_string())
 }
 
 /// What a derived field is, in words, for the functions the rules offer: "an age band,

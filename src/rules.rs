@@ -9,6 +9,7 @@
 //! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
 
+pub mod changes;
 pub mod glossary;
 mod raw;
 mod site;
@@ -273,6 +274,29 @@ impl Rate {
             _ => return None,
         };
         Some(Rate { count, per })
+    }
+
+    /// Requests an hour, to compare rates written in different units.
+    pub fn per_hour(self) -> f64 {
+        f64::from(self.count) * 3600.0 / self.per.as_secs_f64().max(1e-9)
+    }
+}
+
+/// In words: `60/min` is "60 requests per minute".
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = if self.count == 1 {
+            "request"
+        } else {
+            "requests"
+        };
+        write!(f, "{} {noun} per ", self.count)?;
+        match self.per.as_secs() {
+            1 => f.write_str("second"),
+            60 => f.write_str("minute"),
+            3600 => f.write_str("hour"),
+            s => write!(f, "{s} seconds"),
+        }
     }
 }
 

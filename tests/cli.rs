@@ -555,6 +555,51 @@ fn diff_names_a_gained_field_and_needs_accept() {
         .success();
 }
 
+/// A widening no test case reaches is still a widening: fields added to an untested route and a
+/// new recipient, compared in the rules themselves, exit 1 until accepted; the route is named
+/// as untested.
+#[test]
+fn diff_finds_widenings_no_test_case_reaches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let new = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root.join("rules"), &new.path().join("rules"));
+    let handler = new
+        .path()
+        .join("rules/types/out-of-hours-call-handler.toml");
+    let text = std::fs::read_to_string(&handler).expect("type");
+    let at = text.find("/occupants\"").expect("the occupants route");
+    let allow = at + text[at..].find("allow = [").expect("its allow list") + "allow = [".len();
+    let wider = format!(
+        "{}\"[].date_of_birth\", \"[].ni_number\", {}",
+        &text[..allow],
+        &text[allow..]
+    );
+    std::fs::write(&handler, wider).expect("write");
+    let recipients = new.path().join("rules/recipients.toml");
+    let mut text = std::fs::read_to_string(&recipients).expect("recipients");
+    text.push_str("\n[[recipient]]\nid = \"met-police\"\nname = \"Metropolitan Police\"\ntype = \"police\"\napi_key_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n");
+    std::fs::write(&recipients, text).expect("write");
+    let config = new.path().join("need-to-know.toml");
+    std::fs::copy(root.join("need-to-know.toml"), &config).expect("config");
+    let diff = |extra: &[&str]| {
+        Cli::new(["diff", "--config"])
+            .arg(&config)
+            .arg("--against")
+            .arg(root.join("rules"))
+            .args(extra)
+            .current_dir(new.path())
+            .pseudonym_key()
+    };
+    let out = diff(&[]).expect(1);
+    out.stdout_has(&[
+        "widens: out-of-hours-call-handler receives [].date_of_birth on GET /properties/{property_id}/occupants: added",
+        "widens: out-of-hours-call-handler receives [].ni_number on GET /properties/{property_id}/occupants: added",
+        "widens: recipient met-police is of type police: added",
+        "untested: out-of-hours-call-handler GET /properties/{property_id}/occupants",
+    ]);
+    diff(&["--accept"]).success();
+}
+
 /// `sample-api` serves the invented housing API alone, as `serve`'s upstream, and asks for
 /// the bearer token the gateway would send when given the variable that holds it.
 #[tokio::test]

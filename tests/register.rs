@@ -342,11 +342,22 @@ fn writes_to_a_file_and_refuses_rules_with_errors() {
     assert!(std::fs::read_to_string(&out)
         .expect("written")
         .contains("Disclosure register"));
-    // Without the pseudonym key the shipped rules do not load: no register, the config code.
+    // Rules with an error do not load: no register, the config code, the error's FILE:LINE.
+    let broken = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::support::copy_dir(&root.join("rules"), &broken.path().join("rules"));
+    std::fs::copy(
+        root.join("need-to-know.toml"),
+        broken.path().join("need-to-know.toml"),
+    )
+    .expect("config");
+    let police = broken.path().join("rules/types/police.toml");
+    let text = std::fs::read_to_string(&police).expect("police");
+    std::fs::write(&police, text.replacen("allow = [", "alow = [", 1)).expect("write");
     let out = Cli::new(["register"])
-        .in_repo()
-        .env_remove("NEED_TO_KNOW_PSEUDONYM_KEY")
+        .current_dir(broken.path())
+        .pseudonym_key()
         .expect(64);
     assert!(out.stdout.is_empty(), "{out}");
-    assert!(out.stderr.contains("pseudonym()"), "{out}");
+    assert!(out.stderr.contains("rules/types/police.toml:"), "{out}");
 }

@@ -1,11 +1,13 @@
-//! `diff`: what a rules change would do, field by field, before it is deployed.
+//! `diff`: what a rules change would do, before it is deployed.
 //!
-//! Every policy test case (those of the new rules and of the old, so a deleted case still
-//! counts), and each case's request again with every `--body` given, is decided under both
-//! rule sets through [`dry_run::run`], and the paths each
-//! recipient type would gain or lose, and the refusals that would appear or vanish, are
-//! printed. Anything gained exits 1 unless `--accept` is given: widening disclosure must be a
-//! deliberate act.
+//! First the rules themselves, old against new ([`rules::changes`]): every grant, condition,
+//! refusal, route, recipient, credential and rate limit gained or lost, whether or not a test
+//! case reaches it. Then, as a concrete second check, every policy test case (those of the new
+//! rules and of the old, so a deleted case still counts), and each case's request again with
+//! every `--body` given, decided under both rule sets through [`dry_run::run`]: the paths each
+//! recipient type would gain or lose, and the refusals that would appear or vanish. Last, the
+//! routes no test case reaches. Any widening exits 1 unless `--accept` is given: widening
+//! disclosure must be a deliberate act.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::casebook::{self, Case};
 use crate::config::Settings;
 use crate::dry_run;
-use crate::rules::Policy;
+use crate::rules::{self, Policy};
 
 pub fn run(config: &Path, against: &Path, bodies: &[PathBuf], accept: bool) -> anyhow::Result<u8> {
     let settings = match Settings::load(config) {
@@ -55,11 +57,24 @@ pub fn run(config: &Path, against: &Path, bodies: &[PathBuf], accept: bool) -> a
     }
     let mut cases = cases;
     cases.extend(extra);
-    if cases.is_empty() {
-        println!("no policy test cases to compare over (add some to rules/tests/)");
-        return Ok(1);
+
+    let rule_changes = rules::changes::between(&old, &new);
+    println!("# the rules, old against new");
+    for change in &rule_changes {
+        println!(
+            "{}{}",
+            if change.widens { "widens: " } else { "" },
+            change.text
+        );
     }
+    let rules_widened = rule_changes.iter().filter(|c| c.widens).count();
+    println!(
+        "{} rule change(s), {rules_widened} widening disclosure",
+        rule_changes.len()
+    );
+
     // The same case may be in both directories: one line per distinct change.
+    println!("# the policy test cases, decided under both");
     let mut changes = std::collections::BTreeMap::new();
     for case in &cases {
         for change in compare(&old, &new, case, settings.limits.max_depth) {
@@ -75,11 +90,42 @@ pub fn run(config: &Path, against: &Path, bodies: &[PathBuf], accept: bool) -> a
         changes.len(),
         cases.len()
     );
-    if gained > 0 && !accept {
+
+    for route in untested(&new, &cases, settings.limits.max_depth) {
+        println!("untested: {route}");
+    }
+    if (gained > 0 || rules_widened > 0) && !accept {
         println!("disclosure widens: review the lines above, then run again with --accept");
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The routes of `policy` that no case reaches, as `TYPE METHOD TEMPLATE`: a change to one
+/// is checked by the rules comparison alone.
+fn untested(policy: &Policy, cases: &[Case], max_depth: usize) -> Vec<String> {
+    let reached: BTreeSet<(String, String, String)> = cases
+        .iter()
+        .filter_map(|case| {
+            let recipient = policy.recipient(&case.recipient)?;
+            let route = case.decide(recipient, max_depth).route?;
+            Some((recipient.kind.name.clone(), case.method.to_string(), route))
+        })
+        .collect();
+    policy
+        .types()
+        .flat_map(|kind| {
+            kind.routes.iter().map(move |route| {
+                (
+                    kind.name.clone(),
+                    route.method.to_string(),
+                    route.template.to_string(),
+                )
+            })
+        })
+        .filter(|key| !reached.contains(key))
+        .map(|(kind, method, template)| format!("{kind} {method} {template}"))
+        .collect()
 }
 
 struct Change {
