@@ -188,7 +188,13 @@ enum AuditCommand {
         /// Only disclosures on or before this date (YYYY-MM-DD).
         #[arg(long)]
         to: Option<String>,
-        /// The config whose rules give recipients' names and the field glossary.
+        /// Leave out disclosures to recipients of this type (repeatable), for instance when
+        /// telling the tenant could prejudice an investigation; the DPO gets a list of what
+        /// was left out on stderr.
+        #[arg(long, value_name = "TYPE")]
+        exempt: Vec<String>,
+        /// The config whose rules give recipients' names and the field glossary, and whose
+        /// [controller] names who answers for the data.
         #[arg(long, default_value = "need-to-know.toml")]
         config: PathBuf,
     },
@@ -311,14 +317,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
             from,
             to,
+            exempt,
             config,
         }) => audit::report(
             postgres,
             &files,
             &subject,
             &format,
-            from.as_deref(),
-            to.as_deref(),
+            (from.as_deref(), to.as_deref()),
+            &exempt,
             &config,
         ),
         Command::Certs(CertsCommand::Dev { dir, config }) => certs::dev(&dir, &config),

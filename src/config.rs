@@ -78,8 +78,25 @@ pub struct Settings {
     pub audit_backend: AuditBackend,
     pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
+    /// Who is answerable for the data: what the subject access report and the register say.
+    pub controller: Option<Controller>,
     /// Where each setting was written, for problems found with it later.
     origins: Origins,
+}
+
+/// The data controller, as the subject access report and the register name it (UK GDPR
+/// Art. 15(1) and 30(1)): plain text, shown as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// The organisation: "Lincoln Homes Ltd".
+    pub name: String,
+    /// How a tenant reaches it: a postal address, an email address, a phone number.
+    pub contact: String,
+    /// How a tenant reaches its Data Protection Officer.
+    pub dpo_contact: String,
+    /// How long disclosure records are kept, in words: "six years after the tenancy ends".
+    pub retention: String,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +251,7 @@ struct RawSettings {
     admin: Option<RawAdmin>,
     #[serde(default)]
     limits: RawLimits,
+    controller: Option<Controller>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -715,6 +733,7 @@ impl Settings {
             audit_checkpoints,
             audit_backend,
             admin_listen,
+            controller: raw.controller,
             limits: Limits {
                 max_request_body,
                 max_response_body,

@@ -1,18 +1,27 @@
 //! The subject access report (UK GDPR Art. 15): every disclosure about one tenant, grouped by
-//! recipient, in plain words, for `audit report`.
+//! organisation, in plain words, for `audit report`: the page a DPO sends the tenant.
 //!
-//! The chain is verified first and the report says whether it verified: a report built on a
-//! tampered ledger must say so on its face. Field paths become words through the rules'
-//! glossary, and refusals made on the tenant's behalf (research refused because they
-//! objected) are listed as well, since they are part of the answer to "who asked for my data".
+//! It answers what Art. 15(1) asks: who received the data (organisation, purpose, lawful
+//! basis), what, when, for how long records are kept, and the tenant's rights, with the
+//! controller's and the DPO's contacts. The chain is verified first and the report says
+//! whether it verified: on a tampered ledger it says where the break is, and marks every
+//! record after it as unverified. Disclosures with the same fields to the same organisation
+//! are one line with a count and the first and last date, expandable to every date.
+//! Refusals made on the tenant's behalf (research refused because they objected) are listed
+//! too, since they answer "who asked for my data".
+//!
+//! The DPO may leave out disclosures to some recipient types (`--exempt police`, when telling
+//! the tenant could prejudice an investigation, DPA 2018 Sch. 2 para 2): those never reach the
+//! report, and [`Report::left_out`] lists them for the DPO alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::audit;
+use crate::config::Controller;
 use crate::register::glossary::Glossary;
 use crate::register::html::escape;
 use crate::rules::Policy;
@@ -22,18 +31,27 @@ use crate::rules::Policy;
 pub struct Report {
     pub subject: String,
     pub generated: String,
+    /// Who answers for the data; `None` when the config has no `[controller]`.
+    pub controller: Option<Controller>,
+    /// The ledger's files or chains: for the DPO's JSON, never printed on the tenant's page.
     pub files: Vec<String>,
     /// `None` when the chain verified; otherwise what `audit verify` said.
     pub chain_problem: Option<String>,
-    /// How many records verified; `None` (null) when the chain did not, since then no
-    /// count of intact records can be vouched for.
-    pub records_checked: Option<u64>,
+    /// How many records verified: all of them, or those before the break.
+    pub records_checked: u64,
+    /// The period asked for (`--from`, `--to`); `None` for the whole ledger.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// The first and last record about the subject in the period: what the report covers.
+    pub first_record: Option<String>,
+    pub last_record: Option<String>,
     pub recipients: Vec<RecipientSection>,
+    /// What `--exempt` left out: for the DPO, never in the report itself.
+    #[serde(skip)]
+    pub left_out: Vec<LeftOut>,
 }
 
-/// Everything one recipient received (or was refused) about the subject.
+/// Everything one organisation received (or was refused) about the subject.
 #[derive(Debug, Serialize)]
 pub struct RecipientSection {
     pub id: String,
@@ -41,8 +59,25 @@ pub struct RecipientSection {
     pub recipient_type: String,
     pub purpose: String,
     pub lawful_basis: String,
+    /// Disclosures of the same fields, together.
+    pub groups: Vec<Group>,
+    /// Every disclosure, oldest first.
     pub disclosures: Vec<Disclosure>,
     pub refusals: Vec<Refusal>,
+}
+
+/// Disclosures of one set of fields to one organisation.
+#[derive(Debug, Serialize)]
+pub struct Group {
+    /// Plain words, each once.
+    pub fields: Vec<String>,
+    pub count: usize,
+    pub first: String,
+    pub last: String,
+    /// The reasons that applied to any of them, each once.
+    pub reasons: Vec<String>,
+    /// The indexes of its disclosures in [`RecipientSection::disclosures`].
+    pub disclosures: Vec<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,6 +88,8 @@ pub struct Disclosure {
     pub fields: Vec<String>,
     pub reasons: Vec<String>,
     pub reference: Option<String>,
+    /// After the point where the ledger failed to verify: it may have been altered.
+    pub unverified: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,10 +97,36 @@ pub struct Refusal {
     pub when: String,
     pub request: String,
     pub reason: String,
+    pub unverified: bool,
 }
 
-/// Builds the report for `subject` over `files` (oldest first), between `from` and `to`
-/// (inclusive dates, `YYYY-MM-DD`, compared with each record's `ts`).
+/// Disclosures the DPO's exemption left out of the report.
+#[derive(Debug)]
+pub struct LeftOut {
+    pub recipient: String,
+    pub recipient_type: String,
+    pub count: usize,
+    pub first: String,
+    pub last: String,
+}
+
+/// What the report is made from and how.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    /// Inclusive dates, `YYYY-MM-DD`, compared with each record's `ts`.
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub policy: Option<&'a Policy>,
+    pub controller: Option<&'a Controller>,
+    /// Recipient types whose disclosures are left out, for the DPO's list instead.
+    pub exempt: &'a [String],
+}
+
+/// Where a record is in the ledger: its source (file or chain) and its line or sequence
+/// number there, 1-based; `None` when the backend cannot say.
+pub type Position = Option<(usize, u64)>;
+
+/// Builds the report for `subject` over `files` (oldest first).
 ///
 /// # Errors
 ///
@@ -71,27 +134,57 @@ pub struct Refusal {
 pub fn build(
     files: &[PathBuf],
     subject: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    policy: Option<&Policy>,
+    options: &Options<'_>,
     glossary: &Glossary,
 ) -> Result<Report, audit::Error> {
-    let (chain_problem, records_checked) = match audit::verify_files(files) {
-        Ok(v) => (None, v.records),
-        Err(e) => (Some(e.to_string()), 0),
+    let mut verified_before = Vec::new();
+    let verdict = audit::verify_files_with(files, |_, v| verified_before.push(v.records));
+    let checked = match verdict {
+        Ok(v) => Checked {
+            problem: None,
+            records: v.records,
+            broken_at: None,
+            sources: Vec::new(),
+        },
+        Err(e) => {
+            let broken_at = break_point(&e, files);
+            // Records of the files that verified, and of the broken one before its bad line.
+            let before: u64 = verified_before.iter().sum::<u64>()
+                + broken_at.map_or(0, |(_, line)| line.saturating_sub(1));
+            Checked {
+                problem: Some(e.to_string()),
+                records: before,
+                broken_at,
+                sources: Vec::new(),
+            }
+        }
+    };
+    let checked = Checked {
+        sources: files.iter().map(|f| f.display().to_string()).collect(),
+        ..checked
     };
     let mut lines = Vec::new();
-    for file in files {
-        lines.extend(audit::query(file, subject)?);
+    for (i, file) in files.iter().enumerate() {
+        for (line, text) in audit::query(file, subject)? {
+            lines.push((Some((i, line)), text));
+        }
     }
-    let checked = Checked {
-        problem: chain_problem,
-        records: records_checked,
-        sources: files.iter().map(|f| f.display().to_string()).collect(),
-    };
-    Ok(build_from(
-        checked, lines, subject, from, to, policy, glossary,
-    ))
+    Ok(build_from(checked, lines, subject, options, glossary))
+}
+
+/// The file and line where verification failed, when the error says.
+fn break_point(e: &audit::VerifyError, files: &[PathBuf]) -> Option<(usize, u64)> {
+    use audit::VerifyError as E;
+    let index = |file: &PathBuf| files.iter().position(|f| f == file);
+    match e {
+        E::Broken { line, .. } | E::Torn { line } if files.len() == 1 => Some((0, *line)),
+        E::InFile { file, error } => match error.as_ref() {
+            E::Broken { line, .. } | E::Torn { line } => Some((index(file)?, *line)),
+            _ => Some((index(file)?, 1)),
+        },
+        E::Gap { file, line, .. } => Some((index(file)?, *line)),
+        _ => None,
+    }
 }
 
 /// What verifying the ledger found, for the report's header: `problem` is `None` when every
@@ -99,94 +192,163 @@ pub fn build(
 #[derive(Debug, Clone, Default)]
 pub struct Checked {
     pub problem: Option<String>,
+    /// Records verified: all, or those before the break.
     pub records: u64,
+    /// Where it broke, when known: every record at or after it is unverified.
+    pub broken_at: Position,
     /// The files read, or the chains (`postgres:CHAIN`), as the report names its sources.
     pub sources: Vec<String>,
+}
+
+impl Checked {
+    /// Whether a record at `at` is vouched for by the verification.
+    fn vouches_for(&self, at: Position) -> bool {
+        match (&self.problem, self.broken_at, at) {
+            (None, _, _) => true,
+            (Some(_), Some(broken), Some(at)) => at < broken,
+            (Some(_), _, _) => false,
+        }
+    }
 }
 
 /// The report from the subject's records, oldest first, whichever backend they came from
 /// (`build` for files; the PostgreSQL ledger's query for `audit report --postgres`).
 pub fn build_from(
     checked: Checked,
-    lines: Vec<String>,
+    lines: Vec<(Position, String)>,
     subject: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    policy: Option<&Policy>,
+    options: &Options<'_>,
     glossary: &Glossary,
 ) -> Report {
-    let Checked {
-        problem: chain_problem,
-        records: records_checked,
-        sources,
-    } = checked;
     let mut sections: BTreeMap<String, RecipientSection> = BTreeMap::new();
-    {
-        for line in lines {
-            let Ok(record) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            let ts = text(&record, "ts");
-            let day = ts.get(..10).unwrap_or_default();
-            if from.is_some_and(|f| day < f) || to.is_some_and(|t| day > t) {
-                continue;
-            }
-            let id = text(&record, "recipient");
-            if id.is_empty() {
-                continue;
-            }
-            let section = sections.entry(id.clone()).or_insert_with(|| {
-                let name = policy.and_then(|p| p.recipient(&id)).map_or_else(
-                    || format!("{id} (no longer in the rules)"),
-                    |r| r.name.clone(),
-                );
-                RecipientSection {
-                    id: id.clone(),
-                    name,
-                    recipient_type: text(&record, "recipient_type"),
-                    purpose: text(&record, "purpose"),
-                    lawful_basis: text(&record, "lawful_basis"),
-                    disclosures: Vec::new(),
-                    refusals: Vec::new(),
-                }
-            });
-            let request = format!("{} {}", text(&record, "method"), text(&record, "route"));
-            let status = record["status"].as_u64().unwrap_or_default();
-            let reasons: Vec<String> = strings(&record["reasons"]);
-            if (200..300).contains(&status) {
-                let mut fields = Vec::new();
-                for path in strings(&record["disclosed"]) {
-                    let words = words_for(glossary, &path);
-                    if !fields.contains(&words) {
-                        fields.push(words);
-                    }
-                }
-                section.disclosures.push(Disclosure {
-                    when: ts,
-                    request,
-                    fields,
-                    reasons,
-                    reference: record["disclosure_reference"].as_str().map(str::to_string),
-                });
-            } else if text(&record, "error") == "refused_by_policy" {
-                section.refusals.push(Refusal {
-                    when: ts,
-                    request,
-                    reason: reasons.join("; "),
-                });
-            }
+    let mut left_out: BTreeMap<String, LeftOut> = BTreeMap::new();
+    let (mut first_record, mut last_record) = (None::<String>, None::<String>);
+    for (at, line) in lines {
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let ts = text(&record, "ts");
+        let day = ts.get(..10).unwrap_or_default();
+        if options.from.is_some_and(|f| day < f) || options.to.is_some_and(|t| day > t) {
+            continue;
         }
+        let id = text(&record, "recipient");
+        if id.is_empty() {
+            continue;
+        }
+        let kind = text(&record, "recipient_type");
+        let status = record["status"].as_u64().unwrap_or_default();
+        let disclosed = (200..300).contains(&status);
+        if disclosed && options.exempt.contains(&kind) {
+            let entry = left_out.entry(id.clone()).or_insert_with(|| LeftOut {
+                recipient: id.clone(),
+                recipient_type: kind.clone(),
+                count: 0,
+                first: ts.clone(),
+                last: ts.clone(),
+            });
+            entry.count += 1;
+            entry.last.clone_from(&ts);
+            continue;
+        }
+        first_record.get_or_insert_with(|| ts.clone());
+        last_record = Some(ts.clone());
+        let section = sections.entry(id.clone()).or_insert_with(|| {
+            let name = options.policy.and_then(|p| p.recipient(&id)).map_or_else(
+                || format!("{id} (no longer in the rules)"),
+                |r| r.name.clone(),
+            );
+            RecipientSection {
+                id: id.clone(),
+                name,
+                recipient_type: kind.clone(),
+                purpose: text(&record, "purpose"),
+                lawful_basis: text(&record, "lawful_basis"),
+                groups: Vec::new(),
+                disclosures: Vec::new(),
+                refusals: Vec::new(),
+            }
+        });
+        let request = format!("{} {}", text(&record, "method"), text(&record, "route"));
+        let reasons: Vec<String> = strings(&record["reasons"]);
+        let unverified = !checked.vouches_for(at);
+        if disclosed {
+            let mut fields = Vec::new();
+            for path in strings(&record["disclosed"]) {
+                let words = words_for(glossary, &path);
+                if !fields.contains(&words) {
+                    fields.push(words);
+                }
+            }
+            section.disclosures.push(Disclosure {
+                when: ts,
+                request,
+                fields,
+                reasons,
+                reference: record["disclosure_reference"].as_str().map(str::to_string),
+                unverified,
+            });
+        } else if text(&record, "error") == "refused_by_policy" {
+            section.refusals.push(Refusal {
+                when: ts,
+                request,
+                reason: reasons.join("; "),
+                unverified,
+            });
+        }
+    }
+    let mut recipients: Vec<RecipientSection> = sections.into_values().collect();
+    for section in &mut recipients {
+        section.groups = groups(&section.disclosures);
     }
     Report {
         subject: subject.to_string(),
         generated: audit::now_rfc3339(),
-        files: sources,
-        records_checked: chain_problem.is_none().then_some(records_checked),
-        chain_problem,
-        from: from.map(str::to_string),
-        to: to.map(str::to_string),
-        recipients: sections.into_values().collect(),
+        controller: options.controller.cloned(),
+        files: checked.sources,
+        records_checked: checked.records,
+        chain_problem: checked.problem,
+        from: options.from.map(str::to_string),
+        to: options.to.map(str::to_string),
+        first_record,
+        last_record,
+        recipients,
+        left_out: left_out.into_values().collect(),
     }
+}
+
+/// The disclosures grouped by their set of fields, in the order each set first appears.
+fn groups(disclosures: &[Disclosure]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, d) in disclosures.iter().enumerate() {
+        let set: BTreeSet<&String> = d.fields.iter().collect();
+        let found = groups
+            .iter_mut()
+            .find(|g| g.fields.iter().collect::<BTreeSet<_>>() == set);
+        let group = match found {
+            Some(g) => g,
+            None => {
+                groups.push(Group {
+                    fields: d.fields.clone(),
+                    count: 0,
+                    first: d.when.clone(),
+                    last: d.when.clone(),
+                    reasons: Vec::new(),
+                    disclosures: Vec::new(),
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        group.count += 1;
+        group.last.clone_from(&d.when);
+        group.disclosures.push(i);
+        for reason in &d.reasons {
+            if !group.reasons.contains(reason) {
+                group.reasons.push(reason.clone());
+            }
+        }
+    }
+    groups
 }
 
 /// The words for a disclosed leaf, or for the nearest field above it that has words: the
@@ -230,6 +392,11 @@ fn minute(ts: &str) -> String {
     }
 }
 
+/// `2026-12-01T13:51:59.866Z` as `2026-12-01`.
+fn day(ts: &str) -> &str {
+    ts.get(..10).unwrap_or(ts)
+}
+
 fn count(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
@@ -251,118 +418,251 @@ fn basis_words(basis: &str) -> &'static str {
     }
 }
 
+/// The tenant's rights over their data (UK GDPR Arts. 15 to 21, 77), in plain words.
+const RIGHTS: &[(&str, &str)] = &[
+    (
+        "See your data",
+        "You can ask for a copy of the personal data we hold about you, as you have with this report.",
+    ),
+    (
+        "Correct it",
+        "If anything we hold about you is wrong or incomplete, you can ask us to correct it.",
+    ),
+    (
+        "Have it deleted",
+        "You can ask us to delete your data where we no longer need it or have no lawful reason to keep it.",
+    ),
+    (
+        "Limit its use",
+        "You can ask us to stop using your data, other than storing it, while a concern is looked into.",
+    ),
+    (
+        "Object",
+        "You can object to our sharing your data where we rely on our legitimate interests, for example for research or mailings; we will stop unless we have a compelling reason.",
+    ),
+    (
+        "Complain",
+        "If you are unhappy with how we have used your data, you can complain to the Information Commissioner's Office (ICO), the UK's data protection regulator: ico.org.uk/make-a-complaint or 0303 123 1113. Please contact us first so we can try to put things right.",
+    ),
+];
+
 // === HTML ===
 
 impl Report {
     /// One self-contained, printable HTML page.
     pub fn to_html(&self) -> String {
-        let mut out = String::with_capacity(8192);
-        out.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
+        let mut out = String::with_capacity(16384);
+        let made = day(&self.generated);
+        out.push_str("<!doctype html><html lang=\"en-GB\"><head><meta charset=\"utf-8\">");
+        out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
         out.push_str(&format!(
             "<title>Subject access report: {}</title>",
             escape(&self.subject)
         ));
         out.push_str(STYLE);
-        out.push_str("</head><body><main>");
+        // Every printed page says whose report it is, when it was made, and which page it is.
         out.push_str(&format!(
-            "<h1>Who we shared your data with</h1><p class=\"lead\">Subject access report for tenant <strong>{}</strong>, made {}.</p>",
-            escape(&self.subject),
-            escape(&self.generated[..10.min(self.generated.len())])
+            "<style>@page{{@bottom-left{{content:\"Subject access report for {} \\00b7 made {}\";font:9pt system-ui,Arial,sans-serif;color:#555}}@bottom-right{{content:\"Page \" counter(page) \" of \" counter(pages);font:9pt system-ui,Arial,sans-serif;color:#555}}}}</style>",
+            css_string(&self.subject),
+            css_string(made)
         ));
-        match &self.chain_problem {
-            None => out.push_str(&format!(
-                "<p class=\"ok\">The disclosure ledger was checked before this report was made: all {} records are intact (the hash chain verified).</p>",
-                self.records_checked.unwrap_or_default()
-            )),
-            Some(problem) => out.push_str(&format!(
-                "<p class=\"bad\"><strong>Warning: the disclosure ledger did not verify.</strong> It may have been altered, so this report may be incomplete. The check said: {}</p>",
-                escape(problem)
-            )),
-        }
-        if self.from.is_some() || self.to.is_some() {
-            out.push_str(&format!(
-                "<p>Period: {} to {}.</p>",
-                escape(self.from.as_deref().unwrap_or("the start of the ledger")),
-                escape(self.to.as_deref().unwrap_or("today"))
-            ));
-        }
+        out.push_str("</head><body><main>");
+        let controller = self
+            .controller
+            .as_ref()
+            .map_or_else(|| "We".to_owned(), |c| escape(&c.name));
+        out.push_str(&format!(
+            "<h1>Who we shared your data with</h1><p class=\"lead\">Subject access report for tenant <strong>{}</strong>, made {} by {}.</p>",
+            escape(&self.subject),
+            escape(made),
+            controller
+        ));
+        out.push_str(&format!("<p class=\"period\">{}</p>", self.period_words()));
+        self.verification_html(&mut out);
         if self.recipients.is_empty() {
             out.push_str(
                 "<p>We found no disclosure of your data to any organisation in this period.</p>",
             );
         }
         for r in &self.recipients {
-            out.push_str(&format!(
-                "<section><h2>{}</h2><p class=\"meta\"><span class=\"kind\">{}</span> &middot; {} &middot; {}</p>",
-                escape(&r.name),
-                escape(&r.recipient_type.replace('-', " ")),
-                count(r.disclosures.len(), "disclosure"),
-                count(r.refusals.len(), "refused request")
-            ));
-            out.push_str(&format!(
-                "<dl><dt>Why</dt><dd>{}</dd><dt>Lawful basis</dt><dd>{}</dd></dl>",
-                escape(&r.purpose),
-                escape(basis_words(&r.lawful_basis))
-            ));
-            if !r.disclosures.is_empty() {
-                out.push_str("<table><thead><tr><th>When</th><th>What we shared</th><th>Why this time</th></tr></thead><tbody>");
-                for d in &r.disclosures {
-                    let mut why = d
-                        .reasons
-                        .iter()
-                        .map(|s| escape(s))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    if let Some(reference) = &d.reference {
-                        if !why.is_empty() {
-                            why.push_str("; ");
-                        }
-                        why.push_str(&format!("their reference {}", escape(reference)));
-                    }
-                    out.push_str(&format!(
-                        "<tr><td class=\"when\">{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&minute(&d.when)),
-                        if d.fields.is_empty() {
-                            "nothing about you".to_string()
-                        } else {
-                            d.fields
-                                .iter()
-                                .map(|f| escape(f))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        },
-                        if why.is_empty() {
-                            "&ndash;".to_string()
-                        } else {
-                            why
-                        }
-                    ));
-                }
-                out.push_str("</tbody></table>");
-            }
-            if !r.refusals.is_empty() {
-                out.push_str("<h3>Requests we refused</h3><ul>");
-                for f in &r.refusals {
-                    out.push_str(&format!(
-                        "<li><span class=\"when\">{}</span>: {}</li>",
-                        escape(&minute(&f.when)),
-                        escape(&f.reason)
-                    ));
-                }
-                out.push_str("</ul>");
-            }
-            out.push_str("</section>");
+            section_html(r, &mut out);
         }
-        out.push_str(&format!(
-            "<footer>Made by need-to-know from {}.</footer></main></body></html>\n",
-            self.files
-                .iter()
-                .map(|f| escape(f))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        self.about_html(&mut out);
+        out.push_str("</main></body></html>\n");
         out
     }
+
+    /// The period covered, stated in words.
+    fn period_words(&self) -> String {
+        let asked = match (&self.from, &self.to) {
+            (None, None) => "everything in our disclosure ledger".to_owned(),
+            (Some(f), None) => format!("from {} onwards", escape(f)),
+            (None, Some(t)) => format!("up to {}", escape(t)),
+            (Some(f), Some(t)) => format!("from {} to {}", escape(f), escape(t)),
+        };
+        match (&self.first_record, &self.last_record) {
+            (Some(first), Some(last)) => format!(
+                "This report covers {asked}: the disclosures about you recorded from {} to {}.",
+                escape(day(first)),
+                escape(day(last))
+            ),
+            _ => format!("This report covers {asked}."),
+        }
+    }
+
+    fn verification_html(&self, out: &mut String) {
+        match &self.chain_problem {
+            None => out.push_str(&format!(
+                "<p class=\"ok\">Our disclosure ledger was checked before this report was made: all {} records are intact (the hash chain verified).</p>",
+                self.records_checked
+            )),
+            Some(problem) => out.push_str(&format!(
+                "<p class=\"bad\"><strong>Warning: our disclosure ledger did not verify.</strong> It may have been altered after it was written, so this report may be incomplete or wrong. The first {} records verified; entries after that point are marked <em>unverified</em>. The check said: {}</p>",
+                self.records_checked,
+                escape(problem)
+            )),
+        }
+    }
+
+    /// Retention, rights, and how to reach the controller and its DPO.
+    fn about_html(&self, out: &mut String) {
+        out.push_str("<section class=\"about\"><h2>Your rights, and how to reach us</h2>");
+        match &self.controller {
+            Some(c) => {
+                out.push_str(&format!(
+                    "<dl><dt>Data controller</dt><dd>{}</dd><dt>Contact</dt><dd>{}</dd><dt>Data Protection Officer</dt><dd>{}</dd><dt>How long we keep these records</dt><dd>{}</dd></dl>",
+                    escape(&c.name),
+                    escape(&c.contact),
+                    escape(&c.dpo_contact),
+                    escape(&c.retention)
+                ));
+            }
+            None => out.push_str(
+                "<p class=\"bad\">The controller's name and contacts are not configured ([controller] in the config): add them before sending this report.</p>",
+            ),
+        }
+        out.push_str("<dl class=\"rights\">");
+        for (right, words) in RIGHTS {
+            out.push_str(&format!("<dt>{right}</dt><dd>{words}</dd>"));
+        }
+        out.push_str("</dl></section>");
+    }
+
+    /// The DPO's list of what `--exempt` left out, one line each.
+    pub fn left_out_lines(&self) -> Vec<String> {
+        self.left_out
+            .iter()
+            .map(|l| {
+                format!(
+                    "left out of the report: {} to {} ({}), {} to {}: exempt by recipient type {}; record the exemption relied on (e.g. DPA 2018 Sch. 2 para 2) in the request's file",
+                    count(l.count, "disclosure"),
+                    l.recipient,
+                    l.recipient_type,
+                    day(&l.first),
+                    day(&l.last),
+                    l.recipient_type
+                )
+            })
+            .collect()
+    }
+}
+
+/// One organisation: who, why, on what basis, then what it received, grouped.
+fn section_html(r: &RecipientSection, out: &mut String) {
+    out.push_str(&format!(
+        "<section><h2>{}</h2><p class=\"meta\"><span class=\"kind\">{}</span> &middot; {} &middot; {}</p>",
+        escape(&r.name),
+        escape(&r.recipient_type.replace('-', " ")),
+        count(r.disclosures.len(), "disclosure"),
+        count(r.refusals.len(), "refused request")
+    ));
+    out.push_str(&format!(
+        "<dl><dt>Why</dt><dd>{}</dd><dt>Lawful basis</dt><dd>{}</dd></dl>",
+        escape(&r.purpose),
+        escape(basis_words(&r.lawful_basis))
+    ));
+    if !r.groups.is_empty() {
+        out.push_str("<table><thead><tr><th>What we shared</th><th>How often</th><th>Why</th></tr></thead><tbody>");
+        for g in &r.groups {
+            let what = if g.fields.is_empty() {
+                "nothing about you".to_string()
+            } else {
+                g.fields
+                    .iter()
+                    .map(|f| escape(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let when = if g.count == 1 {
+                format!("once, on {}", escape(day(&g.first)))
+            } else {
+                format!(
+                    "{} times, from {} to {}",
+                    g.count,
+                    escape(day(&g.first)),
+                    escape(day(&g.last))
+                )
+            };
+            let why = if g.reasons.is_empty() {
+                "&ndash;".to_string()
+            } else {
+                g.reasons
+                    .iter()
+                    .map(|s| escape(s))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            out.push_str(&format!(
+                "<tr><td>{what}</td><td class=\"when\">{when}</td><td>{why}</td></tr>"
+            ));
+            out.push_str(
+                "<tr class=\"dates\"><td colspan=\"3\"><details><summary>Every date</summary><ul>",
+            );
+            for &i in &g.disclosures {
+                let d = &r.disclosures[i];
+                let mut line = escape(&minute(&d.when));
+                if let Some(reference) = &d.reference {
+                    line.push_str(&format!(" &middot; their reference {}", escape(reference)));
+                }
+                if d.unverified {
+                    line.push_str(" <strong class=\"unverified\">unverified</strong>");
+                }
+                out.push_str(&format!("<li>{line}</li>"));
+            }
+            out.push_str("</ul></details></td></tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    if !r.refusals.is_empty() {
+        out.push_str("<h3>Requests we refused</h3><ul>");
+        for f in &r.refusals {
+            out.push_str(&format!(
+                "<li><span class=\"when\">{}</span>: {}{}</li>",
+                escape(&minute(&f.when)),
+                escape(&f.reason),
+                if f.unverified {
+                    " <strong class=\"unverified\">unverified</strong>"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
+}
+
+/// `text` inside a CSS string literal: quotes, backslashes and line breaks escaped.
+fn css_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\\' | '<' | '>' => out.push_str(&format!("\\{:x} ", u32::from(c))),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 const STYLE: &str = "<style>
@@ -374,16 +674,23 @@ h3{font-size:1.05rem;margin:1rem 0 .25rem}
 .lead{font-size:1.1rem;margin-top:0}
 .ok{background:#e8f5e9;border-left:6px solid #2e7d32;padding:.6rem .9rem}
 .bad{background:#fdecea;border-left:6px solid #b71c1c;padding:.6rem .9rem}
-section{border-top:2px solid #ddd;margin-top:1.5rem;padding-top:1rem;break-inside:avoid}
+.unverified{color:#b71c1c}
+section{border-top:2px solid #ddd;margin-top:1.5rem;padding-top:1rem}
 .meta{color:#555;margin:0 0 .5rem}
 .kind{text-transform:capitalize}
-dl{display:grid;grid-template-columns:9rem 1fr;gap:.2rem .8rem;margin:.5rem 0 1rem}
+dl{display:grid;grid-template-columns:12rem 1fr;gap:.2rem .8rem;margin:.5rem 0 1rem}
 dt{font-weight:600}
 dd{margin:0}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{border:1px solid #ccc;padding:.4rem .6rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
+tr.dates td{border-top:0;padding-top:0;font-size:.9rem}
+details ul{margin:.3rem 0;columns:2}
 .when{white-space:nowrap;font-variant-numeric:tabular-nums}
-footer{margin-top:2rem;color:#666;font-size:.85rem}
-@media print{main{padding:0}section{page-break-inside:avoid}}
+@media print{main{padding:0;max-width:none}details>summary{display:none}details>ul{display:block}
+ tr,h2,h3,dt{break-inside:avoid;break-after:avoid-page}thead{display:table-header-group}}
+@page{size:A4;margin:18mm 16mm 20mm}
 </style>";
+
+#[cfg(test)]
+mod tests;

@@ -218,7 +218,8 @@ pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>
     }
 }
 
-/// Every line whose `subjects` array holds `subject`, as written (without `'\n'`), oldest first.
+/// Every line whose `subjects` array holds `subject`, as written (without `'\n'`), with its
+/// line number (1-based), oldest first.
 ///
 /// It does not check the chain (run [`verify`] for that), so a subject access request can still
 /// be answered from a ledger that fails to verify. Records without `subjects` (recovery records)
@@ -227,7 +228,7 @@ pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>
 /// # Errors
 ///
 /// [`Error::Io`], or [`Error::Damaged`] for a line before the last that is not JSON.
-pub fn query(path: &Path, subject: &str) -> Result<Vec<String>, Error> {
+pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
     let file = File::open(path).map_err(Error::io("open"))?;
     let mut r = BufReader::new(file);
     let mut buf = Vec::new();
@@ -269,7 +270,7 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<String>, Error> {
                 line,
                 reason: "not UTF-8".into(),
             })?;
-            found.push(text);
+            found.push((line, text));
         }
     }
     tracing::debug!(records = found.len(), "audit query done");
@@ -357,13 +358,18 @@ mod tests {
         let lines = query(&path, "S1").unwrap();
         let ids: Vec<String> = lines
             .iter()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["request_id"].to_string())
+            .map(|(_, l)| serde_json::from_str::<Value>(l).unwrap()["request_id"].to_string())
             .collect();
         assert_eq!(ids, ["\"req-1\"", "\"req-4\""]);
         let file = std::fs::read_to_string(&path).unwrap();
-        for line in &lines {
+        for (number, line) in &lines {
             assert!(!line.ends_with('\n'));
-            assert!(file.lines().any(|l| l == line), "returned as written");
+            let at = usize::try_from(*number).unwrap() - 1;
+            assert_eq!(
+                file.lines().nth(at),
+                Some(line.as_str()),
+                "as written, at its line"
+            );
         }
         assert!(query(&path, "nobody").unwrap().is_empty());
         // A substring of a subject is not a match.

@@ -257,7 +257,7 @@ mod tests {
         let mut ids: Vec<String> = ["S0", "S1", "S2"]
             .iter()
             .flat_map(|s| query(&path, s).unwrap())
-            .map(|l| {
+            .map(|(_, l)| {
                 serde_json::from_str::<serde_json::Value>(&l).unwrap()["request_id"].to_string()
             })
             .collect();

@@ -140,7 +140,7 @@ pub fn query(files: &[PathBuf], subject: &str) -> anyhow::Result<u8> {
     for file in files {
         let lines = audit::query(file, subject)
             .with_context(|| format!("cannot query {}", file.display()))?;
-        for line in lines {
+        for (_, line) in lines {
             println!("{line}");
         }
     }
@@ -153,8 +153,8 @@ pub fn report(
     files: &[std::path::PathBuf],
     subject: &str,
     format: &str,
-    from: Option<&str>,
-    to: Option<&str>,
+    (from, to): (Option<&str>, Option<&str>),
+    exempt: &[String],
     config: &Path,
 ) -> anyhow::Result<u8> {
     for date in [from, to].into_iter().flatten() {
@@ -163,8 +163,6 @@ pub fn report(
             anyhow::bail!("{date:?} is not a date as YYYY-MM-DD");
         }
     }
-    // The rules give the recipients' names and the fields' plain words: a report made without
-    // them would show ids and paths as if they were the answer, so it is not made at all.
     let settings = crate::config::Settings::load(config).map_err(|e| {
         anyhow::anyhow!(
             "{e}\nthe report names recipients and fields from the rules the config names: run it \
@@ -172,16 +170,28 @@ pub fn report(
             config.display()
         )
     })?;
-    let policy = super::load_policy(&settings).context(
-        "the report names recipients and fields from these rules, which need the pseudonym key as serve does",
-    )?;
+    let policy = super::load_policy(&settings)
+        .context("the report names recipients and fields from these rules")?;
+    if let Some(unknown) = exempt
+        .iter()
+        .find(|kind| !policy.types().any(|t| &t.name == *kind))
+    {
+        anyhow::bail!("--exempt {unknown}: no recipient type of that name in the rules");
+    }
     let glossary = policy.glossary();
-    let policy = Some(&policy);
+    let options = crate::report::Options {
+        from,
+        to,
+        policy: Some(&policy),
+        controller: settings.controller.as_ref(),
+        exempt,
+    };
     let report = if postgres {
         let (checked, lines) = postgres::report_input(Some(config), subject)?;
-        crate::report::build_from(checked, lines, subject, from, to, policy, glossary)
+        let lines = lines.into_iter().map(|l| (None, l)).collect();
+        crate::report::build_from(checked, lines, subject, &options, glossary)
     } else {
-        crate::report::build(files, subject, from, to, policy, glossary)
+        crate::report::build(files, subject, &options, glossary)
             .context("cannot read the audit files")?
     };
     if format == "json" {
@@ -189,7 +199,16 @@ pub fn report(
     } else {
         print!("{}", report.to_html());
     }
-    // The report says so on its face; the exit code says so to whoever scripted it.
+    // For the DPO's eyes, on the terminal: never in the report the tenant receives.
+    for line in report.left_out_lines() {
+        eprintln!("{line}");
+    }
+    if settings.controller.is_none() {
+        eprintln!(
+            "{}: no [controller] section: the report cannot name the controller, its DPO or the retention period",
+            config.display()
+        );
+    }
     if let Some(problem) = &report.chain_problem {
         eprintln!(
             "the disclosure ledger did not verify ({problem}): this report cannot be relied on"

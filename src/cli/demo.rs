@@ -30,6 +30,8 @@ use crate::config::Settings;
 use crate::sample_api::{self, Date, SampleData};
 
 const UPSTREAM_TOKEN_ENV: &str = "NEED_TO_KNOW_DEMO_UPSTREAM_TOKEN";
+/// The demo's data controller, an invented housing provider, for the report and the register.
+const CONTROLLER: &str = "[controller]\nname = \"Lincoln Homes Ltd (an invented housing provider)\"\ncontact = \"Customer Services, 1 Example Street, Lincoln LN1 1AA; customer.services@example.org\"\ndpo_contact = \"Data Protection Officer, at the same address; dpo@example.org\"\nretention = \"Disclosure records are kept for six years after the tenancy ends, then deleted.\"\n";
 const PSEUDONYM_KEY_ENV: &str = "NEED_TO_KNOW_PSEUDONYM_KEY";
 
 /// Every file under the repository's `rules/` when this binary was built, as (path below
@@ -213,7 +215,7 @@ async fn demo(rules: PathBuf, port: u16, token: String, mut guide: Guide) -> any
     std::fs::write(
         config,
         format!(
-            "[server]\nlisten = \"{addr}\"\n{tls}\n[upstream]\nurl = \"http://{sample_addr}/api\"\ntimeout = \"5s\"\ncredential_env = \"{UPSTREAM_TOKEN_ENV}\"\n\n[rules]\ndir = {rules:?}\npseudonym_key_env = \"{PSEUDONYM_KEY_ENV}\"\n\n[audit]\npath = {audit:?}\n\n[admin]\nlisten = \"{admin_addr}\"\n",
+            "[server]\nlisten = \"{addr}\"\n{tls}\n[upstream]\nurl = \"http://{sample_addr}/api\"\ntimeout = \"5s\"\ncredential_env = \"{UPSTREAM_TOKEN_ENV}\"\n\n[rules]\ndir = {rules:?}\npseudonym_key_env = \"{PSEUDONYM_KEY_ENV}\"\n\n[audit]\npath = {audit:?}\n\n[admin]\nlisten = \"{admin_addr}\"\n\n{CONTROLLER}",
             addr = guide.addr,
             tls = guide.tls.as_ref().map(Tls::config).unwrap_or_default(),
             admin_addr = guide.admin,
