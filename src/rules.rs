@@ -279,6 +279,14 @@ impl Rate {
 
 // === the loader ===
 
+/// Whether `name` may name a query parameter: letters, digits, `_`, `-` and `.`.
+fn is_query_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// Collects diagnostics while building the policy, so one run reports everything.
 #[derive(Default)]
 struct Loader {
@@ -545,11 +553,7 @@ impl Loader {
         let mut query = BTreeSet::new();
         for q in &raw.query {
             let name = q.get_ref();
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-            if !valid {
+            if !is_query_name(name) {
                 self.error(
                     file,
                     source.line(q),
@@ -844,11 +848,7 @@ impl Loader {
             }
             let mut query = Vec::new();
             for (param, text) in &l.query {
-                let valid = !param.is_empty()
-                    && param
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-                if !valid {
+                if !is_query_name(param) {
                     self.error(
                         file,
                         source.line(text),

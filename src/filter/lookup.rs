@@ -40,7 +40,7 @@ pub struct Lookup {
 #[derive(Debug)]
 enum Part {
     Text(String),
-    Placeholder(Expr),
+    Placeholder(Box<Expr>),
 }
 
 /// The answers to one request's lookups, by name: the parsed JSON, or why it failed (a
@@ -89,7 +89,7 @@ impl Lookup {
         self.path
             .iter()
             .filter_map(|p| match p {
-                Part::Placeholder(e) => Some(e),
+                Part::Placeholder(e) => Some(&**e),
                 Part::Text(_) => None,
             })
             .chain(self.query.iter().map(|(_, e)| e))
@@ -202,7 +202,7 @@ fn parse_template(template: &str) -> Result<Vec<Part>, Vec<String>> {
         shape.push('x');
         match Expr::compile(source, false) {
             Ok(e) => match check_placeholder(&e) {
-                Ok(()) => parts.push(Part::Placeholder(e)),
+                Ok(()) => parts.push(Part::Placeholder(Box::new(e))),
                 Err(why) => errors.push(format!("placeholder {{{source}}}: {why}")),
             },
             Err(compile) => errors.extend(
