@@ -196,6 +196,9 @@ fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
             known.add_path(path);
         }
         route.plan.conditions().name_keys(&mut known);
+        for lookup in route.plan.lookups() {
+            lookup.name_keys(&mut known);
+        }
     }
     for path in glossary.paths() {
         if let Ok(path) = FieldPath::parse(path) {

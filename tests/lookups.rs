@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::gateway::Builder;
-use crate::support::http;
 use crate::support::upstream::{Reply, Upstream};
+use crate::support::{http, strs};
 
 /// Caution markers go only to a contractor holding an open job at the tenant's property, as
 /// the property's jobs (a lookup) say.
@@ -132,6 +132,12 @@ async fn the_contractor_with_an_open_job_is_answered_and_another_refused() {
     for r in recorded {
         assert_eq!(r["lookups"], json!(["/properties/{body.property_id}/jobs"]));
     }
+    // The field a placeholder reads is named by the policy, so the record names it too.
+    assert!(
+        strs(&records[0]["withheld"]).contains(&"property_id"),
+        "{}",
+        records[0]
+    );
     assert_eq!(records.last().expect("a record")["status"], 403);
     gw.stop().await;
 }

@@ -80,6 +80,14 @@ impl Lookup {
         &self.template
     }
 
+    /// Adds the fields of `body` its placeholders read to `known`: the policy names them, so
+    /// the record may write them out.
+    pub fn name_keys(&self, known: &mut crate::path::KnownKeys) {
+        for e in self.exprs() {
+            e.body_reads().name_keys(known);
+        }
+    }
+
     /// Whether a placeholder calls `pseudonym()`, which needs the key.
     pub fn uses_pseudonym(&self) -> bool {
         self.exprs().any(|e| e.uses().pseudonym)
