@@ -130,6 +130,7 @@ fn decide(
         query: &[],
         headers: &[],
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
+        lookups: filter::Lookups::none(),
     };
     filter::decide(&route.plan, &request, body, false)
 }

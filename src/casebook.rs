@@ -16,6 +16,7 @@
 //! withheld = ["tenant.date_of_birth"]
 //! reasons = ["contractor assigned to an open job at this property"]
 //! absent = ["verbal abuse"]             # values that must appear nowhere in the response
+//! lookups = { jobs = "bodies/jobs-open.json" }  # what each lookup answers; absent: it fails
 //! ```
 
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub struct Case {
     pub headers: http::HeaderMap,
     pub now: SystemTime,
     pub body: Vec<u8>,
+    /// What each of the route's lookups answers, by name ([`dry_run::Request::lookups`]).
+    pub lookups: BTreeMap<String, Vec<u8>>,
     pub expect: Expect,
 }
 
@@ -93,6 +96,8 @@ struct RawCase {
     reasons: Vec<String>,
     #[serde(default)]
     absent: Vec<String>,
+    #[serde(default)]
+    lookups: BTreeMap<String, PathBuf>,
 }
 
 fn get() -> String {
@@ -156,17 +161,15 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Case>, Vec<Diagnostic>> {
 
 fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
     let name = &raw.name;
+    // Files a case names are relative to the case file.
+    let read = |what: &str, path: &Path| {
+        let path = file.parent().unwrap_or(Path::new("")).join(path);
+        std::fs::read(&path)
+            .map_err(|e| format!("case {name:?}: cannot read {what} {}: {e}", path.display()))
+    };
     let body = match (&raw.body, &raw.body_file) {
         (Some(text), None) => text.clone().into_bytes(),
-        (None, Some(path)) => {
-            let path = file.parent().unwrap_or(Path::new("")).join(path);
-            std::fs::read(&path).map_err(|e| {
-                format!(
-                    "case {name:?}: cannot read body_file {}: {e}",
-                    path.display()
-                )
-            })?
-        }
+        (None, Some(path)) => read("body_file", path)?,
         _ => {
             return Err(format!(
                 "case {name:?}: give exactly one of body and body_file"
@@ -188,6 +191,10 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
         Some(text) => humantime::parse_rfc3339_weak(text)
             .map_err(|_| format!("case {name:?}: now {text:?} is not an RFC 3339 time"))?,
     };
+    let mut lookups = BTreeMap::new();
+    for (lookup, path) in &raw.lookups {
+        lookups.insert(lookup.clone(), read(&format!("lookup {lookup:?}"), path)?);
+    }
     for path in raw.disclosed.iter().chain(&raw.withheld) {
         crate::path::FieldPath::parse(path).map_err(|e| format!("case {name:?}: {e}"))?;
     }
@@ -201,6 +208,7 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
         headers,
         now,
         body,
+        lookups,
         expect: Expect {
             status: raw.status,
             disclosed: raw.disclosed,
@@ -220,6 +228,7 @@ impl Case {
             target: self.target.clone(),
             headers: self.headers.clone(),
             now: self.now,
+            lookups: self.lookups.clone(),
         };
         dry_run::run(&request, &self.body, max_depth)
     }

@@ -29,6 +29,9 @@ pub struct Request<'a> {
     pub target: String,
     pub headers: http::HeaderMap,
     pub now: SystemTime,
+    /// What each lookup answers, by name, as bytes of the upstream body it stands for; a
+    /// lookup of the route not given here fails, as one that fails live.
+    pub lookups: BTreeMap<String, Vec<u8>>,
 }
 
 /// What the recipient would get, and why.
@@ -45,6 +48,8 @@ pub struct Decided {
     pub withheld: BTreeSet<String>,
     /// The route template that matched, when one did.
     pub route: Option<String>,
+    /// Per lookup, by name: `supplied`, or `failed (why)`; never what it answered.
+    pub lookups: BTreeMap<String, String>,
 }
 
 impl Decided {
@@ -59,6 +64,9 @@ impl Decided {
         }
         for r in &e.rule_errors {
             let _ = writeln!(out, "rule error: {r}");
+        }
+        for (name, how) in &e.lookups {
+            let _ = writeln!(out, "lookup {name}: {how}");
         }
         let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
         let _ = writeln!(out, "body:\n{body}\n");
@@ -98,7 +106,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         Err(e) => return rejected(&Rejection::Routes(e), None, &upstream),
     };
     let cel_headers = filter::pick_headers(&request.headers);
-    let decide_request = filter::Request {
+    let mut decide_request = filter::Request {
         caller: request.recipient.caller(),
         method: request.method.as_str(),
         path: &granted.path,
@@ -106,7 +114,10 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         query: &granted.query,
         headers: &cel_headers,
         now: request.now,
+        lookups: filter::Lookups::none(),
     };
+    let (lookups, looked) = look_up(request, &granted, &decide_request, &upstream, max_depth);
+    decide_request.lookups = &lookups;
     let mut outcome = filter::decide(&granted.route.plan, &decide_request, &upstream, true);
     if granted.route.plan.streamable() && upstream.is_array() {
         let streamed = streamed(request, &granted, bytes, max_depth);
@@ -149,7 +160,43 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         disclosed: outcome.disclosed,
         withheld: outcome.withheld,
         route: Some(granted.route.template.to_string()),
+        lookups: looked,
     }
+}
+
+/// The route's lookups, answered from the bodies the request supplies: their targets are
+/// filled in as `serve` fills them, so a placeholder that errs fails here too. Returns the
+/// answers for [`filter::decide`] and, per name, whether each was supplied or why it failed.
+fn look_up(
+    request: &Request<'_>,
+    granted: &routes::Granted<'_, crate::rules::Route>,
+    decide_request: &filter::Request<'_>,
+    upstream: &Value,
+    max_depth: usize,
+) -> (filter::Lookups, BTreeMap<String, String>) {
+    let plan = &granted.route.plan;
+    let mut lookups = filter::Lookups::default();
+    let mut looked = BTreeMap::new();
+    for (lookup, target) in filter::lookup::targets(plan, decide_request, upstream) {
+        let name = lookup.name();
+        let answer = target.and_then(|_| match request.lookups.get(name) {
+            Some(bytes) => json::parse_strict(bytes, max_depth)
+                .map_err(|e| format!("the supplied body cannot be filtered safely: {e}")),
+            None => Err("no body supplied for it".to_owned()),
+        });
+        let how = match &answer {
+            Ok(_) => "supplied".to_owned(),
+            Err(why) => format!("failed ({why})"),
+        };
+        looked.insert(name.to_owned(), how);
+        lookups.insert(name, answer);
+    }
+    for name in request.lookups.keys() {
+        looked
+            .entry(name.clone())
+            .or_insert_with(|| "supplied, but the route has no lookup of that name".to_owned());
+    }
+    (lookups, looked)
 }
 
 /// What the streamed filter makes of the array `bytes` on the granted route.
@@ -195,6 +242,7 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
         route: None,
+        lookups: BTreeMap::new(),
     }
 }
 
@@ -220,6 +268,7 @@ mod tests {
             target: "/tenants".into(),
             headers: http::HeaderMap::new(),
             now,
+            lookups: BTreeMap::new(),
         };
         let decided = run(&request, &bytes, 64);
         assert_eq!(decided.status, 200, "{}", decided.body);

@@ -22,10 +22,12 @@ use crate::path::{FieldPath, RuleFormBuf, Segment};
 pub mod cel;
 pub mod conditions;
 pub mod eval;
+pub mod lookup;
 mod plan;
 pub(crate) mod project;
 
 pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
+pub use lookup::Lookups;
 pub use plan::{Caller, Plan};
 
 /// The compiled allow list of one route: a trie of the allow entries.

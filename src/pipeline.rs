@@ -60,6 +60,7 @@ use crate::upstream::{Fetched, Forward, Payload, Upstream};
 use request_body::read_body;
 use trail::Seen;
 
+mod lookups;
 mod request_body;
 mod trail;
 mod unidentified;
@@ -385,7 +386,17 @@ impl Gateway {
             .forward(&asked, parts.headers, body, &record.request_id)
             .await?;
 
-        let (seen, answer) = self.filter(fetched, asked, slot);
+        let now = std::time::SystemTime::now();
+        let looked = self
+            .look_up(&fetched, &asked, now, &record.request_id)
+            .await;
+        if !looked.made.is_empty() {
+            record
+                .extra
+                .insert("lookups".into(), Value::from(looked.made));
+        }
+
+        let (seen, answer) = self.filter(fetched, asked, slot, &looked.lookups, now);
         if let Some(seen) = seen {
             self.metrics
                 .rule_errors
@@ -442,6 +453,28 @@ impl Gateway {
         Ok(fetched)
     }
 
+    /// The route's lookups ([`lookups`]), between forward and filter: their placeholders
+    /// read the parsed upstream body, so a body that is not parsed (none, or streamed) has
+    /// none made.
+    async fn look_up(
+        &self,
+        fetched: &Fetched,
+        asked: &Asked<'_>,
+        now: std::time::SystemTime,
+        request_id: &str,
+    ) -> lookups::Looked {
+        let plan = &asked.granted.route.plan;
+        let Some(Payload::Parsed(body)) = &fetched.body else {
+            return lookups::Looked::default();
+        };
+        if plan.lookups().is_empty() {
+            return lookups::Looked::default();
+        }
+        let request = asked.filter_request(now, filter::Lookups::none());
+        let targets = filter::lookup::targets(plan, &request, body);
+        lookups::fetch(&self.upstream, targets, request_id).await
+    }
+
     /// filter: what of the upstream body the recipient may see. A parsed body is decided
     /// here by [`filter::decide`], which also says what the record holds of it; a streamed
     /// one becomes a job that decides and records it as it arrives.
@@ -450,6 +483,8 @@ impl Gateway {
         fetched: Fetched,
         asked: Asked<'_>,
         slot: Slot,
+        lookups: &filter::Lookups,
+        now: std::time::SystemTime,
     ) -> (Option<Seen>, Result<Answer, Rejection>) {
         let upstream_body = match fetched.body {
             None => return (None, Ok(Answer::Empty(fetched.status))),
@@ -458,17 +493,8 @@ impl Gateway {
             }
             Some(Payload::Parsed(value)) => value,
         };
-        let granted = &asked.granted;
-        let request = filter::Request {
-            caller: asked.recipient.caller(),
-            method: asked.method.as_str(),
-            path: &granted.path,
-            params: &granted.params,
-            query: &granted.query,
-            headers: &asked.headers,
-            now: std::time::SystemTime::now(),
-        };
-        let outcome = filter::decide(&granted.route.plan, &request, &upstream_body, false);
+        let request = asked.filter_request(now, lookups);
+        let outcome = filter::decide(&asked.granted.route.plan, &request, &upstream_body, false);
         let seen = Seen {
             subjects: outcome.subjects,
             reasons: outcome.reasons,
@@ -542,6 +568,28 @@ struct Asked<'r> {
     granted: routes::Granted<'r, Route>,
     /// The few headers conditions may read, taken before the headers go upstream.
     headers: Vec<(&'static str, String)>,
+}
+
+// === impl Asked ===
+
+impl Asked<'_> {
+    /// The request as [`filter::decide`] and the lookups' placeholders see it.
+    fn filter_request<'a>(
+        &'a self,
+        now: std::time::SystemTime,
+        lookups: &'a filter::Lookups,
+    ) -> filter::Request<'a> {
+        filter::Request {
+            caller: self.recipient.caller(),
+            method: self.method.as_str(),
+            path: &self.granted.path,
+            params: &self.granted.params,
+            query: &self.granted.query,
+            headers: &self.headers,
+            now,
+            lookups,
+        }
+    }
 }
 
 // === impl Reply ===

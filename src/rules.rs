@@ -26,6 +26,7 @@ use toml::Spanned;
 use crate::diag::{line_of, Diagnostic};
 use crate::filter::cel::{Expr, Functions, PseudonymKey};
 use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
+use crate::filter::lookup::{self, Lookup};
 use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::Template;
@@ -196,6 +197,9 @@ fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
             known.add_path(path);
         }
         route.plan.conditions().name_keys(&mut known);
+        for lookup in route.plan.lookups() {
+            lookup.name_keys(&mut known);
+        }
     }
     for path in glossary.paths() {
         if let Ok(path) = FieldPath::parse(path) {
@@ -302,6 +306,14 @@ impl fmt::Display for Rate {
 
 // === the loader ===
 
+/// Whether `name` may name a query parameter: letters, digits, `_`, `-` and `.`.
+fn is_query_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// Collects diagnostics while building the policy, so one run reports everything.
 #[derive(Default)]
 struct Loader {
@@ -312,6 +324,8 @@ struct Loader {
     /// generation is the same however the directory was named (`rules`, `./rules`, an
     /// absolute path, from another working directory).
     root: PathBuf,
+    /// The lookups the route being loaded declares: an expression may read only those.
+    lookup_names: BTreeSet<String>,
 }
 
 impl Loader {
@@ -566,11 +580,7 @@ impl Loader {
         let mut query = BTreeSet::new();
         for q in &raw.query {
             let name = q.get_ref();
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-            if !valid {
+            if !is_query_name(name) {
                 self.error(
                     file,
                     source.line(q),
@@ -601,12 +611,14 @@ impl Loader {
             ));
         }
         let allow_paths = allow_paths?;
+        let lookups = self.lookups(source, raw);
         let conditions = self.conditions(source, raw, kind, &allow_paths);
         Some(Route {
             method: method?,
             template: template?,
             query,
-            plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?),
+            plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
+                .with_lookups(lookups?),
             site,
             rule_sites: source.rule_sites(raw),
         })
@@ -827,6 +839,83 @@ impl Loader {
         ))
     }
 
+    /// Compiles the route's `[[route.lookup]]`s, and notes their names for [`Self::expr`].
+    fn lookups(&mut self, source: &Source, raw: &raw::Route) -> Option<Vec<Lookup>> {
+        let file = &source.path;
+        let mut ok = true;
+        self.lookup_names.clear();
+        if let Some(extra) = raw.lookup.get(lookup::MAX_LOOKUPS) {
+            self.error(
+                file,
+                source.line(extra),
+                format!("a route may have at most {} lookups", lookup::MAX_LOOKUPS),
+            );
+            ok = false;
+        }
+        let mut lookups = Vec::new();
+        for l in &raw.lookup {
+            let l = l.get_ref();
+            let name = l.name.get_ref();
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                self.error(
+                    file,
+                    source.line(&l.name),
+                    format!("lookup name {name:?} must be letters, digits and _, as CEL reads lookup.<name>"),
+                );
+                ok = false;
+            } else if !self.lookup_names.insert(name.clone()) {
+                self.error(
+                    file,
+                    source.line(&l.name),
+                    format!("lookup {name:?} is declared twice"),
+                );
+                ok = false;
+            }
+            let mut query = Vec::new();
+            for (param, text) in &l.query {
+                if !is_query_name(param) {
+                    self.error(
+                        file,
+                        source.line(text),
+                        format!("lookup query parameter name {param:?} is not valid"),
+                    );
+                    ok = false;
+                }
+                let expr = self.expr(source, "lookup query", text, false);
+                match expr.map(|e| lookup::check_placeholder(&e).map(|()| e)) {
+                    Some(Ok(e)) => query.push((param.clone(), e)),
+                    Some(Err(why)) => {
+                        self.error(file, source.line(text), format!("lookup query: {why}"));
+                        ok = false;
+                    }
+                    None => ok = false,
+                }
+            }
+            match Lookup::new(name, l.path.get_ref(), query) {
+                Ok(compiled) => {
+                    if compiled.uses_pseudonym() && self.secrets.pseudonym_key.is_none() {
+                        self.error(
+                            file,
+                            source.line(&l.path),
+                            "pseudonym() needs a pseudonym key, and none is set",
+                        );
+                        ok = false;
+                    }
+                    lookups.push(compiled);
+                }
+                Err(errors) => {
+                    for e in errors {
+                        self.error(file, source.line(&l.path), e);
+                    }
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(lookups)
+    }
+
     /// Compiles one CEL expression; problems are reported at their line in the file.
     fn expr(
         &mut self,
@@ -836,7 +925,21 @@ impl Loader {
         item: bool,
     ) -> Option<Expr> {
         match Expr::compile(text.get_ref(), item) {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                let undeclared: Vec<String> = e
+                    .lookups()
+                    .difference(&self.lookup_names)
+                    .cloned()
+                    .collect();
+                for name in &undeclared {
+                    self.error(
+                        &source.path,
+                        source.line(text),
+                        format!("{what}: the route has no lookup {name:?} (declare it in [[route.lookup]])"),
+                    );
+                }
+                undeclared.is_empty().then_some(e)
+            }
             Err(errors) => {
                 let start = source.line(text);
                 // A multi-line string whose first line is empty: TOML drops that newline.

@@ -157,6 +157,7 @@ impl Requested {
             query: &self.query,
             headers: &self.headers,
             now: self.now,
+            lookups: filter::Lookups::none(),
         }
     }
 }

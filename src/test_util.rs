@@ -197,6 +197,7 @@ impl Call {
             query: &self.query,
             headers: &self.headers,
             now: self.now,
+            lookups: crate::filter::Lookups::none(),
         }
     }
 

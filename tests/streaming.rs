@@ -162,6 +162,7 @@ async fn a_large_export_streams_in_audited_segments() {
             query: &[],
             headers: &[],
             now: std::time::SystemTime::now(),
+            lookups: need_to_know::filter::Lookups::none(),
         };
         let outcome = need_to_know::filter::decide(&route.plan, &request, &page, false);
         expected.extend(

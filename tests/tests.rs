@@ -12,6 +12,8 @@ mod routes;
 mod filter;
 // Conditional disclosure through the real server: when, items, derive, refuse, CEL errors.
 mod conditions;
+// Lookups: a second upstream record the rules read, fetched with the gateway's credential.
+mod lookups;
 // The disclosure ledger: a record per request, the chain, 503 when it cannot be written.
 mod audit;
 // TLS and mutual TLS: certificate identity, refusals, an https upstream.

@@ -38,6 +38,10 @@ pub struct Args {
     /// (x-disclosure-reference) have any effect.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
+    /// What the route's lookup NAME answers, from a file of JSON; may be repeated. A lookup
+    /// not given fails, as one that fails live.
+    #[arg(long = "lookup", value_name = "NAME=FILE")]
+    lookups: Vec<String>,
     /// The time the conditions see as `now` (RFC 3339); the current time by default.
     #[arg(long)]
     now: Option<String>,
@@ -55,13 +59,16 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     if args.format == "text" {
         print!("{}", explained.to_text());
     } else {
-        let out = json!({
+        let mut out = json!({
             "status": explained.status,
             "body": explained.body,
             "reasons": explained.reasons,
             "fields": explained.fields,
             "rule_errors": explained.rule_errors,
         });
+        if !explained.lookups.is_empty() {
+            out["lookups"] = json!(explained.lookups);
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(0)
@@ -91,6 +98,15 @@ fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Dec
             .with_context(|| format!("--header {h:?}: bad value"))?;
         headers.append(name, value);
     }
+    let mut lookups = std::collections::BTreeMap::new();
+    for l in &args.lookups {
+        let Some((name, file)) = l.split_once('=') else {
+            bail!("--lookup {l:?} is not NAME=FILE");
+        };
+        let bytes = std::fs::read(file.trim())
+            .with_context(|| format!("--lookup {l:?}: cannot read {}", file.trim()))?;
+        lookups.insert(name.trim().to_owned(), bytes);
+    }
     let target = match &args.query {
         Some(q) if args.path.contains('?') => format!("{}&{q}", args.path),
         Some(q) => format!("{}?{q}", args.path),
@@ -102,6 +118,7 @@ fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Dec
         target,
         headers,
         now,
+        lookups,
     };
     Ok(dry_run::run(&request, &bytes, max_depth))
 }
@@ -142,6 +159,7 @@ reason = "the tenant has objected to this use"
             query: None,
             body: dir.join("body.json"),
             headers: Vec::new(),
+            lookups: Vec::new(),
             now: Some("2025-03-01T00:00:00Z".into()),
             format: "json".into(),
         }

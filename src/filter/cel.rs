@@ -37,7 +37,7 @@ pub use reads::Reads;
 use super::Removed;
 
 /// The variables an expression may name (listed for rule writers in `docs/rules.md`).
-pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now"];
+pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now", "lookup"];
 
 /// The functions beyond standard CEL.
 pub const FUNCTIONS: &[&str] = &["age_band", "postcode_district", "pseudonym", "mask"];
@@ -63,6 +63,8 @@ pub struct Expr {
     item_reads: Reads,
     /// The same condition for [`Direct`] evaluation, when it is in that subset.
     direct: Option<Direct>,
+    /// The lookups it reads (`lookup.<name>`), which the route must declare.
+    lookups: std::collections::BTreeSet<String>,
 }
 
 /// Which variables and functions an expression refers to, so a request builds only what is
@@ -74,6 +76,7 @@ pub struct Uses {
     pub recipient: bool,
     pub request: bool,
     pub pseudonym: bool,
+    pub lookup: bool,
 }
 
 /// Why an expression does not compile, each with the line within the expression (1-based).
@@ -110,6 +113,7 @@ impl Uses {
             recipient: self.recipient || other.recipient,
             request: self.request || other.request,
             pseudonym: self.pseudonym || other.pseudonym,
+            lookup: self.lookup || other.lookup,
         }
     }
 }
@@ -170,6 +174,7 @@ impl Expr {
                 }),
                 "recipient" => uses.recipient = true,
                 "request" => uses.request = true,
+                "lookup" => uses.lookup = true,
                 "now" => {}
                 n if TYPE_NAMES.contains(&n) => {}
                 other => errors.push(CompileError {
@@ -199,6 +204,20 @@ impl Expr {
                 });
             }
         }
+        // A failed lookup is not in `lookup`: `has(lookup.x)` would answer false instead of
+        // failing, and a rule reading `lookup` whole could not be checked against the route.
+        if refs.lookup_whole {
+            errors.push(CompileError {
+                line: 1,
+                message: "read a lookup as lookup.<name>, not `lookup` itself".into(),
+            });
+        }
+        if refs.lookup_has {
+            errors.push(CompileError {
+                line: 1,
+                message: "has(lookup.<name>) is not allowed: a lookup that failed is an error wherever it is read".into(),
+            });
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -212,7 +231,13 @@ impl Expr {
             body_reads,
             item_reads,
             direct,
+            lookups: refs.lookups,
         })
+    }
+
+    /// The names of the lookups it reads, as `lookup.<name>`.
+    pub fn lookups(&self) -> &std::collections::BTreeSet<String> {
+        &self.lookups
     }
 
     pub fn source(&self) -> &str {
@@ -305,6 +330,12 @@ fn is_standard_function(name: &str) -> bool {
 struct Refs {
     variables: std::collections::BTreeSet<String>,
     functions: std::collections::BTreeSet<String>,
+    /// The `x` of each `lookup.x`.
+    lookups: std::collections::BTreeSet<String>,
+    /// `lookup` read other than as `lookup.x`.
+    lookup_whole: bool,
+    /// `has(lookup.x)`, which a failed lookup would answer with false.
+    lookup_has: bool,
 }
 
 impl Refs {
@@ -313,10 +344,18 @@ impl Refs {
             Node::Unspecified | Node::Literal(_) => {}
             Node::Ident(name) => {
                 if !name.starts_with('@') && !bound.contains(name) {
+                    self.lookup_whole |= name == "lookup";
                     self.variables.insert(name.clone());
                 }
             }
-            Node::Select(s) => self.walk(&s.operand, bound),
+            Node::Select(s) => match &s.operand.expr {
+                Node::Ident(name) if name == "lookup" && !bound.contains(name) => {
+                    self.variables.insert(name.clone());
+                    self.lookup_has |= s.test;
+                    self.lookups.insert(s.field.clone());
+                }
+                _ => self.walk(&s.operand, bound),
+            },
             Node::Call(call) => {
                 self.functions.insert(call.func_name.clone());
                 if let Some(target) = &call.target {
@@ -695,6 +734,16 @@ pub(crate) fn to_val_reading<'v>(
         )),
         _ => to_val(json),
     }
+}
+
+/// Named JSON values (the lookups that succeeded) as a CEL map, each converted whole.
+pub fn json_map<'v>(entries: impl IntoIterator<Item = (&'v str, &'v Value)>) -> Box<dyn Val + 'v> {
+    Box::new(CelMap::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (CelMapKey::from(k), to_val(v)))
+            .collect::<HashMap<_, _>>(),
+    ))
 }
 
 /// A string map (route parameters, query, headers) as a CEL map.

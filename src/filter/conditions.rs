@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
 use super::eval;
+use super::lookup::Lookups;
 use super::plan::{Caller, Plan};
 use super::{
     allow_explained_without, allow_without, each_inner_path, subjects, subjects_without, AllowTree,
@@ -120,6 +121,8 @@ pub struct Request<'a> {
     /// Only the headers in [`cel::HEADERS`], as [`pick_headers`] takes them.
     pub headers: &'a [(&'static str, String)],
     pub now: SystemTime,
+    /// The answers to the route's lookups, bound as `lookup` ([`Lookups::none`] for none).
+    pub lookups: &'a Lookups,
 }
 
 /// Everything decided about one upstream body.
@@ -243,6 +246,11 @@ impl Conditions {
 
     pub fn refuse(&self) -> Option<&Refuse> {
         self.refuse.as_ref()
+    }
+
+    /// The route's CEL functions, for the lookups' placeholders.
+    pub(crate) fn functions(&self) -> &Functions {
+        &self.functions
     }
 
     /// Puts the keys the whole policy names in use for this route's recorded paths.
@@ -762,7 +770,8 @@ impl<'a> PerElement<'a> {
 }
 
 /// Binds the variables the route's rules read; `now` always, since `age_band` reads it.
-/// `body` is bound without the values in `removed`.
+/// `body` is bound without the values in `removed`; `lookup` holds only the lookups that
+/// succeeded, so reading one that failed is an error.
 pub(super) fn bind<'v>(
     scope: &mut cel::Scope<'_, 'v>,
     uses: Uses,
@@ -804,6 +813,9 @@ pub(super) fn bind<'v>(
                 ),
             ]),
         );
+    }
+    if uses.lookup {
+        scope.add_variable_as_val("lookup", cel::json_map(request.lookups.succeeded()));
     }
     scope.add_variable_as_val("now", cel::timestamp(request.now));
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::conditions::Conditions;
+use super::lookup::Lookup;
 use crate::path::{FieldPath, KnownKeys, Segment};
 
 /// The compiled rules of one route.
@@ -23,6 +24,8 @@ pub struct Plan {
     subjects_optional: bool,
     /// `when`, `items`, `derive` and `refuse`, compiled, with the allow trees they make.
     conditions: Conditions,
+    /// The upstream records the rules read as `lookup.<name>`, fetched after the response.
+    lookups: Vec<Lookup>,
     /// Why the route's large array responses are always buffered; `None`: they stream,
     /// element by element. Decided here, when the rules load, so a request never guesses.
     buffered_because: Option<&'static str>,
@@ -51,6 +54,7 @@ impl Plan {
             subjects,
             subjects_optional,
             conditions,
+            lookups: Vec::new(),
             buffered_because: None,
         };
         plan.buffered_because = plan.why_buffered();
@@ -71,6 +75,17 @@ impl Plan {
 
     pub fn conditions(&self) -> &Conditions {
         &self.conditions
+    }
+
+    /// This plan with `lookups`, which its rules read as `lookup.<name>`.
+    pub fn with_lookups(mut self, lookups: Vec<Lookup>) -> Plan {
+        self.lookups = lookups;
+        self.buffered_because = self.why_buffered();
+        self
+    }
+
+    pub fn lookups(&self) -> &[Lookup] {
+        &self.lookups
     }
 
     /// Whether large array responses stream element by element.
@@ -98,6 +113,9 @@ impl Plan {
         }
         if c.refuse().is_some() {
             return Some("has a refuse rule, a decision about the whole response");
+        }
+        if !self.lookups.is_empty() {
+            return Some("has lookups, whose placeholders read the whole body");
         }
         let paths_ok = self.allow.iter().all(array_rooted)
             && self.subjects.iter().all(array_rooted)

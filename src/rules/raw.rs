@@ -59,6 +59,8 @@ pub struct Route {
     #[serde(default)]
     pub derive: Vec<Spanned<Derive>>,
     pub refuse: Option<Spanned<Refuse>>,
+    #[serde(default)]
+    pub lookup: Vec<Spanned<Lookup>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,4 +100,16 @@ pub struct Refuse {
     /// What the recipient is answered: 403 (the default) or 404, so that "not yours" looks
     /// like "does not exist".
     pub status: Option<Spanned<i64>>,
+}
+
+/// A second upstream record the rules read as `lookup.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    pub name: Spanned<String>,
+    /// A path whose `{CEL}` placeholders are each filled in as one segment.
+    pub path: Spanned<String>,
+    /// Query parameter name -> CEL expression giving its value.
+    #[serde(default)]
+    pub query: std::collections::BTreeMap<String, Spanned<String>>,
 }
