@@ -42,6 +42,23 @@ pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now"];
 /// The functions beyond standard CEL.
 pub const FUNCTIONS: &[&str] = &["age_band", "postcode_district", "pseudonym", "mask"];
 
+/// The functions of CEL's strings extension an expression may call (`s.lowerAscii()`,
+/// `list.join(', ')`): those rule writers need to compare codes and names as the housing
+/// system spells them. The extension's others (`format`, `reverse`, `strings.quote`) stay
+/// unknown, so what a rule may call is exactly what `docs/rules.md` lists.
+pub const STRING_FUNCTIONS: &[&str] = &[
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "replace",
+    "split",
+    "substring",
+    "trim",
+    "join",
+];
+
 /// The request headers a condition may read, by lower-case name. A fixed, short list: a
 /// condition must never see credentials (`authorization`) or anything the recipient did not
 /// send on purpose for the policy.
@@ -114,8 +131,20 @@ impl Uses {
     }
 }
 
-/// The standard environment, built once per process: expressions compile and run against it.
+/// The standard environment with the strings extension, built once per process:
+/// expressions compile and run against it.
 fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        env.add_extension(cel::extensions::strings)
+            .expect("the strings extension names no standard overload");
+        Arc::new(env)
+    })
+}
+
+/// The standard environment alone, to tell standard functions from the extension's.
+fn stdlib() -> &'static Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| Arc::new(Env::stdlib()))
 }
@@ -193,7 +222,9 @@ impl Expr {
                 errors.push(CompileError {
                     line: 1,
                     message: format!(
-                        "unknown function {name:?}: standard CEL and {} are available",
+                        "unknown function {name:?}: standard CEL, the string functions {} \
+                         and {} are available",
+                        STRING_FUNCTIONS.join(", "),
                         FUNCTIONS.join(", ")
                     ),
                 });
@@ -290,12 +321,16 @@ fn is_operator(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-/// Whether the standard environment declares `name`, globally or as a member function.
+/// Whether `name` is one of [`STRING_FUNCTIONS`] or the standard environment declares it,
+/// globally or as a member function.
 ///
 /// `cel` offers no lookup by name, but refuses to add a context function that an
 /// environment overload already names: that refusal is the lookup.
 fn is_standard_function(name: &str) -> bool {
-    let mut probe = Context::with_env(Arc::clone(env()));
+    if STRING_FUNCTIONS.contains(&name) {
+        return true;
+    }
+    let mut probe = Context::with_env(Arc::clone(stdlib()));
     probe.add_function(name, |x: i64| x).is_err()
 }
 
@@ -957,6 +992,45 @@ mod tests {
         assert!(run("postcode_district('nope')", &body).is_err());
         let p = run("pseudonym(body.n)", &body).unwrap();
         assert_eq!(p, run("pseudonym('1')", &body).unwrap());
+    }
+
+    #[test]
+    fn the_string_functions_are_cel_s_extension() {
+        let body = serde_json::json!({"code": " Vio-01 ", "names": ["A", "B"]});
+        for (source, want) in [
+            ("'abc'.charAt(1)", CelValue::from("b")),
+            ("'abcabc'.indexOf('c')", CelValue::Int(2)),
+            ("'abcabc'.lastIndexOf('c')", CelValue::Int(5)),
+            ("body.code.trim().lowerAscii()", CelValue::from("vio-01")),
+            ("body.code.trim().upperAscii()", CelValue::from("VIO-01")),
+            ("body.code.replace('-', '')", CelValue::from(" Vio01 ")),
+            ("size('a,b,c'.split(','))", CelValue::Int(3)),
+            ("'VIO-01'.substring(0, 3)", CelValue::from("VIO")),
+            ("body.names.join(', ')", CelValue::from("A, B")),
+        ] {
+            assert_eq!(run(source, &body), Ok(want), "{source}");
+        }
+        assert!(run("'abc'.charAt(7)", &body).is_err());
+        assert!(run("body.names.charAt(0)", &body).is_err());
+        for name in STRING_FUNCTIONS {
+            assert!(is_standard_function(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_rest_of_the_strings_extension_is_unknown() {
+        for source in [
+            "'abc'.reverse()",
+            "'%s'.format(['a'])",
+            "strings.quote('a')",
+        ] {
+            let e = Expr::compile(source, false).unwrap_err();
+            let unknown = e.iter().find(|e| e.message.contains("unknown function"));
+            assert!(
+                unknown.is_some_and(|e| e.message.contains("lowerAscii")),
+                "{source}: {e:?}"
+            );
+        }
     }
 
     #[test]
