@@ -256,7 +256,13 @@ fn condition() -> impl Strategy<Value = String> {
 /// A derived value: one of our functions on an operand.
 fn derivation() -> impl Strategy<Value = String> {
     (
-        literal(&["age_band", "postcode_district", "pseudonym", "mask"]),
+        literal(&[
+            "age_band",
+            "postcode_district",
+            "pseudonym",
+            "mask",
+            "normalize",
+        ]),
         prop_oneof![3 => string_term(), 1 => term()],
     )
         .prop_map(|(f, t)| format!("{f}({t})"))
