@@ -20,6 +20,7 @@ use cel::common::types::{
     CelUInt,
 };
 use cel::common::value::Val;
+use cel::extractors::Arguments;
 use cel::objects::Key;
 use cel::{Context, Env, ExecutionError, FunctionContext, Program, Value as CelValue};
 
@@ -29,9 +30,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+mod dates;
 mod direct;
 mod reads;
 mod text;
+pub use dates::{age_band, check_format, date, date_with};
 pub(crate) use direct::{Direct, Inputs};
 pub use reads::Reads;
 pub use text::{normalize, postcode_district};
@@ -48,6 +51,7 @@ pub const FUNCTIONS: &[&str] = &[
     "pseudonym",
     "mask",
     "normalize",
+    "date",
 ];
 
 /// The functions of CEL's strings extension an expression may call (`s.lowerAscii()`,
@@ -238,6 +242,11 @@ impl Expr {
                 });
             }
         }
+        errors.extend(
+            refs.misuses
+                .into_iter()
+                .map(|message| CompileError { line: 1, message }),
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -348,6 +357,8 @@ fn is_standard_function(name: &str) -> bool {
 struct Refs {
     variables: std::collections::BTreeSet<String>,
     functions: std::collections::BTreeSet<String>,
+    /// How calls of our functions misuse them, found at load rather than on every request.
+    misuses: Vec<String>,
 }
 
 impl Refs {
@@ -362,6 +373,7 @@ impl Refs {
             Node::Select(s) => self.walk(&s.operand, bound),
             Node::Call(call) => {
                 self.functions.insert(call.func_name.clone());
+                self.misuses.extend(misuse(call));
                 if let Some(target) = &call.target {
                     self.walk(target, bound);
                 }
@@ -403,6 +415,36 @@ impl Refs {
                 }
             }
         }
+    }
+}
+
+/// How a call of one of our [`FUNCTIONS`] is wrong whatever the data: called as a method,
+/// with the wrong number of arguments, or `date()` with a literal format chrono cannot read.
+fn misuse(call: &cel::common::ast::CallExpr) -> Option<String> {
+    let name = call.func_name.as_str();
+    if !FUNCTIONS.contains(&name) {
+        return None;
+    }
+    if call.target.is_some() {
+        return Some(format!(
+            "{name}() is a function, not a method: write {name}(x), not x.{name}()"
+        ));
+    }
+    let arities = if name == "date" { 1..=2 } else { 1..=1 };
+    if !arities.contains(&call.args.len()) {
+        let wanted = if name == "date" { "1 or 2" } else { "1" };
+        return Some(format!(
+            "{name}() takes {wanted} argument(s), not {}",
+            call.args.len()
+        ));
+    }
+    match call.args.get(1).map(|a| &a.expr) {
+        Some(Node::Literal(cel::common::ast::LiteralValue::String(format))) => {
+            check_format(format.inner())
+                .err()
+                .map(|why| format!("date(): the format {:?}: {why}", format.inner()))
+        }
+        _ => None,
     }
 }
 
@@ -486,6 +528,7 @@ impl Functions {
                 ExecutionError::function_error("postcode_district", "no UK postcode in the text")
             })
         });
+        let _ = root.add_function("date", date_fn);
         let _ = root.add_function("normalize", |v: CelValue| {
             let text = string_arg("normalize", &v)?;
             Ok::<_, ExecutionError>(CelValue::from(normalize(text)))
@@ -527,7 +570,10 @@ impl Functions {
         now: chrono::DateTime<chrono::FixedOffset>,
     ) -> Option<String> {
         match name {
-            "age_band" => age_band(parse_date(text)?, now.date_naive()).map(str::to_owned),
+            "age_band" => date(text)
+                .and_then(|born| age_band(born, now))
+                .ok()
+                .map(str::to_owned),
             "postcode_district" => postcode_district(text),
             "mask" => Some(mask(text)),
             "normalize" => Some(normalize(text)),
@@ -555,66 +601,35 @@ fn string_arg<'a>(function: &str, v: &'a CelValue) -> Result<&'a str, ExecutionE
     }
 }
 
+/// `age_band(x)`: `x` a date as [`date`] reads it, or a timestamp; the age on `now`.
 fn age_band_fn(ftx: &FunctionContext, v: CelValue) -> Result<CelValue, ExecutionError> {
-    let text = string_arg("age_band", &v)?;
+    let fail = |why| ExecutionError::function_error("age_band", why);
     let now = ftx
         .ptx
         .get_variable("now")
-        .and_then(|n| {
-            n.downcast_ref::<CelTimestamp>()
-                .map(|t| t.inner().date_naive())
-        })
-        .ok_or_else(|| ExecutionError::function_error("age_band", "now is not set"))?;
-    let born = parse_date(text)
-        .ok_or_else(|| ExecutionError::function_error("age_band", "not a YYYY-MM-DD date"))?;
-    age_band(born, now)
-        .map(CelValue::from)
-        .ok_or_else(|| ExecutionError::function_error("age_band", "date of birth in the future"))
-}
-
-/// A strict `YYYY-MM-DD`: chrono alone would also take `2025-1-5`.
-fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
-    let b = text.as_bytes();
-    let shape = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
-        return None;
-    }
-    // Digits only, by the shape: read them directly (chrono's parser compiles its format
-    // string on every call, which was most of a streamed element's `age_band`).
-    let number = |range: std::ops::Range<usize>| {
-        b[range]
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+        .and_then(|n| n.downcast_ref::<CelTimestamp>().map(|t| *t.inner()))
+        .ok_or_else(|| fail("now is not set"))?;
+    let born = match &v {
+        CelValue::String(s) => date(s.as_str()).map_err(fail)?,
+        CelValue::Timestamp(t) => *t,
+        _ => return Err(fail("takes a date string or a timestamp")),
     };
-    let year = i32::try_from(number(0..4)).ok()?;
-    chrono::NaiveDate::from_ymd_opt(year, number(5..7), number(8..10))
+    age_band(born, now).map(CelValue::from).map_err(fail)
 }
 
-/// The band of the age reached on `today` by someone born on `born`.
-///
-/// Age counts whole years: a birthday is reached on its date, and someone born on 29
-/// February reaches it on 1 March in a common year (as UK law counts it).
-pub fn age_band(born: chrono::NaiveDate, today: chrono::NaiveDate) -> Option<&'static str> {
-    use chrono::Datelike;
-    let mut age = today.year() - born.year();
-    if (today.month(), today.day()) < (born.month(), born.day()) {
-        age -= 1;
-    }
-    Some(match age {
-        a if a < 0 => return None,
-        0..=17 => "under 18",
-        18..=24 => "18-24",
-        25..=34 => "25-34",
-        35..=44 => "35-44",
-        45..=54 => "45-54",
-        55..=64 => "55-64",
-        _ => "65+",
-    })
+/// `date(s)` or `date(s, format)`: a timestamp, or an error saying why not.
+fn date_fn(Arguments(args): Arguments) -> Result<CelValue, ExecutionError> {
+    let fail = |why| ExecutionError::function_error("date", why);
+    let text = |v: &CelValue| match v {
+        CelValue::String(s) => Ok(s.as_str().to_owned()),
+        _ => Err(fail("takes strings")),
+    };
+    let t = match args.as_slice() {
+        [s] => date(&text(s)?).map_err(fail)?,
+        [s, format] => date_with(&text(s)?, &text(format)?).map_err(fail)?,
+        _ => return Err(ExecutionError::invalid_argument_count(2, args.len())),
+    };
+    Ok(CelValue::Timestamp(t))
 }
 
 /// Every character but the last three replaced by `*`; a value of three characters or fewer
@@ -785,56 +800,6 @@ pub fn to_json(v: &CelValue) -> Option<Value> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    #[test]
-    fn age_band_boundaries() {
-        let born = d(2000, 6, 15);
-        let cases = [
-            (d(2018, 6, 14), "under 18"),
-            (d(2018, 6, 15), "18-24"),
-            (d(2025, 6, 14), "18-24"),
-            (d(2025, 6, 15), "25-34"),
-            (d(2035, 6, 14), "25-34"),
-            (d(2035, 6, 15), "35-44"),
-            (d(2045, 6, 15), "45-54"),
-            (d(2055, 6, 15), "55-64"),
-            (d(2065, 6, 14), "55-64"),
-            (d(2065, 6, 15), "65+"),
-            (d(2000, 6, 15), "under 18"),
-        ];
-        for (today, band) in cases {
-            assert_eq!(age_band(born, today), Some(band), "{today}");
-        }
-        assert_eq!(age_band(born, d(2000, 6, 14)), None);
-    }
-
-    #[test]
-    fn leap_day_birthday_is_reached_on_the_first_of_march() {
-        let born = d(2004, 2, 29);
-        assert_eq!(age_band(born, d(2022, 2, 28)), Some("under 18"));
-        assert_eq!(age_band(born, d(2022, 3, 1)), Some("18-24"));
-    }
-
-    #[test]
-    fn dates_are_strict() {
-        assert_eq!(parse_date("1985-12-10"), Some(d(1985, 12, 10)));
-        for bad in [
-            "1985-1-10",
-            "1985-13-10",
-            "1985-02-30",
-            "10/12/1985",
-            "",
-            "1985-12-10T00",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
-
     #[test]
     fn masks_all_but_the_last_three() {
         assert_eq!(mask("07700 900123"), "*********123");
@@ -894,6 +859,39 @@ mod tests {
         );
         let e = Expr::compile("body.a &&\n  body.b ==", false).unwrap_err();
         assert_eq!(e[0].line, 2, "{e:?}");
+        for (source, message) in [
+            ("date()", "date() takes 1 or 2 argument(s), not 0"),
+            (
+                "date('a', 'b', 'c')",
+                "date() takes 1 or 2 argument(s), not 3",
+            ),
+            (
+                "age_band(body.a, now)",
+                "age_band() takes 1 argument(s), not 2",
+            ),
+            ("normalize()", "normalize() takes 1 argument(s), not 0"),
+            (
+                "postcode_district(body.a, 1)",
+                "postcode_district() takes 1",
+            ),
+            (
+                "body.a.normalize()",
+                "normalize() is a function, not a method",
+            ),
+            (
+                "date(body.a, '%d/%m/%Y %Z')",
+                "date(): the format \"%d/%m/%Y %Z\": %Z",
+            ),
+            ("date(body.a, '%Y %')", "not a strftime format"),
+        ] {
+            let e = Expr::compile(source, false).unwrap_err();
+            assert!(
+                e.iter().any(|e| e.message.contains(message)),
+                "{source}: {e:?}"
+            );
+        }
+        assert!(Expr::compile("date(body.a, body.format) < now", false).is_ok());
+        assert!(Expr::compile("date(body.a, '%d/%m/%Y') < now", false).is_ok());
         let x = Expr::compile("pseudonym(body.id)", false).unwrap();
         assert!(x.uses().pseudonym && x.uses().body && !x.uses().request);
     }
@@ -994,6 +992,56 @@ mod tests {
                 "{source}: {e:?}"
             );
         }
+    }
+
+    /// `now` in [`run`] is 2025-02-19T21:20:00Z.
+    #[test]
+    fn dates_through_cel() {
+        let body = serde_json::json!({"alert": "1979-03-14T00:00:00", "dob": "1985-12-10",
+            "placeholder": "0001-01-01", "unknown": "1900-01-01", "us": "07/11/2023", "n": 1});
+        for source in [
+            "date(body.alert) < now",
+            "date(body.alert) == timestamp('1979-03-14T00:00:00Z')",
+            "date(body.dob) == date('1985-12-10T00:00:00')",
+            "date(body.unknown) < now && date(body.placeholder) < date(body.unknown)",
+            "date(body.us, '%m/%d/%Y') == date('2023-07-11')",
+            "date('2023-07-11').getDate('Europe/London') == 11",
+            "date('2023-07-11').getDate() == 10",
+            "age_band(date(body.dob)) == age_band(body.dob)",
+            "age_band(timestamp('1985-12-10T00:00:00Z')) == '35-44'",
+            "age_band('1985-12-10T00:00:00') == '35-44'",
+            "age_band('2025-02-19') == 'under 18'",
+            "date(body.dob).getFullYear() == 1985",
+        ] {
+            assert_eq!(run(source, &body), Ok(CelValue::Bool(true)), "{source}");
+        }
+        for source in [
+            "date(body.n)",
+            "date(now)",
+            "date(body.us)",
+            "date(body.us, 1)",
+            "date('2024-03-31T01:30:00')",
+            "date('0000-12-31')",
+            "age_band(body.placeholder)",
+            "age_band(body.unknown)",
+            "age_band('2025-02-20')",
+            "age_band(body.n)",
+            "age_band(date(body.placeholder))",
+        ] {
+            assert!(
+                run(source, &body).is_err(),
+                "{source}: {:?}",
+                run(source, &body)
+            );
+        }
+        assert_eq!(
+            run("age_band(body.placeholder)", &body),
+            Err(EvalError("age_band() failed".into()))
+        );
+        assert_eq!(
+            run("date(body.alert)", &body).map(|t| to_json(&t)),
+            Ok(Some(Value::from("1979-03-14T00:00:00+00:00")))
+        );
     }
 
     #[test]
