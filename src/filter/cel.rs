@@ -560,9 +560,10 @@ impl Functions {
         }
     }
 
-    /// `name(text)` for our functions, as the CEL versions compute it on a string (and
-    /// `pseudonym` on an integer's digits); `None` where CEL's would fail, so the caller
-    /// asks CEL and gets its error.
+    /// `name(text)` for our functions that give a string, as the CEL versions compute it on
+    /// a string (and `pseudonym` on an integer's digits), calling the same functions; `None`
+    /// where CEL's would fail, or for a function that gives no string (`date`), so the caller
+    /// asks CEL and gets its answer or error.
     pub(crate) fn call_direct(
         &self,
         name: &str,
