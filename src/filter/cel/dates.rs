@@ -149,13 +149,7 @@ fn band(born: NaiveDate, today: NaiveDate) -> Result<&'static str, Why> {
 /// A strict `YYYY-MM-DD`: chrono alone would also take `2025-1-5`.
 fn ymd(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
-    let shape = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
+    if !(b.len() == 10 && digits_but(b, b'-', [4, 7])) {
         return None;
     }
     // Digits only, by the shape: read them directly (chrono's parser compiles its format
@@ -171,12 +165,7 @@ fn local_date_time(text: &str) -> Option<NaiveDateTime> {
     let time = time.strip_prefix('T')?;
     let (hms, fraction) = time.split_at_checked(8)?;
     let b = hms.as_bytes();
-    let shape = b[2] == b':'
-        && b[5] == b':'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 2 || i == 5 || c.is_ascii_digit());
-    if !shape {
+    if !digits_but(b, b':', [2, 5]) {
         return None;
     }
     let nanos = match fraction.strip_prefix('.') {
@@ -189,6 +178,17 @@ fn local_date_time(text: &str) -> Option<NaiveDateTime> {
     let time =
         NaiveTime::from_hms_nano_opt(digits(&b[0..2]), digits(&b[3..5]), digits(&b[6..8]), nanos)?;
     Some(day.and_time(time))
+}
+
+/// Whether `b` is ASCII digits but for `separator` at the two places `at`.
+fn digits_but(b: &[u8], separator: u8, at: [usize; 2]) -> bool {
+    b.iter().enumerate().all(|(i, c)| {
+        if at.contains(&i) {
+            *c == separator
+        } else {
+            c.is_ascii_digit()
+        }
+    })
 }
 
 /// The number ASCII digits spell (at most nine of them: no overflow).
