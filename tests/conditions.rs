@@ -28,7 +28,7 @@ fn assert_absent(raw: &[u8], needles: &[&str]) {
     }
 }
 
-/// Today's date in UTC, as the gateway's `now` sees it.
+/// Today's date in London, as `age_band` counts it.
 fn today() -> NaiveDate {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -36,6 +36,7 @@ fn today() -> NaiveDate {
         .as_secs();
     chrono::DateTime::from_timestamp(i64::try_from(secs).expect("secs"), 0)
         .expect("a time")
+        .with_timezone(&chrono_tz::Europe::London)
         .date_naive()
 }
 
@@ -394,7 +395,7 @@ async fn age_bands_change_on_the_birthday_itself() {
         seen.push((dob, r.json()));
     }
     if today() != before {
-        // Midnight UTC passed mid-test: every expected band moved by a day.
+        // Midnight in London passed mid-test: every expected band moved by a day.
         return;
     }
     for ((dob, body), (_, band)) in seen.iter().zip(cases.iter()) {

@@ -20,6 +20,7 @@ use cel::common::types::{
     CelUInt,
 };
 use cel::common::value::Val;
+use cel::extractors::Arguments;
 use cel::objects::Key;
 use cel::{Context, Env, ExecutionError, FunctionContext, Program, Value as CelValue};
 
@@ -29,10 +30,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+mod dates;
 mod direct;
 mod reads;
+mod text;
+pub use dates::{age_band, check_format, date, date_with};
 pub(crate) use direct::{Direct, Inputs};
 pub use reads::Reads;
+pub use text::{normalize, postcode_district};
 
 use super::Removed;
 
@@ -40,7 +45,31 @@ use super::Removed;
 pub const VARIABLES: &[&str] = &["body", "item", "recipient", "request", "now", "lookup"];
 
 /// The functions beyond standard CEL.
-pub const FUNCTIONS: &[&str] = &["age_band", "postcode_district", "pseudonym", "mask"];
+pub const FUNCTIONS: &[&str] = &[
+    "age_band",
+    "postcode_district",
+    "pseudonym",
+    "mask",
+    "normalize",
+    "date",
+];
+
+/// The functions of CEL's strings extension an expression may call (`s.lowerAscii()`,
+/// `list.join(', ')`): those rule writers need to compare codes and names as the housing
+/// system spells them. The extension's others (`format`, `reverse`, `strings.quote`) stay
+/// unknown, so what a rule may call is exactly what `docs/rules.md` lists.
+pub const STRING_FUNCTIONS: &[&str] = &[
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "replace",
+    "split",
+    "substring",
+    "trim",
+    "join",
+];
 
 /// The request headers a condition may read, by lower-case name. A fixed, short list: a
 /// condition must never see credentials (`authorization`) or anything the recipient did not
@@ -118,8 +147,20 @@ impl Uses {
     }
 }
 
-/// The standard environment, built once per process: expressions compile and run against it.
+/// The standard environment with the strings extension, built once per process:
+/// expressions compile and run against it.
 fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        env.add_extension(cel::extensions::strings)
+            .expect("the strings extension names no standard overload");
+        Arc::new(env)
+    })
+}
+
+/// The standard environment alone, to tell standard functions from the extension's.
+fn stdlib() -> &'static Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| Arc::new(Env::stdlib()))
 }
@@ -198,7 +239,9 @@ impl Expr {
                 errors.push(CompileError {
                     line: 1,
                     message: format!(
-                        "unknown function {name:?}: standard CEL and {} are available",
+                        "unknown function {name:?}: standard CEL, the string functions {} \
+                         and {} are available",
+                        STRING_FUNCTIONS.join(", "),
                         FUNCTIONS.join(", ")
                     ),
                 });
@@ -218,6 +261,11 @@ impl Expr {
                 message: "has(lookup.<name>) is not allowed: a lookup that failed is an error wherever it is read".into(),
             });
         }
+        errors.extend(
+            refs.misuses
+                .into_iter()
+                .map(|message| CompileError { line: 1, message }),
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -315,12 +363,16 @@ fn is_operator(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-/// Whether the standard environment declares `name`, globally or as a member function.
+/// Whether `name` is one of [`STRING_FUNCTIONS`] or the standard environment declares it,
+/// globally or as a member function.
 ///
 /// `cel` offers no lookup by name, but refuses to add a context function that an
 /// environment overload already names: that refusal is the lookup.
 fn is_standard_function(name: &str) -> bool {
-    let mut probe = Context::with_env(Arc::clone(env()));
+    if STRING_FUNCTIONS.contains(&name) {
+        return true;
+    }
+    let mut probe = Context::with_env(Arc::clone(stdlib()));
     probe.add_function(name, |x: i64| x).is_err()
 }
 
@@ -336,6 +388,8 @@ struct Refs {
     lookup_whole: bool,
     /// `has(lookup.x)`, which a failed lookup would answer with false.
     lookup_has: bool,
+    /// How calls of our functions misuse them, found at load rather than on every request.
+    misuses: Vec<String>,
 }
 
 impl Refs {
@@ -358,6 +412,7 @@ impl Refs {
             },
             Node::Call(call) => {
                 self.functions.insert(call.func_name.clone());
+                self.misuses.extend(misuse(call));
                 if let Some(target) = &call.target {
                     self.walk(target, bound);
                 }
@@ -399,6 +454,36 @@ impl Refs {
                 }
             }
         }
+    }
+}
+
+/// How a call of one of our [`FUNCTIONS`] is wrong whatever the data: called as a method,
+/// with the wrong number of arguments, or `date()` with a literal format chrono cannot read.
+fn misuse(call: &cel::common::ast::CallExpr) -> Option<String> {
+    let name = call.func_name.as_str();
+    if !FUNCTIONS.contains(&name) {
+        return None;
+    }
+    if call.target.is_some() {
+        return Some(format!(
+            "{name}() is a function, not a method: write {name}(x), not x.{name}()"
+        ));
+    }
+    let arities = if name == "date" { 1..=2 } else { 1..=1 };
+    if !arities.contains(&call.args.len()) {
+        let wanted = if name == "date" { "1 or 2" } else { "1" };
+        return Some(format!(
+            "{name}() takes {wanted} argument(s), not {}",
+            call.args.len()
+        ));
+    }
+    match call.args.get(1).map(|a| &a.expr) {
+        Some(Node::Literal(cel::common::ast::LiteralValue::String(format))) => {
+            check_format(format.inner())
+                .err()
+                .map(|why| format!("date(): the format {:?}: {why}", format.inner()))
+        }
+        _ => None,
     }
 }
 
@@ -479,8 +564,13 @@ impl Functions {
         let _ = root.add_function("postcode_district", |v: CelValue| {
             let text = string_arg("postcode_district", &v)?;
             postcode_district(text).map(CelValue::from).ok_or_else(|| {
-                ExecutionError::function_error("postcode_district", "not a UK postcode")
+                ExecutionError::function_error("postcode_district", "no UK postcode in the text")
             })
+        });
+        let _ = root.add_function("date", date_fn);
+        let _ = root.add_function("normalize", |v: CelValue| {
+            let text = string_arg("normalize", &v)?;
+            Ok::<_, ExecutionError>(CelValue::from(normalize(text)))
         });
         let _ = root.add_function("mask", |v: CelValue| {
             let text = string_arg("mask", &v)?;
@@ -509,9 +599,10 @@ impl Functions {
         }
     }
 
-    /// `name(text)` for our functions, as the CEL versions compute it on a string (and
-    /// `pseudonym` on an integer's digits); `None` where CEL's would fail, so the caller
-    /// asks CEL and gets its error.
+    /// `name(text)` for our functions that give a string, as the CEL versions compute it on
+    /// a string (and `pseudonym` on an integer's digits), calling the same functions; `None`
+    /// where CEL's would fail, or for a function that gives no string (`date`), so the caller
+    /// asks CEL and gets its answer or error.
     pub(crate) fn call_direct(
         &self,
         name: &str,
@@ -519,9 +610,13 @@ impl Functions {
         now: chrono::DateTime<chrono::FixedOffset>,
     ) -> Option<String> {
         match name {
-            "age_band" => age_band(parse_date(text)?, now.date_naive()).map(str::to_owned),
+            "age_band" => date(text)
+                .and_then(|born| age_band(born, now))
+                .ok()
+                .map(str::to_owned),
             "postcode_district" => postcode_district(text),
             "mask" => Some(mask(text)),
+            "normalize" => Some(normalize(text)),
             "pseudonym" => Some(pseudonym(self.mac.as_ref()?, text)),
             _ => None,
         }
@@ -546,101 +641,35 @@ fn string_arg<'a>(function: &str, v: &'a CelValue) -> Result<&'a str, ExecutionE
     }
 }
 
+/// `age_band(x)`: `x` a date as [`date`] reads it, or a timestamp; the age on `now`.
 fn age_band_fn(ftx: &FunctionContext, v: CelValue) -> Result<CelValue, ExecutionError> {
-    let text = string_arg("age_band", &v)?;
+    let fail = |why| ExecutionError::function_error("age_band", why);
     let now = ftx
         .ptx
         .get_variable("now")
-        .and_then(|n| {
-            n.downcast_ref::<CelTimestamp>()
-                .map(|t| t.inner().date_naive())
-        })
-        .ok_or_else(|| ExecutionError::function_error("age_band", "now is not set"))?;
-    let born = parse_date(text)
-        .ok_or_else(|| ExecutionError::function_error("age_band", "not a YYYY-MM-DD date"))?;
-    age_band(born, now)
-        .map(CelValue::from)
-        .ok_or_else(|| ExecutionError::function_error("age_band", "date of birth in the future"))
-}
-
-/// A strict `YYYY-MM-DD`: chrono alone would also take `2025-1-5`.
-fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
-    let b = text.as_bytes();
-    let shape = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
-        return None;
-    }
-    // Digits only, by the shape: read them directly (chrono's parser compiles its format
-    // string on every call, which was most of a streamed element's `age_band`).
-    let number = |range: std::ops::Range<usize>| {
-        b[range]
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+        .and_then(|n| n.downcast_ref::<CelTimestamp>().map(|t| *t.inner()))
+        .ok_or_else(|| fail("now is not set"))?;
+    let born = match &v {
+        CelValue::String(s) => date(s.as_str()).map_err(fail)?,
+        CelValue::Timestamp(t) => *t,
+        _ => return Err(fail("takes a date string or a timestamp")),
     };
-    let year = i32::try_from(number(0..4)).ok()?;
-    chrono::NaiveDate::from_ymd_opt(year, number(5..7), number(8..10))
+    age_band(born, now).map(CelValue::from).map_err(fail)
 }
 
-/// The band of the age reached on `today` by someone born on `born`.
-///
-/// Age counts whole years: a birthday is reached on its date, and someone born on 29
-/// February reaches it on 1 March in a common year (as UK law counts it).
-pub fn age_band(born: chrono::NaiveDate, today: chrono::NaiveDate) -> Option<&'static str> {
-    use chrono::Datelike;
-    let mut age = today.year() - born.year();
-    if (today.month(), today.day()) < (born.month(), born.day()) {
-        age -= 1;
-    }
-    Some(match age {
-        a if a < 0 => return None,
-        0..=17 => "under 18",
-        18..=24 => "18-24",
-        25..=34 => "25-34",
-        35..=44 => "35-44",
-        45..=54 => "45-54",
-        55..=64 => "55-64",
-        _ => "65+",
-    })
-}
-
-/// The outward code of a UK postcode (`LN2` from `ln2 1ab`), or `None` when `text` is not
-/// shaped like one: outward `A9`, `A99`, `AA9`, `AA99`, `A9A` or `AA9A`, inward `9AA`.
-pub fn postcode_district(text: &str) -> Option<String> {
-    let compact: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if !compact.is_ascii() || !(5..=7).contains(&compact.len()) {
-        return None;
-    }
-    let (outward, inward) = compact.split_at(compact.len() - 3);
-    let i = inward.as_bytes();
-    if !(i[0].is_ascii_digit() && i[1].is_ascii_alphabetic() && i[2].is_ascii_alphabetic()) {
-        return None;
-    }
-    let shape: String = outward
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_digit() {
-                '9'
-            } else if b.is_ascii_alphabetic() {
-                'A'
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    matches!(
-        shape.as_str(),
-        "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A"
-    )
-    .then(|| outward.to_owned())
+/// `date(s)` or `date(s, format)`: a timestamp, or an error saying why not.
+fn date_fn(Arguments(args): Arguments) -> Result<CelValue, ExecutionError> {
+    let fail = |why| ExecutionError::function_error("date", why);
+    let text = |v: &CelValue| match v {
+        CelValue::String(s) => Ok(s.as_str().to_owned()),
+        _ => Err(fail("takes strings")),
+    };
+    let t = match args.as_slice() {
+        [s] => date(&text(s)?).map_err(fail)?,
+        [s, format] => date_with(&text(s)?, &text(format)?).map_err(fail)?,
+        _ => return Err(ExecutionError::invalid_argument_count(2, args.len())),
+    };
+    Ok(CelValue::Timestamp(t))
 }
 
 /// Every character but the last three replaced by `*`; a value of three characters or fewer
@@ -821,85 +850,6 @@ pub fn to_json(v: &CelValue) -> Option<Value> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    #[test]
-    fn age_band_boundaries() {
-        let born = d(2000, 6, 15);
-        let cases = [
-            (d(2018, 6, 14), "under 18"),
-            (d(2018, 6, 15), "18-24"),
-            (d(2025, 6, 14), "18-24"),
-            (d(2025, 6, 15), "25-34"),
-            (d(2035, 6, 14), "25-34"),
-            (d(2035, 6, 15), "35-44"),
-            (d(2045, 6, 15), "45-54"),
-            (d(2055, 6, 15), "55-64"),
-            (d(2065, 6, 14), "55-64"),
-            (d(2065, 6, 15), "65+"),
-            (d(2000, 6, 15), "under 18"),
-        ];
-        for (today, band) in cases {
-            assert_eq!(age_band(born, today), Some(band), "{today}");
-        }
-        assert_eq!(age_band(born, d(2000, 6, 14)), None);
-    }
-
-    #[test]
-    fn leap_day_birthday_is_reached_on_the_first_of_march() {
-        let born = d(2004, 2, 29);
-        assert_eq!(age_band(born, d(2022, 2, 28)), Some("under 18"));
-        assert_eq!(age_band(born, d(2022, 3, 1)), Some("18-24"));
-    }
-
-    #[test]
-    fn dates_are_strict() {
-        assert_eq!(parse_date("1985-12-10"), Some(d(1985, 12, 10)));
-        for bad in [
-            "1985-1-10",
-            "1985-13-10",
-            "1985-02-30",
-            "10/12/1985",
-            "",
-            "1985-12-10T00",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn postcode_districts() {
-        for (pc, want) in [
-            ("LN2 1AB", "LN2"),
-            ("ln21ab", "LN2"),
-            ("  ln2   1ab ", "LN2"),
-            ("M1 1AE", "M1"),
-            ("B33 8TH", "B33"),
-            ("CR2 6XH", "CR2"),
-            ("DN55 1PT", "DN55"),
-            ("W1A 0AX", "W1A"),
-            ("EC1A 1BB", "EC1A"),
-        ] {
-            assert_eq!(postcode_district(pc).as_deref(), Some(want), "{pc}");
-        }
-        for bad in [
-            "",
-            "LN2",
-            "LN2 1A",
-            "123 4AB",
-            "LN2 AAB",
-            "LN2-1AB",
-            "LLLL2 1AB",
-            "ŁN2 1AB",
-        ] {
-            assert_eq!(postcode_district(bad), None, "{bad}");
-        }
-    }
-
     #[test]
     fn masks_all_but_the_last_three() {
         assert_eq!(mask("07700 900123"), "*********123");
@@ -959,6 +909,39 @@ mod tests {
         );
         let e = Expr::compile("body.a &&\n  body.b ==", false).unwrap_err();
         assert_eq!(e[0].line, 2, "{e:?}");
+        for (source, message) in [
+            ("date()", "date() takes 1 or 2 argument(s), not 0"),
+            (
+                "date('a', 'b', 'c')",
+                "date() takes 1 or 2 argument(s), not 3",
+            ),
+            (
+                "age_band(body.a, now)",
+                "age_band() takes 1 argument(s), not 2",
+            ),
+            ("normalize()", "normalize() takes 1 argument(s), not 0"),
+            (
+                "postcode_district(body.a, 1)",
+                "postcode_district() takes 1",
+            ),
+            (
+                "body.a.normalize()",
+                "normalize() is a function, not a method",
+            ),
+            (
+                "date(body.a, '%d/%m/%Y %Z')",
+                "date(): the format \"%d/%m/%Y %Z\": %Z",
+            ),
+            ("date(body.a, '%Y %')", "not a strftime format"),
+        ] {
+            let e = Expr::compile(source, false).unwrap_err();
+            assert!(
+                e.iter().any(|e| e.message.contains(message)),
+                "{source}: {e:?}"
+            );
+        }
+        assert!(Expr::compile("date(body.a, body.format) < now", false).is_ok());
+        assert!(Expr::compile("date(body.a, '%d/%m/%Y') < now", false).is_ok());
         let x = Expr::compile("pseudonym(body.id)", false).unwrap();
         assert!(x.uses().pseudonym && x.uses().body && !x.uses().request);
     }
@@ -1004,8 +987,111 @@ mod tests {
             Err(EvalError("age_band() failed".into()))
         );
         assert!(run("postcode_district('nope')", &body).is_err());
+        assert_eq!(
+            run("postcode_district('12  Hill Rd, Leeds ls6 2ab')", &body),
+            Ok(CelValue::from("LS6"))
+        );
+        assert_eq!(
+            run(
+                "normalize('VIO\u{2011} 01') == normalize(' VIO-\u{a0}01')",
+                &body
+            ),
+            Ok(CelValue::Bool(true))
+        );
+        for wrong in ["normalize(body.n)", "postcode_district(body.l)", "mask(1)"] {
+            assert!(run(wrong, &body).is_err(), "{wrong}");
+        }
         let p = run("pseudonym(body.n)", &body).unwrap();
         assert_eq!(p, run("pseudonym('1')", &body).unwrap());
+    }
+
+    #[test]
+    fn the_string_functions_are_cel_s_extension() {
+        let body = serde_json::json!({"code": " Vio-01 ", "names": ["A", "B"]});
+        for (source, want) in [
+            ("'abc'.charAt(1)", CelValue::from("b")),
+            ("'abcabc'.indexOf('c')", CelValue::Int(2)),
+            ("'abcabc'.lastIndexOf('c')", CelValue::Int(5)),
+            ("body.code.trim().lowerAscii()", CelValue::from("vio-01")),
+            ("body.code.trim().upperAscii()", CelValue::from("VIO-01")),
+            ("body.code.replace('-', '')", CelValue::from(" Vio01 ")),
+            ("size('a,b,c'.split(','))", CelValue::Int(3)),
+            ("'VIO-01'.substring(0, 3)", CelValue::from("VIO")),
+            ("body.names.join(', ')", CelValue::from("A, B")),
+        ] {
+            assert_eq!(run(source, &body), Ok(want), "{source}");
+        }
+        assert!(run("'abc'.charAt(7)", &body).is_err());
+        assert!(run("body.names.charAt(0)", &body).is_err());
+        for name in STRING_FUNCTIONS {
+            assert!(is_standard_function(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_rest_of_the_strings_extension_is_unknown() {
+        for source in [
+            "'abc'.reverse()",
+            "'%s'.format(['a'])",
+            "strings.quote('a')",
+        ] {
+            let e = Expr::compile(source, false).unwrap_err();
+            let unknown = e.iter().find(|e| e.message.contains("unknown function"));
+            assert!(
+                unknown.is_some_and(|e| e.message.contains("lowerAscii")),
+                "{source}: {e:?}"
+            );
+        }
+    }
+
+    /// `now` in [`run`] is 2025-02-19T21:20:00Z.
+    #[test]
+    fn dates_through_cel() {
+        let body = serde_json::json!({"alert": "1979-03-14T00:00:00", "dob": "1985-12-10",
+            "placeholder": "0001-01-01", "unknown": "1900-01-01", "us": "07/11/2023", "n": 1});
+        for source in [
+            "date(body.alert) < now",
+            "date(body.alert) == timestamp('1979-03-14T00:00:00Z')",
+            "date(body.dob) == date('1985-12-10T00:00:00')",
+            "date(body.unknown) < now && date(body.placeholder) < date(body.unknown)",
+            "date(body.us, '%m/%d/%Y') == date('2023-07-11')",
+            "date('2023-07-11').getDate('Europe/London') == 11",
+            "date('2023-07-11').getDate() == 10",
+            "age_band(date(body.dob)) == age_band(body.dob)",
+            "age_band(timestamp('1985-12-10T00:00:00Z')) == '35-44'",
+            "age_band('1985-12-10T00:00:00') == '35-44'",
+            "age_band('2025-02-19') == 'under 18'",
+            "date(body.dob).getFullYear() == 1985",
+        ] {
+            assert_eq!(run(source, &body), Ok(CelValue::Bool(true)), "{source}");
+        }
+        for source in [
+            "date(body.n)",
+            "date(now)",
+            "date(body.us)",
+            "date(body.us, 1)",
+            "date('2024-03-31T01:30:00')",
+            "date('0000-12-31')",
+            "age_band(body.placeholder)",
+            "age_band(body.unknown)",
+            "age_band('2025-02-20')",
+            "age_band(body.n)",
+            "age_band(date(body.placeholder))",
+        ] {
+            assert!(
+                run(source, &body).is_err(),
+                "{source}: {:?}",
+                run(source, &body)
+            );
+        }
+        assert_eq!(
+            run("age_band(body.placeholder)", &body),
+            Err(EvalError("age_band() failed".into()))
+        );
+        assert_eq!(
+            run("date(body.alert)", &body).map(|t| to_json(&t)),
+            Ok(Some(Value::from("1979-03-14T00:00:00+00:00")))
+        );
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //! field selection; `m['key']` on a map; `&&`, `||`, `!`; `==` and `!=` on two values of the
 //! same type (null, bool, int, string, timestamp); `<`, `<=`, `>`, `>=` on two ints or two
 //! timestamps; `in` of a string in a list of strings or in a map's keys; `timestamp(string)`;
-//! `size(string)`; and for a derived field, `age_band`, `postcode_district`, `pseudonym` or
-//! `mask` of one of those.
+//! `date(string)` (the one function CEL's calls too, so the same answer and the same errors);
+//! `size(string)`; and for a derived field, `age_band`, `postcode_district`, `pseudonym`,
+//! `mask` or `normalize` of one of those.
 
 use std::cmp::Ordering;
 
@@ -67,8 +68,11 @@ enum Op {
     Compare(Compare, Box<Op>, Box<Op>),
     In(Box<Op>, Box<Op>),
     Timestamp(Box<Op>),
+    /// `date(s)`: only the one-argument form.
+    Date(Box<Op>),
     Size(Box<Op>),
-    /// One of our functions (`age_band`, `postcode_district`, `pseudonym`, `mask`).
+    /// One of our functions on a string, giving a string (`age_band`, `postcode_district`,
+    /// `pseudonym`, `mask`, `normalize`): see [`Functions::call_direct`].
     Ours(String, Box<Op>),
 }
 
@@ -185,6 +189,7 @@ fn compile(e: &IdedExpr) -> Option<Op> {
                     _ => return None,
                 },
                 "timestamp" if call.args.len() == 1 => Op::Timestamp(arg(0)?),
+                "date" if call.args.len() == 1 => Op::Date(arg(0)?),
                 "size" if call.args.len() == 1 => Op::Size(arg(0)?),
                 name if call.args.len() == 1 && super::FUNCTIONS.contains(&name) => {
                     Op::Ours(name.to_owned(), arg(0)?)
@@ -255,6 +260,12 @@ fn eval<'a>(op: &'a Op, inputs: &Inputs<'a>) -> Option<V<'a>> {
                 return None;
             }
             V::Time(t)
+        }
+        Op::Date(text) => {
+            let V::Str(text) = eval(text, inputs)? else {
+                return None;
+            };
+            V::Time(super::date(text).ok()?)
         }
         // Only as a derived value's outermost call (`Direct::eval_value`).
         Op::Ours(..) => return None,

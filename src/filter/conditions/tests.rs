@@ -159,6 +159,46 @@ fn derived_age_band_replaces_the_date_of_birth() {
     assert!(out.withheld.contains("tenant.date_of_birth"));
 }
 
+/// Housing systems write alert dates without a zone (`1979-03-14T00:00:00`): `timestamp()`
+/// cannot read them, so the marker was dropped as an error; `date()` reads them as London
+/// time and the marker is kept. Codes typed with a non-breaking hyphen match after
+/// `normalize()`.
+#[test]
+fn a_keep_on_an_alert_date_without_a_zone_keeps_the_marker() {
+    let rules = |keep: &str| {
+        policy(&unnamed(
+            r#"["alerts[].code"]"#,
+            &format!("[[route.items]]\npath = \"alerts\"\nkeep = {keep:?}\n"),
+        ))
+    };
+    let body = json!({"alerts": [
+        {"code": "VIO\u{2011}01", "applied": "1979-03-14T00:00:00"},
+        {"code": "DOG-02", "applied": "2999-01-01T00:00:00"},
+        {"code": "VIO-03", "applied": "14/03/1979"}
+    ]});
+    let dated = rules("date(item.applied) <= now && normalize(item.code).startsWith('VIO-')");
+    let out = run(&dated, "acme-repairs", &body);
+    assert_eq!(
+        out.body.unwrap(),
+        json!({"alerts": [{"code": "VIO\u{2011}01"}]})
+    );
+    assert_eq!(
+        out.rule_errors.len(),
+        1,
+        "the date date() cannot read drops its marker"
+    );
+    let stamped = rules("timestamp(item.applied) <= now");
+    let out = run(&stamped, "acme-repairs", &body);
+    assert_eq!(
+        out.body.unwrap(),
+        json!({}),
+        "timestamp() reads none of them"
+    );
+    let formatted = rules("date(item.applied, '%d/%m/%Y') <= now");
+    let out = run(&formatted, "acme-repairs", &body);
+    assert_eq!(out.body.unwrap(), json!({"alerts": [{"code": "VIO-03"}]}));
+}
+
 #[test]
 fn age_band_at_each_birthday_boundary() {
     let p = policy(

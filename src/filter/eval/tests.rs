@@ -47,6 +47,16 @@ const STRINGS: &[&str] = &[
     "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59Z",
     "10000-01-01T00:00:00Z",
+    "1979-03-14T00:00:00",
+    "2025-02-28T23:59:59.999",
+    "2024-03-31T01:30:00",
+    "2024-10-27T01:30:00",
+    "0001-01-01",
+    "1900-01-01",
+    "9999-12-31",
+    "07/11/2023",
+    "VIO\u{2011}01",
+    "12  Hill Rd, Leeds ls6 2ab",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -193,6 +203,8 @@ fn time_term() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("now".to_owned()),
         string_term().prop_map(|t| format!("timestamp({t})")),
+        string_term().prop_map(|t| format!("date({t})")),
+        string_term().prop_map(|t| format!("date({t}, '%m/%d/%Y')")),
     ]
 }
 
@@ -253,11 +265,17 @@ fn condition() -> impl Strategy<Value = String> {
     })
 }
 
-/// A derived value: one of our functions on an operand.
+/// A derived value: one of our functions on an operand (`age_band` of a timestamp too).
 fn derivation() -> impl Strategy<Value = String> {
     (
-        literal(&["age_band", "postcode_district", "pseudonym", "mask"]),
-        prop_oneof![3 => string_term(), 1 => term()],
+        literal(&[
+            "age_band",
+            "postcode_district",
+            "pseudonym",
+            "mask",
+            "normalize",
+        ]),
+        prop_oneof![3 => string_term(), 1 => term(), 1 => time_term()],
     )
         .prop_map(|(f, t)| format!("{f}({t})"))
 }
@@ -374,6 +392,8 @@ fn direct_answers_only_what_cel_answers_the_same() {
         "request.method == 'GET' && request.path == '/jobs/J1'",
         "timestamp(item.a) > now",
         "timestamp(item.a) <= now",
+        "date(item.a) > now",
+        "date(item.a) == timestamp(item.a)",
         "size(item.a) == 1",
         "item.z == null",
         "item.a == null",
@@ -386,6 +406,8 @@ fn direct_answers_only_what_cel_answers_the_same() {
         json!({"a": "2026-11-30T12:00:00Z", "n": 2.0, "list": []}),
         json!({"a": "2126-01-01T00:00:00+01:00", "n": -5, "b": null, "list": null}),
         json!({"a": "é", "n": u64::MAX, "list": {"x": 1}}),
+        json!({"a": "1979-03-14T00:00:00", "n": 2}),
+        json!({"a": "0001-01-01", "b": true}),
         json!({"a": 7}),
         json!({"n": "2"}),
         json!([1, 2]),
@@ -423,6 +445,7 @@ fn direct_derived_values_are_what_cel_derives() {
         "pseudonym(item.a)",
         "pseudonym(item.n)",
         "mask(item.a)",
+        "normalize(item.a)",
         "age_band(body.a)",
     ];
     let items = [
@@ -432,6 +455,12 @@ fn direct_derived_values_are_what_cel_derives() {
         json!({"a": "LN4 0RW", "n": 1.5}),
         json!({"a": "ln40rw"}),
         json!({"a": "not a postcode at all", "n": "12"}),
+        json!({"a": "12  Hill Rd, Leeds ls6 2ab"}),
+        json!({"a": " VIO\u{2011}01\u{a0} "}),
+        json!({"a": "0001-01-01"}),
+        json!({"a": "1900-01-01"}),
+        json!({"a": "1979-03-14T00:00:00"}),
+        json!({"a": "1990-02-28T23:30:00+00:00"}),
         json!({"a": "é", "n": null}),
         json!({"a": 7}),
         json!({}),
@@ -464,6 +493,8 @@ fn known_edges_agree() {
         ("body.o.a == null", false),
         ("'a' in body.o", true),
         ("timestamp(item.a) <= now", true),
+        ("date(item.a) <= now", true),
+        ("date(item.a) == timestamp(item.a)", true),
         ("item.n == 1 || item.missing", true),
         ("item.missing || item.n == 1", false),
     ] {
