@@ -1052,6 +1052,9 @@ fn throwaway_key() -> Result<PseudonymKey, String> {
 /// Whether any rule of `policy` calls `pseudonym()`.
 fn uses_pseudonym(policy: &Policy) -> bool {
     policy.types().flat_map(|t| &t.routes).any(|route| {
+        if route.plan.lookups().iter().any(|l| l.uses_pseudonym()) {
+            return true;
+        }
         let c = route.plan.conditions();
         c.when()
             .iter()

@@ -188,6 +188,27 @@ fn promises() -> Vec<Promise> {
             check: |_| {},
         },
         Promise {
+            key: "dev-acme-repairs-key",
+            path: "/properties/P-0001/alerts",
+            reference: false,
+            status: 200,
+            check: |body| {
+                let alerts = body["alerts"].as_array().expect("alerts");
+                assert_eq!(alerts.len(), 1, "{body}");
+                let mut keys: Vec<&String> =
+                    alerts[0].as_object().expect("object").keys().collect();
+                keys.sort();
+                assert_eq!(keys, ["category", "instruction"], "{body}");
+            },
+        },
+        Promise {
+            key: "dev-northgate-gas-key",
+            path: "/properties/P-0001/alerts",
+            reference: false,
+            status: 404,
+            check: |_| {},
+        },
+        Promise {
             key: "dev-nightline-key",
             path: "/tenants/T-0004",
             reference: false,

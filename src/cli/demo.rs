@@ -342,6 +342,14 @@ impl Guide {
             curl("acme-repairs", "", "/jobs/J-0002"),
         ),
         (
+            "The same contractor, before its visit, asks for the property's caution alerts (kept apart\n  in the housing system): the gateway looks up the contractor's own jobs there first, and\n  passes the one alert the tenant was told of and that has not ended",
+            curl("acme-repairs", "", "/properties/P-0001/alerts"),
+        ),
+        (
+            "A contractor with no open job at that property asks for them: answered as not found (404)",
+            curl("northgate-gas", "", "/properties/P-0001/alerts"),
+        ),
+        (
             "Out-of-hours call handler: contact details, communication needs and the no-lone-working\n  flag; nothing financial or medical",
             curl("nightline", "", "/tenants/T-0004"),
         ),

@@ -116,6 +116,17 @@ fn route_statements(t: &str, route: &Route, out: &mut BTreeMap<String, Direction
             Direction::Grants,
         );
     }
+    // What the rules may read beside the response: never disclosed, but a new source of facts.
+    for lookup in plan.lookups() {
+        put(
+            format!(
+                "{t} on {on} looks up {} at {}",
+                lookup.name(),
+                lookup.template()
+            ),
+            Direction::Describes,
+        );
+    }
     let c = plan.conditions();
     for w in c.when() {
         for path in &w.allow {
