@@ -11,6 +11,7 @@
 
 pub mod glossary;
 mod raw;
+mod scrub;
 mod site;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -195,6 +196,9 @@ fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
             known.add_path(path);
         }
         route.plan.conditions().name_keys(&mut known);
+        for (path, _) in route.plan.scrubs().paths() {
+            known.add_path(path);
+        }
     }
     for path in glossary.paths() {
         if let Ok(path) = FieldPath::parse(path) {
@@ -578,11 +582,15 @@ impl Loader {
         }
         let allow_paths = allow_paths?;
         let conditions = self.conditions(source, raw, kind, &allow_paths);
+        let scrubs = conditions
+            .as_ref()
+            .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
         Some(Route {
             method: method?,
             template: template?,
             query,
-            plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?),
+            plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
+                .with_scrubs(scrubs?),
             site,
             rule_sites: source.rule_sites(raw),
         })

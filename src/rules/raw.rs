@@ -59,6 +59,8 @@ pub struct Route {
     #[serde(default)]
     pub derive: Vec<Spanned<Derive>>,
     pub refuse: Option<Spanned<Refuse>>,
+    #[serde(default)]
+    pub scrub: Vec<Spanned<Scrub>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,4 +100,12 @@ pub struct Refuse {
     /// What the recipient is answered: 403 (the default) or 404, so that "not yours" looks
     /// like "does not exist".
     pub status: Option<Spanned<i64>>,
+}
+
+/// Free text in allowed string fields, cleared of the named kinds of personal data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scrub {
+    pub paths: Spanned<Vec<Spanned<String>>>,
+    pub patterns: Spanned<Vec<Spanned<String>>>,
 }
