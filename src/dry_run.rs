@@ -265,7 +265,8 @@ mod tests {
             headers: http::HeaderMap::new(),
             now: sample_day(),
         };
-        let body = br#"{"description": "ring 07700 900123", "notes": "none", "tenant": {"id": "T-1"}}"#;
+        let body =
+            br#"{"description": "ring 07700 900123", "notes": "none", "tenant": {"id": "T-1"}}"#;
         let decided = run(&request, body, 64);
         assert_eq!(decided.status, 200, "{}", decided.body);
         assert_eq!(decided.body["description"], "ring [removed]");

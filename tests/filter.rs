@@ -45,7 +45,11 @@ async fn free_text_is_scrubbed_and_the_record_says_where() {
     job["tenant"]["access_needs"][1]["description"] = json!("Deaf: text 07700 900142");
     let up = Upstream::new().json("/api/jobs/J-1001", job).run().await;
     let scrub = "\n[[route.scrub]]\npaths = [\"description\", \"tenant.access_needs[].description\"]\npatterns = [\"phone\", \"email\"]\n\n[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\n";
-    let kind = gateway::REPAIRS_TYPE.replacen("\n[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\n", scrub, 1);
+    let kind = gateway::REPAIRS_TYPE.replacen(
+        "\n[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\n",
+        scrub,
+        1,
+    );
     assert_ne!(kind, gateway::REPAIRS_TYPE);
     let gw = Builder::before(&up)
         .kind("repairs-contractor", &kind)

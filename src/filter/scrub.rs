@@ -124,17 +124,13 @@ impl Pattern {
                 r"(?-u:\b)[0-9]{10,13}(?-u:\b)",
             ],
             // anything@domain.tld
-            Pattern::Email => &[
-                r"[\w.!#$%&'*+/=?^`{|}~\-]+@[\w\-]+(?:\.[\w\-]+)*\.[\w\-]{2,}",
-            ],
+            Pattern::Email => &[r"[\w.!#$%&'*+/=?^`{|}~\-]+@[\w\-]+(?:\.[\w\-]+)*\.[\w\-]{2,}"],
             // Two letters, six digits in pairs, an optional A-D suffix; spaces optional.
-            Pattern::NiNumber => &[
-                r"(?i)(?-u:\b)[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2}(?: ?[a-d])?(?-u:\b)",
-            ],
+            Pattern::NiNumber => {
+                &[r"(?i)(?-u:\b)[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2}(?: ?[a-d])?(?-u:\b)"]
+            }
             // Outward code (A9, A99, A9A, AA9, AA99, AA9A), an optional space, inward 9AA.
-            Pattern::Postcode => &[
-                r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]? ?[0-9][a-z]{2}(?-u:\b)",
-            ],
+            Pattern::Postcode => &[r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]? ?[0-9][a-z]{2}(?-u:\b)"],
             // Day-month-year with `/`, `-` or `.`; ISO 8601 with an optional time; the day
             // and the month's name (full or short) in either order, with a year.
             Pattern::Date => &[

@@ -29,44 +29,40 @@ pub(super) fn compile(
         .chain(conditions.when().iter().flat_map(|w| &w.allow))
         .chain(conditions.derive().iter().map(|d| &d.field))
         .collect();
+    let known: Vec<&str> = Pattern::ALL.iter().map(|p| p.name()).collect();
+    let known = known.join(", ");
     let mut ok = true;
     let mut entries: Vec<(FieldPath, Patterns, usize)> = Vec::new();
     for rule in rules {
         let rule = rule.get_ref();
-        let mut patterns = Patterns::default();
-        if rule.patterns.get_ref().is_empty() {
-            loader.error(
-                file,
-                source.line(&rule.patterns),
-                "scrub patterns is empty: name at least one of phone, email, ni_number, postcode, date",
-            );
+        let empty = [
+            (
+                &rule.patterns,
+                format!("scrub patterns is empty: name at least one of {known}"),
+            ),
+            (
+                &rule.paths,
+                "scrub paths is empty: name the allowed free-text fields to scrub".to_owned(),
+            ),
+        ];
+        for (list, message) in empty
+            .into_iter()
+            .filter(|(list, _)| list.get_ref().is_empty())
+        {
+            loader.error(file, source.line(list), message);
             ok = false;
         }
+        let mut patterns = Patterns::default();
         for name in rule.patterns.get_ref() {
             match Pattern::parse(name.get_ref()) {
                 Some(p) => patterns.insert(p),
                 None => {
-                    let known: Vec<&str> = Pattern::ALL.iter().map(|p| p.name()).collect();
-                    loader.error(
-                        file,
-                        source.line(name),
-                        format!(
-                            "scrub pattern {:?} is not one of {}",
-                            name.get_ref(),
-                            known.join(", ")
-                        ),
-                    );
+                    let message =
+                        format!("scrub pattern {:?} is not one of {known}", name.get_ref());
+                    loader.error(file, source.line(name), message);
                     ok = false;
                 }
             }
-        }
-        if rule.paths.get_ref().is_empty() {
-            loader.error(
-                file,
-                source.line(&rule.paths),
-                "scrub paths is empty: name the allowed free-text fields to scrub",
-            );
-            ok = false;
         }
         let Some(paths) = loader.paths(source, "scrub paths", rule.paths.get_ref()) else {
             ok = false;
@@ -74,7 +70,10 @@ pub(super) fn compile(
         };
         for (path, text) in paths.into_iter().zip(rule.paths.get_ref()) {
             let line = source.line(text);
-            if !granted.iter().any(|g| path.is_under(g) || g.is_under(&path)) {
+            if !granted
+                .iter()
+                .any(|g| path.is_under(g) || g.is_under(&path))
+            {
                 loader.error(
                     file,
                     line,
@@ -125,12 +124,12 @@ allow = ["notes"]
     fn errors(scrub: &str) -> Vec<String> {
         match load(&format!("{ROUTE}{scrub}"), None) {
             Ok(_) => Vec::new(),
-            Err(e) => e
-                .0
-                .iter()
-                .map(ToString::to_string)
-                .filter(|e| e.contains("repairs-contractor.toml:"))
-                .collect(),
+            Err(e) => {
+                e.0.iter()
+                    .map(ToString::to_string)
+                    .filter(|e| e.contains("repairs-contractor.toml:"))
+                    .collect()
+            }
         }
     }
 
@@ -162,7 +161,11 @@ allow = ["notes"]
         let got = errors("\n[[route.scrub]]\npaths = []\npatterns = []\n");
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].ends_with(":18: scrub patterns is empty: name at least one of phone, email, ni_number, postcode, date"), "{got:?}");
-        assert!(got[1].ends_with(":17: scrub paths is empty: name the allowed free-text fields to scrub"), "{got:?}");
+        assert!(
+            got[1]
+                .ends_with(":17: scrub paths is empty: name the allowed free-text fields to scrub"),
+            "{got:?}"
+        );
 
         let got = errors("\n[[route.scrub]]\npaths = [\"description\"]\n");
         assert_eq!(got.len(), 1, "{got:?}");
@@ -174,7 +177,8 @@ allow = ["notes"]
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].ends_with(":21: scrub path \"contacts[].description\" overlaps the scrub path \"contacts\" at line 17: give each field one scrub rule with all its patterns"), "{got:?}");
 
-        let got = errors("\n[[route.scrub]]\npaths = [\"a..b\"]\npatterns = [\"email\"]\nextra = 1\n");
+        let got =
+            errors("\n[[route.scrub]]\npaths = [\"a..b\"]\npatterns = [\"email\"]\nextra = 1\n");
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("unknown field `extra`"), "{got:?}");
     }

@@ -47,11 +47,19 @@ const FORMS: &[(Pattern, &[&str])] = &[
     ),
     (
         Pattern::NiNumber,
-        &["QQ 12 34 56 C", "QQ123456C", "qq123456c", "QQ 123456 A", "AB123456"],
+        &[
+            "QQ 12 34 56 C",
+            "QQ123456C",
+            "qq123456c",
+            "QQ 123456 A",
+            "AB123456",
+        ],
     ),
     (
         Pattern::Postcode,
-        &["LS6 2AB", "ls62ab", "SW1A 1AA", "sw1a1aa", "M1 1AE", "B33 8TH", "CR2 6XH", "LN2 1AB"],
+        &[
+            "LS6 2AB", "ls62ab", "SW1A 1AA", "sw1a1aa", "M1 1AE", "B33 8TH", "CR2 6XH", "LN2 1AB",
+        ],
     ),
     (
         Pattern::Date,
@@ -76,29 +84,9 @@ const FORMS: &[(Pattern, &[&str])] = &[
 /// Text no pattern may touch: references, amounts, times, plain words. (A day, a month and a
 /// year are a date however they came together, so not all three are here.)
 const ORDINARY: &[&str] = &[
-    "J-0001",
-    "T-0011",
-    "KBS",
-    "£120.50",
-    "10:30",
-    "boiler",
-    "leaking",
-    "flat",
-    "two",
-    "kitchen",
-    "tap",
-    "the",
-    "Tuesday",
-    "morning",
-    "March",
-    "year",
-    "3rd",
-    "floor",
-    "WO-88213",
-    "12.5%",
-    "v1.2",
-    "x",
-    "ok.",
+    "J-0001", "T-0011", "KBS", "£120.50", "10:30", "boiler", "leaking", "flat", "two", "kitchen",
+    "tap", "the", "Tuesday", "morning", "March", "year", "3rd", "floor", "WO-88213", "12.5%",
+    "v1.2", "x", "ok.",
 ];
 
 #[test]

@@ -222,7 +222,12 @@ fn scrubbing_streamed_and_whole_sends_the_same_bytes() {
     );
     assert_eq!(
         made.scrubbed.iter().collect::<Vec<_>>(),
-        ["[].contacts[].description", "[].extra", "[].notes", "[].summary"]
+        [
+            "[].contacts[].description",
+            "[].extra",
+            "[].notes",
+            "[].summary"
+        ]
     );
     // Elements that are not objects go through `decide`, and agree too.
     let odd = br#"[{"id":"T-1","notes":"a@b.io"}, 5, "jo@example.com", {"id":"T-2","notes":"ok"}]"#;
@@ -231,8 +236,19 @@ fn scrubbing_streamed_and_whole_sends_the_same_bytes() {
 
 fn free_text() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "call", "07700 900123", "jo@example.com", "QQ 12 34 56 C", "LS6 2AB", "14/03/1979",
-        "J-0001", "£120.50", "10:30", "\\u0030", "\\\"", "é", "",
+        "call",
+        "07700 900123",
+        "jo@example.com",
+        "QQ 12 34 56 C",
+        "LS6 2AB",
+        "14/03/1979",
+        "J-0001",
+        "£120.50",
+        "10:30",
+        "\\u0030",
+        "\\\"",
+        "é",
+        "",
     ]);
     prop::collection::vec(pieces, 0..6).prop_map(|p| p.join(" "))
 }
