@@ -325,8 +325,10 @@ impl<'a> Projector<'a> {
                     let nothing = Removed::default();
                     walk_value(child, value, &mut scratch.buf, &nothing, &mut scratch.marks).map(
                         |mut kept| {
-                            let at = [Segment::Each, Segment::Key((*key).to_owned())];
-                            scrubs.apply_at(&at, &mut kept, &mut scratch.scrubbed);
+                            if !scrubs.is_empty() {
+                                let at = [Segment::Each, Segment::Key((*key).to_owned())];
+                                scrubs.apply_at(&at, &mut kept, &mut scratch.scrubbed);
+                            }
                             let start = scratch.arena.len();
                             // A `Value` always serialises.
                             let _ = serde_json::to_writer(&mut scratch.arena, &kept);
