@@ -46,6 +46,8 @@ pub struct Decided {
     pub rule_errors: Vec<String>,
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
+    /// Scrub paths where free text had something removed.
+    pub scrubbed: BTreeSet<String>,
     /// The route template that matched, when one did.
     pub route: Option<String>,
     /// Per lookup, by name: `supplied`, or `failed (why)`; never what it answered.
@@ -67,6 +69,9 @@ impl Decided {
         }
         for (name, how) in &e.lookups {
             let _ = writeln!(out, "lookup {name}: {how}");
+        }
+        for s in &e.scrubbed {
+            let _ = writeln!(out, "scrubbed: {s}");
         }
         let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
         let _ = writeln!(out, "body:\n{body}\n");
@@ -159,6 +164,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         rule_errors: outcome.rule_errors,
         disclosed: outcome.disclosed,
         withheld: outcome.withheld,
+        scrubbed: outcome.scrubbed,
         route: Some(granted.route.template.to_string()),
         lookups: looked,
     }
@@ -241,6 +247,7 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
         rule_errors: Vec::new(),
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
+        scrubbed: BTreeSet::new(),
         route: None,
         lookups: BTreeMap::new(),
     }
@@ -289,5 +296,31 @@ mod tests {
         assert!(sent > 0 && sent < data.tenants().len(), "{sent}");
         assert!(!decided.withheld.is_empty());
         assert!(decided.fields.values().any(|d| !d.disclosed));
+    }
+
+    /// `explain` shows the scrubbed body and which scrub paths removed something.
+    #[test]
+    fn explain_shows_what_was_scrubbed() {
+        let policy = crate::test_util::policy(
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs/{job_id}\"\nsubjects = [\"tenant.id\"]\n\
+             allow = [\"description\", \"notes\"]\n\n\
+             [[route.scrub]]\npaths = [\"description\", \"notes\"]\npatterns = [\"phone\"]\n",
+        );
+        let recipient = policy.recipient("acme-repairs").unwrap();
+        let request = Request {
+            recipient,
+            method: http::Method::GET,
+            target: "/jobs/J1".into(),
+            headers: http::HeaderMap::new(),
+            lookups: BTreeMap::new(),
+            now: sample_day(),
+        };
+        let body =
+            br#"{"description": "ring 07700 900123", "notes": "none", "tenant": {"id": "T-1"}}"#;
+        let decided = run(&request, body, 64);
+        assert_eq!(decided.status, 200, "{}", decided.body);
+        assert_eq!(decided.body["description"], "ring [removed]");
+        assert_eq!(decided.scrubbed.iter().collect::<Vec<_>>(), ["description"]);
+        assert!(decided.to_text().contains("scrubbed: description\n"));
     }
 }

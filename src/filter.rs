@@ -3,8 +3,8 @@
 //! [`decide`] is the one pure function from a compiled route, the request and an upstream
 //! body to the filtered body and the record of what was sent, what was not and why. `serve`
 //! and `explain` both call it, so what a DPO previews is what a recipient gets. It applies the
-//! conditional rules ([`conditions`], in CEL: [`cel`]) and then the allow-list walk below,
-//! [`allow`].
+//! conditional rules ([`conditions`], in CEL: [`cel`]), then the allow-list walk below,
+//! [`allow`], then scrubs free text in what it passed ([`scrub`]).
 //!
 //! The filter builds its output from the grants instead of deleting what looks sensitive
 //! from a copy: a field reaches the output only when the walk reached it through the allow
@@ -25,6 +25,7 @@ pub mod eval;
 pub mod lookup;
 mod plan;
 pub(crate) mod project;
+pub mod scrub;
 
 pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
 pub use lookup::Lookups;

@@ -500,6 +500,7 @@ impl Gateway {
             reasons: outcome.reasons,
             disclosed: outcome.disclosed.into_iter().collect(),
             withheld: outcome.withheld.into_iter().collect(),
+            scrubbed: outcome.scrubbed,
             rule_errors: outcome.rule_errors,
         };
         let answer = match (outcome.refusal, outcome.unidentified, outcome.body) {

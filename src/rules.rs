@@ -12,6 +12,7 @@
 pub mod changes;
 pub mod glossary;
 mod raw;
+mod scrub;
 mod site;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -199,6 +200,9 @@ fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
         route.plan.conditions().name_keys(&mut known);
         for lookup in route.plan.lookups() {
             lookup.name_keys(&mut known);
+        }
+        for (path, _) in route.plan.scrubs().paths() {
+            known.add_path(path);
         }
     }
     for path in glossary.paths() {
@@ -613,12 +617,16 @@ impl Loader {
         let allow_paths = allow_paths?;
         let lookups = self.lookups(source, raw);
         let conditions = self.conditions(source, raw, kind, &allow_paths);
+        let scrubs = conditions
+            .as_ref()
+            .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
         Some(Route {
             method: method?,
             template: template?,
             query,
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
-                .with_lookups(lookups?),
+                .with_lookups(lookups?)
+                .with_scrubs(scrubs?),
             site,
             rule_sites: source.rule_sites(raw),
         })

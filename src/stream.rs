@@ -660,6 +660,7 @@ async fn release(
     record.subjects = done.seen.subjects.into_iter().collect();
     record.disclosed = done.seen.disclosed.into_sorted().into_iter().collect();
     record.withheld = done.seen.withheld.into_sorted().into_iter().collect();
+    record.set_scrubbed(done.seen.scrubbed.into_sorted());
     record.extra.insert(
         "stream".into(),
         json!({

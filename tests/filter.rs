@@ -35,6 +35,58 @@ async fn only_allow_listed_fields_reach_the_recipient() {
     );
 }
 
+/// A phone number typed into an allowed free-text field reaches the recipient as
+/// `[removed]`, the rest of the text as written; the record names the scrubbed paths, and
+/// the ledger still verifies.
+#[tokio::test]
+async fn free_text_is_scrubbed_and_the_record_says_where() {
+    let mut job = job();
+    job["description"] = json!("Boiler not heating water; tenant says ring 07700 900142 after 5pm");
+    job["tenant"]["access_needs"][1]["description"] = json!("Deaf: text 07700 900142");
+    let up = Upstream::new().json("/api/jobs/J-1001", job).run().await;
+    let scrub = "\n[[route.scrub]]\npaths = [\"description\", \"tenant.access_needs[].description\"]\npatterns = [\"phone\", \"email\"]\n\n[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\n";
+    let kind = gateway::REPAIRS_TYPE.replacen(
+        "\n[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\n",
+        scrub,
+        1,
+    );
+    assert_ne!(kind, gateway::REPAIRS_TYPE);
+    let gw = Builder::before(&up)
+        .kind("repairs-contractor", &kind)
+        .start()
+        .await;
+    let r = http::get(gw.addr, "/jobs/J-1001", Some(gw.key("acme-repairs"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = r.json();
+    assert_eq!(
+        sent["description"],
+        "Boiler not heating water; tenant says ring [removed] after 5pm"
+    );
+    assert_eq!(
+        sent["tenant"]["access_needs"],
+        json!([{ "description": "Uses a wheelchair" }, { "description": "Deaf: text [removed]" }])
+    );
+    // Scrubbing narrows what the grants pass, and only where it is asked to: the phone field
+    // itself is granted and sent.
+    assert_eq!(sent["tenant"]["phone"], "07700 900142");
+    assert_eq!(r.text().matches("07700 900142").count(), 1);
+
+    let records = gw.audit_records();
+    let record = records.last().unwrap();
+    assert_eq!(
+        record["scrubbed"],
+        json!(["description", "tenant.access_needs[].description"])
+    );
+    assert!(record["disclosed"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("description")));
+    crate::support::cli::Cli::new(["audit", "verify"])
+        .arg(&gw.audit_path)
+        .success()
+        .stdout_has(&["1 records"]);
+}
+
 #[tokio::test]
 async fn an_array_rooted_body_is_filtered_per_element() {
     let body = json!([

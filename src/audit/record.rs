@@ -57,6 +57,18 @@ impl Record {
         self.path = self.bounded("path_cut", path, MAX_PATH_BYTES);
     }
 
+    /// Sets `scrubbed`: the scrub paths (rule form, sorted) where free text had something
+    /// removed. Written only when there is one, as `rule_errors` is: a record without it
+    /// hashes as records always have, and records from before scrubbing still verify.
+    pub fn set_scrubbed(&mut self, paths: std::collections::BTreeSet<String>) {
+        if paths.is_empty() {
+            self.extra.remove("scrubbed");
+        } else {
+            let paths = paths.into_iter().map(Value::String).collect();
+            self.extra.insert("scrubbed".into(), Value::Array(paths));
+        }
+    }
+
     /// Sets `method`, cut to [`MAX_METHOD_BYTES`] as [`Record::set_path`] cuts a path
     /// (`"method_cut": true`).
     pub fn set_method(&mut self, method: &str) {
@@ -257,6 +269,19 @@ pub(crate) mod tests {
             };
             assert_eq!(to_map(r).unwrap(), expected);
         }
+    }
+
+    /// `scrubbed` is written sorted, and only when something was scrubbed: a record
+    /// without it has exactly the keys records had before scrubbing existed.
+    #[test]
+    fn scrubbed_is_written_only_when_there_is_one() {
+        let mut r = record(1);
+        let before = to_map(r.clone()).unwrap();
+        r.set_scrubbed(["notes".to_owned(), "description".to_owned()].into());
+        let map = to_map(r.clone()).unwrap();
+        assert_eq!(map["scrubbed"], serde_json::json!(["description", "notes"]));
+        r.set_scrubbed(std::collections::BTreeSet::new());
+        assert_eq!(to_map(r).unwrap(), before);
     }
 
     #[test]

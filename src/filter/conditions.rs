@@ -137,6 +137,8 @@ pub struct Outcome {
     /// Rule-form paths sent and withheld, sorted and without duplicates.
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
+    /// Rule-form scrub paths where free text had something removed ([`super::scrub`]).
+    pub scrubbed: BTreeSet<String>,
     /// Data-subject ids from the route's `subjects`, read from the upstream body.
     pub subjects: Vec<String>,
     /// The reasons of the `when` rules that held, or of the refusal.
@@ -613,12 +615,16 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
         || (filtered.disclosed.is_empty() || !subjects.is_empty())
             && (tree.root.each.is_none() || every_row_named(plan, upstream, &removed));
     if identified {
+        // Scrubbed last, on what the grants passed: it narrows a disclosure, never widens one.
+        let mut body = filtered.body;
+        let scrubbed = plan.scrubs().apply(&mut body);
         return Outcome {
-            body: Some(filtered.body),
+            body: Some(body),
             refusal: None,
             unidentified: false,
             disclosed: filtered.disclosed,
             withheld,
+            scrubbed,
             subjects,
             reasons,
             rule_errors: errors.0.into_iter().collect(),
@@ -868,6 +874,7 @@ fn nothing_sent(c: &Conditions, why: &str, upstream: &Value, explain: bool) -> O
         unidentified: false,
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
+        scrubbed: BTreeSet::new(),
         subjects: Vec::new(),
         reasons: Vec::new(),
         rule_errors: Vec::new(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::conditions::Conditions;
 use super::lookup::Lookup;
+use super::scrub::Scrubs;
 use crate::path::{FieldPath, KnownKeys, Segment};
 
 /// The compiled rules of one route.
@@ -26,6 +27,8 @@ pub struct Plan {
     conditions: Conditions,
     /// The upstream records the rules read as `lookup.<name>`, fetched after the response.
     lookups: Vec<Lookup>,
+    /// `scrub`: free text in allowed fields cleared of phone numbers and the like.
+    scrubs: Scrubs,
     /// Why the route's large array responses are always buffered; `None`: they stream,
     /// element by element. Decided here, when the rules load, so a request never guesses.
     buffered_because: Option<&'static str>,
@@ -55,10 +58,22 @@ impl Plan {
             subjects_optional,
             conditions,
             lookups: Vec::new(),
+            scrubs: Scrubs::default(),
             buffered_because: None,
         };
         plan.buffered_because = plan.why_buffered();
         plan
+    }
+
+    /// The plan with the route's `scrub` rules.
+    pub fn with_scrubs(mut self, scrubs: Scrubs) -> Plan {
+        self.scrubs = scrubs;
+        self.buffered_because = self.why_buffered();
+        self
+    }
+
+    pub fn scrubs(&self) -> &Scrubs {
+        &self.scrubs
     }
 
     pub fn allow(&self) -> &[FieldPath] {
@@ -121,7 +136,8 @@ impl Plan {
             && self.subjects.iter().all(array_rooted)
             && c.when().iter().all(|w| w.allow.iter().all(array_rooted))
             && c.items().iter().all(|i| array_rooted(&i.path))
-            && c.derive().iter().all(|d| array_rooted(&d.field));
+            && c.derive().iter().all(|d| array_rooted(&d.field))
+            && self.scrubs.paths().all(|(p, _)| array_rooted(p));
         if !paths_ok {
             return Some("names a path outside the array's elements");
         }

@@ -12,6 +12,7 @@
 //!   [`super::decide`] would have sent (keys sorted, strings and numbers as serde_json
 //!   writes them);
 //! - records the disclosed and withheld paths as the walk in [`super`] names them;
+//! - scrubs the strings at the route's scrub paths with [`super::scrub`], as `decide` does;
 //! - builds as a `Value` only what the `items` and `derive` rules and the route's `subjects`
 //!   read ([`Reads`]), and hands that to [`PerElement`], which evaluates the rules exactly as
 //!   `decide` does.
@@ -30,6 +31,7 @@ use serde_json::{Map, Value};
 
 use super::cel::Reads;
 use super::conditions::PerElement;
+use super::scrub::Scrubs;
 use super::{walk_value, AllowTree, Node, PathSet, Plan, Recorder, Removed, Why};
 use crate::json::{lex, Error};
 use crate::path::{FieldPath, RuleFormBuf, Segment};
@@ -79,6 +81,8 @@ pub(crate) struct Seen {
     pub(crate) disclosed: PathSet,
     pub(crate) withheld: PathSet,
     pub(crate) subjects: BTreeSet<String>,
+    /// Scrub paths where something was removed.
+    pub(crate) scrubbed: PathSet,
 }
 
 impl Seen {
@@ -87,6 +91,7 @@ impl Seen {
         self.disclosed.merge(other.disclosed);
         self.withheld.merge(other.withheld);
         self.subjects.extend(other.subjects);
+        self.scrubbed.merge(other.scrubbed);
     }
 }
 
@@ -106,6 +111,8 @@ struct Scratch {
     items: Vec<Vec<Range<usize>>>,
     /// Randomly seeded per response, so that upstream keys cannot be chosen to collide.
     hasher: foldhash::fast::RandomState,
+    /// The scrub entries that removed something from the current element.
+    scrubbed: BTreeSet<usize>,
 }
 
 /// Paths recorded for the current element, kept until the element is known to be sent.
@@ -253,6 +260,7 @@ impl<'a> Projector<'a> {
         };
         let scratch = &mut self.scratch;
         scratch.arena.clear();
+        scratch.scrubbed.clear();
         scratch.marks.paths.clear();
         scratch.marks.marks.clear();
         // Back to the element's own path, also after an element that failed halfway.
@@ -260,11 +268,14 @@ impl<'a> Projector<'a> {
             scratch.buf.pop();
         }
         scratch.buf.push_each();
+        let scrubs = self.plan.scrubs();
         let mut pass = Pass {
             bytes,
             at: 0,
             max_depth: self.max_depth,
             top: &self.top,
+            scrubs,
+            scrubbing: scrubs.named(scratch.buf.as_str()),
             s: scratch,
         };
         pass.skip_ws();
@@ -313,7 +324,11 @@ impl<'a> Projector<'a> {
                 Some(child) => {
                     let nothing = Removed::default();
                     walk_value(child, value, &mut scratch.buf, &nothing, &mut scratch.marks).map(
-                        |kept| {
+                        |mut kept| {
+                            if !scrubs.is_empty() {
+                                let at = [Segment::Each, Segment::Key((*key).to_owned())];
+                                scrubs.apply_at(&at, &mut kept, &mut scratch.scrubbed);
+                            }
                             let start = scratch.arena.len();
                             // A `Value` always serialises.
                             let _ = serde_json::to_writer(&mut scratch.arena, &kept);
@@ -342,6 +357,9 @@ impl<'a> Projector<'a> {
             } else {
                 seen.withheld.insert(path);
             }
+        }
+        for &entry in &scratch.scrubbed {
+            seen.scrubbed.insert(scrubs.name(entry));
         }
         Ok(Verdict::Sent(&scratch.arena[out]))
     }
@@ -418,6 +436,10 @@ struct Pass<'b, 's> {
     at: usize,
     max_depth: usize,
     top: &'s HashMap<Box<[u8]>, TopKey, foldhash::fast::RandomState>,
+    scrubs: &'s Scrubs,
+    /// The scrub entry the value being read is at or inside, if any: its strings are
+    /// scrubbed as they are written.
+    scrubbing: Option<usize>,
     s: &'s mut Scratch,
 }
 
@@ -533,12 +555,19 @@ impl<'s> Pass<'_, 's> {
             });
         }
         self.skip_ws();
-        match self.peek() {
+        // Where the walk records, `buf` names where it is: a scrub path there covers it.
+        let outer = self.scrubbing;
+        if outer.is_none() && !matches!(walk, Walk::Skip) {
+            self.scrubbing = self.scrubs.named(self.s.buf.as_str());
+        }
+        let got = match self.peek() {
             Some(b'{') => self.object(walk, reads, depth + 1, true),
             Some(b'[') => self.array(walk, reads, depth + 1),
             Some(_) => self.scalar(walk, reads),
             None => Err(self.malformed("expected a value")),
-        }
+        };
+        self.scrubbing = outer;
+        got
     }
 
     /// Checks one value that is neither sent nor read, as strictly as [`Pass::value`] does
@@ -593,11 +622,29 @@ impl<'s> Pass<'_, 's> {
             Walk::Granted => {
                 self.s.mark_here(true);
                 let at = self.s.arena.len();
-                write_scalar(&mut self.s.arena, token, kind)?;
+                match self.scrubbed(token, kind) {
+                    // A string always serialises.
+                    Some(clean) => drop(serde_json::to_writer(&mut self.s.arena, &clean)),
+                    None => write_scalar(&mut self.s.arena, token, kind)?,
+                }
                 Some(at..self.s.arena.len())
             }
         };
         Ok(Got { out, built })
+    }
+
+    /// The string `token` scrubbed, when the walk is at a scrub path and something was
+    /// removed (noted for the audit); `None` to write the token as it came.
+    fn scrubbed(&mut self, token: &[u8], kind: Scalar) -> Option<String> {
+        let (Some(entry), Scalar::String { .. }) = (self.scrubbing, kind) else {
+            return None;
+        };
+        let Ok(Value::String(text)) = scalar_value(token, kind) else {
+            return None;
+        };
+        let clean = self.scrubs.string(entry, &text)?;
+        self.s.scrubbed.insert(entry);
+        Some(clean)
     }
 
     /// Reads a string, number or literal and says which; the token is `bytes[start..at]`.

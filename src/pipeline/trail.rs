@@ -1,6 +1,8 @@
 //! The request's record: started before anyone is identified, then filled from what each
 //! phase returns, and audited whether the request was answered or refused.
 
+use std::collections::BTreeSet;
+
 use http::Request;
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -14,6 +16,8 @@ pub(super) struct Seen {
     pub(super) reasons: Vec<String>,
     pub(super) disclosed: Vec<String>,
     pub(super) withheld: Vec<String>,
+    /// Scrub paths where free text had something removed.
+    pub(super) scrubbed: BTreeSet<String>,
     /// `FILE:LINE kind` of each rule that could not be evaluated; sites, never values.
     pub(super) rule_errors: Vec<String>,
 }
@@ -27,6 +31,7 @@ impl Seen {
         record.reasons = self.reasons;
         record.disclosed = self.disclosed;
         record.withheld = self.withheld;
+        record.set_scrubbed(self.scrubbed);
         if !self.rule_errors.is_empty() {
             record
                 .extra

@@ -127,6 +127,16 @@ fn route_statements(t: &str, route: &Route, out: &mut BTreeMap<String, Direction
             Direction::Describes,
         );
     }
+    // Scrubbing holds back what free text would otherwise carry: one pattern a statement, so
+    // that a pattern dropped from a path is a widening of its own.
+    for (path, patterns) in plan.scrubs().paths() {
+        for pattern in patterns.iter() {
+            put(
+                format!("{t} on {on} scrubs {} from {path}", pattern.name()),
+                Direction::Holds,
+            );
+        }
+    }
     let c = plan.conditions();
     for w in c.when() {
         for path in &w.allow {

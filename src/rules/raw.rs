@@ -61,6 +61,8 @@ pub struct Route {
     pub refuse: Option<Spanned<Refuse>>,
     #[serde(default)]
     pub lookup: Vec<Spanned<Lookup>>,
+    #[serde(default)]
+    pub scrub: Vec<Spanned<Scrub>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,4 +114,12 @@ pub struct Lookup {
     /// Query parameter name -> CEL expression giving its value.
     #[serde(default)]
     pub query: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+/// Free text in allowed string fields, cleared of the named kinds of personal data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scrub {
+    pub paths: Spanned<Vec<Spanned<String>>>,
+    pub patterns: Spanned<Vec<Spanned<String>>>,
 }

@@ -144,6 +144,9 @@ impl Filtered {
         for path in &outcome.withheld {
             self.seen.withheld.insert(path);
         }
+        for path in &outcome.scrubbed {
+            self.seen.scrubbed.insert(path);
+        }
         self.rule_errors.extend(outcome.rule_errors);
         // `shape` excludes refuse rules, so a body always comes back; refuse rather than guess.
         let Some(Value::Array(items)) = outcome.body else {

@@ -27,6 +27,7 @@ pub struct InMemory {
     pub body: Vec<u8>,
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
+    pub scrubbed: BTreeSet<String>,
     pub subjects: BTreeSet<String>,
     /// The reasons of the `when`s that held.
     pub reasons: Vec<String>,
@@ -85,6 +86,7 @@ pub fn filter_in_memory(
     made.body.push(b']');
     made.disclosed = seen.disclosed.into_sorted();
     made.withheld = seen.withheld.into_sorted();
+    made.scrubbed = seen.scrubbed.into_sorted();
     made.subjects = seen.subjects;
     Ok(made)
 }
@@ -93,7 +95,7 @@ pub fn filter_in_memory(
 /// on the whole array) disagree about `body`; `None` when they agree.
 ///
 /// They agree when both refuse it, or when the streamed path sends exactly the bytes
-/// serde_json writes for `decide`'s body and records the same disclosed and withheld paths,
+/// serde_json writes for `decide`'s body and records the same disclosed, withheld and scrubbed paths,
 /// subjects, reasons and rule errors. A body that parses but is not an array must be refused
 /// by the streamed path (the gateway answers 502 for it).
 pub fn disagreement(job: &Arc<Requested>, body: &[u8], max_depth: usize) -> Option<String> {
@@ -139,6 +141,7 @@ pub fn difference(streamed: &Result<InMemory, split::Error>, outcome: &Outcome) 
         body: serde_json::to_vec(sent).unwrap_or_default(),
         disclosed: outcome.disclosed.clone(),
         withheld: outcome.withheld.clone(),
+        scrubbed: outcome.scrubbed.clone(),
         subjects: outcome.subjects.iter().cloned().collect(),
         reasons: outcome.reasons.clone(),
         rule_errors: outcome.rule_errors.iter().cloned().collect(),
@@ -158,6 +161,7 @@ fn first_difference(streamed: &InMemory, buffered: &InMemory) -> Option<String> 
     let sets = [
         ("disclosed", &streamed.disclosed, &buffered.disclosed),
         ("withheld", &streamed.withheld, &buffered.withheld),
+        ("scrubbed", &streamed.scrubbed, &buffered.scrubbed),
         ("subjects", &streamed.subjects, &buffered.subjects),
         ("rule_errors", &streamed.rule_errors, &buffered.rule_errors),
     ];

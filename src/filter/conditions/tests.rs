@@ -766,13 +766,15 @@ keep = "size(item) == 1 && size(item.b) == 1"
 /// Every `refuse`, `when`, `items` and `derive` expression of the shipped rules is answered by
 /// `cel::Direct` where its operands are present, so `decide` on them skips the interpreter
 /// (bench/README.md: it was two thirds of `decide`). A new rule outside the subset still
-/// works through CEL; this test says the speed is gone so it is not lost by accident.
+/// works through CEL; this test says the speed is gone so it is not lost by accident. A route
+/// with lookups is left out: it waits for a second upstream exchange, beside which the
+/// interpreter's microseconds do not count.
 #[test]
 fn the_shipped_conditions_are_all_in_the_direct_subset() {
     let policy = crate::test_util::shipped_rules();
     let mut seen = 0;
     for kind in policy.types() {
-        for route in &kind.routes {
+        for route in kind.routes.iter().filter(|r| r.plan.lookups().is_empty()) {
             let c = &route.plan.conditions();
             let exprs = c
                 .when()

@@ -158,3 +158,16 @@ fn a_new_recipient_credential_or_higher_rate_widens() {
         ["recipient acme is identified by the API key whose SHA-256 begins 0000000000000000: added"]
     );
 }
+
+#[test]
+fn a_scrub_pattern_dropped_widens() {
+    let scrubbed = format!(
+        "{JOB}\n[[route.scrub]]\npaths = [\"tenant.name\"]\npatterns = [\"phone\", \"email\"]\n"
+    );
+    let fewer = scrubbed.replace("[\"phone\", \"email\"]", "[\"phone\"]");
+    assert_eq!(
+        widenings(&changes(&scrubbed, &fewer)),
+        ["repairs-contractor on GET /jobs/{job_id} scrubs email from tenant.name: removed"]
+    );
+    assert!(widenings(&changes(JOB, &scrubbed)).is_empty());
+}
