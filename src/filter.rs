@@ -24,9 +24,11 @@ pub mod conditions;
 pub mod eval;
 mod plan;
 pub(crate) mod project;
+mod query;
 
 pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
 pub use plan::{Caller, Plan};
+pub use query::Query;
 
 /// The compiled allow list of one route: a trie of the allow entries.
 ///

@@ -9,11 +9,13 @@
 //! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
 
+mod attributes;
+mod binding;
 pub mod glossary;
 mod raw;
 mod site;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use crate::filter::cel::{Expr, Functions, PseudonymKey};
 use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
 use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
-use crate::routes::Template;
+use crate::routes::{Bindings, Takes, Template};
 use glossary::Glossary;
 use site::Source;
 pub use site::{RuleSites, Site, WhenSite};
@@ -52,6 +54,8 @@ pub struct Recipient {
     pub cert_sha256: Option<[u8; 32]>,
     pub cert_san: Option<String>,
     pub rate_limit: Option<Rate>,
+    /// `[recipient.attributes]`: strings the rules read as `recipient.attributes.<name>`.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// The policy of one recipient type.
@@ -75,8 +79,11 @@ pub struct RecipientType {
 pub struct Route {
     pub method: http::Method,
     pub template: Template,
-    /// Query parameters the recipient may send; any other is refused with 400.
-    pub query: BTreeSet<String>,
+    /// Query parameters the recipient may send, by name (`"StatusCode[]"` is `StatusCode`,
+    /// [`Takes::Repeated`]); any other is refused with 400, but for those `bind` sets.
+    pub query: BTreeMap<String, Takes>,
+    /// `[[route.bind]]`: parameters the gateway sets for each recipient.
+    pub bind: Bindings,
     /// The compiled rules: what of an upstream body the recipient gets.
     pub plan: Plan,
     /// Where `[[route]]` is written, with the comment above it: what the route is for.
@@ -94,8 +101,12 @@ impl crate::routes::Grant for Route {
         &self.template
     }
 
-    fn query(&self) -> &BTreeSet<String> {
+    fn query(&self) -> &BTreeMap<String, Takes> {
         &self.query
+    }
+
+    fn bindings(&self) -> &Bindings {
+        &self.bind
     }
 }
 
@@ -187,6 +198,14 @@ impl Policy {
     }
 }
 
+/// A query parameter name a rule may list or bind: one a target carries verbatim.
+fn query_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// Every key the rules of `types` and the glossary name.
 fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
     let mut known = KnownKeys::default();
@@ -214,6 +233,7 @@ impl Recipient {
             id: &self.id,
             kind: &self.kind.name,
             name: &self.name,
+            attributes: &self.attributes,
         }
     }
 }
@@ -288,6 +308,8 @@ struct Loader {
     /// generation is the same however the directory was named (`rules`, `./rules`, an
     /// absolute path, from another working directory).
     root: PathBuf,
+    /// Rules reading `recipient.attributes.<name>`, checked once the recipients are loaded.
+    attribute_reads: Vec<attributes::AttributeRead>,
 }
 
 impl Loader {
@@ -368,6 +390,9 @@ impl Loader {
             types.insert(kind.name.clone(), Arc::new(kind));
         }
         let recipients = self.load_recipients(&dir.join("recipients.toml"), &types);
+        if let Some(recipients) = &recipients {
+            self.check_attribute_reads(recipients);
+        }
         let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
         Some(Policy {
             recipients: recipients?,
@@ -539,20 +564,20 @@ impl Loader {
                 None
             }
         };
-        let mut query = BTreeSet::new();
+        let mut query = BTreeMap::new();
         for q in &raw.query {
-            let name = q.get_ref();
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-            if !valid {
+            let text = q.get_ref();
+            let (name, takes) = match text.strip_suffix("[]") {
+                Some(name) => (name, Takes::Repeated),
+                None => (text.as_str(), Takes::Once),
+            };
+            if !query_name_is_valid(name) {
                 self.error(
                     file,
                     source.line(q),
-                    format!("query parameter name {name:?} is not valid"),
+                    format!("query parameter name {text:?} is not valid"),
                 );
-            } else if !query.insert(name.clone()) {
+            } else if query.insert(name.to_owned(), takes).is_some() {
                 self.error(
                     file,
                     source.line(q),
@@ -578,10 +603,12 @@ impl Loader {
         }
         let allow_paths = allow_paths?;
         let conditions = self.conditions(source, raw, kind, &allow_paths);
+        let bind = self.bindings(source, raw, template.as_ref(), &query, kind);
         Some(Route {
             method: method?,
             template: template?,
             query,
+            bind: bind?,
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?),
             site,
             rule_sites: source.rule_sites(raw),
@@ -812,7 +839,10 @@ impl Loader {
         item: bool,
     ) -> Option<Expr> {
         match Expr::compile(text.get_ref(), item) {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                self.note_attribute_reads(source, source.line(text), &e);
+                Some(e)
+            }
             Err(errors) => {
                 let start = source.line(text);
                 // A multi-line string whose first line is empty: TOML drops that newline.
@@ -940,6 +970,7 @@ impl Loader {
             if r.rate_limit.is_some() && rate_limit.is_none() {
                 ok = false;
             }
+            let attributes = self.attributes(&source, &r.attributes, &mut ok);
             let (Some(kind), true) = (kind, ok) else {
                 continue;
             };
@@ -954,6 +985,7 @@ impl Loader {
                     .as_ref()
                     .map(|s| s.get_ref().to_ascii_lowercase()),
                 rate_limit,
+                attributes,
             }));
         }
         Some(recipients)
