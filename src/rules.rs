@@ -392,6 +392,7 @@ impl Loader {
         let recipients = self.load_recipients(&dir.join("recipients.toml"), &types);
         if let Some(recipients) = &recipients {
             self.check_attribute_reads(recipients);
+            self.check_binding_values(recipients);
         }
         let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
         Some(Policy {

@@ -90,6 +90,20 @@ impl Bindings {
             .any(|b| matches!(&b.param, Param::Query(n) if n == name))
     }
 
+    /// Each binding with its value for `caller`.
+    pub fn values<'a>(
+        &'a self,
+        caller: Caller<'a>,
+    ) -> impl Iterator<Item = (&'a Binding, Result<String, EvalError>)> + 'a {
+        self.list.iter().map(move |binding| {
+            let value = match &self.functions {
+                Some(functions) => binding.value(caller, functions),
+                None => Err(EvalError("no functions to evaluate with".to_owned())),
+            };
+            (binding, value)
+        })
+    }
+
     /// Sets every bound parameter on a granted request, or refuses it.
     ///
     /// # Errors
@@ -102,10 +116,8 @@ impl Bindings {
         query: &mut Query,
         params: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        for binding in &self.list {
-            let failed = || Error::BindingFailed(binding.param.to_string());
-            let functions = self.functions.as_ref().ok_or_else(failed)?;
-            let value = binding.value(caller, functions).map_err(|_| failed())?;
+        for (binding, value) in self.values(caller) {
+            let value = value.map_err(|_| Error::BindingFailed(binding.param.to_string()))?;
             let mismatch = || Error::BindingMismatch(binding.param.to_string());
             match &binding.param {
                 Param::Query(name) => {

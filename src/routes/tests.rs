@@ -222,6 +222,11 @@ fn listing_a_parameter_both_ways_is_an_error() {
 /// `GET /jobs` (`status` allowed) with `contractor` bound to the recipient's contractor code,
 /// and `GET /contractors/{code}/jobs` with `code` bound to it, as `r` (`KBS`) asks.
 fn bound(target: &str) -> Result<String, Error> {
+    bound_as(target, None)
+}
+
+/// [`bound`], asked by `as_caller` instead when given.
+fn bound_as(target: &str, as_caller: Option<Caller<'_>>) -> Result<String, Error> {
     let policy = policy(
         r#"
 [[route]]
@@ -236,17 +241,12 @@ method = "GET"
 path = "/contractors/{code}/jobs"
 allow = ["id"]
 bind = [{ param = "path.code", value = "recipient.attributes.contractor_code" }]
-
-[[route]]
-method = "GET"
-path = "/regions"
-allow = ["id"]
-bind = [{ param = "query.region", value = "recipient.attributes['region']" }]
 "#,
     );
     let r = policy.recipient("r").expect("r");
     let uri: http::Uri = target.parse().expect("uri");
-    let g = authorize(&r.kind.routes, &http::Method::GET, &uri, r.caller())?;
+    let caller = as_caller.unwrap_or_else(|| r.caller());
+    let g = authorize(&r.kind.routes, &http::Method::GET, &uri, caller)?;
     Ok(g.upstream_target)
 }
 
@@ -285,9 +285,10 @@ fn a_bound_parameter_is_added_checked_and_never_changed() {
         bound("/contractors/ACME/jobs").unwrap_err(),
         Error::BindingMismatch("path.code".into())
     );
-    // A value that cannot be computed (no such attribute) refuses: fail closed.
-    let failed = bound("/regions").unwrap_err();
-    assert_eq!(failed, Error::BindingFailed("query.region".into()));
+    // A value that cannot be computed (a caller without the attribute, which `check`
+    // refuses for the recipients it loads) refuses: fail closed.
+    let failed = bound_as("/jobs?status=open", Some(caller())).unwrap_err();
+    assert_eq!(failed, Error::BindingFailed("query.contractor".into()));
     assert_eq!(
         (failed.status(), failed.code()),
         (http::StatusCode::FORBIDDEN, "binding_mismatch")

@@ -8,10 +8,11 @@
 //! before there is a body).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::raw;
 use super::site::Source;
-use super::{query_name_is_valid, Loader};
+use super::{query_name_is_valid, Loader, Recipient};
 use crate::filter::cel::{Functions, VARIABLES};
 use crate::routes::binding::{Binding, Param};
 use crate::routes::{Bindings, Takes, Template};
@@ -95,6 +96,36 @@ impl Loader {
         let functions = Functions::new(kind, self.secrets.pseudonym_key.as_ref());
         Some(Bindings::new(list, functions))
     }
+
+    /// Evaluates every binding for every recipient of its type. A value reads nothing but
+    /// the recipient, so what it gives here it gives on every request: an error (or a value
+    /// that is not a string) would refuse all of that recipient's requests on the route, and
+    /// is reported at the value's line instead, unless that line is already reported (an
+    /// attribute the recipient lacks).
+    pub(super) fn check_binding_values(&mut self, recipients: &[Arc<Recipient>]) {
+        for recipient in recipients {
+            for route in &recipient.kind.routes {
+                let values = route.bind.values(recipient.caller());
+                for ((binding, value), site) in values.zip(&route.rule_sites.bind) {
+                    let Err(e) = value else { continue };
+                    let reported = self
+                        .diagnostics
+                        .iter()
+                        .any(|d| d.is_error() && d.line == site.line && *d.file == *site.file);
+                    if !reported {
+                        self.error(
+                            &site.file,
+                            site.line,
+                            format!(
+                                "bind value for {} cannot be computed for recipient {:?}: {}",
+                                binding.param, recipient.id, e.0
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +171,8 @@ mod tests {
             (bind("query.c", "string(now)"), "12: bind value reads now"),
             (bind("query.c", "recipient.attributes.region"), "12: reads recipient.attributes.region, which recipient(s) \"acme-repairs\", \"brightfix\" of this type lack"),
             (bind("query.c", "recipient.id +"), "12: bind value: CEL syntax error"),
+            (bind("query.c", "size(recipient.id)"), "12: bind value for query.c cannot be computed for recipient \"acme-repairs\": the binding gave int, not a string"),
+            (bind("query.c", "recipient.attributes['region']"), "12: bind value for query.c cannot be computed for recipient \"acme-repairs\""),
             (format!("{}{}", bind("query.c", "'a'"), bind("query.c", "'b'")), "14: bind param \"query.c\" is already bound at line 11"),
         ];
         for (binds, expected) in cases {
