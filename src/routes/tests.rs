@@ -294,3 +294,22 @@ fn a_bound_parameter_is_added_checked_and_never_changed() {
         (http::StatusCode::FORBIDDEN, "binding_mismatch")
     );
 }
+
+proptest::proptest! {
+    /// However many values a repeatable parameter is sent with, each is forwarded and read in
+    /// the order sent, among the other parameters.
+    #[test]
+    fn repeated_values_keep_their_order(
+        values in proptest::collection::vec("[a-zA-Z0-9~._-]{0,6}", 1..6),
+        status_at in 0usize..6,
+    ) {
+        let k = kind(&[("GET", "/jobs", &["status", "StatusCode[]"])]);
+        let mut pairs: Vec<String> = values.iter().map(|v| format!("StatusCode={v}")).collect();
+        pairs.insert(status_at.min(pairs.len()), "status=open".to_owned());
+        let target = format!("/jobs?{}", pairs.join("&"));
+        let g = authorize_str(&k, "GET", &target).expect("granted");
+        proptest::prop_assert_eq!(&g.upstream_target, &target);
+        let read: Vec<&str> = g.query.values("StatusCode").collect();
+        proptest::prop_assert_eq!(read, values.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
