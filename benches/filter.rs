@@ -127,7 +127,7 @@ fn decide(
         method: "GET",
         path,
         params,
-        query: &[],
+        query: &filter::Query::default(),
         headers: &[],
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
         lookups: filter::Lookups::none(),
@@ -276,7 +276,7 @@ fn benches(c: &mut Criterion) {
         method: "GET".into(),
         path: "/tenants".into(),
         params: BTreeMap::new(),
-        query: Vec::new(),
+        query: filter::Query::default(),
         headers: Vec::new(),
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
     });

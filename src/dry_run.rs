@@ -106,7 +106,12 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         let detail = "malformed request target".to_owned();
         return rejected(&rejection, Some(detail), &upstream);
     };
-    let granted = match routes::authorize(&request.recipient.kind.routes, &request.method, &uri) {
+    let granted = match routes::authorize(
+        &request.recipient.kind.routes,
+        &request.method,
+        &uri,
+        request.recipient.caller(),
+    ) {
         Ok(g) => g,
         Err(e) => return rejected(&Rejection::Routes(e), None, &upstream),
     };

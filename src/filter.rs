@@ -25,11 +25,13 @@ pub mod eval;
 pub mod lookup;
 mod plan;
 pub(crate) mod project;
+mod query;
 pub mod scrub;
 
 pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
 pub use lookup::Lookups;
 pub use plan::{Caller, Plan};
+pub use query::Query;
 
 /// The compiled allow list of one route: a trie of the allow entries.
 ///

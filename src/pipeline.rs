@@ -661,7 +661,12 @@ fn authorize<'r>(
     method: &http::Method,
     target: routes::Target,
 ) -> Result<routes::Granted<'r, Route>, Rejection> {
-    Ok(routes::grant(&recipient.kind.routes, method, target)?)
+    Ok(routes::grant(
+        &recipient.kind.routes,
+        method,
+        target,
+        recipient.caller(),
+    )?)
 }
 
 /// A request-driven disclosure (police, debt agents) names its reference; the audit keeps

@@ -19,6 +19,7 @@ pub mod markdown;
 use std::time::SystemTime;
 
 use crate::path::{FieldPath, Segment};
+use crate::routes::Takes;
 use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route, Site};
 use glossary::Glossary;
 
@@ -60,6 +61,8 @@ pub struct RecipientEntry {
     pub identity: Vec<String>,
     /// Its own rate limit, when it overrides the type's.
     pub rate_limit: Option<Rate>,
+    /// `[recipient.attributes]`, by name: what the rules may read of it.
+    pub attributes: Vec<(String, String)>,
 }
 
 /// One granted route and, field by field, what it discloses.
@@ -68,6 +71,9 @@ pub struct RouteEntry {
     pub method: String,
     pub template: String,
     pub query: Vec<String>,
+    /// Each bound parameter and the expression that sets it (`query.contractor`,
+    /// `recipient.attributes.contractor_code`).
+    pub bind: Vec<(String, String)>,
     pub subjects: Vec<String>,
     /// The comment above `[[route]]`, if any: what the route is for.
     pub note: String,
@@ -201,6 +207,18 @@ impl TypeEntry {
 // === impl RecipientEntry ===
 
 impl RecipientEntry {
+    /// `name = value` for each attribute, or `none`.
+    pub fn attributes_text(&self) -> String {
+        if self.attributes.is_empty() {
+            return "none".to_owned();
+        }
+        self.attributes
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn new(r: &Recipient) -> RecipientEntry {
         let mut identity = Vec::new();
         if r.api_key_sha256.is_some() {
@@ -217,6 +235,11 @@ impl RecipientEntry {
             name: r.name.clone(),
             identity,
             rate_limit: r.rate_limit,
+            attributes: r
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -285,7 +308,19 @@ impl RouteEntry {
         RouteEntry {
             method: route.method.to_string(),
             template: route.template.to_string(),
-            query: route.query.iter().cloned().collect(),
+            query: route
+                .query
+                .iter()
+                .map(|(name, takes)| match takes {
+                    Takes::Once => name.clone(),
+                    Takes::Repeated => format!("{name}[]"),
+                })
+                .collect(),
+            bind: route
+                .bind
+                .iter()
+                .map(|b| (b.param.to_string(), b.value.source().to_owned()))
+                .collect(),
             subjects: route
                 .plan
                 .subjects()
@@ -473,6 +508,28 @@ pub enum CitationPart<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_and_bindings_are_shown() {
+        let policy = crate::test_util::policy(
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\nsubjects_optional = true\nallow = [\"[].id\"]\n\
+             bind = [{ param = \"query.contractor\", value = \"recipient.attributes.contractor_code\" }]\n",
+        );
+        let register = Register::build(&policy, policy.glossary(), SystemTime::UNIX_EPOCH);
+        for format in [Format::Html, Format::Markdown] {
+            let text = register.render(format);
+            assert!(text.contains("contractor_code = ACME"), "{text}");
+            assert!(text.contains("contractor_code = BFX"), "{text}");
+            assert!(
+                text.contains("Set by the gateway for each recipient"),
+                "{text}"
+            );
+            assert!(
+                text.contains("recipient.attributes.contractor_code"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_call_is_split_into_function_and_argument() {

@@ -6,14 +6,21 @@
 //! double encoding) is refused with 400, so the route we grant is the route the upstream
 //! serves. Then the method and path are matched against the recipient type's routes (403 when
 //! none grants them), and the query is checked against the route's list (400 for any other
-//! parameter). What goes upstream is rebuilt from the decoded parts, never the raw text.
+//! parameter, or a repeat of one the route does not let repeat). Last, the parameters the
+//! route binds for the recipient are set ([`binding`]: 403 for a different value). What goes
+//! upstream is rebuilt from the decoded parts, never the raw text.
 //!
 //! The decoded path is computed once, by [`Target::parse`], and that one value is what the
 //! audit records, what a condition reads as `request.path` and what the upstream target is
 //! re-encoded from: none of them can disagree about which resource a request named.
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod binding;
+
+use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::filter::{Caller, Query};
+pub use binding::Bindings;
 
 /// Why a request was not granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +33,10 @@ pub enum Error {
     QueryRepeated(String),
     #[error("malformed query string: {0}")]
     MalformedQuery(&'static str),
+    #[error("parameter {0} does not hold the value the gateway sets for this recipient")]
+    BindingMismatch(String),
+    #[error("parameter {0} is set by the gateway, and its value for this recipient could not be computed")]
+    BindingFailed(String),
     #[error("no route granted for this path")]
     NotGranted,
     #[error("method not granted for this path")]
@@ -35,7 +46,10 @@ pub enum Error {
 impl Error {
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Error::NotGranted | Error::MethodNotGranted => http::StatusCode::FORBIDDEN,
+            Error::NotGranted
+            | Error::MethodNotGranted
+            | Error::BindingMismatch(_)
+            | Error::BindingFailed(_) => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::BAD_REQUEST,
         }
     }
@@ -47,6 +61,10 @@ impl Error {
             Error::QueryNotAllowed(_) | Error::QueryRepeated(_) | Error::MalformedQuery(_) => {
                 "query_not_allowed"
             }
+            // Both: the request cannot go upstream with the value the rules set. A binding
+            // that cannot be computed is a gap in the rules `check` reports; the recipient
+            // is told no more than for a wrong value.
+            Error::BindingMismatch(_) | Error::BindingFailed(_) => "binding_mismatch",
             Error::NotGranted => "route_not_granted",
             Error::MethodNotGranted => "method_not_granted",
         }
@@ -88,8 +106,21 @@ pub struct Target {
 pub trait Grant {
     fn method(&self) -> &http::Method;
     fn template(&self) -> &Template;
-    /// Query parameters the recipient may send; any other is refused with 400.
-    fn query(&self) -> &BTreeSet<String>;
+    /// Query parameters the recipient may send, by name (without `[]`); any other is refused
+    /// with 400, but for those `bindings` set.
+    fn query(&self) -> &BTreeMap<String, Takes>;
+    /// The parameters the gateway sets for each recipient.
+    fn bindings(&self) -> &Bindings;
+}
+
+/// How often a route takes a query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// At most once: a repeat is ambiguous (which one does the upstream read?), so 400.
+    Once,
+    /// Any number of times (`"StatusCode[]"` in the rules): every value is forwarded, in
+    /// order, and CEL reads a list.
+    Repeated,
 }
 
 /// A granted request: the route, its parameters, and what to send upstream.
@@ -100,7 +131,8 @@ pub struct Granted<'a, R> {
     /// its route by it.
     pub index: usize,
     pub params: BTreeMap<String, String>,
-    pub query: Vec<(String, String)>,
+    /// The query as forwarded: the request's parameters, then the bound ones it left out.
+    pub query: Query,
     /// The normalised path ([`Target::path`]), which the upstream target is built from.
     pub path: String,
     /// The upstream path and query, rebuilt from the decoded parts, percent-encoded.
@@ -178,6 +210,13 @@ impl Template {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Whether the template has the parameter `{name}`.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .any(|p| matches!(p, Part::Param(n) if n == name))
     }
 
     /// Matches decoded segments; the parameters on success.
@@ -260,30 +299,35 @@ impl Target {
 
 // === grants ===
 
-/// Checks the target and finds the one of `routes` that grants `method` on it:
+/// Checks the target and finds the one of `routes` that grants `method` on it to `caller`:
 /// [`Target::parse`], then [`grant`].
 ///
 /// # Errors
 ///
 /// 400 ([`Error::Malformed`], query errors) for a target that is ambiguous or names a
-/// parameter the route does not allow; 403 for a path or method not granted.
+/// parameter the route does not allow; 403 for a path or method not granted, or a bound
+/// parameter with another value.
 pub fn authorize<'a, R: Grant>(
     routes: &'a [R],
     method: &http::Method,
     uri: &http::Uri,
+    caller: Caller<'_>,
 ) -> Result<Granted<'a, R>, Error> {
-    grant(routes, method, Target::parse(uri)?)
+    grant(routes, method, Target::parse(uri)?, caller)
 }
 
-/// Finds the one of `routes` that grants `method` on a decoded `target`.
+/// Finds the one of `routes` that grants `method` on a decoded `target` to `caller`, and
+/// sets the parameters the route binds for it.
 ///
 /// # Errors
 ///
-/// 400 for a query parameter the route does not allow; 403 for a path or method not granted.
+/// 400 for a query parameter the route does not allow; 403 for a path or method not granted,
+/// or a bound parameter with another value than the binding's.
 pub fn grant<'a, R: Grant>(
     routes: &'a [R],
     method: &http::Method,
     target: Target,
+    caller: Caller<'_>,
 ) -> Result<Granted<'a, R>, Error> {
     let segments = target.segments();
     let mut candidates: Vec<(usize, &R, BTreeMap<String, String>)> = routes
@@ -302,7 +346,8 @@ pub fn grant<'a, R: Grant>(
         .take_while(|(_, r, _)| r.template().specificity() == best)
         .find(|(_, r, _)| r.method() == method)
         .ok_or(Error::MethodNotGranted)?;
-    let query = check_query(route.query(), target.query.as_deref())?;
+    let mut query = check_query(route, target.query.as_deref())?;
+    route.bindings().apply(caller, &mut query, &params)?;
     let mut upstream_target = String::new();
     for segment in &segments {
         upstream_target.push('/');
@@ -311,15 +356,13 @@ pub fn grant<'a, R: Grant>(
     if upstream_target.is_empty() {
         upstream_target.push('/');
     }
-    if !query.is_empty() {
-        let mut sep = '?';
-        for (k, v) in &query {
-            upstream_target.push(sep);
-            sep = '&';
-            percent_encode_into(k, &mut upstream_target);
-            upstream_target.push('=');
-            percent_encode_into(v, &mut upstream_target);
-        }
+    let mut sep = '?';
+    for (k, v) in query.pairs() {
+        upstream_target.push(sep);
+        sep = '&';
+        percent_encode_into(k, &mut upstream_target);
+        upstream_target.push('=');
+        percent_encode_into(v, &mut upstream_target);
     }
     Ok(Granted {
         route,
@@ -419,12 +462,10 @@ fn percent_decode(text: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| Error::Malformed("not UTF-8"))
 }
 
-/// Parses the query string, keeping only the route's parameters (all others are refused).
-fn check_query(
-    allowed: &BTreeSet<String>,
-    raw: Option<&str>,
-) -> Result<Vec<(String, String)>, Error> {
-    let mut out: Vec<(String, String)> = Vec::new();
+/// Parses the query string, keeping only the route's parameters (all others are refused),
+/// and those the route binds (each checked by the binding after).
+fn check_query<R: Grant>(route: &R, raw: Option<&str>) -> Result<Query, Error> {
+    let mut out = Query::default();
     let Some(raw) = raw.filter(|q| !q.is_empty()) else {
         return Ok(out);
     };
@@ -439,13 +480,15 @@ fn check_query(
         // and the upstream sees the value re-encoded either way.
         let value =
             percent_decode(v).map_err(|_| Error::MalformedQuery("malformed parameter value"))?;
-        if !allowed.contains(&name) {
-            return Err(Error::QueryNotAllowed(name));
-        }
-        if out.iter().any(|(n, _)| *n == name) {
+        let takes = match route.query().get(&name) {
+            Some(takes) => *takes,
+            None if route.bindings().binds_query(&name) => Takes::Once,
+            None => return Err(Error::QueryNotAllowed(name)),
+        };
+        if takes == Takes::Once && out.values(&name).next().is_some() {
             return Err(Error::QueryRepeated(name));
         }
-        out.push((name, value));
+        out.push(&name, &value, takes == Takes::Repeated);
     }
     Ok(out)
 }

@@ -9,6 +9,8 @@
 //! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
 
+mod attributes;
+mod binding;
 pub mod changes;
 pub mod glossary;
 mod raw;
@@ -30,7 +32,7 @@ use crate::filter::conditions::{self, Conditions, Derive, Items, Refuse, When};
 use crate::filter::lookup::{self, Lookup};
 use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
-use crate::routes::Template;
+use crate::routes::{Bindings, Takes, Template};
 use glossary::Glossary;
 use site::Source;
 pub use site::{RuleSites, Site, WhenSite};
@@ -55,6 +57,8 @@ pub struct Recipient {
     pub cert_sha256: Option<[u8; 32]>,
     pub cert_san: Option<String>,
     pub rate_limit: Option<Rate>,
+    /// `[recipient.attributes]`: strings the rules read as `recipient.attributes.<name>`.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// The policy of one recipient type.
@@ -78,8 +82,11 @@ pub struct RecipientType {
 pub struct Route {
     pub method: http::Method,
     pub template: Template,
-    /// Query parameters the recipient may send; any other is refused with 400.
-    pub query: BTreeSet<String>,
+    /// Query parameters the recipient may send, by name (`"StatusCode[]"` is `StatusCode`,
+    /// [`Takes::Repeated`]); any other is refused with 400, but for those `bind` sets.
+    pub query: BTreeMap<String, Takes>,
+    /// `[[route.bind]]`: parameters the gateway sets for each recipient.
+    pub bind: Bindings,
     /// The compiled rules: what of an upstream body the recipient gets.
     pub plan: Plan,
     /// Where `[[route]]` is written, with the comment above it: what the route is for.
@@ -97,8 +104,12 @@ impl crate::routes::Grant for Route {
         &self.template
     }
 
-    fn query(&self) -> &BTreeSet<String> {
+    fn query(&self) -> &BTreeMap<String, Takes> {
         &self.query
+    }
+
+    fn bindings(&self) -> &Bindings {
+        &self.bind
     }
 }
 
@@ -190,6 +201,15 @@ impl Policy {
     }
 }
 
+/// A query parameter name a rule may list, bind or look up with: letters, digits, `_`, `-`
+/// and `.`, which a target carries verbatim.
+fn query_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// Every key the rules of `types` and the glossary name.
 fn known_keys(types: &[RecipientType], glossary: &Glossary) -> KnownKeys {
     let mut known = KnownKeys::default();
@@ -223,6 +243,7 @@ impl Recipient {
             id: &self.id,
             kind: &self.kind.name,
             name: &self.name,
+            attributes: &self.attributes,
         }
     }
 }
@@ -310,14 +331,6 @@ impl fmt::Display for Rate {
 
 // === the loader ===
 
-/// Whether `name` may name a query parameter: letters, digits, `_`, `-` and `.`.
-fn is_query_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-}
-
 /// Collects diagnostics while building the policy, so one run reports everything.
 #[derive(Default)]
 struct Loader {
@@ -330,6 +343,8 @@ struct Loader {
     root: PathBuf,
     /// The lookups the route being loaded declares: an expression may read only those.
     lookup_names: BTreeSet<String>,
+    /// Rules reading `recipient.attributes.<name>`, checked once the recipients are loaded.
+    attribute_reads: Vec<attributes::AttributeRead>,
 }
 
 impl Loader {
@@ -410,6 +425,10 @@ impl Loader {
             types.insert(kind.name.clone(), Arc::new(kind));
         }
         let recipients = self.load_recipients(&dir.join("recipients.toml"), &types);
+        if let Some(recipients) = &recipients {
+            self.check_attribute_reads(recipients);
+            self.check_binding_values(recipients);
+        }
         let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
         Some(Policy {
             recipients: recipients?,
@@ -581,16 +600,20 @@ impl Loader {
                 None
             }
         };
-        let mut query = BTreeSet::new();
+        let mut query = BTreeMap::new();
         for q in &raw.query {
-            let name = q.get_ref();
-            if !is_query_name(name) {
+            let text = q.get_ref();
+            let (name, takes) = match text.strip_suffix("[]") {
+                Some(name) => (name, Takes::Repeated),
+                None => (text.as_str(), Takes::Once),
+            };
+            if !query_name_is_valid(name) {
                 self.error(
                     file,
                     source.line(q),
-                    format!("query parameter name {name:?} is not valid"),
+                    format!("query parameter name {text:?} is not valid"),
                 );
-            } else if !query.insert(name.clone()) {
+            } else if query.insert(name.to_owned(), takes).is_some() {
                 self.error(
                     file,
                     source.line(q),
@@ -620,10 +643,12 @@ impl Loader {
         let scrubs = conditions
             .as_ref()
             .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
+        let bind = self.bindings(source, raw, template.as_ref(), &query, kind);
         Some(Route {
             method: method?,
             template: template?,
             query,
+            bind: bind?,
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
                 .with_lookups(lookups?)
                 .with_scrubs(scrubs?),
@@ -883,7 +908,7 @@ impl Loader {
             }
             let mut query = Vec::new();
             for (param, text) in &l.query {
-                if !is_query_name(param) {
+                if !query_name_is_valid(param) {
                     self.error(
                         file,
                         source.line(text),
@@ -946,6 +971,7 @@ impl Loader {
                         format!("{what}: the route has no lookup {name:?} (declare it in [[route.lookup]])"),
                     );
                 }
+                self.note_attribute_reads(source, source.line(text), &e);
                 undeclared.is_empty().then_some(e)
             }
             Err(errors) => {
@@ -1075,6 +1101,7 @@ impl Loader {
             if r.rate_limit.is_some() && rate_limit.is_none() {
                 ok = false;
             }
+            let attributes = self.attributes(&source, &r.attributes, &mut ok);
             let (Some(kind), true) = (kind, ok) else {
                 continue;
             };
@@ -1089,6 +1116,7 @@ impl Loader {
                     .as_ref()
                     .map(|s| s.get_ref().to_ascii_lowercase()),
                 rate_limit,
+                attributes,
             }));
         }
         Some(recipients)

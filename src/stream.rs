@@ -136,7 +136,7 @@ pub struct Requested {
     pub method: String,
     pub path: String,
     pub params: BTreeMap<String, String>,
-    pub query: Vec<(String, String)>,
+    pub query: filter::Query,
     pub headers: Vec<(&'static str, String)>,
     pub now: SystemTime,
 }

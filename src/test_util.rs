@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::filter::cel::PseudonymKey;
-use crate::filter::{decide, Outcome, Request};
+use crate::filter::{decide, Outcome, Query, Request};
 use crate::rules::{Policy, Recipient, Secrets};
 use crate::stream::Requested;
 
@@ -149,7 +149,7 @@ pub(crate) struct Call {
     pub(crate) method: &'static str,
     pub(crate) path: &'static str,
     pub(crate) params: BTreeMap<String, String>,
-    pub(crate) query: Vec<(String, String)>,
+    pub(crate) query: Query,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) now: SystemTime,
 }
@@ -163,7 +163,7 @@ impl Call {
             method: "GET",
             path: "/jobs/J1",
             params: BTreeMap::from([("job_id".to_owned(), "J1".to_owned())]),
-            query: Vec::new(),
+            query: Query::default(),
             headers: Vec::new(),
             now: job_day(),
         }
@@ -175,7 +175,7 @@ impl Call {
             method: "GET",
             path: "/tenants",
             params: BTreeMap::new(),
-            query: Vec::new(),
+            query: Query::default(),
             headers: Vec::new(),
             now: sample_day(),
         }

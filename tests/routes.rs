@@ -1,5 +1,5 @@
-//! Request-target hygiene, route and method grants, and query allow-lists: every refusal
-//! happens before the upstream sees anything.
+//! Request-target hygiene, route and method grants, query allow-lists, repeatable parameters
+//! and bindings: every refusal happens before the upstream sees anything.
 
 use crate::support::gateway::{self, Builder};
 use crate::support::http;
@@ -130,4 +130,103 @@ async fn oversized_and_unexpected_request_bodies_are_refused_before_reading() {
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(up.count(), 0);
+}
+
+/// A contractor type whose `GET /jobs` binds `contractor` to the recipient's contractor code
+/// and lets `StatusCode` repeat; a condition grants `priority` when it sees the bound value
+/// and both status codes.
+const BOUND_JOBS: &str = r#"type = "jobs-contractor"
+purpose = "Carry out repairs"
+lawful_basis = "contract"
+
+[[route]]
+method = "GET"
+path = "/jobs"
+query = ["status", "StatusCode[]"]
+subjects = ["[].tenant.id"]
+allow = ["[].id", "[].status"]
+
+[[route.bind]]
+param = "query.contractor"
+value = "recipient.attributes.contractor_code"
+
+[[route.when]]
+condition = "request.query.contractor == 'KBS' && request.query.StatusCode == ['20', '80']"
+reason = "the contractor's own jobs in both states"
+allow = ["[].priority"]
+"#;
+
+async fn bound_jobs() -> (
+    crate::support::upstream::Listening,
+    crate::support::gateway::Gateway,
+) {
+    let up = Upstream::new()
+        .json(
+            "/api/jobs",
+            json!([{ "id": "J-1", "status": "open", "priority": "high", "tenant": { "id": "T-1" } }]),
+        )
+        .run()
+        .await;
+    let gw = Builder::before(&up)
+        .recipient_of("kbs", "jobs-contractor", BOUND_JOBS)
+        .attributes("kbs", "contractor_code = \"KBS\"")
+        .start()
+        .await;
+    (up, gw)
+}
+
+#[tokio::test]
+async fn a_bound_parameter_is_set_upstream_and_another_value_is_refused() {
+    let (up, gw) = bound_jobs().await;
+    let key = gw.key("kbs").to_string();
+    let r = http::get(gw.addr, "/jobs?status=open", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!([{ "id": "J-1", "status": "open" }]));
+    assert_eq!(
+        up.requests()[0].query.as_deref(),
+        Some("status=open&contractor=KBS")
+    );
+    // The same value is fine; another is refused before anything goes upstream.
+    let r = http::get(gw.addr, "/jobs?contractor=KBS", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.requests()[1].query.as_deref(), Some("contractor=KBS"));
+    let r = http::get(gw.addr, "/jobs?status=open&contractor=ACME", Some(&key)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.error(), "binding_mismatch");
+    assert!(
+        !r.text().contains("KBS") && !r.text().contains("ACME"),
+        "{}",
+        r.text()
+    );
+    let r = http::get(gw.addr, "/jobs?contractor=KBS&contractor=KBS", Some(&key)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error(), "query_not_allowed");
+    assert_eq!(up.count(), 2, "a refused request reached the upstream");
+    let records = gw.audit_records();
+    let refused = &records[records.len() - 2];
+    assert_eq!(refused["status"], 403);
+    assert_eq!(refused["error"], "binding_mismatch");
+    assert_eq!(refused["recipient"], "kbs");
+}
+
+#[tokio::test]
+async fn a_repeatable_parameter_is_forwarded_in_order_and_read_as_a_list() {
+    let (up, gw) = bound_jobs().await;
+    let key = gw.key("kbs").to_string();
+    let r = http::get(gw.addr, "/jobs?StatusCode=20&StatusCode=80", Some(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The condition saw the bound contractor and the list of both codes.
+    assert_eq!(
+        r.json(),
+        json!([{ "id": "J-1", "status": "open", "priority": "high" }])
+    );
+    assert_eq!(
+        up.requests()[0].query.as_deref(),
+        Some("StatusCode=20&StatusCode=80&contractor=KBS")
+    );
+    // `status` may not repeat.
+    let r = http::get(gw.addr, "/jobs?status=a&status=b", Some(&key)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error(), "query_not_allowed");
+    assert_eq!(up.count(), 1);
 }

@@ -159,7 +159,7 @@ async fn a_large_export_streams_in_audited_segments() {
             method: "GET",
             path: "/tenants",
             params: &Default::default(),
-            query: &[],
+            query: &Default::default(),
             headers: &[],
             now: std::time::SystemTime::now(),
             lookups: need_to_know::filter::Lookups::none(),

@@ -5,7 +5,8 @@ mod support;
 
 // Who is calling: API keys, 401s, the credential swap.
 mod identity;
-// Request-target hygiene, route and method grants, query allow-lists.
+// Request-target hygiene, route and method grants, query allow-lists, repeatable parameters
+// and bindings.
 mod routes;
 // What a recipient sees: the allow-list on the raw bytes, header allow-list, and every way
 // an upstream response is refused.

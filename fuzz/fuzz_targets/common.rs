@@ -52,6 +52,9 @@ pub fn policy() -> &'static Policy {
     POLICY.with(|p| *p)
 }
 
+/// The empty query the job request borrows.
+static NO_QUERY: std::sync::OnceLock<need_to_know::filter::Query> = std::sync::OnceLock::new();
+
 /// `GET /jobs/J1` by acme-repairs on 2025-03-01, with `params` from [`job_params`] and the
 /// condition-readable `headers`.
 pub fn job_request<'a>(
@@ -64,7 +67,7 @@ pub fn job_request<'a>(
         method: "GET",
         path: "/jobs/J1",
         params,
-        query: &[],
+        query: NO_QUERY.get_or_init(Default::default),
         headers,
         // 2025-03-01T00:00:00Z
         now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),

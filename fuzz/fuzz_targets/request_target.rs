@@ -24,7 +24,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let policy = common::policy();
     let recipient = policy.recipient("acme-repairs").expect("fixed recipient");
-    let Ok(granted) = routes::authorize(&recipient.kind.routes, &method, &uri) else {
+    let caller = recipient.caller();
+    let Ok(granted) = routes::authorize(&recipient.kind.routes, &method, &uri, caller) else {
         return;
     };
     let target = &granted.upstream_target;

@@ -48,7 +48,7 @@ fn job() -> &'static Arc<Requested> {
             method: "GET".into(),
             path: "/tenants".into(),
             params: BTreeMap::new(),
-            query: Vec::new(),
+            query: Default::default(),
             headers: Vec::new(),
             // 2026-06-01T12:00:00Z
             now: UNIX_EPOCH + Duration::from_secs(1_780_315_200),

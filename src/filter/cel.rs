@@ -19,7 +19,7 @@ use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
     CelUInt,
 };
-use cel::common::value::Val;
+pub use cel::common::value::Val;
 use cel::extractors::Arguments;
 use cel::objects::Key;
 use cel::{Context, Env, ExecutionError, FunctionContext, Program, Value as CelValue};
@@ -304,6 +304,12 @@ impl Expr {
     /// What the expression reads of `item`.
     pub fn item_reads(&self) -> &Reads {
         &self.item_reads
+    }
+
+    /// What the expression reads of the variable `name`, found from the AST on each call:
+    /// for the loader's checks, not for requests.
+    pub fn reads(&self, name: &str) -> Reads {
+        Reads::of(self.program.expression(), name)
     }
 
     /// Whether [`Expr::eval_bool_direct`] can answer for this expression at all.

@@ -33,6 +33,7 @@ use super::cel::{self, EvalError, Expr, Functions, Reads, Uses};
 use super::eval;
 use super::lookup::Lookups;
 use super::plan::{Caller, Plan};
+use super::query::Query;
 use super::{
     allow_explained_without, allow_without, each_inner_path, subjects, subjects_without, AllowTree,
     Decision, Removed,
@@ -117,7 +118,7 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// The route template's parameters.
     pub params: &'a BTreeMap<String, String>,
-    pub query: &'a [(String, String)],
+    pub query: &'a Query,
     /// Only the headers in [`cel::HEADERS`], as [`pick_headers`] takes them.
     pub headers: &'a [(&'static str, String)],
     pub now: SystemTime,
@@ -789,15 +790,7 @@ pub(super) fn bind<'v>(
         scope.add_variable_as_val("body", cel::to_val_reading(upstream, body_reads, removed));
     }
     if uses.recipient {
-        let r = request.caller;
-        scope.add_variable_as_val(
-            "recipient",
-            cel::record(vec![
-                ("id", cel::string_val(r.id)),
-                ("type", cel::string_val(r.kind)),
-                ("name", cel::string_val(r.name)),
-            ]),
-        );
+        scope.add_variable_as_val("recipient", request.caller.to_cel());
     }
     if uses.request {
         scope.add_variable_as_val(
@@ -809,10 +802,7 @@ pub(super) fn bind<'v>(
                     "params",
                     cel::string_map(request.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
                 ),
-                (
-                    "query",
-                    cel::string_map(request.query.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                ),
+                ("query", request.query.to_cel()),
                 (
                     "headers",
                     cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),

@@ -6,8 +6,10 @@
 //! route of the rules, keeps the filter below the rules: the filter knows nothing of files,
 //! recipients' credentials or route templates.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::cel;
 use super::conditions::Conditions;
 use super::lookup::Lookup;
 use super::scrub::Scrubs;
@@ -41,6 +43,28 @@ pub struct Caller<'a> {
     /// The recipient type's name.
     pub kind: &'a str,
     pub name: &'a str,
+    /// `recipient.attributes`: what `recipients.toml` says of this recipient for the rules,
+    /// such as the contractor code the housing system files its jobs under.
+    pub attributes: &'a BTreeMap<String, String>,
+}
+
+// === impl Caller ===
+
+impl<'a> Caller<'a> {
+    /// CEL's `recipient`, built here only, for the conditions and the bindings alike. A
+    /// missing attribute is then a missing map key: CEL's error, which never grants.
+    pub fn to_cel(&self) -> Box<dyn cel::Val + 'a> {
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        cel::record(vec![
+            ("id", cel::string_val(self.id)),
+            ("type", cel::string_val(self.kind)),
+            ("name", cel::string_val(self.name)),
+            ("attributes", cel::string_map(attributes)),
+        ])
+    }
 }
 
 // === impl Plan ===

@@ -187,17 +187,18 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
     } else {
         out.push_str(
             "<table class=\"recipients\">\n<thead><tr><th>Organisation</th><th>Id</th>\
-             <th>Identified by</th><th>Rate limit</th></tr></thead>\n<tbody>\n",
+             <th>Identified by</th><th>Rate limit</th><th>Attributes</th></tr></thead>\n<tbody>\n",
         );
         for r in &kind.recipients {
             let rate = kind.recipient_rate_text(r);
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&r.name),
                 escape(&r.id),
                 escape(&r.identity.join(", ")),
-                escape(&rate)
+                escape(&rate),
+                escape(&r.attributes_text())
             );
         }
         out.push_str("</tbody>\n</table>\n");
@@ -238,9 +239,20 @@ fn route_section(out: &mut String, route: &RouteEntry) {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let bind: String = route
+        .bind
+        .iter()
+        .map(|(param, value)| {
+            format!(
+                "<li>Set by the gateway for each recipient: <code>{}</code> = <code>{}</code></li>",
+                escape(param),
+                escape(value)
+            )
+        })
+        .collect();
     let _ = writeln!(
         out,
-        "<ul class=\"route-facts\"><li>Query parameters allowed: {query}</li>\
+        "<ul class=\"route-facts\"><li>Query parameters allowed: {query}</li>{bind}\
          <li>Data subjects recorded in the audit by: {subjects}</li></ul>"
     );
     out.push_str(

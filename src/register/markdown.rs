@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{lawful_basis_words, Register, RouteEntry, TypeEntry};
+use super::{lawful_basis_words, RecipientEntry, Register, RouteEntry, TypeEntry};
 
 pub fn render(register: &Register) -> String {
     let mut out = String::new();
@@ -58,16 +58,19 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
     if kind.recipients.is_empty() {
         out.push_str("No recipient of this type is configured.\n\n");
     } else {
-        out.push_str("| Organisation | Id | Identified by | Rate limit |\n|---|---|---|---|\n");
+        out.push_str(
+            "| Organisation | Id | Identified by | Rate limit | Attributes |\n|---|---|---|---|---|\n",
+        );
         for r in &kind.recipients {
             let rate = kind.recipient_rate_text(r);
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {} |",
+                "| {} | `{}` | {} | {} | {} |",
                 cell(&r.name),
                 code(&r.id),
                 cell(&r.identity.join(", ")),
-                cell(&rate)
+                cell(&rate),
+                attributes(r)
             );
         }
         out.push('\n');
@@ -75,6 +78,18 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
     for route in &kind.routes {
         route_section(out, route);
     }
+}
+
+/// A recipient's attributes, each as code (their names hold `_`), or `none`.
+fn attributes(r: &RecipientEntry) -> String {
+    if r.attributes.is_empty() {
+        return "none".to_owned();
+    }
+    r.attributes
+        .iter()
+        .map(|(k, v)| format!("`{}`", code(&format!("{k} = {v}"))))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn route_section(out: &mut String, route: &RouteEntry) {
@@ -100,8 +115,20 @@ fn route_section(out: &mut String, route: &RouteEntry) {
     };
     let _ = writeln!(
         out,
-        "- Query parameters allowed: {}\n- Data subjects recorded in the audit by: {}\n",
-        list(&route.query, "none"),
+        "- Query parameters allowed: {}",
+        list(&route.query, "none")
+    );
+    for (param, value) in &route.bind {
+        let _ = writeln!(
+            out,
+            "- Set by the gateway for each recipient: `{}` = `{}`",
+            code(param),
+            code(value)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- Data subjects recorded in the audit by: {}\n",
         list(&route.subjects, "not recorded")
     );
     out.push_str("| Field | Disclosed | Source |\n|---|---|---|\n");

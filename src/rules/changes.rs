@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{Policy, Rate, Recipient, RecipientType, Route};
+use crate::routes::Takes;
 
 /// One difference between two policies.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,10 +94,26 @@ fn route_statements(t: &str, route: &Route, out: &mut BTreeMap<String, Direction
         out.insert(text, direction);
     };
     put(format!("{t} may call {on}"), Direction::Grants);
-    for name in &route.query {
+    for (name, takes) in &route.query {
+        let repeated = match takes {
+            Takes::Once => "",
+            Takes::Repeated => " (repeatable)",
+        };
         put(
-            format!("{t} may send the query parameter {name} on {on}"),
+            format!("{t} may send the query parameter {name}{repeated} on {on}"),
             Direction::Grants,
+        );
+    }
+    // A binding scopes the route to the caller ("my jobs"): one gone lets a recipient ask for
+    // anyone's.
+    for binding in route.bind.iter() {
+        put(
+            format!(
+                "{t} on {on} has {} set by the gateway to {}",
+                binding.param,
+                binding.value.source()
+            ),
+            Direction::Holds,
         );
     }
     let plan = &route.plan;
@@ -193,6 +210,14 @@ fn recipient_statements(r: &Recipient, out: &mut BTreeMap<String, Direction>) {
         format!("recipient {id} is named {:?}", r.name),
         Direction::Describes,
     );
+    // An attribute may scope what the recipient is given (a binding, a condition): a new or
+    // changed value is reviewed as a widening.
+    for (name, value) in &r.attributes {
+        put(
+            format!("recipient {id} has the attribute {name} = {value:?}"),
+            Direction::Grants,
+        );
+    }
     // A new credential is a new way in, whoever holds it.
     if let Some(hash) = &r.api_key_sha256 {
         put(

@@ -3,6 +3,8 @@
 //! Every struct denies unknown fields: a misspelt key (`alow`) must be an error, never a
 //! silently ignored line that changes what is disclosed.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -24,6 +26,9 @@ pub struct Recipient {
     pub cert_sha256: Option<Spanned<String>>,
     pub cert_san: Option<Spanned<String>>,
     pub rate_limit: Option<Spanned<String>>,
+    /// Strings only: a number or table here is a load error at its line.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +68,17 @@ pub struct Route {
     pub lookup: Vec<Spanned<Lookup>>,
     #[serde(default)]
     pub scrub: Vec<Spanned<Scrub>>,
+    #[serde(default)]
+    pub bind: Vec<Spanned<Bind>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bind {
+    /// `query.<name>` or `path.<name>`.
+    pub param: Spanned<String>,
+    /// CEL over `recipient`, giving the parameter's string value.
+    pub value: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,6 +36,8 @@ pub struct RuleSites {
     pub items: Vec<Site>,
     pub derive: Vec<Site>,
     pub refuse: Option<Site>,
+    /// Where each binding's `value` is written.
+    pub bind: Vec<Site>,
 }
 
 /// A `[[route.when]]` and each of its allow entries.
@@ -103,6 +105,11 @@ impl Source {
             items: route.items.iter().map(|i| self.site(i)).collect(),
             derive: route.derive.iter().map(|d| self.site(d)).collect(),
             refuse: route.refuse.as_ref().map(|r| self.site(r)),
+            bind: route
+                .bind
+                .iter()
+                .map(|b| self.site(&b.get_ref().value))
+                .collect(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::test_util::load;
 
 /// The problems of loading `routes`, as `check` prints them but without the file name.
-fn problems(routes: &str, key: Option<&[u8]>) -> Vec<String> {
+pub(super) fn problems(routes: &str, key: Option<&[u8]>) -> Vec<String> {
     let diagnostics = match load(routes, key) {
         Ok(policy) => policy.warnings().to_vec(),
         Err(e) => e.0,
@@ -161,7 +161,7 @@ fn the_shipped_rules_load_cleanly_with_their_conditions() {
 
 use super::*;
 
-fn write_rules(type_text: &str, recipients: &str) -> tempfile::TempDir {
+pub(super) fn write_rules(type_text: &str, recipients: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("types")).expect("types");
     std::fs::write(dir.path().join("types/repairs.toml"), type_text).expect("type");
@@ -169,7 +169,7 @@ fn write_rules(type_text: &str, recipients: &str) -> tempfile::TempDir {
     dir
 }
 
-const TYPE: &str = r#"type = "repairs"
+pub(super) const TYPE: &str = r#"type = "repairs"
 purpose = "Repairs"
 lawful_basis = "contract"
 rate_limit = "60/min"
@@ -180,7 +180,7 @@ path = "/jobs/{id}"
 allow = ["id", "tenant.name"]
 "#;
 
-const RECIPIENT: &str = r#"[[recipient]]
+pub(super) const RECIPIENT: &str = r#"[[recipient]]
 id = "acme"
 name = "ACME"
 type = "repairs"

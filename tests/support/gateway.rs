@@ -37,6 +37,8 @@ pub struct Builder {
     upstream: String,
     types: Vec<(String, String)>,
     recipients: Vec<(String, String, String)>,
+    /// `[recipient.attributes]` lines, by recipient id.
+    attributes: Vec<(String, String)>,
     extra_config: String,
     extra_limits: String,
     audit_path: Option<PathBuf>,
@@ -98,6 +100,7 @@ impl Builder {
                     "repairs-contractor".into(),
                 ),
             ],
+            attributes: Vec::new(),
             extra_config: String::new(),
             extra_limits: String::new(),
             audit_path: None,
@@ -150,6 +153,12 @@ impl Builder {
 
     pub fn recipient(mut self, id: &str, kind: &str) -> Builder {
         self.recipients.push((id.into(), id.into(), kind.into()));
+        self
+    }
+
+    /// Gives recipient `id` the attributes `text` (TOML lines such as `code = "KBS"`).
+    pub fn attributes(mut self, id: &str, text: &str) -> Builder {
+        self.attributes.push((id.into(), text.into()));
         self
     }
 
@@ -230,6 +239,9 @@ impl Builder {
                         ));
                     }
                 }
+            }
+            for (_, text) in self.attributes.iter().filter(|(of, _)| of == id) {
+                recipients.push_str(&format!("[recipient.attributes]\n{text}\n"));
             }
             recipients.push('\n');
             keys.push((id.clone(), key));

@@ -16,7 +16,8 @@
 //! expressions of the subset and JSON, and the fuzz target `eval_direct` arbitrary text.
 //!
 //! The subset: `null`/`true`/`false`/integer/string literals and lists of string literals;
-//! `body`, `item`, `recipient`, `request` (`method`, `path`, `params`, `headers`) and `now`;
+//! `body`, `item`, `recipient` (with `attributes`), `request` (`method`, `path`, `params`,
+//! `headers`) and `now`;
 //! field selection; `m['key']` on a map; `&&`, `||`, `!`; `==` and `!=` on two values of the
 //! same type (null, bool, int, string, timestamp); `<`, `<=`, `>`, `>=` on two ints or two
 //! timestamps; `in` of a string in a list of strings or in a map's keys; `timestamp(string)`;
@@ -107,6 +108,8 @@ enum V<'a> {
     Json(&'a Value, &'a Removed),
     Strings(&'a [String]),
     Recipient,
+    /// `recipient.attributes`.
+    Attributes,
     Request,
     Params,
     Headers,
@@ -306,6 +309,7 @@ fn member<'a>(v: V<'a>, field: &str, inputs: &Inputs<'a>) -> Option<V<'a>> {
             "id" => V::Str(request.caller.id),
             "type" => V::Str(request.caller.kind),
             "name" => V::Str(request.caller.name),
+            "attributes" => V::Attributes,
             _ => return None,
         },
         V::Request => match field {
@@ -315,6 +319,8 @@ fn member<'a>(v: V<'a>, field: &str, inputs: &Inputs<'a>) -> Option<V<'a>> {
             "headers" => V::Headers,
             _ => return None,
         },
+        // A missing attribute is CEL's error: the interpreter gives it.
+        V::Attributes => V::Str(request.caller.attributes.get(field)?),
         V::Params => V::Str(request.params.get(field)?),
         V::Headers => V::Str(header(request, field)?),
         _ => return None,
@@ -373,6 +379,7 @@ fn contains(haystack: &V<'_>, needle: &str, inputs: &Inputs<'_>) -> Option<bool>
         }
         V::Json(Value::Object(map), removed) => Some(child(map, needle, removed).is_some()),
         V::Params => Some(inputs.request.params.contains_key(needle)),
+        V::Attributes => Some(inputs.request.caller.attributes.contains_key(needle)),
         V::Headers => Some(header(inputs.request, needle).is_some()),
         _ => None,
     }

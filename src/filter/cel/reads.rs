@@ -78,6 +78,19 @@ impl Reads {
         }
     }
 
+    /// The fields selected by name below the field `key` (`x` of `recipient.attributes.x`
+    /// when `key` is `attributes`), outermost first. Empty when `key` is not read, or read
+    /// some other way than by selections (`recipient.attributes['x']`, `size(..)`).
+    pub fn selected_under(&self, key: &str) -> Vec<&str> {
+        match self {
+            Reads::Fields(fields) => match fields.get(key) {
+                Some(Reads::Fields(below)) => below.keys().map(String::as_str).collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether anything is read.
     pub fn any(&self) -> bool {
         *self != Reads::Nothing

@@ -1100,3 +1100,81 @@ keep = "item.consent == true"
     assert_eq!(out.body.unwrap(), json!([{"name": "Ada"}]));
     assert_eq!(out.subjects, ["T-1"]);
 }
+
+#[test]
+fn recipient_attributes_are_read_and_a_missing_one_never_grants() {
+    let p = policy(&unnamed(
+        r#"["id"]"#,
+        r#"
+[[route.when]]
+condition = "recipient.attributes.contractor_code == body.contractor"
+reason = "the job is filed under this contractor's code"
+allow = ["phone"]
+
+[[route.when]]
+condition = "recipient.attributes['region'] == 'north' || 'region' in recipient.attributes"
+reason = "northern contractors"
+allow = ["postcode"]
+
+[[route.derive]]
+field = "filed_under"
+value = "recipient.attributes.contractor_code"
+"#,
+    ));
+    let body =
+        json!({"id": "J1", "contractor": "ACME", "phone": "07700 900123", "postcode": "LN2 1AB"});
+    let acme = run(&p, "acme-repairs", &body);
+    let sent = acme.body.unwrap();
+    assert_eq!(sent["phone"], "07700 900123");
+    assert_eq!(sent["filed_under"], "ACME");
+    // No recipient has a region: the indexed read errs, the `in` is false, nothing granted.
+    assert!(sent.get("postcode").is_none());
+    assert_eq!(acme.rule_errors.len(), 1, "{:?}", acme.rule_errors);
+    assert!(acme.rule_errors[0].ends_with(" when"));
+
+    let brightfix = run(&p, "brightfix", &body);
+    let sent = brightfix.body.unwrap();
+    assert!(sent.get("phone").is_none());
+    assert_eq!(sent["filed_under"], "BFX");
+}
+
+#[test]
+fn a_repeatable_query_parameter_is_a_list_even_with_one_value() {
+    let p = policy(&unnamed(
+        r#"["id"]"#,
+        r#"
+[[route.when]]
+condition = "request.query.StatusCode == ['20', '80'] && request.query.status == 'open'"
+reason = "two codes"
+allow = ["two"]
+
+[[route.when]]
+condition = "request.query.StatusCode == ['20']"
+reason = "one code"
+allow = ["one"]
+"#,
+    ));
+    let body = json!({"id": "J1", "two": 2, "one": 1});
+    let with = |pairs: &[(&str, &str, bool)]| {
+        let mut call = Call::job();
+        for (name, value, list) in pairs {
+            call.query.push(name, value, *list);
+        }
+        call.decide(&p, "acme-repairs", &body, false).body.unwrap()
+    };
+    let two = with(&[
+        ("StatusCode", "20", true),
+        ("status", "open", false),
+        ("StatusCode", "80", true),
+    ]);
+    assert_eq!(two, json!({"id": "J1", "two": 2}));
+    // The order sent is the order read: ['80', '20'] is another list.
+    let reversed = with(&[
+        ("StatusCode", "80", true),
+        ("StatusCode", "20", true),
+        ("status", "open", false),
+    ]);
+    assert_eq!(reversed, json!({"id": "J1"}));
+    let one = with(&[("StatusCode", "20", true)]);
+    assert_eq!(one, json!({"id": "J1", "one": 1}));
+}

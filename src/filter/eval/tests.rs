@@ -26,6 +26,8 @@ const STRINGS: &[&str] = &[
     "é",
     "acme-repairs",
     "ACME Repairs Ltd",
+    "ACME",
+    "contractor_code",
     "repairs-contractor",
     "GET",
     "/jobs/J1",
@@ -179,6 +181,9 @@ fn string_term() -> BoxedStrategy<String> {
             "recipient.type",
             "recipient.name",
             "recipient.other",
+            "recipient.attributes.contractor_code",
+            "recipient.attributes['contractor_code']",
+            "recipient.attributes.other",
             "request.method",
             "request.path",
             "request.params.job_id",
@@ -234,7 +239,13 @@ fn haystack() -> impl Strategy<Value = String> {
             format!("[{}]", quoted.join(", "))
         }),
         path(&["list", "o", "a"]),
-        literal(&["request.params", "request.headers", "[1, 'x']", "recipient"]),
+        literal(&[
+            "request.params",
+            "request.headers",
+            "[1, 'x']",
+            "recipient",
+            "recipient.attributes"
+        ]),
     ]
 }
 
