@@ -168,7 +168,40 @@ fn promises() -> Vec<Promise> {
                 );
                 let markers = t["caution_markers"].as_array().expect("caution markers");
                 assert_eq!(markers.len(), 1, "{body}");
+                let notes = body["access_notes"].as_str().expect("access notes");
+                assert!(
+                    notes.contains("[removed]") && !notes.contains("07700"),
+                    "{body}"
+                );
             },
+        },
+        Promise {
+            key: "dev-acme-repairs-key",
+            path: "/jobs?status=scheduled&status=in_progress",
+            reference: false,
+            status: 200,
+            check: |body| {
+                let jobs = body.as_array().expect("a job list");
+                assert!(jobs.iter().any(|j| j["id"] == "J-0001"), "{body}");
+                assert!(
+                    jobs.iter().all(|j| j["id"] != "J-0002"),
+                    "brightfix's job: {body}"
+                );
+                for job in jobs {
+                    assert!(matches!(
+                        job["status"].as_str(),
+                        Some("scheduled" | "in_progress")
+                    ));
+                    assert!(job.get("tenant").is_none(), "{job}");
+                }
+            },
+        },
+        Promise {
+            key: "dev-acme-repairs-key",
+            path: "/jobs?contractor=BFX",
+            reference: false,
+            status: 403,
+            check: |body| assert_eq!(body["error"], "binding_mismatch", "{body}"),
         },
         Promise {
             key: "dev-acme-repairs-key",

@@ -71,6 +71,8 @@ async fn repairs_contractor_sees_markers_only_on_its_own_open_job() {
         "ask for the dog to be secured", // CM-0002: the tenant was not informed
         "call the office before attending", // CM-0003: past its review date
         "Tenant chased twice",           // internal notes
+        "07700 900555",                  // her son's number, typed into the access notes
+        "tom.fenwick@example.org",       // and his email
     ];
 
     // Its own scheduled job: contact, access needs, and the one informed, current marker.
@@ -81,6 +83,7 @@ async fn repairs_contractor_sees_markers_only_on_its_own_open_job() {
     assert_eq!(
         keys(&body),
         [
+            "access_notes",
             "appointment",
             "description",
             "id",

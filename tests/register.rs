@@ -128,7 +128,10 @@ fn html_names_every_type_field_condition_derivation_and_refusal() {
         row.contains("contractor assigned to an open job at this property"),
         "{row}"
     );
-    assert!(row.contains("body.contractor_id == recipient.id"), "{row}");
+    assert!(
+        row.contains("body.contractor_code == recipient.attributes.contractor_code"),
+        "{row}"
+    );
     // A derived field, a row filter, the research refusal.
     let row = html
         .lines()

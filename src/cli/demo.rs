@@ -330,8 +330,16 @@ impl Guide {
         let reference = "-H 'x-disclosure-reference: REF-2026-0042' ";
         let tries: Vec<(&str, String)> = vec![
         (
-            "Repairs contractor, its own open job: contact details, access needs, and the one caution\n  marker the tenant was told of and is still in date (the uninformed and the expired ones are withheld)",
+            "Repairs contractor, its own open job: contact details, access needs, and the one caution\n  marker the tenant was told of and is still in date (the uninformed and the expired ones are withheld);\n  the son's phone number and email typed into the access notes arrive as [removed]",
             curl("acme-repairs", "", "/jobs/J-0001"),
+        ),
+        (
+            "The same contractor's job list, open jobs only: the gateway adds its contractor code\n  (contractor=ACM) for it, so it lists its own jobs and nobody else's",
+            curl("acme-repairs", "", "/jobs?status=scheduled&status=in_progress"),
+        ),
+        (
+            "Asking for another contractor's list: refused (403 binding_mismatch), nothing fetched",
+            curl("acme-repairs", "", "/jobs?contractor=BFX"),
         ),
         (
             "The same contractor on its completed job: no caution markers",
