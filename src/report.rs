@@ -462,7 +462,7 @@ impl Report {
         out.push_str(STYLE);
         // Every printed page says whose report it is, when it was made, and which page it is.
         out.push_str(&format!(
-            "<style>@page{{@bottom-left{{content:\"Subject access report for {} \\00b7 made {}\";font:9pt system-ui,Arial,sans-serif;color:#555}}@bottom-right{{content:\"Page \" counter(page) \" of \" counter(pages);font:9pt system-ui,Arial,sans-serif;color:#555}}}}</style>",
+            "<style>@page{{@bottom-left{{content:\"Subject access report for {} \\00b7  made {}\";font:9pt system-ui,Arial,sans-serif;color:#555}}@bottom-right{{content:\"Page \" counter(page) \" of \" counter(pages);font:9pt system-ui,Arial,sans-serif;color:#555}}}}</style>",
             css_string(&self.subject),
             css_string(made)
         ));
@@ -613,23 +613,34 @@ fn section_html(r: &RecipientSection, out: &mut String) {
                     .join("; ")
             };
             out.push_str(&format!(
-                "<tr><td>{what}</td><td class=\"when\">{when}</td><td>{why}</td></tr>"
+                "<tr><td>{what}</td><td class=\"often\">{when}</td><td>{why}</td></tr>"
             ));
+            let dates: Vec<String> = g
+                .disclosures
+                .iter()
+                .map(|&i| {
+                    let d = &r.disclosures[i];
+                    let mut line = escape(&minute(&d.when));
+                    if let Some(reference) = &d.reference {
+                        line.push_str(&format!(" &middot; their reference {}", escape(reference)));
+                    }
+                    if d.unverified {
+                        line.push_str(" <strong class=\"unverified\">unverified</strong>");
+                    }
+                    line
+                })
+                .collect();
+            // On screen the dates fold away; on paper they are a plain list.
             out.push_str(
                 "<tr class=\"dates\"><td colspan=\"3\"><details><summary>Every date</summary><ul>",
             );
-            for &i in &g.disclosures {
-                let d = &r.disclosures[i];
-                let mut line = escape(&minute(&d.when));
-                if let Some(reference) = &d.reference {
-                    line.push_str(&format!(" &middot; their reference {}", escape(reference)));
-                }
-                if d.unverified {
-                    line.push_str(" <strong class=\"unverified\">unverified</strong>");
-                }
+            for line in &dates {
                 out.push_str(&format!("<li>{line}</li>"));
             }
-            out.push_str("</ul></details></td></tr>");
+            out.push_str(&format!(
+                "</ul></details><p class=\"print-only\">On: {}</p></td></tr>",
+                dates.join("; ")
+            ));
         }
         out.push_str("</tbody></table>");
     }
@@ -687,8 +698,10 @@ th{background:#f3f3f3}
 tr.dates td{border-top:0;padding-top:0;font-size:.9rem}
 details ul{margin:.3rem 0;columns:2}
 .when{white-space:nowrap;font-variant-numeric:tabular-nums}
-@media print{main{padding:0;max-width:none}details>summary{display:none}details>ul{display:block}
- tr,h2,h3,dt{break-inside:avoid;break-after:avoid-page}thead{display:table-header-group}}
+td.often{width:11rem}
+.print-only{display:none}
+@media print{main{padding:0;max-width:none}details{display:none}.print-only{display:block;margin:0}
+ tr,dt,dd{break-inside:avoid}h2,h3,.meta{break-after:avoid-page}thead{display:table-header-group}}
 @page{size:A4;margin:18mm 16mm 20mm}
 </style>";
 

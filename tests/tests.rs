@@ -33,6 +33,8 @@ mod audit_rotation;
 mod register;
 // `demo` from an empty directory: every command it prints runs as printed; its run directory.
 mod demo;
+// The subject access report and the register printed by headless Chromium, page by page.
+mod print;
 // Hostile requests: smuggling and malformed HTTP/1.1, path and query normalisation.
 mod hostile;
 // Signed audit checkpoints: keygen --checkpoint, every tamper case caught by verify, serve.
