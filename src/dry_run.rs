@@ -115,6 +115,10 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         Ok(g) => g,
         Err(e) => return rejected(&Rejection::Routes(e), None, &upstream),
     };
+    if let Some(max) = granted.route.plan.too_many_items(&upstream) {
+        let detail = format!("the upstream answer holds more than max_items = {max} elements");
+        return rejected(&Rejection::TooManyItems(max), Some(detail), &upstream);
+    }
     let cel_headers = filter::pick_headers(&request.headers);
     let mut decide_request = filter::Request {
         caller: request.recipient.caller(),
@@ -269,15 +273,17 @@ mod tests {
     /// what it sends and records: the same bytes, the same disclosed and withheld paths.
     #[test]
     fn explain_on_a_streamed_route_shows_what_the_streamed_filter_sends() {
+        // (A longer answer is refused whole: see `explain_refuses_a_list_over_max_items`.)
         let policy = shipped_rules();
         let recipient = policy.recipient("civic-surveys").unwrap();
         let now = sample_day();
         let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
-        let bytes = serde_json::to_vec(data.tenants()).unwrap();
+        // A page within the route's max_items, as `?limit=100` gives it.
+        let bytes = serde_json::to_vec(&data.tenants()[..100]).unwrap();
         let request = Request {
             recipient,
             method: http::Method::GET,
-            target: "/tenants".into(),
+            target: "/tenants?limit=100".into(),
             headers: http::HeaderMap::new(),
             now,
             lookups: BTreeMap::new(),
@@ -301,6 +307,26 @@ mod tests {
         assert!(sent > 0 && sent < data.tenants().len(), "{sent}");
         assert!(!decided.withheld.is_empty());
         assert!(decided.fields.values().any(|d| !d.disclosed));
+    }
+
+    /// An answer longer than the route's `max_items` is refused as `serve` refuses it.
+    #[test]
+    fn explain_refuses_a_list_over_max_items() {
+        let policy = shipped_rules();
+        let recipient = policy.recipient("civic-surveys").unwrap();
+        let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
+        let request = Request {
+            recipient,
+            method: http::Method::GET,
+            target: "/tenants".into(),
+            headers: http::HeaderMap::new(),
+            now: sample_day(),
+            lookups: BTreeMap::new(),
+        };
+        let decided = run(&request, &serde_json::to_vec(data.tenants()).unwrap(), 64);
+        assert_eq!(decided.status, 400, "{}", decided.body);
+        assert_eq!(decided.body["error"], "too_many_items");
+        assert!(decided.disclosed.is_empty());
     }
 
     /// `explain` shows the scrubbed body and which scrub paths removed something.

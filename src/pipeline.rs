@@ -493,6 +493,9 @@ impl Gateway {
             }
             Some(Payload::Parsed(value)) => value,
         };
+        if let Some(max) = asked.granted.route.plan.too_many_items(&upstream_body) {
+            return (None, Err(Rejection::TooManyItems(max)));
+        }
         let request = asked.filter_request(now, lookups);
         let outcome = filter::decide(&asked.granted.route.plan, &request, &upstream_body, false);
         let seen = Seen {

@@ -40,6 +40,10 @@ pub enum Rejection {
     /// A `refuse` rule held (or could not be evaluated): nothing of the body is sent.
     #[error("{0}")]
     Refused(filter::Refusal),
+    /// An array answer longer than the route's `max_items`: nothing is sent, and the
+    /// recipient asks again for less.
+    #[error("the answer holds more than {0} items: ask for fewer with this route's query parameters (a narrower search, or a page)")]
+    TooManyItems(usize),
     /// The body would disclose something but names no data subject: nothing is sent.
     #[error("the data subjects of the response could not be identified, so nothing was sent")]
     SubjectsUnidentified,
@@ -158,6 +162,11 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             "upstream response is not safe to filter".to_owned(),
         ),
         Rejection::Refused(r) => refusal_answer(r),
+        Rejection::TooManyItems(_) => (
+            StatusCode::BAD_REQUEST,
+            "too_many_items",
+            rejection.to_string(),
+        ),
         Rejection::SubjectsUnidentified => (
             StatusCode::BAD_GATEWAY,
             "subjects_unidentified",

@@ -629,6 +629,23 @@ impl Loader {
                 "route names no subjects: a response that discloses anything is refused (502), since no subject access request could find it; set subjects_optional = true if its data names no person",
             ));
         }
+        let max_items = match &raw.max_items {
+            None => Some(None),
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(n) if n > 0 => Some(Some(n)),
+                _ => {
+                    self.error(
+                        file,
+                        source.line(n),
+                        format!(
+                            "max_items {} must be a whole number of at least 1",
+                            n.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let allow_paths = self.paths(source, "allow", &raw.allow);
         if raw.allow.is_empty() {
             self.diagnostics.push(Diagnostic::warning(
@@ -651,7 +668,8 @@ impl Loader {
             bind: bind?,
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
                 .with_lookups(lookups?)
-                .with_scrubs(scrubs?),
+                .with_scrubs(scrubs?)
+                .with_max_items(max_items?),
             site,
             rule_sites: source.rule_sites(raw),
         })

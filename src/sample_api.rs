@@ -22,7 +22,7 @@
 //! Routes (GET, JSON, under the base path given to [`serve`]): `/jobs/{id}`,
 //! `/jobs?status=&contractor=&property_id=` (`status` may repeat; `contractor` is the housing
 //! system's own contractor code, `contractor_id` the gateway's recipient id), `/tenants/{id}`,
-//! `/tenants?postcode_district=LN2`, `/properties/{id}`, `/properties/{id}/occupants`,
+//! `/tenants?postcode_district=LN2&limit=50&offset=0`, `/properties/{id}`, `/properties/{id}/occupants`,
 //! `/properties/{id}/alerts`, `/former-tenants/{id}`.
 //!
 //! Some of it is shaped as real housing APIs send it rather than as a rule writer would wish:

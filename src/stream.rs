@@ -466,6 +466,11 @@ async fn pump(
     let (mask, reasons) = PerElement::new(&route.plan, &request).whens(&mut totals.rule_errors);
     let mut splitter = split::Splitter::new(limits.max_depth, limits.max_element);
     let depth = splitter.element_depth();
+    // With `max_items`, nothing is released until the array has ended within it: a longer
+    // answer is refused whole (400) before its first byte, as the buffered filter refuses it.
+    let cap = route.plan.max_items();
+    let hold = cap.is_some();
+    let mut read_elements = 0usize;
     let mut segment = Pending::default();
     segment.out.put_u8(b'[');
     let mut filtering = Filtering {
@@ -478,7 +483,12 @@ async fn pump(
         any_sent: false,
     };
     loop {
-        let read = read_frame(body, limits, &mut splitter, &mut filtering.batch, totals).await;
+        let batch = &mut filtering.batch;
+        let frame = (&mut splitter, batch, &mut read_elements);
+        let mut read = read_frame(body, limits, frame, totals).await;
+        if let Some(max) = cap.filter(|&max| read_elements > max) {
+            read = Err(Rejection::TooManyItems(max));
+        }
         match read {
             Ok(true) => {}
             Ok(false) => break,
@@ -487,7 +497,15 @@ async fn pump(
                 // far as whole segments go, as it would have been had it been filtered as it
                 // arrived; then the transfer is aborted.
                 filtering.submit();
-                drain(&mut filtering, 0, &mut segment, &reasons, io, totals).await?;
+                drain(
+                    &mut filtering,
+                    (0, hold),
+                    &mut segment,
+                    &reasons,
+                    io,
+                    totals,
+                )
+                .await?;
                 return Err(abort);
             }
         }
@@ -497,7 +515,7 @@ async fn pump(
         // Filter ahead: wait only while more batches than cores are under way.
         drain(
             &mut filtering,
-            BATCHES_IN_FLIGHT,
+            (BATCHES_IN_FLIGHT, hold),
             &mut segment,
             &reasons,
             io,
@@ -506,7 +524,15 @@ async fn pump(
         .await?;
     }
     filtering.submit();
-    drain(&mut filtering, 0, &mut segment, &reasons, io, totals).await?;
+    drain(
+        &mut filtering,
+        (0, hold),
+        &mut segment,
+        &reasons,
+        io,
+        totals,
+    )
+    .await?;
     // The last segment, even when empty: the first message must carry the opening `[`.
     if segment.elements > 0 || totals.segments == 0 {
         release(&mut segment, &reasons, io, totals).await?;
@@ -520,8 +546,7 @@ async fn pump(
 async fn read_frame(
     body: &mut Incoming,
     limits: Limits,
-    splitter: &mut split::Splitter,
-    batch: &mut Batch,
+    (splitter, batch, elements): (&mut split::Splitter, &mut Batch, &mut usize),
     totals: &mut Totals,
 ) -> Result<bool, Rejection> {
     let frame = tokio::time::timeout(limits.idle_timeout, next_data(body)).await;
@@ -539,17 +564,19 @@ async fn read_frame(
         return Err(upstream::Error::TooLarge(limits.max_body).into());
     }
     splitter.feed_bytes(&data, |element| {
+        *elements += 1;
         batch.push(element);
         Ok::<_, split::Error>(())
     })?;
     Ok(true)
 }
 
-/// Merges filtered batches into the segment, in order, releasing each segment as it fills;
-/// waits while more than `most` batches are under way, and takes any that finished anyway.
+/// Merges filtered batches into the segment, in order, releasing each segment as it fills
+/// unless `hold` (the answer is counted against `max_items` first); waits while more than
+/// `most` batches are under way, and takes any that finished anyway.
 async fn drain(
     filtering: &mut Filtering<'_>,
-    most: usize,
+    (most, hold): (usize, bool),
     segment: &mut Pending,
     reasons: &[String],
     io: Io<'_>,
@@ -557,7 +584,8 @@ async fn drain(
 ) -> Result<(), Rejection> {
     while let Some(done) = filtering.next_done(most).await? {
         filtering.merge(done, segment, totals);
-        if segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES {
+        let full = segment.elements >= SEGMENT_ELEMENTS || segment.out.len() >= SEGMENT_BYTES;
+        if full && !hold {
             release(segment, reasons, io, totals).await?;
         }
     }

@@ -14,6 +14,9 @@ use crate::support::{assert_nothing_withheld, http, job, strs, WITHHELD_VALUES};
 
 /// The repairs-contractor type as shipped: the caution-marker `when` and `items` rules.
 const SHIPPED_REPAIRS: &str = include_str!("../rules/types/repairs-contractor.toml");
+/// The housing system's codes the shipped recipients.toml gives the two contractors.
+const SHIPPED_CODE_ACME: &str = "contractor_code = \"ACM\"";
+const SHIPPED_CODE_BRIGHTFIX: &str = "contractor_code = \"BFX\"";
 
 const MARKER_REASON: &str = "contractor assigned to an open job at this property";
 
@@ -237,6 +240,8 @@ async fn the_sample_apis_uninformed_and_expired_markers_never_reach_a_contractor
         .await;
     let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
+        .attributes("acme-repairs", SHIPPED_CODE_ACME)
+        .attributes("brightfix", SHIPPED_CODE_BRIGHTFIX)
         .start()
         .await;
     for (who, job_id) in [
@@ -284,6 +289,8 @@ async fn the_shipped_rules_give_the_assigned_contractor_the_sample_apis_current_
         .await;
     let gw = Builder::before(&up)
         .kind("repairs-contractor", SHIPPED_REPAIRS)
+        .attributes("acme-repairs", SHIPPED_CODE_ACME)
+        .attributes("brightfix", SHIPPED_CODE_BRIGHTFIX)
         .start()
         .await;
     let r = http::get(

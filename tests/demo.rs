@@ -281,6 +281,24 @@ fn promises() -> Vec<Promise> {
         },
         Promise {
             key: "dev-civic-surveys-key",
+            path: "/tenants",
+            reference: false,
+            status: 400,
+            check: |body| assert_eq!(body["error"], "too_many_items", "{body}"),
+        },
+        Promise {
+            key: "dev-civic-surveys-key",
+            path: "/tenants?limit=50&offset=0",
+            reference: false,
+            status: 200,
+            check: |body| {
+                let page = body.as_array().expect("a page");
+                assert!(!page.is_empty() && page.len() <= 50, "{}", page.len());
+                assert!(page.iter().all(|t| t.get("date_of_birth").is_none()));
+            },
+        },
+        Promise {
+            key: "dev-civic-surveys-key",
             path: "/tenants/T-0002",
             reference: false,
             status: 403,

@@ -534,3 +534,55 @@ async fn a_declared_length_over_the_stream_limit_is_refused_up_front() {
     assert_eq!(records[0]["status"], 502);
     assert_eq!(records[0]["subjects"], json!([]));
 }
+
+/// `max_items` on a streamed route: an answer longer than it is refused whole, before its
+/// first byte, as the buffered filter refuses it (400 `too_many_items`), and an answer within
+/// it streams as usual. Both far over the stream threshold, so both take the streamed path,
+/// and longer than a segment, which would otherwise have been sent before the count was known.
+#[tokio::test]
+async fn max_items_refuses_a_long_streamed_answer_before_its_first_byte() {
+    let capped = RESEARCH.replace("query = [\"page\"]", "query = [\"page\"]\nmax_items = 1500");
+    let long = array(0..1501);
+    let short = array(0..1500);
+    assert!(long.len() > 64 << 10 && short.len() > 64 << 10);
+    for (body, status) in [(long, 400), (short, 200)] {
+        let up = Upstream::new()
+            .route(
+                "GET",
+                "/api/tenants",
+                Reply::Chunked {
+                    chunks: chunks(&body, 4093),
+                    end: End::Finish,
+                },
+            )
+            .run()
+            .await;
+        let gw = Builder::new(&format!("{}/api", up.url()))
+            .recipient_of("survey-co", "research-vendor", &capped)
+            .limits("stream_threshold = \"64KiB\"\nmax_stream_element = \"16KiB\"")
+            .start()
+            .await;
+        let r = http::get(gw.addr, "/tenants", Some(gw.key("survey-co"))).await;
+        assert_eq!(r.status, status, "{}", r.text());
+        if status == 400 {
+            assert_eq!(r.json()["error"], "too_many_items", "{}", r.text());
+            assert!(
+                !r.text().contains("@example"),
+                "an element was sent: {}",
+                r.text()
+            );
+            let records = gw.audit_records();
+            assert!(
+                records
+                    .iter()
+                    .all(|rec| rec["disclosed"].as_array().is_none_or(Vec::is_empty)),
+                "{records:?}"
+            );
+        } else {
+            let (sent, terminated) = dechunk(&r.body);
+            assert!(terminated);
+            let sent: Value = serde_json::from_slice(&sent).expect("json");
+            assert!(!sent.as_array().expect("array").is_empty());
+        }
+    }
+}

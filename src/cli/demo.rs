@@ -366,6 +366,14 @@ impl Guide {
             curl("civic-surveys", "", "/tenants?postcode_district=LN2"),
         ),
         (
+            "Research vendor asking for every tenant at once: refused (400 too_many_items), a survey\n  samples at most 100 records an answer",
+            curl("civic-surveys", "", "/tenants"),
+        ),
+        (
+            "The same, a page at a time: the first 50 tenants, objectors left out",
+            curl("civic-surveys", "", "/tenants?limit=50&offset=0"),
+        ),
+        (
             "Research vendor, a tenant who objected to research: refused (403)",
             curl("civic-surveys", "", "/tenants/T-0002"),
         ),

@@ -31,6 +31,8 @@ pub struct Plan {
     lookups: Vec<Lookup>,
     /// `scrub`: free text in allowed fields cleared of phone numbers and the like.
     scrubs: Scrubs,
+    /// `max_items`: the longest array answer sent; a longer one is refused, whole.
+    max_items: Option<usize>,
     /// Why the route's large array responses are always buffered; `None`: they stream,
     /// element by element. Decided here, when the rules load, so a request never guesses.
     buffered_because: Option<&'static str>,
@@ -83,6 +85,7 @@ impl Plan {
             conditions,
             lookups: Vec::new(),
             scrubs: Scrubs::default(),
+            max_items: None,
             buffered_because: None,
         };
         plan.buffered_because = plan.why_buffered();
@@ -98,6 +101,24 @@ impl Plan {
 
     pub fn scrubs(&self) -> &Scrubs {
         &self.scrubs
+    }
+
+    /// This plan with a cap on the elements of an array answer.
+    pub fn with_max_items(mut self, max_items: Option<usize>) -> Plan {
+        self.max_items = max_items;
+        self
+    }
+
+    pub fn max_items(&self) -> Option<usize> {
+        self.max_items
+    }
+
+    /// The cap `upstream` exceeds, when it is an array longer than `max_items`: counted as the
+    /// upstream sent it, before any element is filtered out, so that the recipient's page
+    /// size decides it and not what the rules happen to keep.
+    pub fn too_many_items(&self, upstream: &serde_json::Value) -> Option<usize> {
+        let max = self.max_items?;
+        (upstream.as_array()?.len() > max).then_some(max)
     }
 
     pub fn allow(&self) -> &[FieldPath] {

@@ -174,8 +174,8 @@ fn records_from_the_break_on_are_marked_unverified() {
     );
     let html = r.to_html();
     assert!(html.contains("did not verify") && html.contains("The first 19 records verified"));
-    // Thirteen marked entries, and the warning that explains the mark.
-    assert_eq!(html.matches(">unverified<").count(), 13 + 1);
+    // Thirteen marked entries, on screen and on paper, and the warning that explains the mark.
+    assert_eq!(html.matches(">unverified<").count(), 2 * 13 + 1);
     // Where the backend cannot say where it broke, nothing is vouched for.
     let unknown = Checked {
         broken_at: None,

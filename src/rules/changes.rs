@@ -117,6 +117,12 @@ fn route_statements(t: &str, route: &Route, out: &mut BTreeMap<String, Direction
         );
     }
     let plan = &route.plan;
+    if let Some(max) = plan.max_items() {
+        put(
+            format!("{t} on {on} is answered at most {max} items at a time"),
+            Direction::Holds,
+        );
+    }
     for path in plan.allow() {
         put(format!("{t} receives {path} on {on}"), Direction::Grants);
     }

@@ -55,6 +55,9 @@ pub struct Route {
     pub subjects: Vec<Spanned<String>>,
     #[serde(default)]
     pub subjects_optional: bool,
+    /// The most elements an array answer may hold; a longer one is refused (400) so that the
+    /// recipient pages with the route's query parameters.
+    pub max_items: Option<Spanned<i64>>,
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
     #[serde(default)]

@@ -430,3 +430,25 @@ reason = "r"
     );
     assert_eq!(conditions.refuse().unwrap().site, cited(refuse, "refuse"));
 }
+
+#[test]
+fn max_items_must_be_at_least_one_and_caps_an_array_answer() {
+    let capped = |n: &str| format!("{ROUTE}max_items = {n}\n");
+    assert_eq!(
+        problems(&capped("0"), None),
+        ["9: max_items 0 must be a whole number of at least 1"]
+    );
+    assert_eq!(
+        problems(&capped("-3"), None),
+        ["9: max_items -3 must be a whole number of at least 1"]
+    );
+    let policy = crate::test_util::policy(&capped("2"));
+    let plan = &policy.recipient("acme-repairs").unwrap().kind.routes[0].plan;
+    assert_eq!(plan.too_many_items(&serde_json::json!([1, 2])), None);
+    assert_eq!(plan.too_many_items(&serde_json::json!([1, 2, 3])), Some(2));
+    assert_eq!(
+        plan.too_many_items(&serde_json::json!({"a": [1, 2, 3]})),
+        None,
+        "not a list answer"
+    );
+}

@@ -161,10 +161,19 @@ fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes
             Some(json(&jobs))
         }
         ["jobs", id] => data.job(id).map(|j| json(&data.job_view(j))),
-        ["tenants"] => match param(query, "postcode_district") {
-            Some(district) => Some(json(&data.tenants_in_district(&district))),
-            None => Some(json(&data.tenants())),
-        },
+        ["tenants"] => {
+            let tenants: Vec<&super::Tenant> = match param(query, "postcode_district") {
+                Some(district) => data.tenants_in_district(&district),
+                None => data.tenants().iter().collect(),
+            };
+            // Paged as housing APIs page: `offset` records skipped, at most `limit` sent.
+            let number = |name| param(query, name).and_then(|v| v.parse::<usize>().ok());
+            let page = tenants
+                .into_iter()
+                .skip(number("offset").unwrap_or(0))
+                .take(number("limit").unwrap_or(usize::MAX));
+            Some(json(&page.collect::<Vec<_>>()))
+        }
         ["tenants", id] => data.tenant(id).map(json),
         ["properties", id] => data.property(id).map(json),
         ["properties", id, "occupants"] => data.occupants(id).map(|o| json(&o)),
