@@ -14,7 +14,7 @@ use crate::support::gateway::{Builder, Gateway};
 use crate::support::http;
 
 /// The sample API (with an expected token) and the gateway with the shipped rules before it.
-async fn start() -> (Gateway, Arc<SampleData>) {
+pub(crate) async fn start() -> (Gateway, Arc<SampleData>) {
     let data = Arc::new(SampleData::generate(Date::today()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
