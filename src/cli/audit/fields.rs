@@ -107,9 +107,9 @@ fn text(paths: &[PathSeen], since: Option<&str>) -> String {
     }
     if paths.iter().any(PathSeen::names_an_unnamed_key) {
         out.push_str(
-            "\n* is a key no rule names: the ledger never writes such a key as sent, since a key \
-             may itself be personal data;\n  name the field in rules/glossary.toml and later \
-             records name it\n",
+            "\n* is a key no rule names, never written as sent since a key may itself be \
+             personal data:\n  name the field in rules/glossary.toml and later records name \
+             it\n",
         );
     }
     if let Some(day) = since {
@@ -164,7 +164,7 @@ repairs-contractor GET /jobs/{job_id}
 repairs-contractor GET /properties/{id}
        property.uprn     disclosed   1 record   2026-11-02 .. 2026-12-01
 
-* is a key no rule names: the ledger never writes such a key as sent, since a key may itself be personal data;
+* is a key no rule names, never written as sent since a key may itself be personal data:
   name the field in rules/glossary.toml and later records name it
 
 1 path first seen on or after 2026-11-20: review the rules against it
