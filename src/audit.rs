@@ -24,6 +24,7 @@
 //! - [`writer`]: the single writer thread with group commit.
 //! - [`verify`](mod@verify): the `audit verify` and `audit query` commands' logic, for one file
 //!   or a sequence of rotated files.
+//! - [`fields`]: the paths the upstream sent, per route, for `audit fields` (upstream drift).
 //! - [`checkpoint`]: signed checkpoints of the chain's size and head, for what a chain alone
 //!   cannot show (a cut tail, a rewritten history); written by the writer, checked by verify.
 //! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
@@ -50,6 +51,7 @@ pub mod canonical;
 mod chain;
 pub mod checkpoint;
 mod error;
+pub mod fields;
 mod files;
 mod head;
 mod ledger_file;
@@ -65,7 +67,9 @@ pub use chain::{Continuation, GENESIS_HASH};
 pub use error::Error;
 pub use queue::{Opened, Stats};
 pub use record::{now_rfc3339, rfc3339, Record, MAX_METHOD_BYTES, MAX_PATH_BYTES};
-pub use verify::{query, verify, verify_files, verify_files_with, Verified, VerifyError};
+pub use verify::{
+    each_record, query, verify, verify_files, verify_files_with, Verified, VerifyError,
+};
 
 use head::Witness;
 use queue::{Job, Msg, QUEUE_DEPTH};

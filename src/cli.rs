@@ -198,6 +198,22 @@ enum AuditCommand {
         #[arg(long, default_value = "need-to-know.toml")]
         config: PathBuf,
     },
+    /// Upstream drift: every path the housing system sent, per recipient type and route,
+    /// with how many records carried it, when first and last seen, and whether it was
+    /// disclosed, withheld or both; the chain is verified first.
+    Fields {
+        /// The audit file, or rotated files oldest first and the current one last.
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        pg: PostgresArgs,
+        /// Mark paths first seen on or after this date (YYYY-MM-DD) as new.
+        #[arg(long)]
+        since: Option<String>,
+        /// text (grouped by route, aligned) or json (an array, one object per path).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print every disclosure about one data subject, oldest first.
     Query {
         /// The audit file, or rotated files oldest first and the current one last.
@@ -328,6 +344,19 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             &exempt,
             &config,
         ),
+        Command::Audit(AuditCommand::Fields {
+            files,
+            pg,
+            since,
+            format,
+        }) => {
+            let source = if pg.postgres {
+                audit::fields::Source::Postgres(pg.config.as_deref())
+            } else {
+                audit::fields::Source::Files(&files)
+            };
+            audit::fields::run(source, since.as_deref(), &format)
+        }
         Command::Certs(CertsCommand::Dev { dir, config }) => certs::dev(&dir, &config),
     }
 }

@@ -179,6 +179,13 @@ async fn two_replicas_share_one_ledger_and_the_tools_read_every_chain() {
         .as_array()
         .expect("list");
     assert_eq!(disclosures.len(), 20, "{report}");
+    // So does the list of what the upstream sent: each path of the job, in all 20 records.
+    let fields = cli(&pg, &["audit", "fields", "--postgres", "--format", "json"])
+        .success()
+        .json();
+    let paths = fields.as_array().expect("an array");
+    assert!(!paths.is_empty(), "{fields}");
+    assert!(paths.iter().all(|p| p["records"] == 20), "{fields}");
 
     let exported = dir.path().join("replica-a.jsonl");
     cli(

@@ -31,6 +31,8 @@ mod cli;
 mod audit_rotation;
 // The disclosure register (Art. 30 view) from the shipped rules.
 mod register;
+// `audit fields`: the paths the upstream sent per route, from a ledger the gateway wrote.
+mod audit_fields;
 // `demo` from an empty directory: every command it prints runs as printed; its run directory.
 mod demo;
 // The subject access report and the register printed by headless Chromium, page by page.

@@ -229,20 +229,54 @@ pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>
 ///
 /// [`Error::Io`], or [`Error::Damaged`] for a line before the last that is not JSON.
 pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
+    let mut found = Vec::new();
+    each_record(path, |line, bytes, value| {
+        let holds = value
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)));
+        if holds {
+            // Parsed JSON is UTF-8, so this only fails on a bug; say so rather than panic.
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
+                line,
+                reason: "not UTF-8".into(),
+            })?;
+            found.push((line, text));
+        }
+        Ok(())
+    })?;
+    tracing::debug!(records = found.len(), "audit query done");
+    Ok(found)
+}
+
+/// Calls `each(line, bytes, record)` for every record of the ledger at `path`, oldest first:
+/// its 1-based line number, the line as written (without `'\n'`) and the line parsed. One
+/// line is in memory at a time, so `audit query` and `audit fields` read a ledger of any size.
+///
+/// Like [`query`] it does not check the chain, and skips a torn last line, which was never
+/// acknowledged.
+///
+/// # Errors
+///
+/// [`Error::Io`], [`Error::Damaged`] for a line before the last that is not JSON, or whatever
+/// `each` returns.
+pub fn each_record(
+    path: &Path,
+    mut each: impl FnMut(u64, &[u8], &Value) -> Result<(), Error>,
+) -> Result<(), Error> {
     let file = File::open(path).map_err(Error::io("open"))?;
     let mut r = BufReader::new(file);
     let mut buf = Vec::new();
-    let mut found = Vec::new();
     let mut line = 0u64;
     loop {
         let kind = chain::read_line(&mut r, &mut buf).map_err(Error::io("read"))?;
         line += 1;
         match kind {
-            Line::Eof => break,
+            Line::Eof => return Ok(()),
             Line::Whole => {}
             Line::Unterminated => {
-                tracing::warn!(line, "audit query: skipped a torn last line");
-                break;
+                tracing::warn!(line, "audit read: skipped a torn last line");
+                return Ok(());
             }
             Line::TooLong => {
                 let reason = format!("longer than the {} MiB line limit", chain::MAX_LINE >> 20);
@@ -252,29 +286,16 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
         let value: Value = match serde_json::from_slice(&buf) {
             Ok(v) => v,
             Err(_) if r.fill_buf().map_err(Error::io("read"))?.is_empty() => {
-                tracing::warn!(line, "audit query: skipped a torn last line");
-                break;
+                tracing::warn!(line, "audit read: skipped a torn last line");
+                return Ok(());
             }
             Err(e) => {
                 let reason = format!("not valid JSON ({e})");
                 return Err(Error::Damaged { line, reason });
             }
         };
-        let holds = value
-            .get("subjects")
-            .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)));
-        if holds {
-            // Parsed JSON is UTF-8, so this only fails on a bug; say so rather than panic.
-            let text = String::from_utf8(buf.clone()).map_err(|_| Error::Damaged {
-                line,
-                reason: "not UTF-8".into(),
-            })?;
-            found.push((line, text));
-        }
+        each(line, &buf, &value)?;
     }
-    tracing::debug!(records = found.len(), "audit query done");
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `audit verify` and `audit query`, over one file or rotated files in order; with
-//! `--postgres`, over every chain of the PostgreSQL ledger ([`postgres`]).
+//! `audit verify`, `audit query`, `audit report` and `audit fields` ([`fields`]), over one file
+//! or rotated files in order; with `--postgres`, over every chain of the PostgreSQL ledger
+//! ([`postgres`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 
 use crate::audit;
 
+pub(super) mod fields;
 pub(super) mod postgres;
 
 /// Prints the record count and exits 0, or names the first broken record and exits 1.
@@ -158,10 +160,7 @@ pub fn report(
     config: &Path,
 ) -> anyhow::Result<u8> {
     for date in [from, to].into_iter().flatten() {
-        let valid = date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-';
-        if !valid {
-            anyhow::bail!("{date:?} is not a date as YYYY-MM-DD");
-        }
+        check_date(date)?;
     }
     let settings = crate::config::Settings::load(config).map_err(|e| {
         anyhow::anyhow!(
@@ -216,4 +215,14 @@ pub fn report(
         return Ok(1);
     }
     Ok(0)
+}
+
+/// A date as `--from`, `--to` and `--since` take it: `YYYY-MM-DD`, compared as text with the
+/// day of each record's `ts`, so anything else would compare wrongly without a word.
+fn check_date(date: &str) -> anyhow::Result<()> {
+    let valid = date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-';
+    if !valid {
+        anyhow::bail!("{date:?} is not a date as YYYY-MM-DD");
+    }
+    Ok(())
 }

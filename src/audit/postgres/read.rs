@@ -164,6 +164,24 @@ pub async fn query(client: &Client, subject: &str) -> Result<Vec<String>, Error>
     Ok(found)
 }
 
+/// Calls `each(seq, record)` for every row of `chain_name` in `seq` order, a page at a time,
+/// as stored (one JSON object each). Like [`query`] it does not check the chain.
+///
+/// # Errors
+///
+/// [`Error::Postgres`] when it cannot be read.
+pub async fn each_record(
+    client: &Client,
+    chain_name: &str,
+    mut each: impl FnMut(i64, &str),
+) -> Result<(), Error> {
+    each_row(client, chain_name, |seq, record, _, _| {
+        each(seq, record);
+        true
+    })
+    .await
+}
+
 /// Writes `chain_name` as the JSONL file it would have been (one row a line, in `seq` order):
 /// `audit verify FILE` and any JCS + SHA-256 checker accept it unchanged. Returns the rows
 /// written.

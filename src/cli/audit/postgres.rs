@@ -1,7 +1,7 @@
-//! `audit verify|query|export|report|migrate --postgres`: the DPO's view over every replica's
-//! chain in the PostgreSQL ledger. The URL comes from the environment variable the config names
-//! (`[audit.postgres] url_env`, default `NEED_TO_KNOW_PG_URL`), never from the command line, so
-//! the password stays out of shell history and `ps`.
+//! `audit verify|query|export|report|fields|migrate --postgres`: the DPO's view over every
+//! replica's chain in the PostgreSQL ledger. The URL comes from the environment variable the
+//! config names (`[audit.postgres] url_env`, default `NEED_TO_KNOW_PG_URL`), never from the
+//! command line, so the password stays out of shell history and `ps`.
 
 use std::io::Write;
 use std::path::Path;
@@ -128,16 +128,46 @@ pub fn report_input(
 ) -> anyhow::Result<(crate::report::Checked, Vec<String>)> {
     runtime()?.block_on(async {
         let client = client(config).await?;
-        let mut checked = crate::report::Checked::default();
-        for chain in read::chains(&client).await? {
-            let verdict = read::verify_chain(&client, &chain).await?;
-            checked.records += verdict.records;
-            if let (None, Some((seq, reason))) = (&checked.problem, &verdict.broken) {
-                checked.problem = Some(format!("chain {chain}: seq {seq}: {reason}"));
-            }
-            checked.sources.push(format!("postgres:{chain}"));
-        }
+        let checked = checked(&client).await?;
         let lines = read::query(&client, subject).await?;
         Ok((checked, lines))
     })
+}
+
+/// Every record of every chain counted into `drift`, for `audit fields`; the verdict over
+/// every chain, as for the report.
+pub fn fields_input(
+    config: Option<&Path>,
+    drift: &mut crate::audit::fields::Drift,
+) -> anyhow::Result<crate::report::Checked> {
+    runtime()?.block_on(async {
+        let client = client(config).await?;
+        let checked = checked(&client).await?;
+        for chain in read::chains(&client).await? {
+            read::each_record(&client, &chain, |seq, record| {
+                match serde_json::from_str(record) {
+                    Ok(record) => drift.add(&record),
+                    Err(_) => {
+                        tracing::warn!(chain = %chain, seq, "audit fields: skipped a row that is not JSON");
+                    }
+                }
+            })
+            .await?;
+        }
+        Ok(checked)
+    })
+}
+
+/// Every chain verified: how many records did, the first break, and the chains' names.
+async fn checked(client: &tokio_postgres::Client) -> anyhow::Result<crate::report::Checked> {
+    let mut checked = crate::report::Checked::default();
+    for chain in read::chains(client).await? {
+        let verdict = read::verify_chain(client, &chain).await?;
+        checked.records += verdict.records;
+        if let (None, Some((seq, reason))) = (&checked.problem, &verdict.broken) {
+            checked.problem = Some(format!("chain {chain}: seq {seq}: {reason}"));
+        }
+        checked.sources.push(format!("postgres:{chain}"));
+    }
+    Ok(checked)
 }
