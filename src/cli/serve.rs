@@ -198,7 +198,8 @@ pub(super) async fn run_gateway(
         settings.limits.clone(),
         limiter,
         metrics,
-    ));
+    )
+    .map_err(StartError::Ledger)?);
     if let Some(admin) = admin {
         if let Ok(addr) = admin.local_addr() {
             tracing::info!(listen = %addr, "admin endpoints: /healthz /readyz /metrics");

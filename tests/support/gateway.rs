@@ -355,7 +355,8 @@ impl Builder {
             settings.limits.clone(),
             Arc::new(need_to_know::limits::Local::new()),
             metrics,
-        ));
+        )
+        .expect("the rules snapshot is kept"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
