@@ -487,6 +487,29 @@ fn every_allow_entry_condition_and_refusal_cites_the_notice() {
     assert!(missing.is_empty(), "uncited rules:\n{}", missing.join("\n"));
 }
 
+/// The strings of a JSON list.
+fn strings(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// A report section's first disclosure names the tenant's phone in the glossary's words, not
+/// as the path the ledger records.
+fn assert_phone_in_plain_words(section: &Value) {
+    let fields = strings(&section["disclosures"][0]["fields"]);
+    assert!(
+        fields.iter().any(|f| f.contains("telephone")),
+        "plain words: {fields:?}"
+    );
+    assert!(
+        !fields.iter().any(|f| f.contains("tenant.phone")),
+        "a path left untranslated: {fields:?}"
+    );
+}
+
 /// The subject access report after real traffic: its counts match `audit query`, refusals
 /// made on the tenant's behalf are listed, fields are in plain words, and a tampered ledger
 /// is flagged on the report's face.
@@ -577,20 +600,7 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         acme_section["refusals"][0]["reason"],
         "the job is assigned to another contractor"
     );
-    let fields: Vec<&str> = acme_section["disclosures"][0]["fields"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        fields.iter().any(|f| f.contains("telephone")),
-        "plain words: {fields:?}"
-    );
-    assert!(
-        !fields.iter().any(|f| f.contains("tenant.phone")),
-        "a path left untranslated: {fields:?}"
-    );
+    assert_phone_in_plain_words(acme_section);
     let police_section = sections
         .iter()
         .find(|s| s["id"] == "lincs-police")
@@ -684,18 +694,15 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
 async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names() {
     let (gw, _data) = start().await;
     let acme = gw.key("acme-repairs").to_string();
-    let police = gw.key("lincs-police").to_string();
-    assert_eq!(
-        http::get(gw.addr, "/jobs/J-0001", Some(&acme)).await.status,
-        200
-    );
+    // A contractor's job and the police's request, both about T-0001.
     let reference = [("x-disclosure-reference", "CRIME-LN-9")];
-    assert_eq!(
-        http::request(gw.addr, "GET", "/tenants/T-0001", Some(&police), &reference)
-            .await
-            .status,
-        200
-    );
+    for (path, who, headers) in [
+        ("/jobs/J-0001", "acme-repairs", &[][..]),
+        ("/tenants/T-0001", "lincs-police", &reference[..]),
+    ] {
+        let r = http::request(gw.addr, "GET", path, Some(gw.key(who)), headers).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
     let police_name = gw
         .pipeline
         .policy()
@@ -768,20 +775,7 @@ async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names(
             Some(count),
             "{name}: {out:#}"
         );
-        let fields: Vec<&str> = section["disclosures"][0]["fields"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        assert!(
-            fields.iter().any(|f| f.contains("telephone")),
-            "plain words: {fields:?}"
-        );
-        assert!(
-            !fields.iter().any(|f| f.contains("tenant.phone")),
-            "a path left untranslated: {fields:?}"
-        );
+        assert_phone_in_plain_words(section);
     }
     assert_eq!(
         named(&police_name)["disclosures"][0]["reference"],
@@ -855,12 +849,7 @@ async fn a_job_whose_tenant_cannot_be_identified_is_not_disclosed() {
     let record = gw.audit_records().pop().expect("record");
     assert_eq!(record["status"], 502);
     assert_eq!(record["disclosed"], serde_json::json!([]));
-    let withheld: Vec<&str> = record["withheld"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let withheld = strings(&record["withheld"]);
     assert!(
         withheld.contains(&"tenant") && withheld.contains(&"property"),
         "{record}"
