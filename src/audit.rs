@@ -236,7 +236,10 @@ impl AuditLog {
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.inner.kept.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Moves the file to `<path>.<UTC timestamp>` (`audit.jsonl.20261201T134501Z`, with `-1`...

@@ -753,9 +753,15 @@ async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names(
         std::fs::copy(entry.path(), copied.join(entry.file_name())).expect("copy a snapshot");
     }
     let report = |dir: &Path| {
-        Cli::new(["audit", "report", "disclosures.jsonl", "--subject", "T-0001"])
-            .args(["--format", "json"])
-            .current_dir(dir)
+        Cli::new([
+            "audit",
+            "report",
+            "disclosures.jsonl",
+            "--subject",
+            "T-0001",
+        ])
+        .args(["--format", "json"])
+        .current_dir(dir)
     };
     let out = report(elsewhere.path()).success().json();
     assert_eq!(out["problems"], serde_json::json!([]), "{out:#}");
@@ -794,7 +800,11 @@ async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names(
     // An altered snapshot is not believed: said at the top, for the organisation, exit 1.
     let altered = copied.join(format!("{first}.json"));
     let text = std::fs::read_to_string(&altered).expect("snapshot");
-    std::fs::write(&altered, text.replace("ACME Repairs Ltd", "Someone Else Ltd")).expect("write");
+    std::fs::write(
+        &altered,
+        text.replace("ACME Repairs Ltd", "Someone Else Ltd"),
+    )
+    .expect("write");
     let run = report(elsewhere.path()).expect(1);
     assert!(run.stderr.contains("cannot describe"), "{run}");
     let out = run.json();
@@ -807,21 +817,25 @@ async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names(
         "{out:#}"
     );
     assert!(!out.to_string().contains("Someone Else Ltd"), "{out:#}");
-    let html = Cli::new(["audit", "report", "disclosures.jsonl", "--subject", "T-0001"])
-        .current_dir(elsewhere.path())
-        .expect(1);
+    let html = Cli::new([
+        "audit",
+        "report",
+        "disclosures.jsonl",
+        "--subject",
+        "T-0001",
+    ])
+    .current_dir(elsewhere.path())
+    .expect(1);
     assert!(
-        html.stdout.contains("could not be described as they were made"),
+        html.stdout
+            .contains("could not be described as they were made"),
         "{html}"
     );
 
     // Without snapshots and without rules nothing can be named: said, exit 1.
     std::fs::remove_dir_all(&copied).expect("remove");
     let out = report(elsewhere.path()).expect(1).json();
-    assert!(
-        out["problems"].to_string().contains("--config"),
-        "{out:#}"
-    );
+    assert!(out["problems"].to_string().contains("--config"), "{out:#}");
 }
 
 /// The shipped repairs rules on J-0001 with its `tenant` sent as an array of one object: the

@@ -46,7 +46,10 @@ pub fn dirs_for(files: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Whether `digest` can name a snapshot: 64 lower-case hex digits, and so never a path.
 pub fn is_digest(digest: &str) -> bool {
-    digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The bytes of the snapshot `digest` names, from the first of `dirs` holding it; `None` when
@@ -133,9 +136,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 fn publish(temporary: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
     match fs::hard_link(temporary, target) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            same_bytes(target, bytes).map(|_| ())
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => same_bytes(target, bytes).map(|_| ()),
         Err(_) => fs::rename(temporary, target),
     }
 }
@@ -165,7 +166,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(file_in(&dir, DIGEST)).expect("meta").permissions();
+            let mode = fs::metadata(file_in(&dir, DIGEST))
+                .expect("meta")
+                .permissions();
             assert_eq!(mode.mode() & 0o777, 0o600);
         }
     }
@@ -211,7 +214,11 @@ mod tests {
             matches!(&e, crate::audit::Error::SnapshotNotKept(d) if d == DIGEST),
             "{e}"
         );
-        assert_eq!(fs::read_to_string(&path).expect("ledger"), "", "nothing appended");
+        assert_eq!(
+            fs::read_to_string(&path).expect("ledger"),
+            "",
+            "nothing appended"
+        );
         log.keep_rules(DIGEST, b"{}").expect("kept");
         assert!(file_in(&dir_for(&path), DIGEST).is_file());
         log.append(naming(2)).await.expect("kept, so accepted");

@@ -126,9 +126,10 @@ impl<'a> Describer<'a> {
                     lawful_basis,
                     from: "unresolved",
                     notes: Vec::new(),
-                    problem: Some(problem.unwrap_or_else(|| {
-                        format!("cannot be named: {missing}, and {rules}")
-                    })),
+                    problem: Some(
+                        problem
+                            .unwrap_or_else(|| format!("cannot be named: {missing}, and {rules}")),
+                    ),
                     glossary: None,
                 }
             }

@@ -233,8 +233,7 @@ fn keep(ledger: &std::path::Path, snapshot: &Snapshot) -> String {
 fn described_record(day: u32, generation: &str, digest: &str) -> (Position, String) {
     let ts = format!("2026-06-{day:02}T10:00:00Z");
     let mut r: Value =
-        serde_json::from_str(&record(&ts, "acme", "repairs-contractor", &["phone"], None))
-            .unwrap();
+        serde_json::from_str(&record(&ts, "acme", "repairs-contractor", &["phone"], None)).unwrap();
     r["rules_generation"] = generation.into();
     r["rules_snapshot"] = digest.into();
     (Some((0, u64::from(day))), r.to_string())
@@ -272,7 +271,10 @@ fn a_disclosure_is_described_by_the_snapshot_of_its_rules_and_a_rename_keeps_the
         assert_eq!(section.disclosures[0].fields, ["telephone number"]);
     }
     let old_section = r.recipients.iter().find(|s| s.name == "ACME Repairs Ltd");
-    assert_eq!(old_section.unwrap().disclosures[0].when, "2026-06-01T10:00:00Z");
+    assert_eq!(
+        old_section.unwrap().disclosures[0].when,
+        "2026-06-01T10:00:00Z"
+    );
 }
 
 #[test]

@@ -177,7 +177,11 @@ mod tests {
     #[test]
     fn sealing_is_canonical_and_opens_to_the_same_snapshot() {
         let sealed = snapshot().seal();
-        assert_eq!(sealed, snapshot().seal(), "the same snapshot, the same bytes");
+        assert_eq!(
+            sealed,
+            snapshot().seal(),
+            "the same snapshot, the same bytes"
+        );
         assert_eq!(sealed.digest, digest(&sealed.bytes));
         let text = String::from_utf8(sealed.bytes.clone()).expect("utf-8");
         assert!(text.starts_with("{\"generation\":"), "{text}");
