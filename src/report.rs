@@ -235,6 +235,7 @@ impl Checked {
 
 /// The report from the subject's records, oldest first, whichever backend they came from
 /// (`build` for files; the PostgreSQL ledger's query for `audit report --postgres`).
+/// `glossary` is the rules' (`options.policy`), for records without a rules snapshot.
 pub fn build_from(
     checked: Checked,
     lines: Vec<(Position, String)>,
