@@ -27,6 +27,8 @@
 //! - [`fields`]: the paths the upstream sent, per route, for `audit fields` (upstream drift).
 //! - [`checkpoint`]: signed checkpoints of the chain's size and head, for what a chain alone
 //!   cannot show (a cut tail, a rewritten history); written by the writer, checked by verify.
+//! - [`snapshots`]: the rules snapshots kept beside the file ledger, which records name by
+//!   digest (`rules_snapshot`) so a report can describe a disclosure after its rules changed.
 //! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
 //!   several replicas; the same queue, chain and promises (`[audit] backend = "postgres"`).
 //!
@@ -40,9 +42,10 @@
 //! `fdatasync` run on a dedicated std thread so they never stall the async runtime, and records
 //! queued while one fsync is in flight share the next one (group commit).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
@@ -60,6 +63,7 @@ mod queue;
 mod record;
 mod recover;
 mod rotate;
+pub mod snapshots;
 mod verify;
 mod writer;
 
@@ -70,6 +74,9 @@ pub use record::{now_rfc3339, rfc3339, Record, MAX_METHOD_BYTES, MAX_PATH_BYTES}
 pub use verify::{
     each_record, query, verify, verify_files, verify_files_with, Verified, VerifyError,
 };
+
+/// The record key naming the rules snapshot a decision is described by.
+pub const RULES_SNAPSHOT: &str = "rules_snapshot";
 
 use head::Witness;
 use queue::{Job, Msg, QUEUE_DEPTH};
@@ -95,6 +102,11 @@ struct Inner {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The PostgreSQL writer runs as a task instead of a thread.
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where rules snapshots are written: beside a regular ledger file; `None` for a device
+    /// or PostgreSQL, which keep none (their reports fall back to the config's rules).
+    snapshots: Option<PathBuf>,
+    /// The digests of the snapshots kept so far: the only ones a record may name.
+    kept: Mutex<HashSet<String>>,
 }
 
 // === impl AuditLog ===
@@ -125,6 +137,7 @@ impl AuditLog {
     /// As [`AuditLog::open`], and [`Error::Checkpoint`] when checkpoints cannot be kept.
     pub fn open_with(path: &Path, options: &Options) -> Result<(AuditLog, Opened), Error> {
         let (ledger, opened) = recover::open(path)?;
+        let ledger_regular = ledger.regular;
         let stats = Arc::new(Stats::default());
         let witness: Option<Box<dyn Witness>> = match &options.checkpoints {
             Some(config) => Some(Box::new(checkpoint::Checkpointer::open(
@@ -148,6 +161,8 @@ impl AuditLog {
                 closed: AtomicBool::new(false),
                 thread: Mutex::new(Some(thread)),
                 task: Mutex::new(None),
+                snapshots: ledger_regular.then(|| snapshots::dir_for(path)),
+                kept: Mutex::default(),
             }),
         };
         Ok((log, opened))
@@ -173,6 +188,8 @@ impl AuditLog {
                 closed: AtomicBool::new(false),
                 thread: Mutex::new(None),
                 task: Mutex::new(Some(task)),
+                snapshots: None,
+                kept: Mutex::default(),
             }),
         };
         Ok((log, opened))
@@ -192,9 +209,41 @@ impl AuditLog {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        if let Some(digest) = record.extra.get(RULES_SNAPSHOT).and_then(|d| d.as_str()) {
+            if !self.kept().contains(digest) {
+                return Err(Error::SnapshotNotKept(digest.to_owned()));
+            }
+        }
         // Serialised here, in the caller's task, so the writer thread only links and hashes.
         let record = chain::Unsealed::new(to_map(record)?)?;
         queue::request(&self.inner.tx, |reply| Msg::Append(Job { record, reply })).await?
+    }
+
+    /// Keeps the rules snapshot `bytes` under `digest` beside the ledger, durably, before any
+    /// record naming it (in [`RULES_SNAPSHOT`]) may be appended; a digest already kept costs
+    /// nothing. A ledger that keeps no snapshots (PostgreSQL, a device) only notes the digest.
+    ///
+    /// Blocking: one small file and two fsyncs, once per rules generation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Snapshot`] when it cannot be written, or a file of its name holds other bytes.
+    pub fn keep_rules(&self, digest: &str, bytes: &[u8]) -> Result<(), Error> {
+        if self.kept().contains(digest) {
+            return Ok(());
+        }
+        if let Some(dir) = &self.inner.snapshots {
+            snapshots::keep(dir, digest, bytes).map_err(Error::Snapshot)?;
+        }
+        self.kept().insert(digest.to_owned());
+        Ok(())
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Moves the file to `<path>.<UTC timestamp>` (`audit.jsonl.20261201T134501Z`, with `-1`...

@@ -193,10 +193,11 @@ enum AuditCommand {
         /// was left out on stderr.
         #[arg(long, value_name = "TYPE")]
         exempt: Vec<String>,
-        /// The config whose rules give recipients' names and the field glossary, and whose
-        /// [controller] names who answers for the data.
-        #[arg(long, default_value = "need-to-know.toml")]
-        config: PathBuf,
+        /// The config whose [controller] names who answers for the data, and whose rules
+        /// describe records without a rules snapshot (default: need-to-know.toml, if there
+        /// is one). Not needed otherwise: each record names its snapshot beside the ledger.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Upstream drift: every path the housing system sent, per recipient type and route,
     /// with how many records carried it, when first and last seen, and whether it was
@@ -342,7 +343,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             &format,
             (from.as_deref(), to.as_deref()),
             &exempt,
-            &config,
+            config.as_deref(),
         ),
         Command::Audit(AuditCommand::Fields {
             files,

@@ -112,9 +112,21 @@ struct Reply {
     refused: Option<(&'static str, String)>,
 }
 
+/// The one step before any policy is put in use: records under it name its snapshot
+/// (`rules_snapshot`), and the ledger refuses a record naming one it has not kept.
+fn keep_snapshot(audit: &AuditLog, policy: &Policy) -> Result<(), crate::audit::Error> {
+    let sealed = policy.snapshot();
+    audit.keep_rules(&sealed.digest, &sealed.bytes)
+}
+
 // === impl Gateway ===
 
 impl Gateway {
+    /// The gateway serving `policy`, once the ledger has kept its rules snapshot.
+    ///
+    /// # Errors
+    ///
+    /// When the snapshot cannot be kept ([`Gateway::replace_policy`]).
     pub fn new(
         policy: Arc<Policy>,
         upstream: Upstream,
@@ -122,9 +134,10 @@ impl Gateway {
         limits: Limits,
         limiter: Arc<dyn Limiter>,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Result<Self, crate::audit::Error> {
+        keep_snapshot(&audit, &policy)?;
         metrics.set_generation(policy.generation());
-        Gateway {
+        Ok(Gateway {
             policy: ArcSwap::new(policy),
             upstream,
             audit,
@@ -133,7 +146,7 @@ impl Gateway {
             limiter,
             in_flight: InFlight::new(),
             metrics,
-        }
+        })
     }
 
     /// The rules in use now.
@@ -141,10 +154,17 @@ impl Gateway {
         self.policy.load_full()
     }
 
-    /// Puts `policy` in use for every request that starts from now on.
-    pub fn replace_policy(&self, policy: Arc<Policy>) {
+    /// Puts `policy` in use for every request that starts from now on, once the ledger has
+    /// kept its rules snapshot: every record made under it names a snapshot already durable.
+    ///
+    /// # Errors
+    ///
+    /// When the snapshot cannot be kept; the rules in use stay.
+    pub fn replace_policy(&self, policy: Arc<Policy>) -> Result<(), crate::audit::Error> {
+        keep_snapshot(&self.audit, &policy)?;
         self.metrics.set_generation(policy.generation());
         self.policy.store(policy);
+        Ok(())
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

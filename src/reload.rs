@@ -1,7 +1,7 @@
 //! Hot reload of the rules: on SIGHUP, and when a file under `rules.dir` changes.
 //!
-//! The new rules are loaded and compiled beside the old; only a policy with no errors is
-//! swapped in, atomically, so requests in flight finish under the rules they started with and
+//! The new rules are loaded and compiled beside the old; only a policy with no errors, whose
+//! rules snapshot the ledger has kept, is swapped in, atomically, so requests in flight finish under the rules they started with and
 //! a broken edit changes nothing (its `FILE:LINE` problems are logged and counted). Changes
 //! are found by polling a fingerprint of the directory (names, sizes, modification times)
 //! rather than with inotify, which misses edits on some mounted volumes (ConfigMaps swap a
@@ -20,9 +20,24 @@ use crate::pipeline::Gateway;
 ///
 /// # Errors
 ///
-/// The rules' problems; the old rules stay in use.
+/// The rules' problems, or the ledger's failure to keep their snapshot; the old rules stay
+/// in use.
 pub fn reload_rules(gateway: &Gateway, settings: &Settings) -> Result<(), crate::rules::Error> {
-    let outcome = settings.load_policy();
+    let outcome = settings.load_policy().and_then(|policy| {
+        if policy.generation() == gateway.policy().generation() {
+            return Ok(None);
+        }
+        let policy = Arc::new(policy);
+        // Before the swap: no request may be decided under rules whose snapshot is not kept.
+        gateway.replace_policy(policy.clone()).map_err(|e| {
+            crate::rules::Error(vec![crate::diag::Diagnostic::error(
+                &settings.audit_path,
+                0,
+                e.to_string(),
+            )])
+        })?;
+        Ok(Some(policy))
+    });
     let result = if outcome.is_ok() { "ok" } else { "error" };
     gateway
         .metrics()
@@ -32,13 +47,9 @@ pub fn reload_rules(gateway: &Gateway, settings: &Settings) -> Result<(), crate:
         })
         .inc();
     match outcome {
-        Ok(policy) => {
-            let generation = policy.generation().to_string();
-            if generation == gateway.policy().generation() {
-                return Ok(());
-            }
-            gateway.replace_policy(Arc::new(policy));
-            tracing::info!(rules_generation = %generation, "rules reloaded");
+        Ok(None) => Ok(()),
+        Ok(Some(policy)) => {
+            tracing::info!(rules_generation = %policy.generation(), "rules reloaded");
             Ok(())
         }
         Err(e) => {

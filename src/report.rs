@@ -10,6 +10,13 @@
 //! Refusals made on the tenant's behalf (research refused because they objected) are listed
 //! too, since they answer "who asked for my data".
 //!
+//! Each disclosure is described by the rules it was made under, not the rules of today: the
+//! record names its rules snapshot (`rules_snapshot`, kept beside the ledger by `serve`), and
+//! the organisation's name and the fields' plain words come from it ([`describe`]). Records
+//! older than snapshots, or a ledger whose snapshots were not kept, fall back to the rules the
+//! config names. What cannot be described either way, or a snapshot that does not match its
+//! digest, is said at the top of the report and in the organisation's section.
+//!
 //! The DPO may leave out disclosures to some recipient types (`--exempt police`, when telling
 //! the tenant could prejudice an investigation, DPA 2018 Sch. 2 para 2): those never reach the
 //! report, and [`Report::left_out`] lists them for the DPO alone.
@@ -25,6 +32,10 @@ use crate::config::Controller;
 use crate::register::glossary::Glossary;
 use crate::register::html::escape;
 use crate::rules::Policy;
+
+mod describe;
+pub use describe::snapshot_types;
+use describe::Describer;
 
 /// The whole report.
 #[derive(Debug, Serialize)]
@@ -46,6 +57,9 @@ pub struct Report {
     pub first_record: Option<String>,
     pub last_record: Option<String>,
     pub recipients: Vec<RecipientSection>,
+    /// What could not be described faithfully (no snapshot and no rules, a snapshot that
+    /// does not match its digest): the report cannot be relied on while any is listed.
+    pub problems: Vec<String>,
     /// What `--exempt` left out: for the DPO, never in the report itself.
     #[serde(skip)]
     pub left_out: Vec<LeftOut>,
@@ -59,6 +73,11 @@ pub struct RecipientSection {
     pub recipient_type: String,
     pub purpose: String,
     pub lawful_basis: String,
+    /// Where the name and the fields' words come from: `snapshot` (the rules of the time),
+    /// `rules` (the config's rules, for records without a snapshot) or `unresolved`.
+    pub described_from: &'static str,
+    /// What the reader should know about that description, each once.
+    pub notes: Vec<String>,
     /// Disclosures of the same fields, together.
     pub groups: Vec<Group>,
     /// Every disclosure, oldest first.
@@ -116,7 +135,10 @@ pub struct Options<'a> {
     /// Inclusive dates, `YYYY-MM-DD`, compared with each record's `ts`.
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
+    /// The rules for records without a snapshot (older ledgers, PostgreSQL).
     pub policy: Option<&'a Policy>,
+    /// Where the ledger's rules snapshots are ([`audit::snapshots::dirs_for`]).
+    pub snapshots: &'a [PathBuf],
     pub controller: Option<&'a Controller>,
     /// Recipient types whose disclosures are left out, for the DPO's list instead.
     pub exempt: &'a [String],
@@ -213,6 +235,7 @@ impl Checked {
 
 /// The report from the subject's records, oldest first, whichever backend they came from
 /// (`build` for files; the PostgreSQL ledger's query for `audit report --postgres`).
+/// `glossary` is the rules' (`options.policy`), for records without a rules snapshot.
 pub fn build_from(
     checked: Checked,
     lines: Vec<(Position, String)>,
@@ -220,7 +243,12 @@ pub fn build_from(
     options: &Options<'_>,
     glossary: &Glossary,
 ) -> Report {
-    let mut sections: BTreeMap<String, RecipientSection> = BTreeMap::new();
+    let mut describer = Describer::new(options.snapshots, options.policy, glossary);
+    let mut problems: Vec<String> = Vec::new();
+    // An organisation is described as the rules of the time named it: a renamed recipient's
+    // earlier disclosures stay under the name they were made to.
+    let mut sections: BTreeMap<(String, String, String, String, String), RecipientSection> =
+        BTreeMap::new();
     let mut left_out: BTreeMap<String, LeftOut> = BTreeMap::new();
     let (mut first_record, mut last_record) = (None::<String>, None::<String>);
     for (at, line) in lines {
@@ -253,29 +281,44 @@ pub fn build_from(
         }
         first_record.get_or_insert_with(|| ts.clone());
         last_record = Some(ts.clone());
-        let section = sections.entry(id.clone()).or_insert_with(|| {
-            let name = options.policy.and_then(|p| p.recipient(&id)).map_or_else(
-                || format!("{id} (no longer in the rules)"),
-                |r| r.name.clone(),
-            );
-            RecipientSection {
-                id: id.clone(),
-                name,
-                recipient_type: kind.clone(),
-                purpose: text(&record, "purpose"),
-                lawful_basis: text(&record, "lawful_basis"),
-                groups: Vec::new(),
-                disclosures: Vec::new(),
-                refusals: Vec::new(),
-            }
+        let described = describer.describe(&record, &id, &kind);
+        let key = (
+            id.clone(),
+            described.name.clone(),
+            kind.clone(),
+            described.purpose.clone(),
+            described.lawful_basis.clone(),
+        );
+        let section = sections.entry(key).or_insert_with(|| RecipientSection {
+            id: id.clone(),
+            name: described.name.clone(),
+            recipient_type: kind.clone(),
+            purpose: described.purpose.clone(),
+            lawful_basis: described.lawful_basis.clone(),
+            described_from: described.from,
+            notes: Vec::new(),
+            groups: Vec::new(),
+            disclosures: Vec::new(),
+            refusals: Vec::new(),
         });
+        for note in described.notes.iter().chain(&described.problem) {
+            if !section.notes.contains(note) {
+                section.notes.push(note.clone());
+            }
+        }
+        if let Some(problem) = &described.problem {
+            let problem = format!("{id}: {problem}");
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
         let request = format!("{} {}", text(&record, "method"), text(&record, "route"));
         let reasons: Vec<String> = strings(&record["reasons"]);
         let unverified = !checked.vouches_for(at);
         if disclosed {
             let mut fields = Vec::new();
             for path in strings(&record["disclosed"]) {
-                let words = words_for(glossary, &path);
+                let words = words_for(describer.glossary(&described), &path);
                 if !fields.contains(&words) {
                     fields.push(words);
                 }
@@ -313,6 +356,7 @@ pub fn build_from(
         first_record,
         last_record,
         recipients,
+        problems,
         left_out: left_out.into_values().collect(),
     }
 }
@@ -479,6 +523,13 @@ impl Report {
         ));
         out.push_str(&format!("<p class=\"period\">{}</p>", self.period_words()));
         self.verification_html(&mut out);
+        if !self.problems.is_empty() {
+            out.push_str("<div class=\"bad\"><p><strong>Warning: some disclosures below could not be described as they were made.</strong> The names and words the rules used at the time could not be found or did not match the ledger, so this report cannot be relied on until they are:</p><ul>");
+            for problem in &self.problems {
+                out.push_str(&format!("<li>{}</li>", escape(problem)));
+            }
+            out.push_str("</ul></div>");
+        }
         if self.recipients.is_empty() {
             out.push_str(
                 "<p>We found no disclosure of your data to any organisation in this period.</p>",
@@ -576,6 +627,9 @@ fn section_html(r: &RecipientSection, out: &mut String) {
         count(r.disclosures.len(), "disclosure"),
         count(r.refusals.len(), "refused request")
     ));
+    for note in &r.notes {
+        out.push_str(&format!("<p class=\"bad\">{}</p>", escape(note)));
+    }
     out.push_str(&format!(
         "<dl><dt>Why</dt><dd>{}</dd><dt>Lawful basis</dt><dd>{}</dd></dl>",
         escape(&r.purpose),

@@ -16,6 +16,7 @@ pub mod glossary;
 mod raw;
 mod scrub;
 mod site;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -46,6 +47,8 @@ pub struct Policy {
     generation: String,
     warnings: Vec<Diagnostic>,
     glossary: Glossary,
+    /// What the ledger keeps of these rules for describing their disclosures later.
+    snapshot: snapshot::Sealed,
 }
 
 /// One organisation that receives data.
@@ -193,6 +196,11 @@ impl Policy {
 
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// The rules' descriptions as the ledger keeps them; records name its digest.
+    pub fn snapshot(&self) -> &snapshot::Sealed {
+        &self.snapshot
     }
 
     /// `glossary.toml`'s words for the field paths (empty without the file).
@@ -430,13 +438,19 @@ impl Loader {
             self.check_binding_values(recipients);
         }
         let generation = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        Some(Policy {
+        let mut policy = Policy {
             recipients: recipients?,
             types,
             generation,
             warnings: Vec::new(),
             glossary,
-        })
+            snapshot: snapshot::Sealed {
+                digest: String::new(),
+                bytes: Vec::new(),
+            },
+        };
+        policy.snapshot = snapshot::Snapshot::of(&policy).seal();
+        Some(policy)
     }
 
     /// `glossary.toml`, when there is one: its paths name keys too ([`KnownKeys`]).

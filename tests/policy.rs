@@ -487,6 +487,29 @@ fn every_allow_entry_condition_and_refusal_cites_the_notice() {
     assert!(missing.is_empty(), "uncited rules:\n{}", missing.join("\n"));
 }
 
+/// The strings of a JSON list.
+fn strings(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// A report section's first disclosure names the tenant's phone in the glossary's words, not
+/// as the path the ledger records.
+fn assert_phone_in_plain_words(section: &Value) {
+    let fields = strings(&section["disclosures"][0]["fields"]);
+    assert!(
+        fields.iter().any(|f| f.contains("telephone")),
+        "plain words: {fields:?}"
+    );
+    assert!(
+        !fields.iter().any(|f| f.contains("tenant.phone")),
+        "a path left untranslated: {fields:?}"
+    );
+}
+
 /// The subject access report after real traffic: its counts match `audit query`, refusals
 /// made on the tenant's behalf are listed, fields are in plain words, and a tampered ledger
 /// is flagged on the report's face.
@@ -577,20 +600,7 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
         acme_section["refusals"][0]["reason"],
         "the job is assigned to another contractor"
     );
-    let fields: Vec<&str> = acme_section["disclosures"][0]["fields"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        fields.iter().any(|f| f.contains("telephone")),
-        "plain words: {fields:?}"
-    );
-    assert!(
-        !fields.iter().any(|f| f.contains("tenant.phone")),
-        "a path left untranslated: {fields:?}"
-    );
+    assert_phone_in_plain_words(acme_section);
     let police_section = sections
         .iter()
         .find(|s| s["id"] == "lincs-police")
@@ -675,6 +685,159 @@ async fn the_subject_access_report_matches_the_audit_and_flags_tampering() {
     assert!(keyless.stderr.contains("throw-away key"), "{keyless}");
 }
 
+/// The ledger describes itself: with only the ledger file and its rules snapshots copied to
+/// another directory, and no config, the report names each organisation as the rules named
+/// it when the disclosure was made (a recipient renamed since keeps its old name on its old
+/// disclosures) and words the fields by the glossary of the time. An altered snapshot, or
+/// none at all, is said on the report's face and exits 1.
+#[tokio::test]
+async fn the_report_needs_only_the_ledger_and_its_snapshots_and_keeps_old_names() {
+    let (gw, _data) = start().await;
+    let acme = gw.key("acme-repairs").to_string();
+    // A contractor's job and the police's request, both about T-0001.
+    let reference = [("x-disclosure-reference", "CRIME-LN-9")];
+    for (path, who, headers) in [
+        ("/jobs/J-0001", "acme-repairs", &[][..]),
+        ("/tenants/T-0001", "lincs-police", &reference[..]),
+    ] {
+        let r = http::request(gw.addr, "GET", path, Some(gw.key(who)), headers).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let police_name = gw
+        .pipeline
+        .policy()
+        .recipient("lincs-police")
+        .expect("police")
+        .name
+        .clone();
+    let first = gw.pipeline.policy().snapshot().digest.clone();
+    let snapshots = gw.audit_path.with_file_name(format!(
+        "{}.rules",
+        gw.audit_path.file_name().expect("name").to_string_lossy()
+    ));
+    assert!(
+        snapshots.join(format!("{first}.json")).is_file(),
+        "kept when serving began"
+    );
+
+    // The contractor is renamed; the reload keeps the new rules' snapshot before using them.
+    let recipients = gw.rules_dir.join("recipients.toml");
+    let text = std::fs::read_to_string(&recipients).expect("recipients");
+    std::fs::write(
+        &recipients,
+        text.replacen("\"ACME Repairs Ltd\"", "\"ACME Property Care Ltd\"", 1),
+    )
+    .expect("write");
+    need_to_know::reload::reload_rules(&gw.pipeline, &gw.settings).expect("reloads");
+    let second = gw.pipeline.policy().snapshot().digest.clone();
+    assert_ne!(second, first);
+    assert!(snapshots.join(format!("{second}.json")).is_file());
+    assert_eq!(
+        http::get(gw.addr, "/jobs/J-0001", Some(&acme)).await.status,
+        200
+    );
+    let records = gw.audit_records();
+    assert_eq!(records[0]["rules_snapshot"], first.as_str());
+    assert_eq!(
+        records.last().expect("record")["rules_snapshot"],
+        second.as_str()
+    );
+
+    // Only the ledger and its snapshot directory, elsewhere; no config, no rules.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let ledger = elsewhere.path().join("disclosures.jsonl");
+    std::fs::copy(&gw.audit_path, &ledger).expect("copy the ledger");
+    let copied = elsewhere.path().join("disclosures.jsonl.rules");
+    std::fs::create_dir(&copied).expect("dir");
+    for entry in std::fs::read_dir(&snapshots).expect("snapshots").flatten() {
+        std::fs::copy(entry.path(), copied.join(entry.file_name())).expect("copy a snapshot");
+    }
+    let report = |dir: &Path| {
+        Cli::new([
+            "audit",
+            "report",
+            "disclosures.jsonl",
+            "--subject",
+            "T-0001",
+        ])
+        .args(["--format", "json"])
+        .current_dir(dir)
+    };
+    let out = report(elsewhere.path()).success().json();
+    assert_eq!(out["problems"], serde_json::json!([]), "{out:#}");
+    let sections = out["recipients"].as_array().expect("list");
+    let named = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no section for {name}: {out:#}"))
+    };
+    for (name, count) in [("ACME Repairs Ltd", 1), ("ACME Property Care Ltd", 1)] {
+        let section = named(name);
+        assert_eq!(section["id"], "acme-repairs");
+        assert_eq!(section["described_from"], "snapshot");
+        assert_eq!(
+            section["disclosures"].as_array().map(Vec::len),
+            Some(count),
+            "{name}: {out:#}"
+        );
+        assert_phone_in_plain_words(section);
+    }
+    assert_eq!(
+        named(&police_name)["disclosures"][0]["reference"],
+        "CRIME-LN-9"
+    );
+    assert!(
+        named("ACME Repairs Ltd")["disclosures"][0]["when"]
+            .as_str()
+            .expect("when")
+            < named("ACME Property Care Ltd")["disclosures"][0]["when"]
+                .as_str()
+                .expect("when"),
+        "the old name is on the earlier disclosure"
+    );
+
+    // An altered snapshot is not believed: said at the top, for the organisation, exit 1.
+    let altered = copied.join(format!("{first}.json"));
+    let text = std::fs::read_to_string(&altered).expect("snapshot");
+    std::fs::write(
+        &altered,
+        text.replace("ACME Repairs Ltd", "Someone Else Ltd"),
+    )
+    .expect("write");
+    let run = report(elsewhere.path()).expect(1);
+    assert!(run.stderr.contains("cannot describe"), "{run}");
+    let out = run.json();
+    assert!(
+        out["problems"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains("altered"))),
+        "{out:#}"
+    );
+    assert!(!out.to_string().contains("Someone Else Ltd"), "{out:#}");
+    let html = Cli::new([
+        "audit",
+        "report",
+        "disclosures.jsonl",
+        "--subject",
+        "T-0001",
+    ])
+    .current_dir(elsewhere.path())
+    .expect(1);
+    assert!(
+        html.stdout
+            .contains("could not be described as they were made"),
+        "{html}"
+    );
+
+    // Without snapshots and without rules nothing can be named: said, exit 1.
+    std::fs::remove_dir_all(&copied).expect("remove");
+    let out = report(elsewhere.path()).expect(1).json();
+    assert!(out["problems"].to_string().contains("--config"), "{out:#}");
+}
+
 /// The shipped repairs rules on J-0001 with its `tenant` sent as an array of one object: the
 /// address would be disclosed while no `subjects` path names the tenant, so nothing is sent
 /// (a subject access request for the tenant could not have found it), and the ledger lists
@@ -700,12 +863,7 @@ async fn a_job_whose_tenant_cannot_be_identified_is_not_disclosed() {
     let record = gw.audit_records().pop().expect("record");
     assert_eq!(record["status"], 502);
     assert_eq!(record["disclosed"], serde_json::json!([]));
-    let withheld: Vec<&str> = record["withheld"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let withheld = strings(&record["withheld"]);
     assert!(
         withheld.contains(&"tenant") && withheld.contains(&"property"),
         "{record}"

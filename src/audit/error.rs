@@ -56,6 +56,14 @@ pub enum Error {
     /// Appending would fork or rewrite the chain; the ledger refuses every append from now on.
     #[error("audit chain refused: {0}")]
     Forked(String),
+    /// The rules snapshot records of a new policy would name could not be kept beside the
+    /// ledger, so that policy is not put in use.
+    #[error("cannot keep the rules snapshot beside the audit file: {0}")]
+    Snapshot(#[source] io::Error),
+    /// A record names a rules snapshot the ledger was never given: appending it would leave
+    /// a disclosure the report cannot describe.
+    #[error("audit record names rules snapshot {0} that the ledger has not kept")]
+    SnapshotNotKept(String),
     #[error("not supported by this audit backend: {0}")]
     Unsupported(&'static str),
     #[error("audit log is closed")]

@@ -9,6 +9,10 @@ use anyhow::Context;
 use crate::audit;
 
 pub(super) mod fields;
+
+/// The config `audit report` reads when none is given, if it is there.
+const DEFAULT_CONFIG: &str = "need-to-know.toml";
+
 pub(super) mod postgres;
 
 /// Prints the record count and exits 0, or names the first broken record and exits 1.
@@ -150,6 +154,12 @@ pub fn query(files: &[PathBuf], subject: &str) -> anyhow::Result<u8> {
 }
 
 /// The subject access report on standard output, as HTML or JSON.
+///
+/// Each disclosure is described from the rules snapshot beside the ledger that its record
+/// names, so the report needs no rules and runs anywhere the ledger and its `.rules`
+/// directory are. `config` (given, or `need-to-know.toml` when there is one) adds the
+/// `[controller]` and the rules for records without a snapshot. Exit 1 when the chain did
+/// not verify or a disclosure could not be described faithfully.
 pub fn report(
     postgres: bool,
     files: &[std::path::PathBuf],
@@ -157,36 +167,54 @@ pub fn report(
     format: &str,
     (from, to): (Option<&str>, Option<&str>),
     exempt: &[String],
-    config: &Path,
+    config: Option<&Path>,
 ) -> anyhow::Result<u8> {
     for date in [from, to].into_iter().flatten() {
         check_date(date)?;
     }
-    let settings = crate::config::Settings::load(config).map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\nthe report names recipients and fields from the rules the config names: run it \
-             where {} is, or pass --config",
-            config.display()
-        )
-    })?;
-    let policy = super::load_policy(&settings)
-        .context("the report names recipients and fields from these rules")?;
-    if let Some(unknown) = exempt
-        .iter()
-        .find(|kind| !policy.types().any(|t| &t.name == *kind))
-    {
+    let default = Path::new(DEFAULT_CONFIG);
+    let config = config.or_else(|| default.exists().then_some(default));
+    let settings = match config {
+        Some(config) => Some(crate::config::Settings::load(config).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n--config names the [controller] and the rules for records without a \
+                 rules snapshot: pass one that loads, or none"
+            )
+        })?),
+        None => None,
+    };
+    let policy = match &settings {
+        Some(settings) => Some(
+            super::load_policy(settings)
+                .context("the report describes records without a rules snapshot by these rules")?,
+        ),
+        None => None,
+    };
+    let snapshots = if postgres {
+        Vec::new()
+    } else {
+        audit::snapshots::dirs_for(files)
+    };
+    let known = match &policy {
+        Some(policy) => policy.types().map(|t| t.name.clone()).collect(),
+        None => crate::report::snapshot_types(&snapshots),
+    };
+    if let Some(unknown) = exempt.iter().find(|kind| !known.contains(*kind)) {
         anyhow::bail!("--exempt {unknown}: no recipient type of that name in the rules");
     }
-    let glossary = policy.glossary();
+    let empty = crate::register::glossary::Glossary::default();
+    let glossary = policy.as_ref().map_or(&empty, |p| p.glossary());
+    let controller = settings.as_ref().and_then(|s| s.controller.as_ref());
     let options = crate::report::Options {
         from,
         to,
-        policy: Some(&policy),
-        controller: settings.controller.as_ref(),
+        policy: policy.as_ref(),
+        snapshots: &snapshots,
+        controller,
         exempt,
     };
     let report = if postgres {
-        let (checked, lines) = postgres::report_input(Some(config), subject)?;
+        let (checked, lines) = postgres::report_input(config, subject)?;
         let lines = lines.into_iter().map(|l| (None, l)).collect();
         crate::report::build_from(checked, lines, subject, &options, glossary)
     } else {
@@ -202,19 +230,24 @@ pub fn report(
     for line in report.left_out_lines() {
         eprintln!("{line}");
     }
-    if settings.controller.is_none() {
+    if controller.is_none() {
         eprintln!(
             "{}: no [controller] section: the report cannot name the controller, its DPO or the retention period",
-            config.display()
+            config.unwrap_or(default).display()
         );
+    }
+    let mut code = 0;
+    for problem in &report.problems {
+        eprintln!("cannot describe a disclosure faithfully: {problem}");
+        code = 1;
     }
     if let Some(problem) = &report.chain_problem {
         eprintln!(
             "the disclosure ledger did not verify ({problem}): this report cannot be relied on"
         );
-        return Ok(1);
+        code = 1;
     }
-    Ok(0)
+    Ok(code)
 }
 
 /// A date as `--from`, `--to` and `--since` take it: `YYYY-MM-DD`, compared as text with the

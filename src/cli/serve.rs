@@ -191,14 +191,17 @@ pub(super) async fn run_gateway(
     if settings.limits.shared.is_some() {
         tracing::info!("rate limits shared across replicas in Redis");
     }
-    let gateway = Arc::new(Gateway::new(
-        Arc::new(policy),
-        upstream,
-        audit.clone(),
-        settings.limits.clone(),
-        limiter,
-        metrics,
-    ));
+    let gateway = Arc::new(
+        Gateway::new(
+            Arc::new(policy),
+            upstream,
+            audit.clone(),
+            settings.limits.clone(),
+            limiter,
+            metrics,
+        )
+        .map_err(StartError::Ledger)?,
+    );
     if let Some(admin) = admin {
         if let Ok(addr) = admin.local_addr() {
             tracing::info!(listen = %addr, "admin endpoints: /healthz /readyz /metrics");

@@ -42,7 +42,8 @@ impl Seen {
 
 /// The record a request starts with, before anyone is identified: its method, its path as
 /// received (`decide` puts the decoded one in its place once routing has decoded it), and
-/// the generation of the rules it is decided under.
+/// the generation of the rules it is decided under with the digest of their snapshot, which
+/// describes the decision once those rules are gone.
 pub(super) fn start(request: &Request<Incoming>, policy: &Policy) -> Record {
     let mut record = blank(new_request_id(), 0, serde_json::Map::new());
     // Bounded: these are written before anyone is identified.
@@ -51,6 +52,10 @@ pub(super) fn start(request: &Request<Incoming>, policy: &Policy) -> Record {
     record
         .extra
         .insert("rules_generation".into(), Value::from(policy.generation()));
+    record.extra.insert(
+        audit::RULES_SNAPSHOT.into(),
+        Value::from(policy.snapshot().digest.as_str()),
+    );
     record
 }
 

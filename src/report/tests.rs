@@ -191,3 +191,142 @@ fn records_from_the_break_on_are_marked_unverified() {
         .flat_map(|s| &s.disclosures)
         .all(|d| d.unverified));
 }
+
+// === described from the rules snapshot ===
+
+use crate::rules::snapshot::{Organisation, Purpose, Snapshot};
+
+/// A snapshot of rules naming `acme` as `name`, with words for `phone`.
+fn snapshot(generation: &str, name: &str) -> Snapshot {
+    Snapshot {
+        generation: generation.into(),
+        recipients: [(
+            "acme".to_owned(),
+            Organisation {
+                name: name.into(),
+                kind: "repairs-contractor".into(),
+            },
+        )]
+        .into(),
+        types: [(
+            "repairs-contractor".to_owned(),
+            Purpose {
+                purpose: "Carry out repairs".into(),
+                lawful_basis: "contract".into(),
+            },
+        )]
+        .into(),
+        glossary: [("phone".to_owned(), "telephone number".to_owned())].into(),
+    }
+}
+
+/// Keeps `snapshot` beside `ledger` as `serve` would; returns its digest.
+fn keep(ledger: &std::path::Path, snapshot: &Snapshot) -> String {
+    let sealed = snapshot.seal();
+    let dir = crate::audit::snapshots::dir_for(ledger);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{}.json", sealed.digest)), &sealed.bytes).unwrap();
+    sealed.digest
+}
+
+/// A disclosure of `phone` to acme made under `generation`, naming snapshot `digest`.
+fn described_record(day: u32, generation: &str, digest: &str) -> (Position, String) {
+    let ts = format!("2026-06-{day:02}T10:00:00Z");
+    let mut r: Value =
+        serde_json::from_str(&record(&ts, "acme", "repairs-contractor", &["phone"], None)).unwrap();
+    r["rules_generation"] = generation.into();
+    r["rules_snapshot"] = digest.into();
+    (Some((0, u64::from(day))), r.to_string())
+}
+
+fn described(ledger: &std::path::Path, lines: Vec<(Position, String)>) -> Report {
+    let dirs = crate::audit::snapshots::dirs_for(&[ledger.to_path_buf()]);
+    let options = Options {
+        snapshots: &dirs,
+        ..Options::default()
+    };
+    build_from(verified(), lines, "T-0001", &options, &Glossary::default())
+}
+
+#[test]
+fn a_disclosure_is_described_by_the_snapshot_of_its_rules_and_a_rename_keeps_the_old_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("audit.jsonl");
+    let old = keep(&ledger, &snapshot("g1", "ACME Repairs Ltd"));
+    let new = keep(&ledger, &snapshot("g2", "ACME Property Services Ltd"));
+    let r = described(
+        &ledger,
+        vec![
+            described_record(1, "g1", &old),
+            described_record(2, "g2", &new),
+        ],
+    );
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let names: Vec<&str> = r.recipients.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["ACME Property Services Ltd", "ACME Repairs Ltd"]);
+    for section in &r.recipients {
+        assert_eq!(section.described_from, "snapshot");
+        assert!(section.notes.is_empty(), "{:?}", section.notes);
+        assert_eq!(section.disclosures.len(), 1);
+        assert_eq!(section.disclosures[0].fields, ["telephone number"]);
+    }
+    let old_section = r.recipients.iter().find(|s| s.name == "ACME Repairs Ltd");
+    assert_eq!(
+        old_section.unwrap().disclosures[0].when,
+        "2026-06-01T10:00:00Z"
+    );
+}
+
+#[test]
+fn an_altered_snapshot_is_not_used_and_says_so_at_the_top_and_for_the_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("audit.jsonl");
+    let digest = keep(&ledger, &snapshot("g1", "ACME Repairs Ltd"));
+    let file = crate::audit::snapshots::dir_for(&ledger).join(format!("{digest}.json"));
+    let altered = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("ACME Repairs Ltd", "Nobody Ltd");
+    std::fs::write(&file, altered).unwrap();
+    let r = described(&ledger, vec![described_record(1, "g1", &digest)]);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(r.problems[0].contains("altered"), "{:?}", r.problems);
+    let section = &r.recipients[0];
+    assert_eq!(section.described_from, "unresolved");
+    assert_ne!(section.name, "Nobody Ltd");
+    assert!(section.notes.iter().any(|n| n.contains("altered")));
+    let html = r.to_html();
+    assert!(
+        html.contains("could not be described as they were made"),
+        "{html}"
+    );
+    assert!(!html.contains("Nobody Ltd"), "{html}");
+}
+
+#[test]
+fn without_a_snapshot_or_rules_the_organisation_is_flagged_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("audit.jsonl");
+    let missing = "ab".repeat(32);
+    let r = described(&ledger, vec![described_record(1, "g1", &missing)]);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(
+        r.problems[0].contains("not beside the ledger") && r.problems[0].contains("--config"),
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(r.recipients[0].described_from, "unresolved");
+    assert_eq!(r.recipients[0].disclosures[0].fields, ["phone"]);
+}
+
+#[test]
+fn a_snapshot_of_other_rules_than_the_record_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("audit.jsonl");
+    let digest = keep(&ledger, &snapshot("g1", "ACME Repairs Ltd"));
+    let r = described(&ledger, vec![described_record(1, "g2", &digest)]);
+    assert!(
+        r.problems.iter().any(|p| p.contains("not the record's g2")),
+        "{:?}",
+        r.problems
+    );
+}

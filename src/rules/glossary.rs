@@ -87,6 +87,16 @@ impl Glossary {
         Ok(Glossary { fields: raw.fields })
     }
 
+    /// A glossary of these entries, as a rules snapshot kept them.
+    pub fn from_fields(fields: BTreeMap<String, String>) -> Glossary {
+        Glossary { fields }
+    }
+
+    /// Every path with its words, sorted by path.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(p, w)| (p.as_str(), w.as_str()))
+    }
+
     /// The words for `path`; failing the full path, the path without a leading `tenant.` or
     /// `[].` (repeatedly), so `[].tenant.phone` finds the words of `phone`.
     pub fn words(&self, path: &str) -> Option<&str> {

@@ -348,14 +348,17 @@ impl Builder {
         let (audit, _) = AuditLog::open(&settings.audit_path).expect("audit opens");
         let upstream = Upstream::new(&settings.upstream, &settings.limits).expect("upstream");
         let metrics = Arc::new(need_to_know::metrics::Metrics::new(audit.stats()));
-        let pipeline = Arc::new(Pipeline::new(
-            Arc::new(policy),
-            upstream,
-            audit.clone(),
-            settings.limits.clone(),
-            Arc::new(need_to_know::limits::Local::new()),
-            metrics,
-        ));
+        let pipeline = Arc::new(
+            Pipeline::new(
+                Arc::new(policy),
+                upstream,
+                audit.clone(),
+                settings.limits.clone(),
+                Arc::new(need_to_know::limits::Local::new()),
+                metrics,
+            )
+            .expect("the rules snapshot is kept"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
