@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::filter::{self, AllowTree, Decision};
+use crate::filter::{self, AllowTree, Decision, Element};
 use crate::rejection::{self, Rejection};
 use crate::rules::Recipient;
 use crate::{json, routes, stream, upstream};
@@ -43,6 +43,10 @@ pub struct Decided {
     pub reasons: Vec<String>,
     /// Per upstream path, in rule form: disclosed or not, and what decided.
     pub fields: BTreeMap<String, Decision>,
+    /// Per element of an array an `items` rule filters: kept or dropped, by which rule, why.
+    /// Recorded by the same `decide`; on a streamed route the streamed filter has sent the
+    /// same array, or the run is refused.
+    pub elements: Vec<Element>,
     pub rule_errors: Vec<String>,
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
@@ -55,7 +59,8 @@ pub struct Decided {
 }
 
 impl Decided {
-    /// The readable form: status, reasons, body, then one line per path.
+    /// The readable form: status, reasons, body, one line per path, then one per element an
+    /// `items` rule decided.
     pub fn to_text(&self) -> String {
         let e = self;
         use std::fmt::Write;
@@ -87,8 +92,56 @@ impl Decided {
             let yes = if d.disclosed { "yes" } else { "no" };
             let _ = writeln!(out, "{path:<width$}  {yes:<9}  {}", d.why);
         }
+        if !e.elements.is_empty() {
+            let _ = writeln!(out, "\n{}", elements_table(&e.elements));
+        }
         out
     }
+}
+
+/// One line per element: where it is, kept or dropped, its subject, the rule, why, the keep.
+fn elements_table(elements: &[Element]) -> String {
+    use std::fmt::Write;
+    let rows: Vec<[String; 5]> = elements
+        .iter()
+        .map(|el| {
+            let at = match (el.path.as_str(), el.index) {
+                ("[]", Some(i)) => format!("[{i}]"),
+                (path, Some(i)) => format!("{path}[{i}]"),
+                (path, None) => path.to_owned(),
+            };
+            let kept = if el.kept { "kept" } else { "dropped" };
+            let subject = el.subject.clone().unwrap_or_else(|| "-".to_owned());
+            [
+                at,
+                kept.to_owned(),
+                subject,
+                el.rule.clone(),
+                el.why.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ELEMENT", "KEPT", "SUBJECT", "RULE", "WHY"];
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count())
+            .chain([head[c].len()])
+            .max()
+            .unwrap_or_default()
+    };
+    let widths = [width(0), width(1), width(2), width(3), width(4)];
+    let mut out = String::new();
+    let mut line = |cells: [&str; 5], keep: &str| {
+        for (cell, w) in cells.iter().zip(widths) {
+            let _ = write!(out, "{cell:<w$}  ");
+        }
+        let _ = writeln!(out, "{keep}");
+    };
+    line(head, "KEEP");
+    for (row, el) in rows.iter().zip(elements) {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]], &el.keep);
+    }
+    out
 }
 
 /// Decides `request` against an upstream body.
@@ -166,6 +219,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         body,
         reasons: outcome.reasons,
         fields: outcome.fields.unwrap_or_default(),
+        elements: outcome.elements,
         rule_errors: outcome.rule_errors,
         disclosed: outcome.disclosed,
         withheld: outcome.withheld,
@@ -249,6 +303,7 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
         body: error_body(code, &message),
         reasons: Vec::new(),
         fields,
+        elements: Vec::new(),
         rule_errors: Vec::new(),
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
@@ -301,6 +356,67 @@ mod tests {
         assert!(sent > 0 && sent < data.tenants().len(), "{sent}");
         assert!(!decided.withheld.is_empty());
         assert!(decided.fields.values().any(|d| !d.disclosed));
+    }
+
+    /// `explain` on the shipped rules lists each element an `items` rule decided: the four
+    /// tenants of a streamed export (two left out), and a job's three caution markers.
+    #[test]
+    fn explain_lists_each_element_an_items_rule_decided() {
+        let policy = shipped_rules();
+        let bodies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/bodies");
+        let decided = |recipient: &str, target: &str, body: &str| {
+            let request = Request {
+                recipient: policy.recipient(recipient).unwrap(),
+                method: http::Method::GET,
+                target: target.into(),
+                headers: http::HeaderMap::new(),
+                now: humantime::parse_rfc3339("2026-06-01T00:00:00Z").unwrap(),
+                lookups: BTreeMap::new(),
+            };
+            run(&request, &std::fs::read(bodies.join(body)).unwrap(), 64)
+        };
+        let seen = |d: &Decided| -> Vec<(String, Option<usize>, bool, Option<String>)> {
+            d.elements
+                .iter()
+                .map(|e| (e.path.clone(), e.index, e.kept, e.subject.clone()))
+                .collect()
+        };
+
+        let tenants = decided(
+            "civic-surveys",
+            "/tenants?postcode_district=LN2",
+            "tenants-LN2.json",
+        );
+        assert_eq!(tenants.status, 200, "{}", tenants.body);
+        let el = |i, kept, id: &str| ("[]".to_owned(), Some(i), kept, Some(id.to_owned()));
+        assert_eq!(
+            seen(&tenants),
+            [
+                el(0, false, "T-0011"),
+                el(1, true, "T-0018"),
+                el(2, true, "T-0022"),
+                el(3, false, "T-0091"),
+            ]
+        );
+        // What the streamed filter sent is what the elements say was kept.
+        assert_eq!(tenants.body.as_array().unwrap().len(), 2);
+        assert!(tenants.elements[0]
+            .rule
+            .ends_with("research-vendor.toml:29"));
+        assert!(tenants.to_text().contains("\n[3]      dropped  T-0091"));
+
+        let job = decided("acme-repairs", "/jobs/J-0001", "job-J-0001.json");
+        assert_eq!(job.status, 200, "{}", job.body);
+        let marker = |i, kept| {
+            let path = "tenant.caution_markers".to_owned();
+            (path, Some(i), kept, Some("T-0001".to_owned()))
+        };
+        assert_eq!(
+            seen(&job),
+            [marker(0, true), marker(1, false), marker(2, false)]
+        );
+        let sent = &job.body["tenant"]["caution_markers"];
+        assert_eq!(sent.as_array().unwrap().len(), 1);
     }
 
     /// `explain` shows the scrubbed body and which scrub paths removed something.
