@@ -913,12 +913,7 @@ struct Visit<'a> {
 type AtTarget<'f> = dyn FnMut(&Value, &mut Removed, &RuleFormBuf, &[usize]) -> bool + 'f;
 
 impl Visit<'_> {
-    fn visit(
-        &mut self,
-        value: &Value,
-        segments: &[Segment],
-        f: &mut AtTarget<'_>,
-    ) -> bool {
+    fn visit(&mut self, value: &Value, segments: &[Segment], f: &mut AtTarget<'_>) -> bool {
         let Some((first, rest)) = segments.split_first() else {
             return f(value, self.removed, &self.at, &self.trail);
         };
