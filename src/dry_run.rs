@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::filter::{self, AllowTree, Decision};
+use crate::filter::{self, AllowTree, Decision, Element};
 use crate::rejection::{self, Rejection};
 use crate::rules::Recipient;
 use crate::{json, routes, stream, upstream};
@@ -43,6 +43,10 @@ pub struct Decided {
     pub reasons: Vec<String>,
     /// Per upstream path, in rule form: disclosed or not, and what decided.
     pub fields: BTreeMap<String, Decision>,
+    /// Per element of an array an `items` rule filters: kept or dropped, by which rule, why.
+    /// Recorded by the same `decide`; on a streamed route the streamed filter has sent the
+    /// same array, or the run is refused.
+    pub elements: Vec<Element>,
     pub rule_errors: Vec<String>,
     pub disclosed: BTreeSet<String>,
     pub withheld: BTreeSet<String>,
@@ -55,7 +59,8 @@ pub struct Decided {
 }
 
 impl Decided {
-    /// The readable form: status, reasons, body, then one line per path.
+    /// The readable form: status, reasons, body, one line per path, then one per element an
+    /// `items` rule decided.
     pub fn to_text(&self) -> String {
         let e = self;
         use std::fmt::Write;
@@ -87,8 +92,56 @@ impl Decided {
             let yes = if d.disclosed { "yes" } else { "no" };
             let _ = writeln!(out, "{path:<width$}  {yes:<9}  {}", d.why);
         }
+        if !e.elements.is_empty() {
+            let _ = writeln!(out, "\n{}", elements_table(&e.elements));
+        }
         out
     }
+}
+
+/// One line per element: where it is, kept or dropped, its subject, the rule, why, the keep.
+fn elements_table(elements: &[Element]) -> String {
+    use std::fmt::Write;
+    let rows: Vec<[String; 5]> = elements
+        .iter()
+        .map(|el| {
+            let at = match (el.path.as_str(), el.index) {
+                ("[]", Some(i)) => format!("[{i}]"),
+                (path, Some(i)) => format!("{path}[{i}]"),
+                (path, None) => path.to_owned(),
+            };
+            let kept = if el.kept { "kept" } else { "dropped" };
+            let subject = el.subject.clone().unwrap_or_else(|| "-".to_owned());
+            [
+                at,
+                kept.to_owned(),
+                subject,
+                el.rule.clone(),
+                el.why.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ELEMENT", "KEPT", "SUBJECT", "RULE", "WHY"];
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count())
+            .chain([head[c].len()])
+            .max()
+            .unwrap_or_default()
+    };
+    let widths = [width(0), width(1), width(2), width(3), width(4)];
+    let mut out = String::new();
+    let mut line = |cells: [&str; 5], keep: &str| {
+        for (cell, w) in cells.iter().zip(widths) {
+            let _ = write!(out, "{cell:<w$}  ");
+        }
+        let _ = writeln!(out, "{keep}");
+    };
+    line(head, "KEEP");
+    for (row, el) in rows.iter().zip(elements) {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]], &el.keep);
+    }
+    out
 }
 
 /// Decides `request` against an upstream body.
@@ -170,6 +223,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         body,
         reasons: outcome.reasons,
         fields: outcome.fields.unwrap_or_default(),
+        elements: outcome.elements,
         rule_errors: outcome.rule_errors,
         disclosed: outcome.disclosed,
         withheld: outcome.withheld,
@@ -253,6 +307,7 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
         body: error_body(code, &message),
         reasons: Vec::new(),
         fields,
+        elements: Vec::new(),
         rule_errors: Vec::new(),
         disclosed: BTreeSet::new(),
         withheld: filtered.withheld,
@@ -327,6 +382,42 @@ mod tests {
         assert_eq!(decided.status, 400, "{}", decided.body);
         assert_eq!(decided.body["error"], "too_many_items");
         assert!(decided.disclosed.is_empty());
+    }
+
+    /// On the shipped research export, which streams, the elements `explain` lists as kept are
+    /// as many as the streamed filter sent, and each names its tenant.
+    #[test]
+    fn explain_lists_each_row_the_streamed_export_kept_or_left_out() {
+        let policy = shipped_rules();
+        let data = SampleData::generate(Date::from_ymd(2026, 6, 1).unwrap());
+        // A page within the route's max_items, as `?limit=100` gives it.
+        let tenants = &data.tenants()[..100];
+        let request = Request {
+            recipient: policy.recipient("civic-surveys").unwrap(),
+            method: http::Method::GET,
+            target: "/tenants?limit=100".into(),
+            headers: http::HeaderMap::new(),
+            now: sample_day(),
+            lookups: BTreeMap::new(),
+        };
+        let decided = run(&request, &serde_json::to_vec(tenants).unwrap(), 64);
+        assert_eq!(decided.status, 200, "{}", decided.body);
+        assert_eq!(decided.elements.len(), tenants.len());
+        for (i, (e, tenant)) in decided.elements.iter().zip(tenants).enumerate() {
+            assert_eq!((e.path.as_str(), e.index), ("[]", Some(i)));
+            assert_eq!(e.subject.as_deref(), Some(tenant.id.as_str()));
+        }
+        let kept = decided.elements.iter().filter(|e| e.kept).count();
+        assert_eq!(kept, decided.body.as_array().unwrap().len());
+        assert!(kept > 0 && kept < tenants.len(), "{kept}");
+        assert_eq!(
+            decided
+                .to_text()
+                .lines()
+                .filter(|l| l.contains("  dropped  "))
+                .count(),
+            tenants.len() - kept
+        );
     }
 
     /// `explain` shows the scrubbed body and which scrub paths removed something.

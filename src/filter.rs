@@ -28,7 +28,7 @@ pub(crate) mod project;
 mod query;
 pub mod scrub;
 
-pub use conditions::{decide, pick_headers, Outcome, Refusal, Request};
+pub use conditions::{decide, pick_headers, Element, Outcome, Refusal, Request};
 pub use lookup::Lookups;
 pub use plan::{Caller, Plan};
 pub use query::Query;
@@ -182,38 +182,46 @@ pub fn subjects(paths: &[FieldPath], body: &Value) -> Vec<String> {
 
 /// [`subjects`] of `body` as if the values in `removed` were not there.
 fn subjects_without(paths: &[FieldPath], body: &Value, removed: &Removed) -> Vec<String> {
-    fn collect(segments: &[Segment], value: &Value, removed: &Removed, out: &mut BTreeSet<String>) {
-        let Some((first, rest)) = segments.split_first() else {
-            match value {
-                Value::String(s) => {
-                    out.insert(s.clone());
-                }
-                Value::Number(n) => {
-                    out.insert(n.to_string());
-                }
-                _ => {}
+    let mut out = BTreeSet::new();
+    for path in paths {
+        collect_subjects(path.segments(), body, removed, &mut out);
+    }
+    out.into_iter().collect()
+}
+
+/// Adds to `out` the values at `segments` under `value`, through `[]` too, skipping what
+/// `removed` holds: strings as they are, numbers as their JSON text, anything else ignored.
+fn collect_subjects(
+    segments: &[Segment],
+    value: &Value,
+    removed: &Removed,
+    out: &mut BTreeSet<String>,
+) {
+    let Some((first, rest)) = segments.split_first() else {
+        match value {
+            Value::String(s) => {
+                out.insert(s.clone());
             }
-            return;
-        };
-        match (first, value) {
-            (Segment::Key(key), Value::Object(map)) => {
-                if let Some(child) = map.get(key).filter(|c| !removed.has(c)) {
-                    collect(rest, child, removed, out);
-                }
-            }
-            (Segment::Each, Value::Array(items)) => {
-                for item in items.iter().filter(|c| !removed.has(c)) {
-                    collect(rest, item, removed, out);
-                }
+            Value::Number(n) => {
+                out.insert(n.to_string());
             }
             _ => {}
         }
+        return;
+    };
+    match (first, value) {
+        (Segment::Key(key), Value::Object(map)) => {
+            if let Some(child) = map.get(key).filter(|c| !removed.has(c)) {
+                collect_subjects(rest, child, removed, out);
+            }
+        }
+        (Segment::Each, Value::Array(items)) => {
+            for item in items.iter().filter(|c| !removed.has(c)) {
+                collect_subjects(rest, item, removed, out);
+            }
+        }
+        _ => {}
     }
-    let mut out = BTreeSet::new();
-    for path in paths {
-        collect(path.segments(), body, removed, &mut out);
-    }
-    out.into_iter().collect()
 }
 
 /// Values an item filter took out of the upstream body, by address, so that the body is

@@ -600,6 +600,99 @@ fn diff_finds_widenings_no_test_case_reaches() {
     diff(&["--accept"]).success();
 }
 
+/// `explain` on the shipped rules lists each element an `items` rule decided, in JSON and as
+/// text: two of four tenants left out of a research export, one of three caution markers kept.
+#[test]
+fn explain_lists_each_element_an_items_rule_kept_or_dropped() {
+    let explain = |recipient: &str, path: &str, body: &str, format: &str| {
+        Cli::new([
+            "explain",
+            "--recipient",
+            recipient,
+            "--path",
+            path,
+            "--body",
+        ])
+        .arg(Path::new("rules/tests/bodies").join(body))
+        .args(["--now", "2026-06-01T00:00:00Z", "--format", format])
+        .in_repo()
+        .pseudonym_key()
+        .success()
+    };
+    let seen = |run: &crate::support::cli::Run| -> Vec<(String, u64, bool, String)> {
+        let out = run.json();
+        for key in ["status", "body", "reasons", "fields"] {
+            assert!(out.get(key).is_some(), "{key}: {run}");
+        }
+        let elements = out["elements"].as_array().expect("elements").clone();
+        elements
+            .iter()
+            .map(|e| {
+                let why = e["why"].as_str().expect("why");
+                let kept = e["kept"].as_bool().expect("kept");
+                let expected = if kept {
+                    "the keep condition held"
+                } else {
+                    "the keep condition was false"
+                };
+                assert_eq!(why, expected, "{run}");
+                assert!(
+                    e["keep"].as_str().is_some_and(|k| k.contains("item.")),
+                    "{run}"
+                );
+                (
+                    format!(
+                        "{} {}",
+                        e["path"].as_str().expect("path"),
+                        e["rule"].as_str().expect("rule")
+                    ),
+                    e["index"].as_u64().expect("index"),
+                    kept,
+                    e["subject"].as_str().expect("subject").to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    let tenants = (
+        "civic-surveys",
+        "/tenants?postcode_district=LN2",
+        "tenants-LN2.json",
+    );
+    let run = explain(tenants.0, tenants.1, tenants.2, "json");
+    assert_eq!(run.json()["status"], 200, "{run}");
+    let rule = "[] rules/types/research-vendor.toml:29".to_owned();
+    let tenant = |i, kept, id: &str| (rule.clone(), i, kept, id.to_owned());
+    assert_eq!(
+        seen(&run),
+        [
+            tenant(0, false, "T-0011"),
+            tenant(1, true, "T-0018"),
+            tenant(2, true, "T-0022"),
+            tenant(3, false, "T-0091"),
+        ],
+        "{run}"
+    );
+    explain(tenants.0, tenants.1, tenants.2, "text").stdout_has(&[
+        "ELEMENT  KEPT     SUBJECT  RULE",
+        "[0]      dropped  T-0011   rules/types/research-vendor.toml:29  the keep condition was false",
+        "[1]      kept     T-0018   rules/types/research-vendor.toml:29  the keep condition held",
+    ]);
+
+    let run = explain("acme-repairs", "/jobs/J-0001", "job-J-0001.json", "json");
+    let rule = "tenant.caution_markers rules/types/repairs-contractor.toml:42".to_owned();
+    let marker = |i, kept| (rule.clone(), i, kept, "T-0001".to_owned());
+    assert_eq!(
+        seen(&run),
+        [marker(0, true), marker(1, false), marker(2, false)],
+        "{run}"
+    );
+    explain("acme-repairs", "/jobs/J-0001", "job-J-0001.json", "text").stdout_has(&[
+        "tenant.caution_markers[0]  kept     T-0001",
+        "tenant.caution_markers[2]  dropped  T-0001",
+    ]);
+}
+
 /// `sample-api` serves the invented housing API alone, as `serve`'s upstream, and asks for
 /// the bearer token the gateway would send when given the variable that holds it.
 #[tokio::test]

@@ -3,8 +3,8 @@
 //! The recipient is named by id (no key needed), the target goes through the same route
 //! matching as `serve`, and the body through the same [`filter::decide`], so what a DPO
 //! previews is what the recipient would get. Prints one JSON object:
-//! `status`, `body`, `reasons`, `fields` (and `rule_errors`, `scrubbed`), or with `--format text`
-//! a table.
+//! `status`, `body`, `reasons`, `fields` (and `elements`, `rule_errors`, `scrubbed`), or with
+//! `--format text` a table.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -65,6 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             "body": explained.body,
             "reasons": explained.reasons,
             "fields": explained.fields,
+            "elements": explained.elements,
             "rule_errors": explained.rule_errors,
             "scrubbed": explained.scrubbed,
         });

@@ -40,6 +40,11 @@ use super::{
 };
 use crate::path::{FieldPath, KnownKeys, RuleFormBuf, Segment};
 
+mod elements;
+
+pub use elements::Element;
+use elements::Elements;
+
 /// Routes with at most this many `when` rules get an allow tree per subset, compiled at
 /// load; beyond it the tree is built per request (still from compiled paths).
 const PRECOMPUTED_WHENS: usize = 6;
@@ -148,6 +153,9 @@ pub struct Outcome {
     pub rule_errors: Vec<String>,
     /// Per upstream path, why it was or was not sent; only when asked for (`explain`).
     pub fields: Option<BTreeMap<String, Decision>>,
+    /// Per element of an array an `items` rule filters, what decided; only when asked for
+    /// (`explain`), else empty.
+    pub elements: Vec<Element>,
 }
 
 /// Why a response was refused: for the audit and `explain`, never for the recipient, who
@@ -490,7 +498,8 @@ impl<'a, 'v> View<'a, 'v> {
 ///
 /// Pure: no I/O and no clock (the time is `request.now`); the only side effect is the
 /// rule-error counters. With `explain`, [`Outcome::fields`] holds a decision for every path
-/// of the upstream body.
+/// of the upstream body, and [`Outcome::elements`] one for every element an `items` rule
+/// looked at, recorded as the rule decides it (`apply_items`).
 pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: bool) -> Outcome {
     let c = plan.conditions();
     let mut errors = Errors::default();
@@ -531,6 +540,7 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
     let mut notes: BTreeMap<String, Decision> = BTreeMap::new();
     let mut dropped: BTreeSet<String> = BTreeSet::new();
     let mut removed = Removed::default();
+    let mut per_element = explain.then(|| Elements::new(plan.subjects(), upstream));
     for rule in &c.items {
         // `check` refuses a rule that reads `body` where any items rule filters, so what it
         // reads is the same before and after any drop: the upstream body will do.
@@ -542,10 +552,11 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
             (&|| upstream_view.scope(), &upstream_inputs),
             &mut errors,
             &mut dropped,
-            &mut notes,
+            (&mut notes, per_element.as_mut()),
             explain,
         );
     }
+    let elements = per_element.map(Elements::into_list).unwrap_or_default();
     let narrowed_view =
         (!removed.is_empty() && c.uses.body).then(|| View::without(c, request, upstream, &removed));
     let narrowed = narrowed_view.as_ref().unwrap_or(&upstream_view);
@@ -630,11 +641,14 @@ pub fn decide(plan: &Plan, request: &Request<'_>, upstream: &Value, explain: boo
             reasons,
             rule_errors: errors.0.into_iter().collect(),
             fields,
+            elements,
         };
     }
     let why = "not sent: no subjects path named a data subject (of the response, or of a row of it), so the disclosure could not be recorded against anyone";
     let mut outcome = nothing_sent(c, why, upstream, explain);
     outcome.unidentified = true;
+    // Kept rows included: which of them names no subject is what the reader looks for.
+    outcome.elements = elements;
     outcome.reasons = reasons;
     outcome.rule_errors = errors.0.into_iter().collect();
     outcome
@@ -869,6 +883,7 @@ fn nothing_sent(c: &Conditions, why: &str, upstream: &Value, explain: bool) -> O
         reasons: Vec::new(),
         rule_errors: Vec::new(),
         fields,
+        elements: Vec::new(),
     }
 }
 
@@ -886,18 +901,21 @@ struct Visit<'a> {
     removed: &'a mut Removed,
     /// Where the walk is, in rule form; its keys are the rule's own.
     at: RuleFormBuf,
+    /// With `trace`, the index of each enclosing array element, for `explain`; else empty,
+    /// so the request path does not allocate for it.
+    trace: bool,
+    trail: Vec<usize>,
     taken: &'a mut BTreeSet<String>,
 }
 
+/// What [`Visit::visit`] calls on each value at the path: the value, what is removed so far,
+/// where it is in rule form, and the index of each enclosing element (with `trace`).
+type AtTarget<'f> = dyn FnMut(&Value, &mut Removed, &RuleFormBuf, &[usize]) -> bool + 'f;
+
 impl Visit<'_> {
-    fn visit(
-        &mut self,
-        value: &Value,
-        segments: &[Segment],
-        f: &mut dyn FnMut(&Value, &mut Removed, &RuleFormBuf) -> bool,
-    ) -> bool {
+    fn visit(&mut self, value: &Value, segments: &[Segment], f: &mut AtTarget<'_>) -> bool {
         let Some((first, rest)) = segments.split_first() else {
-            return f(value, self.removed, &self.at);
+            return f(value, self.removed, &self.at, &self.trail);
         };
         match (first, value) {
             (Segment::Key(key), Value::Object(map)) => {
@@ -912,10 +930,16 @@ impl Visit<'_> {
             }
             (Segment::Each, Value::Array(items)) => {
                 self.at.push_each();
-                for el in items {
+                for (i, el) in items.iter().enumerate() {
+                    if self.trace {
+                        self.trail.push(i);
+                    }
                     if !self.removed.has(el) && !self.visit(el, rest, f) {
                         self.removed.insert(el);
                         self.taken.insert(self.at.as_str().to_owned());
+                    }
+                    if self.trace {
+                        self.trail.pop();
                     }
                 }
                 self.at.pop();
@@ -985,7 +1009,7 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
     (scope, inputs): (&dyn Fn() -> &'s cel::Scope<'r, 'v>, &cel::Inputs<'_>),
     errors: &mut Errors,
     dropped: &mut BTreeSet<String>,
-    notes: &mut BTreeMap<String, Decision>,
+    (notes, mut per_element): (&mut BTreeMap<String, Decision>, Option<&mut Elements<'_>>),
     explain: bool,
 ) {
     // `path` names the array to filter; the root array has no name, so `[]` alone names it
@@ -1022,19 +1046,24 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
         mismatch: false,
         removed,
         at: RuleFormBuf::new(),
+        trace: per_element.is_some(),
+        trail: Vec::new(),
         taken: dropped,
     };
     // The root is never removed: a root of the wrong shape only sets `mismatch`.
-    visit.visit(body, segments, &mut |target, removed, at| {
+    visit.visit(body, segments, &mut |target, removed, at, trail| {
         let Value::Array(elements) = target else {
             if target.is_null() {
                 return true; // no elements to filter
             }
             // Not an array: the rule cannot be applied, so nothing of it is kept.
             erred = true;
+            if let Some(record) = per_element.as_deref_mut() {
+                record.not_an_array(rule, trail);
+            }
             return false;
         };
-        for el in elements {
+        for (index, el) in elements.iter().enumerate() {
             if removed.has(el) {
                 continue;
             }
@@ -1043,7 +1072,11 @@ fn apply_items<'s, 'r: 's, 'v: 's>(
                 item_removed: removed,
                 ..*inputs
             };
-            let keep = match keeps(rule, &item, scope) {
+            let kept = keeps(rule, &item, scope);
+            if let Some(record) = per_element.as_deref_mut() {
+                record.decided(rule, trail, (index, el), &kept);
+            }
+            let keep = match kept {
                 Ok(true) => continue,
                 Ok(false) => "keep was false".to_owned(),
                 Err(e) => {

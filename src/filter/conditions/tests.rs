@@ -504,6 +504,216 @@ keep = "item.keep"
     assert!(!fields["list[].x"].disclosed);
 }
 
+// === per element ===
+
+/// The file line of the `n`th (from 0) `[[route.items]]` of `routes`, as [`load`] writes it.
+fn items_line(routes: &str, n: usize) -> String {
+    let at = routes
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[route.items]]")
+        .nth(n)
+        .unwrap()
+        .0;
+    format!("repairs-contractor.toml:{}", at + 4)
+}
+
+#[test]
+fn explain_lists_each_caution_marker_with_its_rule_and_reason() {
+    let p = example();
+    let out = Call::job().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), true);
+    let rule = p.recipient("acme-repairs").unwrap().kind.routes[0]
+        .plan
+        .conditions()
+        .items()[0]
+        .keep
+        .source()
+        .to_owned();
+    let seen: Vec<_> = out
+        .elements
+        .iter()
+        .map(|e| (e.path.as_str(), e.index, e.kept, e.why.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "tenant.caution_markers",
+                Some(0),
+                true,
+                "the keep condition held"
+            ),
+            // not informed, and expired: the reason never says which value failed
+            (
+                "tenant.caution_markers",
+                Some(1),
+                false,
+                "the keep condition was false"
+            ),
+            (
+                "tenant.caution_markers",
+                Some(2),
+                false,
+                "the keep condition was false"
+            ),
+        ]
+    );
+    for e in &out.elements {
+        assert!(e.rule.ends_with("repairs-contractor.toml:26"), "{}", e.rule);
+        assert_eq!(e.keep, rule);
+        // The markers have no subject of their own: the tenant's is outside the array.
+        assert_eq!(e.subject.as_deref(), Some("T-4471"));
+    }
+    let text = serde_json::to_string(&out.elements).unwrap();
+    assert!(
+        !text.contains("uninformed") && !text.contains("2024-01-01"),
+        "{text}"
+    );
+    // Serving asks for none, and gets none.
+    let served = Call::job().decide(&p, "acme-repairs", &job("acme-repairs", "scheduled"), false);
+    assert!(served.elements.is_empty());
+    assert_eq!(served.body, out.body);
+}
+
+/// Four tenants, two left out by the first rule and one more by the second, which sees
+/// only what the first kept; the markers of a tenant left out are not looked at.
+const TENANTS: &str = r#"
+[[route]]
+method = "GET"
+path = "/jobs/{job_id}"
+subjects = ["[].id"]
+allow = ["[].id", "[].markers[].category"]
+
+[[route.items]]
+path = "[]"
+keep = "item.consent"
+
+[[route.items]]
+path = "[].markers"
+keep = "item.informed"
+
+[[route.items]]
+path = "[]"
+keep = "item.current"
+"#;
+
+fn tenants() -> Value {
+    let tenant = |id: &str, consent: bool, current: bool| {
+        json!({"id": id, "consent": consent, "current": current,
+               "markers": [{"category": "dog", "informed": true},
+                           {"category": "violence", "informed": false}]})
+    };
+    json!([
+        tenant("T-1", true, true),
+        tenant("T-2", false, true),
+        tenant("T-3", true, false),
+        tenant("T-4", false, true),
+    ])
+}
+
+#[test]
+fn explain_lists_each_row_with_its_index_and_subject() {
+    let p = policy(TENANTS);
+    let out = Call::job().decide(&p, "acme-repairs", &tenants(), true);
+    let ids: Vec<_> = out
+        .body
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("T-1")]);
+    let seen: Vec<_> = out
+        .elements
+        .iter()
+        .map(|e| {
+            (
+                e.path.as_str(),
+                e.index,
+                e.kept,
+                e.subject.as_deref(),
+                e.why.as_str(),
+            )
+        })
+        .collect();
+    let (held, was_false) = ("the keep condition held", "the keep condition was false");
+    assert_eq!(
+        seen,
+        [
+            ("[]", Some(0), true, Some("T-1"), held),
+            ("[]", Some(1), false, Some("T-2"), was_false),
+            ("[]", Some(2), false, Some("T-3"), was_false),
+            ("[]", Some(3), false, Some("T-4"), was_false),
+            ("[0].markers", Some(0), true, Some("T-1"), held),
+            ("[0].markers", Some(1), false, Some("T-1"), was_false),
+            ("[2].markers", Some(0), true, Some("T-3"), held),
+            ("[2].markers", Some(1), false, Some("T-3"), was_false),
+        ]
+    );
+    // Each under the rule that decided it: T-3 passed the first and fell to the third.
+    let rules: Vec<_> = out.elements.iter().map(|e| &e.rule).collect();
+    let [first, second, third] = [0, 1, 2].map(|n| items_line(TENANTS, n));
+    for (rule, want) in rules.iter().zip([
+        &third, &first, &third, &first, &second, &second, &second, &second,
+    ]) {
+        assert!(rule.ends_with(want.as_str()), "{rule} is not {want}");
+    }
+    assert_eq!(out.elements[2].keep, "item.current");
+}
+
+#[test]
+fn explain_says_a_keep_that_errs_could_not_be_evaluated() {
+    let p = policy(&unnamed(
+        r#"["list"]"#,
+        r#"
+[[route.items]]
+path = "list"
+keep = "item.informed"
+
+[[route.items]]
+path = "other"
+keep = "item.informed"
+"#,
+    ));
+    let body = json!({"list": [{"informed": true}, {"secret": "Q-77"}, "a string"],
+                      "other": "not a list"});
+    let out = Call::job().decide(&p, "acme-repairs", &body, true);
+    let seen: Vec<_> = out
+        .elements
+        .iter()
+        .map(|e| (e.path.as_str(), e.index, e.kept))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("list", Some(0), true),
+            ("list", Some(1), false),
+            ("list", Some(2), false),
+            ("other", None, false)
+        ]
+    );
+    for e in &out.elements[1..3] {
+        assert!(
+            e.why
+                .starts_with("the keep condition could not be evaluated ("),
+            "{}",
+            e.why
+        );
+        assert!(
+            !e.why.contains("Q-77") && !e.why.contains("a string"),
+            "{}",
+            e.why
+        );
+        assert_eq!(e.subject, None);
+    }
+    assert_eq!(
+        out.elements[3].why,
+        "not an array, so the rule cannot filter it and it is not sent"
+    );
+}
+
 // === the property: nothing outside the grants of the request ===
 
 /// A key from a small alphabet, so random bodies and random rules meet.
