@@ -28,7 +28,7 @@ use std::time::SystemTime;
 use crate::config::Controller;
 use crate::path::{FieldPath, Segment};
 use crate::routes::Takes;
-use crate::rules::notices::{Notice, Notices};
+use crate::rules::notices::{citation_parts, CitationPart, Notice, Notices};
 use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route, Site};
 use glossary::{Glossary, Special};
 use matrix::MatrixRow;
@@ -691,10 +691,6 @@ fn source_path(field: &FieldPath, arg: &str) -> Option<FieldPath> {
     FieldPath::parse(&format!("{prefix}.{rest}")).ok()
 }
 
-// === shared by the renderers ===
-
-pub use crate::rules::notices::{citation_parts, CitationPart};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,24 +735,6 @@ mod tests {
         let field = FieldPath::parse("tenant.age_band").expect("path");
         let from = source_path(&field, "body.tenant.date_of_birth").expect("from");
         assert_eq!(from.to_string(), "tenant.date_of_birth");
-    }
-
-    #[test]
-    fn citations_set_the_documents_apart() {
-        let parts = citation_parts("000_ab.txt: \"one\"; 002_cd.txt: \"two\"");
-        assert_eq!(
-            parts,
-            [
-                CitationPart::Document("000_ab.txt"),
-                CitationPart::Text(" \"one\"; "),
-                CitationPart::Document("002_cd.txt"),
-                CitationPart::Text(" \"two\""),
-            ]
-        );
-        assert_eq!(
-            citation_parts("no document"),
-            [CitationPart::Text("no document")]
-        );
     }
 
     #[test]

@@ -461,11 +461,7 @@ impl Loader {
     /// does not name. Without the file citations are not checked: the register shows their
     /// ids as written.
     fn load_notices(&mut self, dir: &Path) -> Notices {
-        let path = dir.join(notices::FILE);
-        if !path.exists() {
-            return Notices::default();
-        }
-        let Some(source) = self.read(path) else {
+        let Some(source) = self.read_optional(dir, notices::FILE) else {
             return Notices::default();
         };
         let (notices, problems) = Notices::parse(&source.path, &source.text);
@@ -479,11 +475,7 @@ impl Loader {
 
     /// `glossary.toml`, when there is one: its paths name keys too ([`KnownKeys`]).
     fn load_glossary(&mut self, dir: &Path) -> Glossary {
-        let path = dir.join(glossary::FILE);
-        if !path.exists() {
-            return Glossary::default();
-        }
-        let Some(source) = self.read(path) else {
+        let Some(source) = self.read_optional(dir, glossary::FILE) else {
             return Glossary::default();
         };
         match Glossary::parse(&source.path, &source.text) {
@@ -493,6 +485,13 @@ impl Loader {
                 Glossary::default()
             }
         }
+    }
+
+    /// `dir/name` read (and hashed) when it exists; `None` when it does not, or cannot be
+    /// read (an error then).
+    fn read_optional(&mut self, dir: &Path, name: &str) -> Option<Source> {
+        let path = dir.join(name);
+        path.exists().then(|| self.read(path)).flatten()
     }
 
     fn load_type(&mut self, path: PathBuf) -> Option<RecipientType> {

@@ -422,10 +422,7 @@ fn the_matrix_says_who_can_see_the_phone_number_by_which_route() {
     let page = visible(row);
     for path in ["[].phone", "phone", "tenant.phone"] {
         assert!(
-            row.contains(&format!(
-                "{}",
-                path.replace('.', ".<wbr>").replace("[]", "[]<wbr>")
-            )),
+            row.contains(&path.replace('.', ".<wbr>").replace("[]", "[]<wbr>")),
             "{path}: {row}"
         );
     }
