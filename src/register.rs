@@ -7,6 +7,12 @@
 //! loader kept from the same text it hashed, so they cannot belong to a file edited since.
 //! Field paths get plain words from `rules/glossary.toml` ([`glossary`]).
 //!
+//! Beyond the recipients (Art. 30(1)(d)) it states the controller and retention from the
+//! config, the categories of data subjects, the gateway's own safeguards, the privacy notices
+//! cited (by title, from `rules/notices.toml`), which fields may hold special category data
+//! (the glossary's `[special]`), and a [`matrix`] of who can see each field, by which route,
+//! when.
+//!
 //! [`Register::build`] makes the model; [`html`], [`markdown`] and [`csv`] render it. None of
 //! them prints or touches the clock: the caller passes the date, so the output is testable.
 
@@ -15,13 +21,17 @@ pub mod csv;
 pub use crate::rules::glossary;
 pub mod html;
 pub mod markdown;
+pub mod matrix;
 
 use std::time::SystemTime;
 
+use crate::config::Controller;
 use crate::path::{FieldPath, Segment};
 use crate::routes::Takes;
+use crate::rules::notices::{citation_parts, CitationPart, Notice, Notices};
 use crate::rules::{LawfulBasis, Policy, Rate, Recipient, RecipientType, Route, Site};
-use glossary::Glossary;
+use glossary::{Glossary, Special};
+use matrix::MatrixRow;
 
 /// An output format of `need-to-know register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +47,34 @@ pub struct Register {
     pub generated: SystemTime,
     /// [`Policy::generation`]: which rule files this describes.
     pub generation: String,
+    /// `[controller]` of the config; `None`: not configured, and the register says so.
+    pub controller: Option<Controller>,
+    /// The privacy notices of `notices.toml`, as the rules cite them.
+    pub notices: Vec<Notice>,
     pub types: Vec<TypeEntry>,
+    /// Each disclosed field against each type, in the order of `types`.
+    pub matrix: Vec<MatrixRow>,
 }
+
+/// What the gateway itself does for every recipient, whatever the rules (Art. 30(1)(g)):
+/// only what the code enforces, so the register never promises more than is done.
+pub const SAFEGUARDS: &[&str] = &[
+    "Each recipient is identified (by an API key or a client certificate) before anything is sent; an unknown caller gets nothing.",
+    "Each recipient type gets only the routes and fields its rules list: every other field is withheld, and a response that cannot be filtered safely is refused whole.",
+    "Every disclosure and refusal is recorded, with the data subjects it concerns, in a hash-chained ledger that shows any later change to it.",
+    "Requests are rate limited per recipient where the rules set a limit (below, per type).",
+];
 
 /// One recipient type: why it receives data, who it is, and what it receives.
 #[derive(Debug, Clone)]
 pub struct TypeEntry {
     pub name: String,
     pub purpose: String,
-    pub purpose_citation: String,
+    pub purpose_citation: Citation,
     pub lawful_basis: LawfulBasis,
-    pub lawful_basis_citation: String,
+    pub lawful_basis_citation: Citation,
+    /// `data_subjects` of the type file; empty when it does not say.
+    pub data_subjects: Vec<String>,
     pub rate_limit: Option<Rate>,
     pub recipients: Vec<RecipientEntry>,
     pub routes: Vec<RouteEntry>,
@@ -74,10 +101,28 @@ pub struct RouteEntry {
     /// Each bound parameter and the expression that sets it (`query.contractor`,
     /// `recipient.attributes.contractor_code`).
     pub bind: Vec<(String, String)>,
+    /// Each `[[route.lookup]]`: its name and the upstream path it reads (never disclosed).
+    pub lookups: Vec<(String, String)>,
     pub subjects: Vec<String>,
     /// The comment above `[[route]]`, if any: what the route is for.
-    pub note: String,
+    pub note: Citation,
     pub rows: Vec<Row>,
+}
+
+/// The comment above a rule, with each notice it cites resolved to its title.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Citation {
+    /// The comment as written, ids and all.
+    pub raw: String,
+    pub parts: Vec<Cited>,
+}
+
+/// A piece of a [`Citation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cited {
+    /// A notice: its title and version, or the id as written when no notice names it.
+    Notice(String),
+    Text(String),
 }
 
 /// One field or rule of a route.
@@ -89,7 +134,12 @@ pub struct Row {
     pub words: String,
     pub disclosure: Disclosure,
     /// The comment above the rule, citing the privacy notice.
-    pub citation: String,
+    pub citation: Citation,
+    /// The categories of special data the field may hold (the glossary's `[special]`).
+    pub special: Vec<Special>,
+    /// The reasons of the `items` rules that send only some entries of the list this field
+    /// is in.
+    pub only_entries: Vec<String>,
     /// Where the rule is written: the type file's name and the line.
     pub file: String,
     pub line: usize,
@@ -104,8 +154,11 @@ pub enum Disclosure {
     Condition { reason: String, condition: String },
     /// Computed by `expression`; `what` says it in words.
     Derived { what: String, expression: String },
-    /// An `items` rule: the elements of this array that are kept.
-    RowFilter { keep: String },
+    /// An `items` rule: the elements of this array that are kept, `reason` in words.
+    RowFilter {
+        reason: Option<String>,
+        keep: String,
+    },
     /// `refuse`: nothing of the response when `condition` holds.
     Refused { reason: String, condition: String },
 }
@@ -113,16 +166,34 @@ pub enum Disclosure {
 // === impl Register ===
 
 impl Register {
-    /// The register of `policy`, dated `generated`.
-    pub fn build(policy: &Policy, glossary: &Glossary, generated: SystemTime) -> Register {
+    /// The register of `policy`, dated `generated`, for the `controller` of the config.
+    pub fn build(
+        policy: &Policy,
+        glossary: &Glossary,
+        controller: Option<&Controller>,
+        generated: SystemTime,
+    ) -> Register {
+        let notices = policy.notices();
+        let types: Vec<TypeEntry> = policy
+            .types()
+            .map(|kind| TypeEntry::build(policy, kind, glossary, notices))
+            .collect();
         Register {
             generated,
             generation: policy.generation().to_owned(),
-            types: policy
-                .types()
-                .map(|kind| TypeEntry::build(policy, kind, glossary))
-                .collect(),
+            controller: controller.cloned(),
+            notices: notices.iter().cloned().collect(),
+            matrix: matrix::build(&types, glossary),
+            types,
         }
+    }
+
+    /// The fields that may hold special category data, each with the types that receive it.
+    pub fn special_fields(&self) -> impl Iterator<Item = (&MatrixRow, Vec<&TypeEntry>)> {
+        self.matrix
+            .iter()
+            .filter(|row| !row.special.is_empty())
+            .map(|row| (row, row.receivers(&self.types).collect()))
     }
 
     /// The register in `format`.
@@ -148,7 +219,12 @@ impl Register {
 // === impl TypeEntry ===
 
 impl TypeEntry {
-    fn build(policy: &Policy, kind: &RecipientType, glossary: &Glossary) -> TypeEntry {
+    fn build(
+        policy: &Policy,
+        kind: &RecipientType,
+        glossary: &Glossary,
+        notices: &Notices,
+    ) -> TypeEntry {
         let recipients = policy
             .recipients()
             .iter()
@@ -158,15 +234,16 @@ impl TypeEntry {
         TypeEntry {
             name: kind.name.clone(),
             purpose: kind.purpose.clone(),
-            purpose_citation: citation(&kind.purpose_site),
+            purpose_citation: Citation::new(&kind.purpose_site, notices),
             lawful_basis: kind.lawful_basis,
-            lawful_basis_citation: citation(&kind.lawful_basis_site),
+            lawful_basis_citation: Citation::new(&kind.lawful_basis_site, notices),
+            data_subjects: kind.data_subjects.clone(),
             rate_limit: kind.rate_limit,
             recipients,
             routes: kind
                 .routes
                 .iter()
-                .map(|route| RouteEntry::build(route, glossary))
+                .map(|route| RouteEntry::build(route, glossary, notices))
                 .collect(),
         }
     }
@@ -195,6 +272,15 @@ impl TypeEntry {
         match self.rate_limit {
             Some(rate) => format!("{} for each recipient", rate_words(Some(rate))),
             None => "none".to_owned(),
+        }
+    }
+
+    /// The data subjects as the register states them.
+    pub fn data_subjects_text(&self) -> String {
+        if self.data_subjects.is_empty() {
+            "not stated in the rules (data_subjects in the type file)".to_owned()
+        } else {
+            self.data_subjects.join(", ")
         }
     }
 
@@ -247,23 +333,55 @@ impl RecipientEntry {
 // === impl RouteEntry ===
 
 impl RouteEntry {
-    fn build(route: &Route, glossary: &Glossary) -> RouteEntry {
+    fn build(route: &Route, glossary: &Glossary, notices: &Notices) -> RouteEntry {
         let file = route
             .site
             .file
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let row = |field: String, disclosure: Disclosure, site: &Site| Row {
-            words: glossary.words_or_path(&field).to_owned(),
-            field,
-            disclosure,
-            citation: citation(site),
-            file: file.clone(),
-            line: site.line,
+        let conditions = &route.plan.conditions();
+        let only_entries = |field: &str| -> Vec<String> {
+            let Ok(path) = FieldPath::parse(field) else {
+                return Vec::new();
+            };
+            conditions
+                .items()
+                .iter()
+                .filter(|i| path != i.path && path.is_under(&i.path))
+                .map(|i| {
+                    i.reason
+                        .clone()
+                        .unwrap_or_else(|| format!("keep: {}", i.keep.source()))
+                })
+                .collect()
+        };
+        // Only what is sent is flagged or limited: a row filter or refusal sends nothing itself.
+        let row = |field: String, disclosure: Disclosure, site: &Site| {
+            let sent = matches!(
+                disclosure,
+                Disclosure::Always | Disclosure::Condition { .. } | Disclosure::Derived { .. }
+            );
+            Row {
+                words: glossary.words_or_path(&field).to_owned(),
+                special: if sent {
+                    glossary.special(&field)
+                } else {
+                    Vec::new()
+                },
+                only_entries: if sent {
+                    only_entries(&field)
+                } else {
+                    Vec::new()
+                },
+                field,
+                disclosure,
+                citation: Citation::new(site, notices),
+                file: file.clone(),
+                line: site.line,
+            }
         };
         let mut rows = Vec::new();
-        let conditions = &route.plan.conditions();
         let sites = &route.rule_sites;
         // In the order the gateway applies them: a refusal stops everything, row filters
         // drop entries, then the fields of what is left are sent.
@@ -277,12 +395,11 @@ impl RouteEntry {
             rows.push(r);
         }
         for (items, site) in conditions.items().iter().zip(&sites.items) {
-            let keep = items.keep.source().to_owned();
-            rows.push(row(
-                items.path.to_string(),
-                Disclosure::RowFilter { keep },
-                site,
-            ));
+            let disclosure = Disclosure::RowFilter {
+                reason: items.reason.clone(),
+                keep: items.keep.source().to_owned(),
+            };
+            rows.push(row(items.path.to_string(), disclosure, site));
         }
         for (path, site) in route.plan.allow().iter().zip(&sites.allow) {
             rows.push(row(path.to_string(), Disclosure::Always, site));
@@ -321,16 +438,118 @@ impl RouteEntry {
                 .iter()
                 .map(|b| (b.param.to_string(), b.value.source().to_owned()))
                 .collect(),
+            lookups: route
+                .plan
+                .lookups()
+                .iter()
+                .map(|l| (l.name().to_owned(), l.template().to_owned()))
+                .collect(),
             subjects: route
                 .plan
                 .subjects()
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            note: citation(&route.site),
+            note: Citation::new(&route.site, notices),
             rows,
         }
     }
+
+    /// `GET /jobs/{job_id}`.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
+}
+
+// === impl Row ===
+
+impl Row {
+    /// The special categories in words, `health (Art. 9), ...`; empty for none.
+    pub fn special_text(&self) -> String {
+        special_text(&self.special)
+    }
+}
+
+/// Special categories in words, joined with commas.
+pub fn special_text(special: &[Special]) -> String {
+    special
+        .iter()
+        .map(|s| s.words())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// === impl Citation ===
+
+impl Citation {
+    /// The comment above `site`, each notice id in it replaced by that notice's title.
+    fn new(site: &Site, notices: &Notices) -> Citation {
+        let raw = site.comment.clone().unwrap_or_default();
+        let parts = citation_parts(&raw)
+            .into_iter()
+            .map(|part| match part {
+                CitationPart::Document(id) => {
+                    Cited::Notice(notices.get(id).map_or_else(|| id.to_owned(), Notice::label))
+                }
+                CitationPart::Text(text) => Cited::Text(text.to_owned()),
+            })
+            .collect();
+        Citation { raw, parts }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// As one line of text, the notices by title: for Markdown and the eye.
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Cited::Notice(label) => format!("{label}:"),
+                Cited::Text(text) => text.clone(),
+            })
+            .collect()
+    }
+
+    /// The titles of the notices it cites, each once, in order.
+    pub fn notices(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for part in &self.parts {
+            if let Cited::Notice(label) = part {
+                if !out.contains(&label.as_str()) {
+                    out.push(label);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A binding in words: "the query parameter contractor, set to the recipient's attribute
+/// contractor_code"; any other expression is "computed for each recipient", shown beside it.
+pub fn binding_words(param: &str, value: &str) -> String {
+    let param = match param.split_once('.') {
+        Some(("query", name)) => format!("the query parameter {name}"),
+        Some(("path", name)) => format!("the path parameter {name}"),
+        _ => param.to_owned(),
+    };
+    let value = match value.trim() {
+        "recipient.id" => "the recipient's id".to_owned(),
+        "recipient.name" => "the recipient's name".to_owned(),
+        v => match v.strip_prefix("recipient.attributes.") {
+            Some(name) if !name.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) => {
+                format!("the recipient's {name} (an attribute in recipients.toml)")
+            }
+            _ => "a value computed for each recipient".to_owned(),
+        },
+    };
+    format!("{param} is set to {value}; a different value from the recipient is refused")
+}
+
+/// A lookup in words: what it reads, and that it is never disclosed.
+pub fn lookup_words(name: &str, template: &str) -> String {
+    format!("reads GET {template} from the housing system (as lookup.{name}) to decide; nothing of it is sent")
 }
 
 // === impl Disclosure ===
@@ -353,9 +572,12 @@ impl Disclosure {
             Disclosure::Always => "Always".to_owned(),
             Disclosure::Condition { reason, .. } => format!("Only when: {reason}"),
             Disclosure::Derived { what, .. } => format!("Derived: {what}"),
-            Disclosure::RowFilter { .. } => {
-                "Row filter: only the entries meeting the condition below are sent".to_owned()
-            }
+            Disclosure::RowFilter { reason, .. } => format!(
+                "Row filter: {}",
+                reason
+                    .as_deref()
+                    .unwrap_or("only the entries meeting the condition below are sent")
+            ),
             Disclosure::Refused { reason, .. } => format!("Refused when: {reason}"),
         }
     }
@@ -368,7 +590,7 @@ impl Disclosure {
                 Some(condition)
             }
             Disclosure::Derived { expression, .. } => Some(expression),
-            Disclosure::RowFilter { keep } => Some(keep),
+            Disclosure::RowFilter { keep, .. } => Some(keep),
         }
     }
 
@@ -381,17 +603,16 @@ impl Disclosure {
                 format!("{reason}; condition: {condition}")
             }
             Disclosure::Derived { expression, .. } => format!("value: {expression}"),
-            Disclosure::RowFilter { keep } => format!("keep: {keep}"),
+            Disclosure::RowFilter {
+                reason: Some(reason),
+                keep,
+            } => format!("{reason}; keep: {keep}"),
+            Disclosure::RowFilter { reason: None, keep } => format!("keep: {keep}"),
         }
     }
 }
 
 // === words ===
-
-/// The comment above a rule as the register cites it; empty without one.
-fn citation(site: &Site) -> String {
-    site.comment.clone().unwrap_or_default()
-}
 
 /// The lawful basis as a person (and the ICO) names it.
 pub fn lawful_basis_words(basis: LawfulBasis) -> &'static str {
@@ -470,41 +691,6 @@ fn source_path(field: &FieldPath, arg: &str) -> Option<FieldPath> {
     FieldPath::parse(&format!("{prefix}.{rest}")).ok()
 }
 
-// === shared by the renderers ===
-
-/// `000_7c66653068035281.txt: "quote" ...` split into the notice documents it names and the
-/// text: a renderer sets the document names apart so the quote reads as the main thing.
-pub fn citation_parts(citation: &str) -> Vec<CitationPart<'_>> {
-    let mut parts = Vec::new();
-    let mut rest = citation;
-    while let Some(end) = rest.find(".txt:") {
-        let start = rest[..end]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |i| i + 1);
-        if start == end {
-            parts.push(CitationPart::Text(&rest[..end + 5]));
-        } else {
-            if start > 0 {
-                parts.push(CitationPart::Text(&rest[..start]));
-            }
-            parts.push(CitationPart::Document(&rest[start..end + 4]));
-        }
-        rest = &rest[end + 5..];
-    }
-    if !rest.is_empty() {
-        parts.push(CitationPart::Text(rest));
-    }
-    parts
-}
-
-/// A piece of a citation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CitationPart<'a> {
-    /// The notice document's name, without the colon after it.
-    Document(&'a str),
-    Text(&'a str),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,7 +701,7 @@ mod tests {
             "[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\nsubjects_optional = true\nallow = [\"[].id\"]\n\
              bind = [{ param = \"query.contractor\", value = \"recipient.attributes.contractor_code\" }]\n",
         );
-        let register = Register::build(&policy, policy.glossary(), SystemTime::UNIX_EPOCH);
+        let register = Register::build(&policy, policy.glossary(), None, SystemTime::UNIX_EPOCH);
         for format in [Format::Html, Format::Markdown] {
             let text = register.render(format);
             assert!(text.contains("contractor_code = ACME"), "{text}");
@@ -549,24 +735,6 @@ mod tests {
         let field = FieldPath::parse("tenant.age_band").expect("path");
         let from = source_path(&field, "body.tenant.date_of_birth").expect("from");
         assert_eq!(from.to_string(), "tenant.date_of_birth");
-    }
-
-    #[test]
-    fn citations_set_the_documents_apart() {
-        let parts = citation_parts("000_ab.txt: \"one\"; 002_cd.txt: \"two\"");
-        assert_eq!(
-            parts,
-            [
-                CitationPart::Document("000_ab.txt"),
-                CitationPart::Text(" \"one\"; "),
-                CitationPart::Document("002_cd.txt"),
-                CitationPart::Text(" \"two\""),
-            ]
-        );
-        assert_eq!(
-            citation_parts("no document"),
-            [CitationPart::Text("no document")]
-        );
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! Layout of the directory:
 //! - `recipients.toml`: the organisations (`[[recipient]]`), their identity and type.
 //! - `types/<type>.toml`: the policy of one recipient type: purpose, lawful basis, routes.
+//! - `glossary.toml`, `notices.toml` (optional): plain words for field paths, and the privacy
+//!   notices the comments cite, for the register ([`glossary`], [`notices`]).
 
 mod attributes;
 mod binding;
 pub mod changes;
 pub mod glossary;
+pub mod notices;
 mod raw;
 mod scrub;
 mod site;
@@ -35,6 +38,7 @@ use crate::filter::{Caller, Plan};
 use crate::path::{FieldPath, KnownKeys, Segment};
 use crate::routes::{Bindings, Takes, Template};
 use glossary::Glossary;
+use notices::Notices;
 use site::Source;
 pub use site::{RuleSites, Site, WhenSite};
 
@@ -49,6 +53,7 @@ pub struct Policy {
     glossary: Glossary,
     /// What the ledger keeps of these rules for describing their disclosures later.
     snapshot: snapshot::Sealed,
+    notices: Notices,
 }
 
 /// One organisation that receives data.
@@ -73,6 +78,9 @@ pub struct RecipientType {
     pub purpose_site: Site,
     pub lawful_basis: LawfulBasis,
     pub lawful_basis_site: Site,
+    /// `data_subjects`: whom the data is about (tenants, household members), in the type's
+    /// own words; empty when the file does not say.
+    pub data_subjects: Vec<String>,
     pub rate_limit: Option<Rate>,
     /// Concurrent requests each recipient of this type may have under way
     /// ([`crate::limits::in_flight`]); `None`: unbounded.
@@ -206,6 +214,11 @@ impl Policy {
     /// `glossary.toml`'s words for the field paths (empty without the file).
     pub fn glossary(&self) -> &Glossary {
         &self.glossary
+    }
+
+    /// `notices.toml`'s privacy notices (empty without the file).
+    pub fn notices(&self) -> &Notices {
+        &self.notices
     }
 }
 
@@ -353,6 +366,9 @@ struct Loader {
     lookup_names: BTreeSet<String>,
     /// Rules reading `recipient.attributes.<name>`, checked once the recipients are loaded.
     attribute_reads: Vec<attributes::AttributeRead>,
+    /// Each notice a type file's comments cite, with where, checked once the notices are
+    /// loaded.
+    citations: Vec<(Arc<Path>, usize, String)>,
 }
 
 impl Loader {
@@ -424,6 +440,7 @@ impl Loader {
             }
         }
         let glossary = self.load_glossary(dir);
+        let notices = self.load_notices(dir);
         let known = Arc::new(known_keys(&loaded, &glossary));
         let mut types = BTreeMap::new();
         for mut kind in loaded {
@@ -444,6 +461,7 @@ impl Loader {
             generation,
             warnings: Vec::new(),
             glossary,
+            notices,
             snapshot: snapshot::Sealed {
                 digest: String::new(),
                 bytes: Vec::new(),
@@ -453,13 +471,25 @@ impl Loader {
         Some(policy)
     }
 
+    /// `notices.toml`, when there is one, and then a warning for each citation of a notice it
+    /// does not name. Without the file citations are not checked: the register shows their
+    /// ids as written.
+    fn load_notices(&mut self, dir: &Path) -> Notices {
+        let Some(source) = self.read_optional(dir, notices::FILE) else {
+            return Notices::default();
+        };
+        let (notices, problems) = Notices::parse(&source.path, &source.text);
+        self.diagnostics.extend(problems);
+        for (file, line, id) in std::mem::take(&mut self.citations) {
+            self.diagnostics
+                .extend(notices.check_citation(&file, line, &id));
+        }
+        notices
+    }
+
     /// `glossary.toml`, when there is one: its paths name keys too ([`KnownKeys`]).
     fn load_glossary(&mut self, dir: &Path) -> Glossary {
-        let path = dir.join(glossary::FILE);
-        if !path.exists() {
-            return Glossary::default();
-        }
-        let Some(source) = self.read(path) else {
+        let Some(source) = self.read_optional(dir, glossary::FILE) else {
             return Glossary::default();
         };
         match Glossary::parse(&source.path, &source.text) {
@@ -471,10 +501,21 @@ impl Loader {
         }
     }
 
+    /// `dir/name` read (and hashed) when it exists; `None` when it does not, or cannot be
+    /// read (an error then).
+    fn read_optional(&mut self, dir: &Path, name: &str) -> Option<Source> {
+        let path = dir.join(name);
+        path.exists().then(|| self.read(path)).flatten()
+    }
+
     fn load_type(&mut self, path: PathBuf) -> Option<RecipientType> {
         let source = self.read(path)?;
         let raw: raw::RecipientType = self.parse(&source)?;
         let file = source.path.clone();
+        for (line, id) in notices::citations(&source.text) {
+            self.citations.push((Arc::clone(&file), line, id));
+        }
+        let data_subjects = self.data_subjects(&source, &raw.data_subjects);
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
         if stem.as_deref() != Some(raw.kind.get_ref().as_str()) {
             self.error(
@@ -543,6 +584,7 @@ impl Loader {
             purpose: raw.purpose.into_inner(),
             lawful_basis_site: source.site(&raw.lawful_basis),
             lawful_basis: lawful_basis?,
+            data_subjects,
             rate_limit,
             max_in_flight,
             routes,
@@ -755,14 +797,26 @@ impl Loader {
             let i = i.get_ref();
             let path = self.paths(source, "items path", std::slice::from_ref(&i.path));
             let keep = self.expr(source, "items keep", &i.keep, true);
-            match (path.and_then(|mut p| p.pop()), keep) {
-                (Some(path), Some(keep)) => {
+            let reason = match &i.reason {
+                Some(text) => self.reason(source, text).map(Some),
+                None => {
+                    self.diagnostics.push(Diagnostic::warning(
+                        file,
+                        at,
+                        "items rule has no reason: add reason = \"...\" saying in plain words which entries are sent, for the register",
+                    ));
+                    Some(None)
+                }
+            };
+            match (path.and_then(|mut p| p.pop()), keep, reason) {
+                (Some(path), Some(keep), Some(reason)) => {
                     if keep.uses().pseudonym {
                         uses_pseudonym.get_or_insert(source.line(&i.keep));
                     }
                     items.push(Items {
                         path,
                         keep,
+                        reason,
                         keep_empty: i.keep_empty,
                         site: site(at, "items"),
                     });
@@ -1039,6 +1093,30 @@ impl Loader {
             return None;
         }
         Some(reason.to_owned())
+    }
+
+    /// `data_subjects`: each a non-empty phrase, none twice.
+    fn data_subjects(&mut self, source: &Source, list: &[Spanned<String>]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for entry in list {
+            let text = entry.get_ref().trim();
+            if text.is_empty() {
+                self.error(
+                    &source.path,
+                    source.line(entry),
+                    "data_subjects entry is empty",
+                );
+            } else if out.iter().any(|s| s == text) {
+                self.error(
+                    &source.path,
+                    source.line(entry),
+                    format!("data_subjects lists {text:?} twice"),
+                );
+            } else {
+                out.push(text.to_owned());
+            }
+        }
+        out
     }
 
     fn load_recipients(

@@ -661,7 +661,8 @@ fn explain_lists_each_element_an_items_rule_kept_or_dropped() {
     );
     let run = explain(tenants.0, tenants.1, tenants.2, "json");
     assert_eq!(run.json()["status"], 200, "{run}");
-    let rule = "[] rules/types/research-vendor.toml:29".to_owned();
+    let research = items_rule_at("research-vendor");
+    let rule = format!("[] {research}");
     let tenant = |i, kept, id: &str| (rule.clone(), i, kept, id.to_owned());
     assert_eq!(
         seen(&run),
@@ -675,12 +676,15 @@ fn explain_lists_each_element_an_items_rule_kept_or_dropped() {
     );
     explain(tenants.0, tenants.1, tenants.2, "text").stdout_has(&[
         "ELEMENT  KEPT     SUBJECT  RULE",
-        "[0]      dropped  T-0011   rules/types/research-vendor.toml:29  the keep condition was false",
-        "[1]      kept     T-0018   rules/types/research-vendor.toml:29  the keep condition held",
+        &format!("[0]      dropped  T-0011   {research}  the keep condition was false"),
+        &format!("[1]      kept     T-0018   {research}  the keep condition held"),
     ]);
 
     let run = explain("acme-repairs", "/jobs/J-0001", "job-J-0001.json", "json");
-    let rule = "tenant.caution_markers rules/types/repairs-contractor.toml:42".to_owned();
+    let rule = format!(
+        "tenant.caution_markers {}",
+        items_rule_at("repairs-contractor")
+    );
     let marker = |i, kept| (rule.clone(), i, kept, "T-0001".to_owned());
     assert_eq!(
         seen(&run),
@@ -691,6 +695,19 @@ fn explain_lists_each_element_an_items_rule_kept_or_dropped() {
         "tenant.caution_markers[0]  kept     T-0001",
         "tenant.caution_markers[2]  dropped  T-0001",
     ]);
+}
+
+/// `rules/types/TYPE.toml:LINE` of the type's first `[[route.items]]`, as explain names it.
+fn items_rule_at(kind: &str) -> String {
+    let file = format!("rules/types/{kind}.toml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
+        .expect("the shipped type");
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "[[route.items]]")
+        .expect("an items rule")
+        + 1;
+    format!("{file}:{line}")
 }
 
 /// `sample-api` serves the invented housing API alone, as `serve`'s upstream, and asks for

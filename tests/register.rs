@@ -158,9 +158,23 @@ fn html_names_every_type_field_condition_derivation_and_refusal() {
 #[test]
 fn html_is_self_contained_and_well_formed() {
     let html = register("html");
+    // The only addresses are the notices', printed as text for a reader to follow.
+    let notice_urls = [
+        "https://www.example.org/privacy-notice/sharing-with-other-organisations",
+        "https://www.example.org/privacy-notice/how-we-use-your-information",
+    ];
+    let mut rest = html.clone();
+    for url in notice_urls {
+        assert!(rest.contains(url), "{url}");
+        rest = rest.replace(url, "");
+    }
     assert!(
-        !html.contains("http://") && !html.contains("https://"),
+        !rest.contains("http://") && !rest.contains("https://"),
         "no external references"
+    );
+    assert!(
+        !html.contains(" src=") && !html.contains("url(") && !html.contains("@import"),
+        "no external assets"
     );
     assert!(
         !html.contains("<link") && !html.contains("<script"),
@@ -259,7 +273,9 @@ fn csv_has_a_row_per_field_and_rule() {
             "field_words",
             "disclosure",
             "condition_or_reason",
-            "citation"
+            "citation",
+            "notice",
+            "special_category"
         ]
     );
     for r in &records[1..] {
@@ -299,6 +315,234 @@ fn csv_has_a_row_per_field_and_rule() {
         .expect("research refusal");
     assert!(refusal[9].starts_with("the tenant has objected to research or withdrawn consent"));
     assert_eq!(refusal[3], "legitimate_interests");
+    // The notice by title beside the citation as written; special categories by name.
+    assert!(
+        caution[10].starts_with("002_1225e6a6b6537e52.txt: "),
+        "{caution:?}"
+    );
+    assert_eq!(
+        caution[11],
+        "Privacy notice: how we lawfully use your personal information"
+    );
+    assert_eq!(caution[12], "health criminal_offence sensitive");
+    let phone = records
+        .iter()
+        .find(|r| r[0] == "police" && r[6] == "phone")
+        .expect("police phone");
+    assert_eq!(phone[12], "", "{phone:?}");
+    let filter = records
+        .iter()
+        .find(|r| r[0] == "mailing-house" && r[8] == "row_filter")
+        .expect("mailing filter");
+    assert!(
+        filter[9].starts_with("only current tenants who have not objected to mailings"),
+        "{filter:?}"
+    );
+}
+
+/// The text of the HTML page with its tags removed, so that tests read what a person reads.
+fn visible(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&mdash;", "-")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn notices_are_named_by_title_not_by_file_id() {
+    let html = register("html");
+    let page = visible(&html);
+    assert!(
+        page.contains("Privacy notice: how we lawfully use your personal information \"Caution indicators may be shared with contractors"),
+        "the title stands where the id was"
+    );
+    assert!(
+        !html.contains("002_1225e6a6b6537e52.txt"),
+        "no file id in the page"
+    );
+    assert!(
+        !html.contains("000_7c66653068035281.txt"),
+        "no file id in the page"
+    );
+    assert!(page.contains(
+        "Privacy notice: sharing your information with other organisations (version not recorded)"
+    ));
+    let md = register("md");
+    assert!(!md.contains("000_7c66653068035281.txt"));
+    assert!(md.contains("Source: Privacy notice: sharing your information with other organisations: \"Provide contact details to contractors"));
+}
+
+#[test]
+fn row_filters_are_said_in_words_with_the_rule_underneath() {
+    let html = register("html");
+    let row = html
+        .lines()
+        .find(|l| {
+            l.contains("<span class=\"kind\">Row filter:</span>")
+                && l.contains("tenant.<wbr>caution_markers")
+        })
+        .expect("caution marker row filter");
+    assert!(
+        row.contains("Row filter:</span> only markers the tenant has been told of, before their review date<span class=\"cel\">item.tenant_informed &amp;&amp; timestamp(item.review_by) &gt; now</span>"),
+        "{row}"
+    );
+    // Bindings and lookups in words too.
+    let page = visible(&html);
+    assert!(page.contains("the query parameter contractor is set to the recipient's contractor_code (an attribute in recipients.toml)"));
+    assert!(page.contains("Also reads GET /jobs from the housing system (as lookup.jobs) to decide; nothing of it is sent"));
+    let md = register("md");
+    assert!(md.contains("Row filter: only current tenants who have not objected to mailings or to non-essential sharing<br>`!('mailing'"));
+}
+
+#[test]
+fn the_matrix_says_who_can_see_the_phone_number_by_which_route() {
+    let html = register("html");
+    let row = html
+        .lines()
+        .find(|l| l.starts_with("<tr><td><span class=\"words\">telephone number</span>"))
+        .expect("phone row of the matrix");
+    let page = visible(row);
+    for path in ["[].phone", "phone", "tenant.phone"] {
+        assert!(
+            row.contains(&path.replace('.', ".<wbr>").replace("[]", "[]<wbr>")),
+            "{path}: {row}"
+        );
+    }
+    // One cell per type, in the register's order: council tax first, utility debt agent last.
+    let cells: Vec<&str> = row.split("<td>").skip(2).collect();
+    assert_eq!(cells.len(), 8, "{row}");
+    assert!(
+        visible(cells[0]).contains("Always GET /properties/{property_id}/occupants"),
+        "{page}"
+    );
+    assert!(
+        cells[1].contains("&mdash;"),
+        "the mailing house never gets it: {page}"
+    );
+    let handler = visible(cells[3]);
+    assert!(
+        handler.contains("Always GET /tenants/{tenant_id}"),
+        "{handler}"
+    );
+    assert!(
+        handler.contains("Always GET /properties/{property_id}/occupants"),
+        "{handler}"
+    );
+    let police = visible(cells[4]);
+    assert!(
+        police.contains(
+            "Always GET /tenants/{tenant_id} refused whole when: a police request must carry"
+        ),
+        "{police}"
+    );
+    let repairs = visible(cells[5]);
+    assert!(
+        repairs.contains("GET /jobs/{job_id}") && !repairs.contains("GET /jobs "),
+        "{repairs}"
+    );
+    let md = register("md");
+    assert!(
+        md.contains("  - Police: Always, by GET /tenants/{tenant\\_id}; refused whole when:"),
+        "md"
+    );
+}
+
+#[test]
+fn special_category_fields_are_flagged_in_the_summary_the_matrix_and_the_routes() {
+    let html = register("html");
+    let summary = html
+        .split("<section class=\"index\" id=\"special\">")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("the special category section");
+    let line = summary
+        .lines()
+        .find(|l| l.contains("communication needs (description)"))
+        .expect("communication needs in the summary");
+    assert!(
+        line.contains("health (Art. 9)") && line.contains("Out of hours call handler"),
+        "{line}"
+    );
+    assert!(!summary.contains("telephone number"), "{summary}");
+    let marker = html
+        .lines()
+        .find(|l| {
+            l.contains("<tr class=\"condition\">")
+                && l.contains("caution_markers[]<wbr>.<wbr>instruction")
+        })
+        .expect("the route table row");
+    assert!(marker.contains("<span class=\"special\">Special category: health (Art. 9), criminal offence data (Art. 10)"), "{marker}");
+    let matrix = html
+        .lines()
+        .find(|l| l.starts_with("<tr><td><span class=\"words\">caution marker (category)</span>"))
+        .expect("matrix row");
+    assert!(
+        matrix.contains("<span class=\"special\">health (Art. 9)"),
+        "{matrix}"
+    );
+    let md = register("md");
+    assert!(
+        md.contains("- **communication needs (description)** (special category: health (Art. 9)")
+    );
+}
+
+#[test]
+fn the_controller_and_retention_head_the_register_or_their_absence_is_said() {
+    let html = register("html");
+    let page = visible(&html);
+    assert!(
+        page.contains("Controller Lincoln Homes Ltd (an example housing provider)"),
+        "{page}"
+    );
+    assert!(page.contains(
+        "Data Protection Officer Data Protection Officer, at the same address; dpo@example.org"
+    ));
+    assert!(page.contains(
+        "Retention Disclosure records are kept for six years after the tenancy ends, then deleted."
+    ));
+    assert!(page.contains("Safeguards the gateway applies to every recipient"));
+    assert!(
+        page.contains("Data subjects tenants, former tenants"),
+        "police: {page}"
+    );
+    let md = register("md");
+    assert!(md.contains("- **Controller:** Lincoln Homes Ltd (an example housing provider)"));
+    // Without [controller], a visible note.
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_dir(&root().join("rules"), &dir.path().join("rules"));
+    let config = std::fs::read_to_string(root().join("need-to-know.toml")).expect("config");
+    let at = config
+        .find("[controller]")
+        .expect("the shipped config has one");
+    let end = config[at..].find("\n\n").map_or(config.len(), |e| at + e);
+    let without = format!("{}{}", &config[..at], &config[end..]);
+    std::fs::write(dir.path().join("need-to-know.toml"), without).expect("config");
+    let out = Cli::new(["register"])
+        .current_dir(dir.path())
+        .pseudonym_key()
+        .success();
+    assert!(
+        out.stdout.contains("The controller is not configured."),
+        "{out}"
+    );
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub fn run(config: &Path, format: &str, output: Option<&Path>) -> anyhow::Result
         Ok(g) => g,
         Err(e) => return Ok(super::config_problems([e.to_string()])),
     };
-    let register = Register::build(&policy, &glossary, SystemTime::now());
+    let controller = settings.controller.as_ref();
+    let register = Register::build(&policy, &glossary, controller, SystemTime::now());
     let text = register.render(format);
     match output {
         Some(path) => {

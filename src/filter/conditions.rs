@@ -67,6 +67,8 @@ pub struct When {
 pub struct Items {
     pub path: FieldPath,
     pub keep: Expr,
+    /// Which entries are kept, in the rule author's words; `None` when the rule gives none.
+    pub reason: Option<String>,
     /// Send an array left with no element as `[]`; by default it is not sent at all, since
     /// an empty array says there were rows and all were held back.
     pub keep_empty: bool,

@@ -1,5 +1,6 @@
 //! The register as CSV, one row per (type, route, field or rule), for a spreadsheet or
-//! another system's import. Quoting follows RFC 4180: a field holding a comma, a quote or a
+//! another system's import: `citation` is the comment as written, `notice` the titles of the
+//! notices it cites, `special_category` the glossary's categories (space-separated). Quoting follows RFC 4180: a field holding a comma, a quote or a
 //! line break is quoted, and quotes inside are doubled.
 
 use super::Register;
@@ -17,6 +18,8 @@ pub const COLUMNS: &[&str] = &[
     "disclosure",
     "condition_or_reason",
     "citation",
+    "notice",
+    "special_category",
 ];
 
 pub fn render(register: &Register) -> String {
@@ -27,6 +30,9 @@ pub fn render(register: &Register) -> String {
         for route in &kind.routes {
             for row in &route.rows {
                 let reason = row.disclosure.condition_or_reason();
+                let notices = row.citation.notices().join("; ");
+                let special: Vec<&str> = row.special.iter().map(|s| s.as_str()).collect();
+                let special = special.join(" ");
                 line(
                     &mut out,
                     [
@@ -40,7 +46,9 @@ pub fn render(register: &Register) -> String {
                         row.words.as_str(),
                         row.disclosure.kind(),
                         reason.as_str(),
-                        row.citation.as_str(),
+                        row.citation.raw.as_str(),
+                        notices.as_str(),
+                        special.as_str(),
                     ],
                 );
             }

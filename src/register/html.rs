@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    citation_parts, lawful_basis_words, CitationPart, Disclosure, Register, RouteEntry, Row,
-    TypeEntry,
+    binding_words, lawful_basis_words, lookup_words, special_text, Citation, Cited, Disclosure,
+    Register, RouteEntry, Row, TypeEntry, SAFEGUARDS,
 };
 
 /// The style sheet: readable on screen, and on paper one recipient type per page.
@@ -35,7 +35,7 @@ nav ol { padding-left: 1.5rem; }
 nav li { margin: .3rem 0; }
 nav .purpose { color: var(--muted); }
 a { color: #1f4e8c; }
-section.type { margin-top: 3rem; }
+section.type, section.index { margin-top: 3rem; }
 .facts { display: grid; grid-template-columns: 11rem 1fr; gap: .6rem 1rem; margin: 0 0 1rem; }
 .facts dt { font-weight: 600; }
 .facts dd { margin: 0; }
@@ -67,12 +67,25 @@ tr.row_filter .kind { color: var(--row_filter); }
 tr.refused .kind { color: var(--refused); }
 .route-facts { margin: 0 0 .5rem; padding: 0; list-style: none; color: var(--muted); font-size: .92rem; }
 .withheld { font-size: .9rem; color: var(--muted); font-style: italic; }
+.special { display: inline-block; font-size: .72rem; font-weight: 700; color: #fff; background: var(--refused);
+  padding: 0 .3rem; border-radius: 3px; margin: .15rem 0; }
+.note { padding: .5rem 1rem; border-left: 4px solid var(--refused); background: #fbeaea; }
+table.matrix { font-size: .8rem; }
+table.matrix td, table.matrix th { padding: .3rem .35rem; }
+table.matrix th:first-child { width: 16%; }
+.acc { margin: 0 0 .3rem; }
+.acc .kind { font-weight: 700; }
+.acc.always .kind { color: var(--always); }
+.acc.condition .kind { color: var(--condition); }
+.acc.derived .kind { color: var(--derived); }
+.via, .limit { display: block; color: var(--muted); font-size: .72rem; }
+.none { color: var(--rule); }
 footer { margin-top: 3rem; padding-top: .5rem; border-top: 1px solid var(--rule); color: var(--muted); font-size: .85rem; }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
   body { max-width: none; padding: 0; font-size: 10.5pt; }
   a { color: inherit; text-decoration: none; }
-  section.type { break-before: page; page-break-before: always; margin-top: 0; }
+  section.type, section#special { break-before: page; page-break-before: always; margin-top: 0; }
   h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
   tr, .facts, .meta { break-inside: avoid; page-break-inside: avoid; }
   thead { display: table-header-group; }
@@ -97,6 +110,10 @@ pub fn render(register: &Register) -> String {
     for kind in &register.types {
         type_section(&mut out, kind);
     }
+    // Across all types, after them: the tables above are the record, these its index.
+    special_section(&mut out, register);
+    matrix_section(&mut out, register);
+    notices_section(&mut out, register);
     let _ = writeln!(
         out,
         "<footer>Made by <code>need-to-know register</code> from the rules in force \
@@ -124,6 +141,12 @@ fn header(out: &mut String, register: &Register) {
         escape(&register.generation),
         register.types.len()
     );
+    controller(out, register);
+    out.push_str("<h4>Safeguards the gateway applies to every recipient</h4>\n<ul>\n");
+    for safeguard in SAFEGUARDS {
+        let _ = writeln!(out, "<li>{}</li>", escape(safeguard));
+    }
+    out.push_str("</ul>\n");
     out.push_str(
         "<div class=\"key\"><h4>How to read the tables</h4><ul>\
          <li><span class=\"kind\" style=\"color:#a31d1d\">Refused when</span>: nothing at all is sent while the condition holds.</li>\
@@ -131,10 +154,141 @@ fn header(out: &mut String, register: &Register) {
          <li><span class=\"kind\" style=\"color:#1d6b3a\">Always</span>: sent with every response to this route.</li>\
          <li><span class=\"kind\" style=\"color:#8a5a00\">Only when</span>: sent only while the stated condition holds.</li>\
          <li><span class=\"kind\" style=\"color:#1f4e8c\">Derived</span>: a value computed by the gateway and sent in place of the data it comes from.</li>\
+         <li><span class=\"special\">Special category</span>: the field may hold special \
+         category data (UK GDPR Art. 9), criminal offence data (Art. 10) or data handled with \
+         the same care.</li>\
          <li>Anything not listed is withheld. The <em>Source</em> column quotes the privacy \
          notice each rule rests on; the small grey text is the rule itself, as the gateway \
          enforces it.</li></ul></div>\n</header>\n",
     );
+}
+
+/// The controller and retention from the config, or a note that they are not configured.
+fn controller(out: &mut String, register: &Register) {
+    let Some(c) = &register.controller else {
+        out.push_str(
+            "<p class=\"note\"><strong>The controller is not configured.</strong> Add a \
+             <code>[controller]</code> section (name, contact, dpo_contact, retention) to the \
+             config so that this record names who is answerable for the data.</p>\n",
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<h4>Controller</h4>\n<dl class=\"meta controller\"><dt>Controller</dt><dd>{}</dd>\
+         <dt>Contact</dt><dd>{}</dd><dt>Data Protection Officer</dt><dd>{}</dd>\
+         <dt>Retention</dt><dd>{}</dd></dl>",
+        escape(&c.name),
+        escape(&c.contact),
+        escape(&c.dpo_contact),
+        escape(&c.retention)
+    );
+}
+
+/// The fields that may hold special category data, and who receives them.
+fn special_section(out: &mut String, register: &Register) {
+    out.push_str(
+        "<section class=\"index\" id=\"special\">\n<h2>Special category data disclosed</h2>\n",
+    );
+    let mut any = false;
+    for (row, receivers) in register.special_fields() {
+        if !any {
+            out.push_str("<ul>\n");
+            any = true;
+        }
+        let names: Vec<String> = receivers.iter().map(|k| escape(&k.title())).collect();
+        let _ = writeln!(
+            out,
+            "<li><span class=\"words\">{}</span> <span class=\"special\">{}</span>: {}</li>",
+            escape(&row.words),
+            escape(&special_text(&row.special)),
+            names.join(", ")
+        );
+    }
+    if any {
+        out.push_str("</ul>\n");
+    } else {
+        out.push_str("<p>No disclosed field is marked special in the glossary.</p>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+/// Every disclosed field against every recipient type.
+fn matrix_section(out: &mut String, register: &Register) {
+    out.push_str(
+        "<section class=\"index\" id=\"matrix\">\n<h2>Who can see each field</h2>\n\
+         <p>Each disclosed field, each recipient type that can see it, by which route and \
+         when. A blank cell: that type never receives the field.</p>\n\
+         <table class=\"matrix\">\n<thead><tr><th>Field</th>",
+    );
+    for kind in &register.types {
+        let _ = write!(out, "<th>{}</th>", escape(&kind.title()));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &register.matrix {
+        let paths: Vec<String> = row.paths.iter().map(|p| breakable_path(p)).collect();
+        let special = if row.special.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<br><span class=\"special\">{}</span>",
+                escape(&special_text(&row.special))
+            )
+        };
+        let _ = write!(
+            out,
+            "<tr><td><span class=\"words\">{}</span>{special}<span class=\"path\">{}</span></td>",
+            escape(&row.words),
+            paths.join(", ")
+        );
+        for cell in &row.cells {
+            out.push_str("<td>");
+            if cell.is_empty() {
+                out.push_str("<span class=\"none\">&mdash;</span>");
+            }
+            for access in cell {
+                let limits: String = access
+                    .limits
+                    .iter()
+                    .map(|l| format!("<span class=\"limit\">{}</span>", escape(l)))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "<div class=\"acc {}\"><span class=\"kind\">{}</span><span class=\"via\">{}</span>{limits}</div>",
+                    access.kind,
+                    escape(&access.how),
+                    escape(&access.route)
+                );
+            }
+            out.push_str("</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// The privacy notices the rules cite.
+fn notices_section(out: &mut String, register: &Register) {
+    out.push_str("<section class=\"index\" id=\"notices\">\n<h2>Privacy notices cited</h2>\n");
+    if register.notices.is_empty() {
+        out.push_str(
+            "<p>No notices are listed in <code>rules/notices.toml</code>: citations show the \
+             ids the rules use.</p>\n</section>\n",
+        );
+        return;
+    }
+    out.push_str("<ul>\n");
+    for notice in &register.notices {
+        let version = notice.version.as_deref().unwrap_or("version not recorded");
+        let _ = writeln!(
+            out,
+            "<li><span class=\"words\">{}</span> ({}), <span class=\"path\">{}</span></li>",
+            escape(&notice.title),
+            escape(version),
+            escape(&notice.url)
+        );
+    }
+    out.push_str("</ul>\n</section>\n");
 }
 
 fn contents(out: &mut String, register: &Register) {
@@ -152,6 +306,11 @@ fn contents(out: &mut String, register: &Register) {
             escape(&kind.purpose)
         );
     }
+    out.push_str(
+        "<li><a href=\"#special\">Special category data disclosed</a></li>\n\
+         <li><a href=\"#matrix\">Who can see each field</a></li>\n\
+         <li><a href=\"#notices\">Privacy notices cited</a></li>\n",
+    );
     out.push_str("</ol>\n</nav>\n");
 }
 
@@ -175,6 +334,11 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
         "<dt>Lawful basis</dt><dd>{}{}</dd>",
         escape(lawful_basis_words(kind.lawful_basis)),
         cite(&kind.lawful_basis_citation)
+    );
+    let _ = writeln!(
+        out,
+        "<dt>Data subjects</dt><dd>{}</dd>",
+        escape(&kind.data_subjects_text())
     );
     let _ = writeln!(
         out,
@@ -217,7 +381,7 @@ fn route_section(out: &mut String, route: &RouteEntry) {
         escape(&route.template)
     );
     if !route.note.is_empty() {
-        let _ = writeln!(out, "<p>{}</p>", escape(&route.note));
+        let _ = writeln!(out, "<p>{}</p>", citation_html(&route.note));
     }
     let query = if route.query.is_empty() {
         "none".to_owned()
@@ -244,15 +408,21 @@ fn route_section(out: &mut String, route: &RouteEntry) {
         .iter()
         .map(|(param, value)| {
             format!(
-                "<li>Set by the gateway for each recipient: <code>{}</code> = <code>{}</code></li>",
+                "<li>Set by the gateway for each recipient: {}<span class=\"cel\">{} = {}</span></li>",
+                escape(&binding_words(param, value)),
                 escape(param),
                 escape(value)
             )
         })
         .collect();
+    let lookups: String = route
+        .lookups
+        .iter()
+        .map(|(name, template)| format!("<li>Also {}</li>", escape(&lookup_words(name, template))))
+        .collect();
     let _ = writeln!(
         out,
-        "<ul class=\"route-facts\"><li>Query parameters allowed: {query}</li>{bind}\
+        "<ul class=\"route-facts\"><li>Query parameters allowed: {query}</li>{bind}{lookups}\
          <li>Data subjects recorded in the audit by: {subjects}</li></ul>"
     );
     out.push_str(
@@ -284,13 +454,23 @@ fn field_row(out: &mut String, row: &Row, source_rows: Option<usize>) {
     } else {
         format!("<span class=\"path\">{}</span>", breakable_path(&row.field))
     };
+    let special = if row.special.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<br><span class=\"special\">Special category: {}</span>",
+            escape(&row.special_text())
+        )
+    };
     let (label, rest) = match &row.disclosure {
         Disclosure::Always => ("Always", String::new()),
         Disclosure::Condition { reason, .. } => ("Only when:", reason.clone()),
         Disclosure::Derived { what, .. } => ("Derived:", what.clone()),
-        Disclosure::RowFilter { .. } => (
+        Disclosure::RowFilter { reason, .. } => (
             "Row filter:",
-            "only the entries meeting this condition are sent".to_owned(),
+            reason
+                .clone()
+                .unwrap_or_else(|| "only the entries meeting this condition are sent".to_owned()),
         ),
         Disclosure::Refused { reason, .. } => ("Refused when:", reason.clone()),
     };
@@ -321,7 +501,7 @@ fn field_row(out: &mut String, row: &Row, source_rows: Option<usize>) {
     };
     let _ = writeln!(
         out,
-        "<tr class=\"{}\"><td><span class=\"words\">{}</span>{path}</td>\
+        "<tr class=\"{}\"><td><span class=\"words\">{}</span>{special}{path}</td>\
          <td><span class=\"kind\">{label}</span> {}{rule}</td>{source}</tr>",
         row.disclosure.kind(),
         escape(&row.words),
@@ -336,20 +516,21 @@ fn breakable_path(path: &str) -> String {
 }
 
 /// A citation under a fact, or nothing when there is none.
-fn cite(citation: &str) -> String {
+fn cite(citation: &Citation) -> String {
     if citation.is_empty() {
         return String::new();
     }
     format!("<span class=\"cite\">{}</span>", citation_html(citation))
 }
 
-/// The citation with the notice documents' names set apart from the quoted text.
-fn citation_html(citation: &str) -> String {
-    citation_parts(citation)
-        .into_iter()
+/// The citation with the notices' titles set apart from the quoted text.
+fn citation_html(citation: &Citation) -> String {
+    citation
+        .parts
+        .iter()
         .map(|part| match part {
-            CitationPart::Document(name) => format!("<span class=\"doc\">{}</span>", escape(name)),
-            CitationPart::Text(text) => escape(text),
+            Cited::Notice(title) => format!("<span class=\"doc\">{}</span>", escape(title)),
+            Cited::Text(text) => escape(text),
         })
         .collect()
 }

@@ -4,7 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::{lawful_basis_words, RecipientEntry, Register, RouteEntry, TypeEntry};
+use super::{
+    binding_words, lawful_basis_words, lookup_words, special_text, RecipientEntry, Register,
+    RouteEntry, TypeEntry, SAFEGUARDS,
+};
 
 pub fn render(register: &Register) -> String {
     let mut out = String::new();
@@ -20,6 +23,7 @@ pub fn render(register: &Register) -> String {
         "- Rules generation: `{}`\n",
         code(&register.generation)
     );
+    controller(&mut out, register);
     out.push_str("## Contents\n\n");
     for (i, kind) in register.types.iter().enumerate() {
         let _ = writeln!(
@@ -35,7 +39,91 @@ pub fn render(register: &Register) -> String {
     for kind in &register.types {
         type_section(&mut out, kind);
     }
+    index(&mut out, register);
     out
+}
+
+/// The controller and the safeguards: what the record says before each recipient type.
+fn controller(out: &mut String, register: &Register) {
+    out.push_str("## Controller\n\n");
+    match &register.controller {
+        Some(c) => {
+            let _ = writeln!(out, "- **Controller:** {}", text(&c.name));
+            let _ = writeln!(out, "- **Contact:** {}", text(&c.contact));
+            let _ = writeln!(
+                out,
+                "- **Data Protection Officer:** {}",
+                text(&c.dpo_contact)
+            );
+            let _ = writeln!(out, "- **Retention:** {}\n", text(&c.retention));
+        }
+        None => out.push_str(
+            "**The controller is not configured.** Add a `[controller]` section (name, \
+             contact, dpo\\_contact, retention) to the config.\n\n",
+        ),
+    }
+    out.push_str("## Safeguards the gateway applies to every recipient\n\n");
+    for safeguard in SAFEGUARDS {
+        let _ = writeln!(out, "- {}", text(safeguard));
+    }
+    out.push('\n');
+}
+
+/// Across all types, after them: the special category fields, the field matrix, the notices.
+fn index(out: &mut String, register: &Register) {
+    out.push_str("## Special category data disclosed\n\n");
+    let mut any = false;
+    for (row, receivers) in register.special_fields() {
+        any = true;
+        let names: Vec<String> = receivers.iter().map(|k| text(&k.title())).collect();
+        let _ = writeln!(
+            out,
+            "- **{}** (special category: {}): {}",
+            text(&row.words),
+            text(&special_text(&row.special)),
+            names.join(", ")
+        );
+    }
+    if !any {
+        out.push_str("No disclosed field is marked special in the glossary.\n");
+    }
+    out.push_str("\n## Who can see each field\n\n");
+    for row in &register.matrix {
+        let paths: Vec<String> = row.paths.iter().map(|p| format!("`{}`", code(p))).collect();
+        let special = if row.special.is_empty() {
+            String::new()
+        } else {
+            format!(" (special category: {})", text(&special_text(&row.special)))
+        };
+        let _ = writeln!(
+            out,
+            "- **{}**{special} {}",
+            text(&row.words),
+            paths.join(", ")
+        );
+        for (kind, cell) in register.types.iter().zip(&row.cells) {
+            for access in cell {
+                let _ = writeln!(out, "  - {}: {}", text(&kind.title()), text(&access.text()));
+            }
+        }
+    }
+    out.push_str("\n## Privacy notices cited\n\n");
+    if register.notices.is_empty() {
+        out.push_str(
+            "No notices are listed in rules/notices.toml: citations show the ids the rules use.\n",
+        );
+    }
+    for notice in &register.notices {
+        let version = notice.version.as_deref().unwrap_or("version not recorded");
+        let _ = writeln!(
+            out,
+            "- {} ({}), <{}>",
+            text(&notice.title),
+            text(version),
+            notice.url.replace(['<', '>', ' '], "")
+        );
+    }
+    out.push('\n');
 }
 
 fn type_section(out: &mut String, kind: &TypeEntry) {
@@ -43,7 +131,7 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
     let _ = writeln!(out, "Type: `{}`\n", code(&kind.name));
     let _ = writeln!(out, "- **Purpose:** {}", text(&kind.purpose));
     if !kind.purpose_citation.is_empty() {
-        let _ = writeln!(out, "  - Source: {}", text(&kind.purpose_citation));
+        let _ = writeln!(out, "  - Source: {}", text(&kind.purpose_citation.text()));
     }
     let _ = writeln!(
         out,
@@ -51,8 +139,17 @@ fn type_section(out: &mut String, kind: &TypeEntry) {
         text(lawful_basis_words(kind.lawful_basis))
     );
     if !kind.lawful_basis_citation.is_empty() {
-        let _ = writeln!(out, "  - Source: {}", text(&kind.lawful_basis_citation));
+        let _ = writeln!(
+            out,
+            "  - Source: {}",
+            text(&kind.lawful_basis_citation.text())
+        );
     }
+    let _ = writeln!(
+        out,
+        "- **Data subjects:** {}",
+        text(&kind.data_subjects_text())
+    );
     let _ = writeln!(out, "- **Rate limit:** {}\n", text(&kind.rate_text()));
     out.push_str("### Recipients\n\n");
     if kind.recipients.is_empty() {
@@ -100,7 +197,7 @@ fn route_section(out: &mut String, route: &RouteEntry) {
         code(&route.template)
     );
     if !route.note.is_empty() {
-        let _ = writeln!(out, "{}\n", text(&route.note));
+        let _ = writeln!(out, "{}\n", text(&route.note.text()));
     }
     let list = |items: &[String], none: &str| {
         if items.is_empty() {
@@ -121,10 +218,14 @@ fn route_section(out: &mut String, route: &RouteEntry) {
     for (param, value) in &route.bind {
         let _ = writeln!(
             out,
-            "- Set by the gateway for each recipient: `{}` = `{}`",
+            "- Set by the gateway for each recipient: {} (`{}` = `{}`)",
+            text(&binding_words(param, value)),
             code(param),
             code(value)
         );
+    }
+    for (name, template) in &route.lookups {
+        let _ = writeln!(out, "- Also {}", text(&lookup_words(name, template)));
     }
     let _ = writeln!(
         out,
@@ -135,8 +236,15 @@ fn route_section(out: &mut String, route: &RouteEntry) {
     for row in &route.rows {
         let field = if row.field.is_empty() {
             cell(&row.words)
-        } else {
+        } else if row.special.is_empty() {
             format!("{}<br>`{}`", cell(&row.words), code(&row.field))
+        } else {
+            format!(
+                "{}<br>**Special category:** {}<br>`{}`",
+                cell(&row.words),
+                cell(&row.special_text()),
+                code(&row.field)
+            )
         };
         let rule = row
             .disclosure
@@ -146,7 +254,7 @@ fn route_section(out: &mut String, route: &RouteEntry) {
         let source = if row.citation.is_empty() {
             "*no citation in the rules file*".to_owned()
         } else {
-            cell(&row.citation)
+            cell(&row.citation.text())
         };
         let _ = writeln!(
             out,

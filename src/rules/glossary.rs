@@ -5,7 +5,18 @@
 //! [fields]
 //! "tenant.phone" = "telephone number"
 //! "[].age_band" = "age band"
+//!
+//! [special]
+//! # UK GDPR Art. 9 and Art. 10 data: a path marks everything under it
+//! "health" = ["health"]
+//! "caution_markers" = ["health", "criminal_offence"]
 //! ```
+//!
+//! `[special]` marks the fields that may hold special category data (Art. 9), criminal
+//! offence data (Art. 10), or data the controller handles with the same care (`sensitive`),
+//! so the register flags every disclosure of them. A path there is matched like a word
+//! lookup (with or without a leading `tenant.` or `[].`), and covers the paths under it; one
+//! that covers no path of `[fields]` is an error, since it would flag nothing.
 //!
 //! A path without an entry is shown as itself: the glossary makes the register readable, it
 //! never decides what is disclosed. `check` warns about disclosed paths it does not cover
@@ -15,6 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::diag::{line_of, Diagnostic};
 
@@ -29,6 +41,25 @@ const FALLBACK_PREFIXES: &[&str] = &["tenant.", "[]."];
 #[derive(Debug, Clone, Default)]
 pub struct Glossary {
     fields: BTreeMap<String, String>,
+    /// `[special]`: paths and the categories of data they may hold.
+    special: BTreeMap<String, Vec<Special>>,
+}
+
+/// A category of data the law guards more closely than other personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Special {
+    Health,
+    RacialOrEthnicOrigin,
+    PoliticalOpinions,
+    ReligiousOrPhilosophicalBeliefs,
+    TradeUnionMembership,
+    Genetic,
+    Biometric,
+    SexLifeOrSexualOrientation,
+    CriminalOffence,
+    /// Not a category of Art. 9 or 10, but handled with the same care by the controller
+    /// (vulnerability and caution indicators).
+    Sensitive,
 }
 
 /// The glossary could not be read.
@@ -52,6 +83,8 @@ pub enum Error {
 struct RawGlossary {
     #[serde(default)]
     fields: BTreeMap<String, String>,
+    #[serde(default)]
+    special: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Loads `rules_dir/glossary.toml`; no file is an empty glossary (every path shows as itself).
@@ -79,17 +112,58 @@ impl Glossary {
     ///
     /// [`Error::Parse`] when it is not a `[fields]` table of strings.
     pub fn parse(path: &Path, text: &str) -> Result<Glossary, Error> {
-        let raw: RawGlossary = toml::from_str(text).map_err(|e| Error::Parse {
+        let error = |offset: Option<usize>, message: String| Error::Parse {
             path: path.to_path_buf(),
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
-            message: e.message().trim().to_owned(),
-        })?;
-        Ok(Glossary { fields: raw.fields })
+            line: offset.map_or(0, |at| line_of(text, at)),
+            message,
+        };
+        let raw: RawGlossary = toml::from_str(text)
+            .map_err(|e| error(e.span().map(|s| s.start), e.message().trim().to_owned()))?;
+        let mut glossary = Glossary {
+            fields: raw.fields,
+            special: BTreeMap::new(),
+        };
+        for (key, list) in raw.special {
+            let at = Some(list.span().start);
+            if canonical(&key) != key {
+                let message = format!("special path {key:?}: write it as {:?}, which also covers it under tenant. and in lists", canonical(&key));
+                return Err(error(at, message));
+            }
+            if !glossary.paths().any(|p| under(canonical(p), &key)) {
+                let message = format!("special path {key:?} covers no path of [fields]");
+                return Err(error(at, message));
+            }
+            let mut categories = Vec::new();
+            for name in list.into_inner() {
+                let category = Special::parse(name.get_ref()).ok_or_else(|| {
+                    let message = format!(
+                        "special category {:?} is not one of {}",
+                        name.get_ref(),
+                        Special::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    error(Some(name.span().start), message)
+                })?;
+                categories.push(category);
+            }
+            if categories.is_empty() {
+                return Err(error(at, format!("special path {key:?} names no category")));
+            }
+            glossary.special.insert(key, categories);
+        }
+        Ok(glossary)
     }
 
-    /// A glossary of these entries, as a rules snapshot kept them.
+    /// A glossary of these entries, as a rules snapshot kept them (the words only: a
+    /// report has no use for the special categories).
     pub fn from_fields(fields: BTreeMap<String, String>) -> Glossary {
-        Glossary { fields }
+        Glossary {
+            fields,
+            special: BTreeMap::new(),
+        }
     }
 
     /// Every path with its words, sorted by path.
@@ -100,15 +174,24 @@ impl Glossary {
     /// The words for `path`; failing the full path, the path without a leading `tenant.` or
     /// `[].` (repeatedly), so `[].tenant.phone` finds the words of `phone`.
     pub fn words(&self, path: &str) -> Option<&str> {
-        let mut path = path;
-        loop {
-            if let Some(words) = self.fields.get(path) {
-                return Some(words);
-            }
-            path = FALLBACK_PREFIXES
-                .iter()
-                .find_map(|prefix| path.strip_prefix(prefix))?;
-        }
+        fallbacks(path).find_map(|p| self.fields.get(p).map(String::as_str))
+    }
+
+    /// The categories of special data `path` may hold, in order, none twice: those of a
+    /// `[special]` path it is under, or (when it discloses a whole subtree) one under it.
+    pub fn special(&self, path: &str) -> Vec<Special> {
+        let field = canonical(path);
+        // `tenant` or `[]` alone: the whole record, so everything marked in it.
+        let whole = field.is_empty() || field == "tenant" || field == "[]";
+        let mut out: Vec<Special> = self
+            .special
+            .iter()
+            .filter(|(key, _)| whole || under(field, key) || under(key, field))
+            .flat_map(|(_, categories)| categories.iter().copied())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The words for `path`, or the path itself.
@@ -123,6 +206,83 @@ impl Glossary {
     /// The field paths it has words for.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.fields.keys().map(String::as_str)
+    }
+}
+
+/// `path` and then each shorter form a lookup falls back to.
+fn fallbacks(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| {
+        FALLBACK_PREFIXES
+            .iter()
+            .find_map(|prefix| p.strip_prefix(prefix))
+    })
+}
+
+/// `path` without any leading `tenant.` or `[].`: the same field wherever it is nested, as the
+/// register's field matrix groups it.
+pub fn canonical(path: &str) -> &str {
+    fallbacks(path).last().unwrap_or(path)
+}
+
+/// Whether `path` is `key` or under it, by whole keys (`health.x` and `health[]` are under
+/// `health`; `healthy` is not).
+fn under(path: &str, key: &str) -> bool {
+    path.strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+// === impl Special ===
+
+impl Special {
+    pub const ALL: [Special; 10] = [
+        Special::Health,
+        Special::RacialOrEthnicOrigin,
+        Special::PoliticalOpinions,
+        Special::ReligiousOrPhilosophicalBeliefs,
+        Special::TradeUnionMembership,
+        Special::Genetic,
+        Special::Biometric,
+        Special::SexLifeOrSexualOrientation,
+        Special::CriminalOffence,
+        Special::Sensitive,
+    ];
+
+    /// The name `[special]` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Special::Health => "health",
+            Special::RacialOrEthnicOrigin => "racial_or_ethnic_origin",
+            Special::PoliticalOpinions => "political_opinions",
+            Special::ReligiousOrPhilosophicalBeliefs => "religious_or_philosophical_beliefs",
+            Special::TradeUnionMembership => "trade_union_membership",
+            Special::Genetic => "genetic",
+            Special::Biometric => "biometric",
+            Special::SexLifeOrSexualOrientation => "sex_life_or_sexual_orientation",
+            Special::CriminalOffence => "criminal_offence",
+            Special::Sensitive => "sensitive",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Special> {
+        Special::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// As the register names it, with the article that sets it apart.
+    pub fn words(self) -> &'static str {
+        match self {
+            Special::Health => "health (Art. 9)",
+            Special::RacialOrEthnicOrigin => "racial or ethnic origin (Art. 9)",
+            Special::PoliticalOpinions => "political opinions (Art. 9)",
+            Special::ReligiousOrPhilosophicalBeliefs => {
+                "religious or philosophical beliefs (Art. 9)"
+            }
+            Special::TradeUnionMembership => "trade union membership (Art. 9)",
+            Special::Genetic => "genetic data (Art. 9)",
+            Special::Biometric => "biometric data (Art. 9)",
+            Special::SexLifeOrSexualOrientation => "sex life or sexual orientation (Art. 9)",
+            Special::CriminalOffence => "criminal offence data (Art. 10)",
+            Special::Sensitive => "sensitive (handled as special category)",
+        }
     }
 }
 
@@ -171,6 +331,43 @@ mod tests {
         assert!(matches!(e, Error::Parse { line: 1, .. }), "{e}");
         let e = Glossary::parse(Path::new("g.toml"), "[fields]\n\na = 1\n").expect_err("number");
         assert!(matches!(e, Error::Parse { line: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn special_paths_flag_the_fields_under_them_and_the_subtrees_holding_them() {
+        let g = glossary(
+            "[fields]\n\"tenant.caution_markers[].category\" = \"c\"\n\"health.conditions\" = \"h\"\n\
+             [special]\n\"caution_markers\" = [\"health\", \"criminal_offence\"]\n\"health\" = [\"health\"]\n",
+        );
+        let both = [Special::Health, Special::CriminalOffence];
+        assert_eq!(g.special("tenant.caution_markers[].category"), both);
+        assert_eq!(g.special("[].caution_markers"), both);
+        assert_eq!(g.special("health.conditions"), [Special::Health]);
+        assert_eq!(
+            g.special("tenant"),
+            both,
+            "a whole tenant record holds them"
+        );
+        assert_eq!(g.special("healthy"), []);
+        assert_eq!(g.special("tenant.phone"), []);
+        assert_eq!(canonical("[].tenant.phone"), "phone");
+    }
+
+    #[test]
+    fn special_paths_and_categories_are_checked_with_a_line() {
+        let text = "[fields]\na = \"a\"\n[special]\n\nb = [\"health\"]\n";
+        let e = Glossary::parse(Path::new("g.toml"), text).expect_err("covers nothing");
+        assert!(matches!(e, Error::Parse { line: 5, .. }), "{e}");
+        let text = "[fields]\na = \"a\"\n[special]\na = [\"helth\"]\n";
+        let e = Glossary::parse(Path::new("g.toml"), text).expect_err("typo");
+        assert!(matches!(e, Error::Parse { line: 4, .. }), "{e}");
+        assert!(
+            e.to_string().contains("\"helth\" is not one of health"),
+            "{e}"
+        );
+        let e =
+            Glossary::parse(Path::new("g.toml"), "[special]\na = \"health\"\n").expect_err("list");
+        assert!(matches!(e, Error::Parse { line: 2, .. }), "{e}");
     }
 
     #[test]

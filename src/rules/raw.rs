@@ -38,6 +38,9 @@ pub struct RecipientType {
     pub kind: Spanned<String>,
     pub purpose: Spanned<String>,
     pub lawful_basis: Spanned<String>,
+    /// Whom the type's data is about, in words: "tenants", "household members".
+    #[serde(default)]
+    pub data_subjects: Vec<Spanned<String>>,
     pub rate_limit: Option<Spanned<String>>,
     pub max_in_flight: Option<Spanned<i64>>,
     #[serde(default)]
@@ -100,6 +103,8 @@ pub struct When {
 pub struct Items {
     pub path: Spanned<String>,
     pub keep: Spanned<String>,
+    /// Which entries are kept, in plain words, for the register and the audit.
+    pub reason: Option<Spanned<String>>,
     #[serde(default)]
     pub keep_empty: bool,
 }

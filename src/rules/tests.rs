@@ -66,7 +66,7 @@ fn multi_line_expression_errors_point_into_the_expression() {
 fn unknown_variable_and_function_are_reported_at_their_lines() {
     let got = problems(
         &format!(
-            "{ROUTE}\n[[route.items]]\npath = \"tenant.caution_markers\"\nkeep = \"itme.informed\"\n\n[[route.derive]]\nfield = \"band\"\nvalue = \"agee_band(body.tenant.dob)\"\n\n[route.refuse]\ncondition = \"item.x\"\nreason = \"objection\"\n"
+            "{ROUTE}\n[[route.items]]\npath = \"tenant.caution_markers\"\nkeep = \"itme.informed\"\nreason = \"r\"\n\n[[route.derive]]\nfield = \"band\"\nvalue = \"agee_band(body.tenant.dob)\"\n\n[route.refuse]\ncondition = \"item.x\"\nreason = \"objection\"\n"
         ),
         None,
     );
@@ -76,11 +76,11 @@ fn unknown_variable_and_function_are_reported_at_their_lines() {
         "{got:?}"
     );
     assert!(
-        got[1].starts_with("16: derive value: unknown function \"agee_band\""),
+        got[1].starts_with("17: derive value: unknown function \"agee_band\""),
         "{got:?}"
     );
     assert!(
-        got[2].starts_with("19: refuse condition: `item` is bound only inside an array"),
+        got[2].starts_with("20: refuse condition: `item` is bound only inside an array"),
         "{got:?}"
     );
 }
@@ -89,7 +89,7 @@ fn unknown_variable_and_function_are_reported_at_their_lines() {
 fn paths_of_items_and_derive_are_checked() {
     let got = problems(
         &format!(
-            "{ROUTE}\n[[route.items]]\npath = \"tenant..markers\"\nkeep = \"true\"\n\n[[route.derive]]\nfield = \"tenants[]\"\nvalue = \"1\"\n"
+            "{ROUTE}\n[[route.items]]\npath = \"tenant..markers\"\nkeep = \"true\"\nreason = \"r\"\n\n[[route.derive]]\nfield = \"tenants[]\"\nvalue = \"1\"\n"
         ),
         None,
     );
@@ -99,7 +99,7 @@ fn paths_of_items_and_derive_are_checked() {
         "{got:?}"
     );
     assert!(
-        got[1].starts_with("15: derive field \"tenants[]\" must end with a key"),
+        got[1].starts_with("16: derive field \"tenants[]\" must end with a key"),
         "{got:?}"
     );
 }
@@ -340,9 +340,33 @@ fn a_route_without_subjects_is_warned_about_unless_they_are_optional() {
 }
 
 #[test]
+fn an_items_rule_without_a_reason_is_a_warning_and_an_empty_one_an_error() {
+    let items = format!("{ROUTE}\n[[route.items]]\npath = \"markers\"\nkeep = \"item.ok\"\n");
+    let got = problems(&items, None);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("10: warning: items rule has no reason"),
+        "{got:?}"
+    );
+    let got = problems(&format!("{items}reason = \"  \"\n"), None);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("13: reason is empty"), "{got:?}");
+    let policy = load(
+        &format!("{items}reason = \"only the markers that are ok\"\n"),
+        None,
+    )
+    .unwrap();
+    let kind = policy.types().next().unwrap();
+    let reason = kind.routes[0].plan.conditions().items()[0]
+        .reason
+        .as_deref();
+    assert_eq!(reason, Some("only the markers that are ok"));
+}
+
+#[test]
 fn an_items_rule_may_not_read_body_where_items_filter() {
     let items = |path: &str, keep: &str| {
-        format!("\n[[route.items]]\npath = \"{path}\"\nkeep = \"{keep}\"\n")
+        format!("\n[[route.items]]\npath = \"{path}\"\nkeep = \"{keep}\"\nreason = \"r\"\n")
     };
     // Another rule's array, its own array, or a value above either read whole: refused.
     for keep in [
@@ -390,6 +414,7 @@ allow = ["a", "b"]
 [[route.items]]
 path = "list"
 keep = "item.ok"
+reason = "r"
 
 [[route.derive]]
 field = "tenant.band"
@@ -416,6 +441,7 @@ reason = "r"
     assert_eq!((when.rule.line, lines(&when.allow)), (11, vec![14, 14]));
     assert_eq!(when.rule.comment.as_deref(), Some("notice.txt: \"when\""));
     assert_eq!(lines(&sites.items), [17]);
+    assert_eq!(conditions.items()[0].reason.as_deref(), Some("r"));
     assert_eq!(sites.derive[0].comment, None);
     let refuse = sites.refuse.as_ref().unwrap();
     assert_eq!(refuse.comment.as_deref(), Some("notice.txt: \"refuse\""));
