@@ -162,4 +162,24 @@ async fn the_report_and_the_register_print_as_a_dpo_sends_them() {
         "the register's first page:\n{}",
         pages[0]
     );
+    let count = pages.len();
+    for (i, page) in pages.iter().enumerate() {
+        let number = format!("Page {} of {count}", i + 1);
+        assert!(
+            page.contains(&number),
+            "register page {}: no {number:?}",
+            i + 1
+        );
+    }
+    // The matrix has a column per recipient type: every one is on its first page, none cut off.
+    let matrix = pages
+        .iter()
+        .find(|p| p.contains("Each disclosed field"))
+        .expect("the matrix");
+    for kind in ["Council tax", "Repairs", "Research", "Utility debt"] {
+        assert!(
+            matrix.contains(kind),
+            "the matrix's {kind} column is cut off:\n{matrix}"
+        );
+    }
 }

@@ -70,7 +70,8 @@ tr.refused .kind { color: var(--refused); }
 .special { display: inline-block; font-size: .72rem; font-weight: 700; color: #fff; background: var(--refused);
   padding: 0 .3rem; border-radius: 3px; margin: .15rem 0; }
 .note { padding: .5rem 1rem; border-left: 4px solid var(--refused); background: #fbeaea; }
-table.matrix { font-size: .8rem; }
+table.matrix { font-size: .8rem; table-layout: fixed; width: 100%; }
+table.matrix td { overflow-wrap: anywhere; }
 table.matrix td, table.matrix th { padding: .3rem .35rem; }
 table.matrix th:first-child { width: 16%; }
 .acc { margin: 0 0 .3rem; }
@@ -82,7 +83,11 @@ table.matrix th:first-child { width: 16%; }
 .none { color: var(--rule); }
 footer { margin-top: 3rem; padding-top: .5rem; border-top: 1px solid var(--rule); color: var(--muted); font-size: .85rem; }
 @media print {
-  @page { size: A4; margin: 14mm 12mm; }
+  @page { size: A4; margin: 14mm 12mm;
+    @bottom-right { content: "Page " counter(page) " of " counter(pages); font-size: 8pt; color: #5a5a5a; } }
+  /* The matrix has a column per recipient type: a landscape page of its own keeps them all. */
+  @page wide { size: A4 landscape; }
+  section#matrix { page: wide; break-before: page; }
   body { max-width: none; padding: 0; font-size: 10.5pt; }
   a { color: inherit; text-decoration: none; }
   section.type, section#special { break-before: page; page-break-before: always; margin-top: 0; }
