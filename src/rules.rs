@@ -882,6 +882,19 @@ impl Loader {
                     ));
                 }
             }
+            // A derived value is sent: one computed from a lookup would send what the rules
+            // promise a lookup never discloses.
+            let value = value.filter(|v| {
+                let reads_lookup = !v.lookups().is_empty();
+                if reads_lookup {
+                    self.error(
+                        file,
+                        source.line(&d.value),
+                        "a derived value may not read lookup: what a lookup answers is never sent (use it in a when, items or refuse condition)",
+                    );
+                }
+                !reads_lookup
+            });
             match (field, value) {
                 (Some(field), Some(value)) => {
                     if value.uses().pseudonym {

@@ -497,7 +497,8 @@ fn misuse(call: &cel::common::ast::CallExpr) -> Option<String> {
 /// fine to print, the values compared are not.
 pub fn describe(e: &ExecutionError) -> EvalError {
     EvalError(match e {
-        ExecutionError::NoSuchKey(key) => format!("no field {key:?}"),
+        // The key may come from the data (`m[body.name]`): never printed.
+        ExecutionError::NoSuchKey(_) => "a field or key is missing".into(),
         ExecutionError::UndeclaredReference(name) => format!("{name:?} is not defined"),
         ExecutionError::NoSuchOverload(o) => o.to_string(),
         ExecutionError::FunctionError { function, .. } => format!("{function}() failed"),
@@ -986,7 +987,7 @@ mod tests {
         );
         assert_eq!(
             run("body.missing == 1", &body),
-            Err(EvalError("no field \"missing\"".into()))
+            Err(EvalError("a field or key is missing".into()))
         );
         assert_eq!(
             run("age_band(body.s)", &body),

@@ -114,23 +114,26 @@ impl Pattern {
     /// Unicode one would keep the regex crate off its fast engines.
     fn sources(self) -> &'static [&'static str] {
         match self {
-            // UK numbers as people write them, with spaces, dots or hyphens between digits:
+            // UK numbers as people write them, with up to three spaces (of any kind), dots,
+            // hyphens or dashes between digits:
             // national (0, not 00, and 9 to 11 more digits), `+44`/`0044` with an optional `(0)`, an
             // area code in brackets; and any run of 10 to 13 digits.
             Pattern::Phone => &[
-                r"(?:\+|(?-u:\b)00)[ ]?44[ .\-]?(?:\(0\)[ .\-]?)?[0-9](?:[ .\-]?[0-9]){8,9}(?-u:\b)",
-                r"\(0[0-9]{2,4}\)[ .\-]?[0-9](?:[ .\-]?[0-9]){4,8}(?-u:\b)",
-                r"(?-u:\b)0[1-9](?:[ .\-]?[0-9]){8,10}(?-u:\b)",
+                r"(?:\+|(?-u:\b)00)\s{0,2}44[\s.\-\u{2010}-\u{2015}]{0,3}(?:\(0\)[\s.\-\u{2010}-\u{2015}]{0,3})?[0-9](?:[\s.\-\u{2010}-\u{2015}]{0,3}[0-9]){8,9}(?-u:\b)",
+                r"\(0[0-9]{2,4}\)[\s.\-\u{2010}-\u{2015}]{0,3}[0-9](?:[\s.\-\u{2010}-\u{2015}]{0,3}[0-9]){4,8}(?-u:\b)",
+                // No boundary before: a number glued to a word (`mob07700900123`) is one too.
+                r"0[1-9](?:[\s.\-\u{2010}-\u{2015}]{0,3}[0-9]){8,10}(?-u:\b)",
                 r"(?-u:\b)[0-9]{10,13}(?-u:\b)",
             ],
             // anything@domain.tld
             Pattern::Email => &[r"[\w.!#$%&'*+/=?^`{|}~\-]+@[\w\-]+(?:\.[\w\-]+)*\.[\w\-]{2,}"],
-            // Two letters, six digits in pairs, an optional A-D suffix; spaces optional.
+            // Two letters, six digits in pairs, an optional A-D suffix; up to two spaces (of
+            // any kind) between the groups.
             Pattern::NiNumber => {
-                &[r"(?i)(?-u:\b)[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2}(?: ?[a-d])?(?-u:\b)"]
+                &[r"(?i)(?-u:\b)[a-z]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}(?:\s{0,2}[a-d])?(?-u:\b)"]
             }
-            // Outward code (A9, A99, A9A, AA9, AA99, AA9A), an optional space, inward 9AA.
-            Pattern::Postcode => &[r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]? ?[0-9][a-z]{2}(?-u:\b)"],
+            // Outward code (A9, A99, A9A, AA9, AA99, AA9A), up to two spaces, inward 9AA.
+            Pattern::Postcode => &[r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]?\s{0,2}[0-9][a-z]{2}(?-u:\b)"],
             // Day-month-year with `/`, `-` or `.`; ISO 8601 with an optional time; the day
             // and the month's name (full or short) in either order, with a year.
             Pattern::Date => &[

@@ -145,11 +145,15 @@ impl Binding {
     ///
     /// # Errors
     ///
-    /// CEL's error (a missing attribute), or a value that is not a string.
+    /// CEL's error (a missing attribute), a value that is not a string, or an empty one: an
+    /// empty filter restricts nothing (many housing APIs read `contractor=` as "any").
     pub fn value(&self, caller: Caller<'_>, functions: &Functions) -> Result<String, EvalError> {
         let mut scope = functions.root().new_inner_scope();
         scope.add_variable_as_val("recipient", caller.to_cel());
         match self.value.eval(&scope)? {
+            ::cel::Value::String(s) if s.trim().is_empty() => Err(EvalError(
+                "the binding gave an empty string, which restricts nothing".to_owned(),
+            )),
             ::cel::Value::String(s) => Ok(s.to_string()),
             other => Err(EvalError(format!(
                 "the binding gave {}, not a string",

@@ -112,7 +112,7 @@ fn a_failed_lookup_never_grants_and_always_refuses() {
         "upstream response is not JSON",
         "the lookups did not finish within 2s",
         "upstream response exceeds the 65536-byte limit",
-        "the placeholder {body.property.id} could not be evaluated (no field \"property\")",
+        "the placeholder {body.property.id} could not be evaluated (a field or key is missing)",
     ];
     let when = policy(&route(WHEN));
     let refuse = policy(&route(REFUSE));

@@ -268,3 +268,27 @@ proptest! {
         prop_assert_eq!(text(&clean, only(pattern)), None);
     }
 }
+
+/// Free text as people type it: two spaces, a space-hyphen-space, a non-breaking space or
+/// an en dash between the groups, a number glued to a word. Each is a phone number, National
+/// Insurance number or postcode the documentation promises to remove.
+#[test]
+fn personal_data_with_unusual_separators_is_removed() {
+    for leak in [
+        "ring 07700  900123 after six",
+        "ring 07700 - 900123 after six",
+        "ring 07700\u{a0}900123 after six",
+        "ring 07700\u{2013}900123 after six",
+        "ring mob07700900123 after six",
+        "NI QQ\u{a0}12\u{a0}34\u{a0}56\u{a0}C here",
+        "NI QQ  12 34 56 C here",
+        "lives at LS6\u{a0}2AB now",
+        "lives at LS6  2AB now",
+    ] {
+        let got = text(leak, all());
+        assert!(
+            got.as_deref().is_some_and(|t| !t.chars().any(|c| c.is_ascii_digit())),
+            "{leak:?} was sent as {got:?}"
+        );
+    }
+}
