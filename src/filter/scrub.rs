@@ -129,11 +129,13 @@ impl Pattern {
             Pattern::Email => &[r"[\w.!#$%&'*+/=?^`{|}~\-]+@[\w\-]+(?:\.[\w\-]+)*\.[\w\-]{2,}"],
             // Two letters, six digits in pairs, an optional A-D suffix; up to two spaces (of
             // any kind) between the groups.
-            Pattern::NiNumber => {
-                &[r"(?i)(?-u:\b)[a-z]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}(?:\s{0,2}[a-d])?(?-u:\b)"]
-            }
+            Pattern::NiNumber => &[
+                r"(?i)(?-u:\b)[a-z]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}\s{0,2}[0-9]{2}(?:\s{0,2}[a-d])?(?-u:\b)",
+            ],
             // Outward code (A9, A99, A9A, AA9, AA99, AA9A), up to two spaces, inward 9AA.
-            Pattern::Postcode => &[r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]?\s{0,2}[0-9][a-z]{2}(?-u:\b)"],
+            Pattern::Postcode => {
+                &[r"(?i)(?-u:\b)[a-z]{1,2}[0-9][a-z0-9]?\s{0,2}[0-9][a-z]{2}(?-u:\b)"]
+            }
             // Day-month-year with `/`, `-` or `.`; ISO 8601 with an optional time; the day
             // and the month's name (full or short) in either order, with a year.
             Pattern::Date => &[

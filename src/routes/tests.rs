@@ -313,3 +313,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(read, values.iter().map(String::as_str).collect::<Vec<_>>());
     }
 }
+
+/// A recipient whose bound attribute is the empty string (`contractor_code = ""`, which
+/// `recipients.toml` accepts) is forwarded as `/jobs?status=open&contractor=`: a housing
+/// system that reads an empty filter as none answers every contractor's jobs. An empty
+/// bound value cannot restrict anything, so it must refuse as a value that cannot be
+/// computed does.
+#[test]
+fn an_empty_bound_value_never_goes_upstream() {
+    let attributes: BTreeMap<String, String> =
+        [("contractor_code".to_owned(), String::new())].into();
+    let empty = Caller {
+        attributes: &attributes,
+        ..caller()
+    };
+    assert_eq!(
+        bound_as("/jobs?status=open", Some(empty)),
+        Err(Error::BindingFailed("query.contractor".into()))
+    );
+}

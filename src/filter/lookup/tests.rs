@@ -291,3 +291,41 @@ proptest! {
         prop_assert_eq!(decoded, text.as_bytes());
     }
 }
+
+/// A placeholder that indexes a map by a body value errs with CEL's `NoSuchKey`, whose key
+/// is the value: the reason is logged ("lookup failed") and shown by `explain`, so it must
+/// not hold the tenant's data.
+#[test]
+fn a_placeholder_error_never_holds_a_body_value() {
+    let p = policy(&route(WHEN).replace(
+        "/properties/{body.property.id}/jobs",
+        "/properties/{ {'north': 'N1'}[body.tenant.name] }/jobs",
+    ));
+    let recipient = p.recipient("acme-repairs").unwrap();
+    let call = Call::job();
+    let request = call.request(recipient);
+    let plan = &recipient.kind.routes[0].plan;
+    let body = json!({"tenant": {"name": "Jo Bloggs"}});
+    let why = targets(plan, &request, &body).pop().unwrap().1.unwrap_err();
+    assert!(!why.contains("Jo Bloggs"), "{why}");
+}
+
+/// "What a lookup answers is never sent to the recipient": a `derive` reading it would send
+/// it (here the lookup's `note`, a second record's text, as the job's `note`), so the loader
+/// refuses a derived value that reads `lookup`.
+#[test]
+fn a_derived_field_never_carries_a_lookup_answer() {
+    let rules = route(
+        r#"[[route.derive]]
+field = "note"
+value = "lookup.jobs[0].note"
+"#,
+    );
+    let problems = problems(&rules);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("a derived value may not read lookup")),
+        "{problems:?}"
+    );
+}

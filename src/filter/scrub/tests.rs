@@ -287,7 +287,8 @@ fn personal_data_with_unusual_separators_is_removed() {
     ] {
         let got = text(leak, all());
         assert!(
-            got.as_deref().is_some_and(|t| !t.chars().any(|c| c.is_ascii_digit())),
+            got.as_deref()
+                .is_some_and(|t| !t.chars().any(|c| c.is_ascii_digit())),
             "{leak:?} was sent as {got:?}"
         );
     }
