@@ -126,12 +126,16 @@ impl Lookup {
         }
         for (i, (name, e)) in self.query.iter().enumerate() {
             let value = e.eval(scope).map_err(|why| placeholder_error(e, &why))?;
-            let text = text_of(&value).ok_or_else(|| {
-                format!(
-                    "the query parameter {name:?} gave {}, not a string or int",
-                    value.type_of()
-                )
-            })?;
+            // An empty value would ask for `?contractor=`, which a housing system may read as
+            // no filter at all: it fails the lookup, as an empty placeholder does.
+            let text = text_of(&value)
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "the query parameter {name:?} gave {}, not a non-empty string or int",
+                        value.type_of()
+                    )
+                })?;
             target.push(if i == 0 { '?' } else { '&' });
             target.push_str(name);
             target.push('=');

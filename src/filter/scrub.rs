@@ -223,15 +223,24 @@ pub fn text(text: &str, patterns: Patterns) -> Option<String> {
     Some(if kept_words { out } else { REMOVED.to_owned() })
 }
 
-/// Whether the match at `start` begins with a digit that continues a time or an amount
-/// (`10:30 March 2026`, `£12.30 March 2026`): the regex crate has no look-behind to say so.
+/// Whether the match at `start` is a day of the month that continues a time or an amount
+/// (`10:30 March 2026`, `£12.30 March 2026`): one or two digits then a space or a letter,
+/// right after `:`, `.` or `,` and a digit. The regex crate has no look-behind to say so.
+/// Anything longer (a phone number, a date in figures after a comma) is not a day, and is
+/// removed even in a list typed without spaces (`01134960000,07700900123`).
 fn continues_a_number(text: &str, start: usize) -> bool {
-    let before = text.as_bytes()[..start].iter().rev();
-    let starts_with_digit = text.as_bytes().get(start).is_some_and(u8::is_ascii_digit);
-    let mut before = before.take(2);
-    starts_with_digit
-        && matches!(before.next(), Some(b':' | b'.' | b','))
-        && before.next().is_some_and(u8::is_ascii_digit)
+    let bytes = text.as_bytes();
+    let mut before = bytes[..start].iter().rev().take(2);
+    let after_a_number = matches!(before.next(), Some(b':' | b'.' | b','))
+        && before.next().is_some_and(u8::is_ascii_digit);
+    let digits = bytes[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let then_words = bytes
+        .get(start + digits)
+        .is_some_and(|b| *b == b' ' || b.is_ascii_alphabetic());
+    after_a_number && (1..=2).contains(&digits) && then_words
 }
 
 // === impl Scrubs ===

@@ -329,3 +329,21 @@ value = "lookup.jobs[0].note"
         "{problems:?}"
     );
 }
+
+/// A lookup's query value that is empty asks for `?contractor=`, which a housing system may
+/// read as no filter at all; a placeholder refuses an empty value for that reason, and a
+/// query value should too.
+#[test]
+fn an_empty_lookup_query_value_fails_the_lookup() {
+    let p = policy(&route(WHEN).replace(
+        "query = { contractor = \"recipient.id\" }",
+        "query = { contractor = \"body.contractor\" }",
+    ));
+    let recipient = p.recipient("acme-repairs").unwrap();
+    let call = Call::job();
+    let request = call.request(recipient);
+    let plan = &recipient.kind.routes[0].plan;
+    let body = json!({"property": {"id": "P1"}, "contractor": ""});
+    let target = targets(plan, &request, &body).pop().unwrap().1;
+    assert!(target.is_err(), "requested {target:?}");
+}

@@ -293,3 +293,22 @@ fn personal_data_with_unusual_separators_is_removed() {
         );
     }
 }
+
+/// Numbers and dates typed as a list without spaces: `continues_a_number` reads the comma
+/// and the digit before it as an amount or a time (`£12,30`), so every match after the
+/// first is dropped and sent whole: "[removed],07700900123".
+#[test]
+fn every_item_of_a_comma_separated_list_is_removed() {
+    for leak in [
+        "home 01134960000,07700900123",
+        "dates 14/03/1979,15/03/1980",
+        "at 10:30,07700 900123",
+    ] {
+        let got = text(leak, all());
+        assert!(
+            got.as_deref()
+                .is_some_and(|t| !t.contains("900123") && !t.contains("1980")),
+            "{leak:?} was sent as {got:?}"
+        );
+    }
+}
