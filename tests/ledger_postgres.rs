@@ -273,9 +273,7 @@ async fn a_tampered_row_is_named_by_chain_and_seq() {
         assert_eq!(get_job(a.addr, &key).await.status, 200);
     }
     a.stop().await;
-    let client = need_to_know::audit::postgres::connect(&pg.url())
-        .await
-        .expect("connect");
+    let client = pg.client().await;
     let changed = client
         .execute(
             "UPDATE audit_ledger SET record = replace(record, 'acme-repairs', 'someone-else')

@@ -79,6 +79,17 @@ impl Postgres {
         format!("postgres://ntk@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A client of the gateway's own connector, in clear text as on loopback by default.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let endpoint = need_to_know::audit::postgres::Endpoint::new(&self.url(), None, |_| {
+            Err("loopback is reached in clear text".to_owned())
+        })
+        .expect("a loopback URL");
+        need_to_know::audit::postgres::connect(&endpoint)
+            .await
+            .expect("connect")
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
