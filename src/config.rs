@@ -1386,11 +1386,20 @@ path = "var/audit.jsonl"
         assert_eq!(shared.on_error, OnRedisError::Local);
         assert_eq!(shared.replicas_hint, 3);
         assert_eq!(shared.timeout, Duration::from_millis(100));
+        assert_eq!(shared.redis_ca, None);
+        let s = load("shared = \"redis\"\nredis_url_env = \"R\"\nredis_ca = \"ca.crt\"")
+            .expect("loads");
+        let shared = s.limits.shared.expect("shared");
+        assert_eq!(shared.redis_ca, Some(dir.path().join("ca.crt")));
         assert!(load("").expect("loads").limits.shared.is_none());
         for (bad, says) in [
             ("shared = \"redis\"", "redis_url_env is required"),
             ("shared = \"memcached\"", "not a shared limiter"),
             ("redis_url_env = \"R\"", "limits.shared is not"),
+            (
+                "redis_ca = \"ca.crt\"",
+                "limits.redis_ca is set but limits.shared",
+            ),
             (
                 "shared = \"redis\"\nredis_url_env = \"R\"\non_redis_error = \"ignore\"",
                 "on_redis_error",

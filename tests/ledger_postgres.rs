@@ -547,7 +547,7 @@ async fn the_ledger_over_tls_is_verified_and_a_wrong_certificate_refused() {
 }
 
 /// `check` places a ledger CA that cannot be read, and an sslmode that is not offered, at
-/// their lines in the config file.
+/// their lines in the config file, and warns of `require`.
 #[test]
 fn check_names_a_missing_ledger_ca_and_an_unknown_sslmode_at_their_lines() {
     let (_dir, path, _keys) = Builder::new("http://127.0.0.1:9/api").write();
@@ -580,6 +580,23 @@ fn check_names_a_missing_ledger_ca_and_an_unknown_sslmode_at_their_lines() {
     let run = check();
     let want = format!(
         "need-to-know.toml:{}: audit.postgres.sslmode \"prefer\" must be",
+        line_of(&text, "sslmode =")
+    );
+    assert!(run.stdout.contains(&want), "no {want:?}: {run}");
+
+    // Kept for libpq's sake, and warned of: it does not authenticate the server.
+    let text = text.replace("sslmode = \"prefer\"", "sslmode = \"require\"");
+    std::fs::write(&path, &text).expect("config");
+    let run = Cli::new(["check", "--config"])
+        .arg(&path)
+        .pseudonym_key()
+        .env(
+            "NEED_TO_KNOW_PG_URL",
+            "postgres://ntk@db.example.org/postgres",
+        )
+        .success();
+    let want = format!(
+        "need-to-know.toml:{}: warning: audit.postgres.sslmode \"require\" encrypts but does not authenticate",
         line_of(&text, "sslmode =")
     );
     assert!(run.stdout.contains(&want), "no {want:?}: {run}");

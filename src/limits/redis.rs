@@ -330,6 +330,35 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    /// The client for `url` in a variable of this test's own (tests run in parallel).
+    fn client_for(var: &str, url: &str, redis_ca: Option<&str>) -> Result<Client, String> {
+        std::env::set_var(var, url);
+        client(&SharedLimits {
+            redis_url_env: var.to_owned(),
+            on_error: OnRedisError::Local,
+            replicas_hint: 1,
+            timeout: Duration::from_millis(100),
+            redis_ca: redis_ca.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn tls_is_checked_or_the_url_is_refused() {
+        let var = "NTK_UNIT_REDIS_URL_TLS";
+        let insecure = client_for(var, "rediss://127.0.0.1:6380/#insecure", None);
+        assert!(insecure.is_err_and(|e| e.contains("#insecure")));
+        let clear_with_ca = client_for(var, "redis://127.0.0.1:6379/", Some("ca.crt"));
+        assert!(clear_with_ca.is_err_and(|e| e.starts_with("limits.redis_ca is set")));
+        let missing = client_for(var, "rediss://127.0.0.1:6380/", Some("/nonexistent/ca.crt"));
+        assert!(missing.is_err_and(|e| e.starts_with("limits.redis_ca: ")));
+        let tls = client_for(var, "rediss://redis.example.org:6380/", None).expect("rediss");
+        assert_eq!(clear_text_warning(&tls), None);
+        let clear = client_for(var, "redis://redis.example.org:6379/", None).expect("redis");
+        assert!(clear_text_warning(&clear).is_some());
+        let local = client_for(var, "redis://127.0.0.1:6379/", None).expect("loopback");
+        assert_eq!(clear_text_warning(&local), None);
+    }
+
     #[test]
     fn a_replica_alone_takes_its_share_and_never_nothing() {
         let per = Duration::from_secs(60);
