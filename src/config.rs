@@ -636,7 +636,7 @@ impl Settings {
                 format!("limits.max_depth {max_depth} must be between 1 and 512"),
             );
         }
-        let shared = problems.take(shared_limits(limits, &at));
+        let shared = problems.take(shared_limits(limits, at));
         let unauthenticated = problems.take(unauthenticated_limits(limits));
         if raw.upstream.credential_env.as_deref() == Some("") {
             problems.add(
@@ -699,7 +699,7 @@ impl Settings {
                 None
             }
         };
-        let audit_backend = problems.take(audit_backend(&raw.audit, &at));
+        let audit_backend = problems.take(audit_backend(&raw.audit, at));
         if matches!(audit_backend, AuditBackend::File) && raw.audit.path.is_none() {
             problems.add(
                 "audit.path",
