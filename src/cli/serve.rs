@@ -47,8 +47,8 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
 /// What `serve` refuses to start on, or warns of, beyond the config and rules as loaded,
 /// decided from the settings and the environment before anything is opened or bound:
 /// plain HTTP off loopback, an upstream credential or Redis URL variable that is not set, the
-/// PostgreSQL ledger's URL, mode and CA, and signed checkpoints with the PostgreSQL ledger. `check` prints the same list, so a
-/// config that passes `check` is not refused here.
+/// PostgreSQL ledger's URL, mode and CA, Redis' CA, and signed checkpoints with the PostgreSQL
+/// ledger. `check` prints the same list, so a config that passes `check` is not refused here.
 pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
     let mut problems: Vec<Diagnostic> = settings.plaintext().into_iter().collect();
     if let Err(message) = crate::upstream::credential(&settings.upstream) {
@@ -57,9 +57,10 @@ pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
     if let Some(shared) = &settings.limits.shared {
         match limits::redis::client(shared) {
             Err(message) => {
-                let key = match message.starts_with("limits.redis_ca") {
-                    true => "limits.redis_ca",
-                    false => "limits.redis_url_env",
+                let key = if message.starts_with("limits.redis_ca") {
+                    "limits.redis_ca"
+                } else {
+                    "limits.redis_url_env"
                 };
                 problems.push(settings.error_at(key, message));
             }
