@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audit::postgres::SslMode;
 use crate::diag::{line_of, Diagnostic};
 use crate::filter::cel::PseudonymKey;
 use crate::rules::{self, Policy, Rate, Secrets};
@@ -148,6 +149,12 @@ pub struct AuditPostgres {
     pub url_env: String,
     /// This replica's chain; two live replicas must never share one.
     pub chain: String,
+    /// `sslmode`; `None`: decided from the URL's host ([`crate::audit::postgres::endpoint`]),
+    /// or `verify-full` when `ca` is set.
+    pub sslmode: Option<SslMode>,
+    /// `ca`: the PEM file of the CA that signed the server's certificate (`verify-full`);
+    /// without it the platform's roots.
+    pub ca: Option<PathBuf>,
 }
 
 /// Default of `[audit.postgres] url_env`.
@@ -223,6 +230,9 @@ pub struct SharedLimits {
     pub replicas_hint: u32,
     /// Longest a Redis call may take before the request is decided by the fallback.
     pub timeout: Duration,
+    /// `redis_ca`: the PEM file of the CA that signed a `rediss://` server's certificate;
+    /// without it the platform's roots.
+    pub redis_ca: Option<PathBuf>,
 }
 
 /// What a replica does while Redis cannot answer.
@@ -311,6 +321,8 @@ struct RawAudit {
 struct RawAuditPostgres {
     url_env: Option<String>,
     chain: Option<String>,
+    sslmode: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,6 +343,7 @@ struct RawLimits {
     on_redis_error: Option<String>,
     replicas_hint: Option<u32>,
     redis_timeout: Option<String>,
+    redis_ca: Option<PathBuf>,
     stream_threshold: Option<String>,
     max_streamed_body: Option<String>,
     max_stream_element: Option<String>,
@@ -623,7 +636,7 @@ impl Settings {
                 format!("limits.max_depth {max_depth} must be between 1 and 512"),
             );
         }
-        let shared = problems.take(shared_limits(limits));
+        let shared = problems.take(shared_limits(limits, at));
         let unauthenticated = problems.take(unauthenticated_limits(limits));
         if raw.upstream.credential_env.as_deref() == Some("") {
             problems.add(
@@ -686,7 +699,7 @@ impl Settings {
                 None
             }
         };
-        let audit_backend = problems.take(audit_backend(&raw.audit));
+        let audit_backend = problems.take(audit_backend(&raw.audit, at));
         if matches!(audit_backend, AuditBackend::File) && raw.audit.path.is_none() {
             problems.add(
                 "audit.path",
@@ -792,11 +805,15 @@ impl Problems {
     }
 }
 
-/// `[limits] shared`, `redis_url_env`, `on_redis_error`, `replicas_hint`, `redis_timeout`.
+/// `[limits] shared`, `redis_url_env`, `on_redis_error`, `replicas_hint`, `redis_timeout`,
+/// `redis_ca`.
 ///
 /// A Redis key without `shared = "redis"` is an error, not ignored: it most likely means the
 /// operator believes the limits are shared when they are not.
-fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, Problem> {
+fn shared_limits(
+    raw: &RawLimits,
+    at: impl Fn(&Path) -> PathBuf,
+) -> Result<Option<SharedLimits>, Problem> {
     match raw.shared.as_deref() {
         Some("redis") => {}
         Some(other) => {
@@ -813,6 +830,7 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, Problem> {
                 ("on_redis_error", raw.on_redis_error.is_some()),
                 ("replicas_hint", raw.replicas_hint.is_some()),
                 ("redis_timeout", raw.redis_timeout.is_some()),
+                ("redis_ca", raw.redis_ca.is_some()),
             ];
             return match set.iter().find(|(_, is_set)| *is_set) {
                 Some((key, _)) => Err(Problem::new(
@@ -859,6 +877,7 @@ fn shared_limits(raw: &RawLimits) -> Result<Option<SharedLimits>, Problem> {
         on_error,
         replicas_hint,
         timeout,
+        redis_ca: raw.redis_ca.as_deref().map(at),
     }))
 }
 
@@ -898,7 +917,7 @@ fn unauthenticated_limits(raw: &RawLimits) -> Result<UnauthenticatedLimits, Prob
     })
 }
 
-fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, Problem> {
+fn audit_backend(raw: &RawAudit, at: impl Fn(&Path) -> PathBuf) -> Result<AuditBackend, Problem> {
     match raw.backend.as_deref() {
         None | Some("file") => {
             if raw.postgres.is_some() {
@@ -928,7 +947,28 @@ fn audit_backend(raw: &RawAudit) -> Result<AuditBackend, Problem> {
                 ))?,
             };
             check_chain_name(&chain).map_err(|e| Problem::new("audit.postgres.chain", e))?;
-            Ok(AuditBackend::Postgres(AuditPostgres { url_env, chain }))
+            let sslmode = match pg.and_then(|p| p.sslmode.as_deref()) {
+                None => None,
+                Some(text) => Some(SslMode::parse(text).ok_or_else(|| {
+                    Problem::new(
+                        "audit.postgres.sslmode",
+                        format!("audit.postgres.sslmode {text:?} must be {}", SslMode::NAMES),
+                    )
+                })?),
+            };
+            let ca = pg.and_then(|p| p.ca.as_deref()).map(at);
+            if let (Some(_), Some(mode @ (SslMode::Disable | SslMode::Require))) = (&ca, sslmode) {
+                return Err(Problem::new(
+                    "audit.postgres.ca",
+                    format!("audit.postgres.ca is set but audit.postgres.sslmode is {:?}, which checks no certificate: set sslmode = \"verify-full\"", mode.as_str()),
+                ));
+            }
+            Ok(AuditBackend::Postgres(AuditPostgres {
+                url_env,
+                chain,
+                sslmode,
+                ca,
+            }))
         }
         Some(other) => Err(Problem::new(
             "audit.backend",
@@ -1108,6 +1148,8 @@ path = "var/audit.jsonl"
         let want = AuditPostgres {
             url_env: DEFAULT_PG_URL_ENV.into(),
             chain: "gw-1".into(),
+            sslmode: None,
+            ca: None,
         };
         assert_eq!(s.audit_backend, AuditBackend::Postgres(want));
 
@@ -1152,6 +1194,38 @@ path = "var/audit.jsonl"
             let e = Settings::load_with_env(&write(dir.path(), &text), []).expect_err(extra);
             assert!(e.to_string().contains(want), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn postgres_tls_settings_are_read_and_misuse_is_placed_at_its_key() {
+        let pg = "backend = \"postgres\"\n[audit.postgres]\nchain = \"a\"\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!("{MINIMAL}{pg}sslmode = \"verify-full\"\nca = \"certs/db-ca.crt\"\n");
+        let path = write(dir.path(), &text);
+        let s = Settings::load_with_env(&path, []).expect("loads");
+        let AuditBackend::Postgres(p) = s.audit_backend else {
+            panic!("postgres")
+        };
+        assert_eq!(p.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(p.ca, Some(dir.path().join("certs/db-ca.crt")));
+
+        let unknown = problems(&format!("{MINIMAL}{pg}sslmode = \"verify-ca\"\n"), &[]);
+        assert_eq!(
+            unknown,
+            [format!(
+                "FILE:13: audit.postgres.sslmode \"verify-ca\" must be {}",
+                SslMode::NAMES
+            )]
+        );
+        let unchecked = problems(
+            &format!("{MINIMAL}{pg}sslmode = \"require\"\nca = \"ca.crt\"\n"),
+            &[],
+        );
+        assert_eq!(unchecked.len(), 1, "{unchecked:?}");
+        assert!(
+            unchecked[0].starts_with("FILE:14: audit.postgres.ca is set but"),
+            "{unchecked:?}"
+        );
     }
 
     #[test]
@@ -1312,11 +1386,20 @@ path = "var/audit.jsonl"
         assert_eq!(shared.on_error, OnRedisError::Local);
         assert_eq!(shared.replicas_hint, 3);
         assert_eq!(shared.timeout, Duration::from_millis(100));
+        assert_eq!(shared.redis_ca, None);
+        let s = load("shared = \"redis\"\nredis_url_env = \"R\"\nredis_ca = \"ca.crt\"")
+            .expect("loads");
+        let shared = s.limits.shared.expect("shared");
+        assert_eq!(shared.redis_ca, Some(dir.path().join("ca.crt")));
         assert!(load("").expect("loads").limits.shared.is_none());
         for (bad, says) in [
             ("shared = \"redis\"", "redis_url_env is required"),
             ("shared = \"memcached\"", "not a shared limiter"),
             ("redis_url_env = \"R\"", "limits.shared is not"),
+            (
+                "redis_ca = \"ca.crt\"",
+                "limits.redis_ca is set but limits.shared",
+            ),
             (
                 "shared = \"redis\"\nredis_url_env = \"R\"\non_redis_error = \"ignore\"",
                 "on_redis_error",

@@ -144,8 +144,8 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, Error> {
     Ok(Arc::new(config))
 }
 
-/// The client config for an https upstream: `ca` as the only root when given (a private
-/// CA), else the platform's roots.
+/// The client config for an https upstream, and for the PostgreSQL ledger's `verify-full`:
+/// `ca` as the only root when given (a private CA), else the platform's roots.
 ///
 /// # Errors
 ///
@@ -186,6 +186,75 @@ pub fn untrusting_client_config() -> Result<ClientConfig, Error> {
         .map_err(|e| Error::Config(e.to_string()))?
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth())
+}
+
+/// TLS that accepts any server certificate: the PostgreSQL ledger's `sslmode = "require"`,
+/// as libpq means it. It encrypts, and still checks that the server holds the key of the
+/// certificate it sent, but not who that is, so an active attacker on the path reads
+/// everything; `check` and `serve` warn wherever it is configured.
+///
+/// # Errors
+///
+/// Only if the provider refuses the protocol versions, which ring's does not.
+pub fn unauthenticated_client_config() -> Result<ClientConfig, Error> {
+    let provider = provider();
+    let verifier = Arc::new(AnyServer(provider.clone()));
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    config.dangerous().set_certificate_verifier(verifier);
+    Ok(config)
+}
+
+/// See [`unauthenticated_client_config`]: no chain or name check, handshake signatures checked.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn rustls_native_certs_load() -> Vec<CertificateDer<'static>> {

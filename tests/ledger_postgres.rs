@@ -273,9 +273,7 @@ async fn a_tampered_row_is_named_by_chain_and_seq() {
         assert_eq!(get_job(a.addr, &key).await.status, 200);
     }
     a.stop().await;
-    let client = need_to_know::audit::postgres::connect(&pg.url())
-        .await
-        .expect("connect");
+    let client = pg.client().await;
     let changed = client
         .execute(
             "UPDATE audit_ledger SET record = replace(record, 'acme-repairs', 'someone-else')
@@ -461,4 +459,145 @@ async fn throughput_at_64_concurrent_over_two_replicas() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// `serve` with the ledger at `sslmode = "verify-full"`, checked against the CA in `ca`.
+fn verify_full(cli: Cli, ca: &Path) -> Cli {
+    cli.env("NEED_TO_KNOW__AUDIT__POSTGRES__SSLMODE", "verify-full")
+        .env("NEED_TO_KNOW__AUDIT__POSTGRES__CA", ca)
+}
+
+/// The ledger over TLS with a CA made for the run: `verify-full` connects (the gateway's
+/// session is TLS, its record is read back by `audit query` over the same TLS); a server
+/// certificate from another CA, or from the right CA for another name, is refused, and `serve`
+/// does not start, as with any ledger it cannot open, naming the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_over_tls_is_verified_and_a_wrong_certificate_refused() {
+    use need_to_know::certs::Authority;
+    let Some(mut pg) = Postgres::start_or_skip("the_ledger_over_tls") else {
+        return;
+    };
+    let ca = Authority::new("ledger test CA").expect("CA");
+    pg.serve_tls(&ca.server(&["localhost", "127.0.0.1"]).expect("cert"));
+    let (_up, dir, key) = setup().await;
+    let ca_file = dir.path().join("ledger-ca.crt");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("CA file");
+
+    let [port, admin_port] = crate::support::free_ports();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let serving = verify_full(serve_command(dir.path(), &pg, "tls-a", admin), &ca_file)
+        .serving(addr, Some(&log_of(dir.path(), "tls-a")))
+        .await;
+    let r = get_job(addr, &key).await;
+    assert_eq!(r.status, 200);
+    let request_id = r.header("x-request-id").expect("a request id").to_owned();
+    let client = pg.client().await;
+    let tls_sessions: i64 = client
+        .query_one("SELECT count(*) FROM pg_stat_ssl WHERE ssl", &[])
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(tls_sessions >= 1, "the gateway's session is not TLS");
+    let status = serving.terminate(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0));
+    let query = [
+        "audit",
+        "query",
+        "--postgres",
+        "--config",
+        "need-to-know.toml",
+    ];
+    verify_full(cli(&pg, &query), &ca_file)
+        .args(["--subject", SUBJECT])
+        .current_dir(dir.path())
+        .env("NEED_TO_KNOW__AUDIT__BACKEND", "postgres")
+        .success()
+        .stdout_has(&[&request_id]);
+
+    // A CA that did not sign the server's certificate.
+    let other = dir.path().join("other-ca.crt");
+    let other_ca = Authority::new("another CA").expect("CA");
+    std::fs::write(&other, other_ca.cert_pem()).expect("CA file");
+    let refused = |pg: &Postgres, ca: &Path| {
+        verify_full(serve_command(dir.path(), pg, "tls-b", admin), ca)
+            .env("NEED_TO_KNOW__SERVER__LISTEN", "127.0.0.1:0")
+            .run()
+    };
+    let run = refused(&pg, &other);
+    assert!(!run.success(), "served with an unknown CA: {run}");
+    for needle in [
+        "cannot open the audit ledger",
+        "TLS handshake",
+        "UnknownIssuer",
+    ] {
+        assert!(run.stderr.contains(needle), "no {needle:?}: {run}");
+    }
+
+    // The right CA, a certificate for another name.
+    pg.serve_tls(&ca.server(&["db.elsewhere.test"]).expect("cert"));
+    let run = refused(&pg, &ca_file);
+    assert!(
+        !run.success(),
+        "served with a certificate for another name: {run}"
+    );
+    for needle in ["TLS handshake", "certificate not valid for name"] {
+        assert!(run.stderr.contains(needle), "no {needle:?}: {run}");
+    }
+}
+
+/// `check` places a ledger CA that cannot be read, and an sslmode that is not offered, at
+/// their lines in the config file, and warns of `require`.
+#[test]
+fn check_names_a_missing_ledger_ca_and_an_unknown_sslmode_at_their_lines() {
+    let (_dir, path, _keys) = Builder::new("http://127.0.0.1:9/api").write();
+    let text = std::fs::read_to_string(&path).expect("config");
+    let pg = "\n[audit.postgres]\nchain = \"gw-1\"\nca = \"missing-ca.crt\"\n";
+    let text = text.replace("[audit]\n", "[audit]\nbackend = \"postgres\"\n") + pg;
+    std::fs::write(&path, &text).expect("config");
+    let line_of =
+        |text: &str, key: &str| 1 + text.lines().position(|l| l.starts_with(key)).expect(key);
+    let check = || {
+        Cli::new(["check", "--config"])
+            .arg(&path)
+            .pseudonym_key()
+            .env(
+                "NEED_TO_KNOW_PG_URL",
+                "postgres://ntk@127.0.0.1:5432/postgres",
+            )
+            .expect(1)
+    };
+    let run = check();
+    let want = format!(
+        "need-to-know.toml:{}: audit.postgres.ca: ",
+        line_of(&text, "ca =")
+    );
+    assert!(run.stdout.contains(&want), "no {want:?}: {run}");
+    assert!(run.stdout.contains("missing-ca.crt: cannot read"), "{run}");
+
+    let text = text.replace("ca = \"missing-ca.crt\"", "sslmode = \"prefer\"");
+    std::fs::write(&path, &text).expect("config");
+    let run = check();
+    let want = format!(
+        "need-to-know.toml:{}: audit.postgres.sslmode \"prefer\" must be",
+        line_of(&text, "sslmode =")
+    );
+    assert!(run.stdout.contains(&want), "no {want:?}: {run}");
+
+    // Kept for libpq's sake, and warned of: it does not authenticate the server.
+    let text = text.replace("sslmode = \"prefer\"", "sslmode = \"require\"");
+    std::fs::write(&path, &text).expect("config");
+    let run = Cli::new(["check", "--config"])
+        .arg(&path)
+        .pseudonym_key()
+        .env(
+            "NEED_TO_KNOW_PG_URL",
+            "postgres://ntk@db.example.org/postgres",
+        )
+        .success();
+    let want = format!(
+        "need-to-know.toml:{}: warning: audit.postgres.sslmode \"require\" encrypts but does not authenticate",
+        line_of(&text, "sslmode =")
+    );
+    assert!(run.stdout.contains(&want), "no {want:?}: {run}");
 }

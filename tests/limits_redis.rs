@@ -380,3 +380,59 @@ fn a_bad_redis_url_stops_serve_without_printing_it() {
         );
     }
 }
+
+/// `rediss://` with `limits.redis_ca`, a CA made for the run: the one budget is kept in Redis
+/// over verified TLS (the server takes no clear text). With a CA that did not sign the
+/// server's certificate the handshake is refused: the replica logs the outage naming the
+/// certificate problem and decides by its fallback, as for any Redis it cannot reach.
+#[tokio::test]
+async fn redis_over_tls_is_verified_and_a_wrong_ca_refused() {
+    use need_to_know::certs::Authority;
+    let Some(mut redis) = Redis::start("redis_over_tls_is_verified") else {
+        return;
+    };
+    let ca = Authority::new("limits test CA").expect("CA");
+    let cert = ca.server(&["localhost", "127.0.0.1"]).expect("cert");
+    redis.serve_tls(&cert, &ca.cert_pem());
+    let d = Deployment::new(&redis, "2/min", "refuse").await;
+    assert!(d.redis_url.starts_with("rediss://"), "{}", d.redis_url);
+    let config = d.dir.path().join("need-to-know.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace(
+        "shared = \"redis\"\n",
+        "shared = \"redis\"\nredis_ca = \"redis-ca.crt\"\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let ca_file = d.dir.path().join("redis-ca.crt");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("CA file");
+
+    let a = d.replica(1).await;
+    let acme = d.key("acme-repairs");
+    assert_eq!(status(&a, &acme).await, 200, "{}", d.log(1));
+    assert_eq!(status(&a, &acme).await, 200, "{}", d.log(1));
+    let r = http::get(a.addr, "/jobs/J-1001", Some(&acme)).await;
+    r.assert_rate_limited(1..=60);
+    assert_eq!(
+        metric(&a, "need_to_know_shared_limiter_fallback").await,
+        0.0
+    );
+    drop(a);
+
+    std::fs::write(
+        &ca_file,
+        Authority::new("another CA").expect("CA").cert_pem(),
+    )
+    .expect("CA file");
+    let b = d.replica(2).await;
+    // on_redis_error = "refuse": no decision without Redis.
+    assert_eq!(status(&b, &d.key("brightfix")).await, 503);
+    assert_eq!(
+        metric(&b, "need_to_know_shared_limiter_fallback").await,
+        1.0
+    );
+    let log = d.log(2);
+    assert!(
+        log.contains("Redis unavailable") && log.contains("UnknownIssuer"),
+        "the refusal is not named:\n{log}"
+    );
+}

@@ -16,6 +16,7 @@
 //! without an acknowledgement are linked to, never overwritten.
 //!
 //! [`read`] holds the DPO side: verify every chain, query across chains, export one as JSONL.
+//! [`endpoint`] decides how the server is reached: the URL, `sslmode`, and TLS.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,13 +24,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::chain::{self, GENESIS_HASH};
 use super::error::Error;
 use super::queue::{Job, Msg, Opened, Stats};
 
+pub mod endpoint;
 pub mod read;
+
+pub use endpoint::{Endpoint, SslMode};
 
 /// Most records in one commit, as for the file: bounds the statement and the first's latency.
 const MAX_BATCH: usize = 1024;
@@ -71,45 +75,20 @@ const INSERT: &str = "INSERT INTO audit_ledger (chain, seq, ts, record, prev_has
 const HEAD: &str =
     "SELECT seq, record, prev_hash, hash FROM audit_ledger WHERE chain = $1 ORDER BY seq DESC LIMIT 1";
 
-/// Where to connect and which chain to extend. The URL holds a password: `Debug` hides it.
-#[derive(Clone)]
+/// Where to connect and which chain to extend.
+#[derive(Clone, Debug)]
 pub struct Target {
-    pub url: String,
+    pub endpoint: Endpoint,
     pub chain: String,
 }
 
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("url", &"<redacted>")
-            .field("chain", &self.chain)
-            .finish()
-    }
-}
-
-/// Connects and drives the connection on its own task. The error text of tokio-postgres names
-/// the failing step and the server's message, never the password.
+/// Connects within [`CONNECT_TIMEOUT`] unless the URL sets its own `connect_timeout`.
 ///
 /// # Errors
 ///
-/// [`Error::Postgres`] when the URL is invalid or the server cannot be reached.
-pub async fn connect(url: &str) -> Result<Client, Error> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| Error::Postgres(format!("the database URL is not valid: {e}")))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| Error::Postgres(format!("cannot connect: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "postgres connection closed");
-        }
-    });
-    Ok(client)
+/// [`Error::Postgres`] when the server cannot be reached or the TLS handshake fails.
+pub async fn connect(endpoint: &Endpoint) -> Result<Client, Error> {
+    endpoint.connect(CONNECT_TIMEOUT).await
 }
 
 /// Creates or upgrades the schema; safe to run from several replicas at once (a transaction
@@ -219,7 +198,7 @@ pub(super) async fn open(
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
 ) -> Result<(tokio::task::JoinHandle<()>, Opened), Error> {
-    let mut client = connect(&target.url).await?;
+    let mut client = connect(&target.endpoint).await?;
     let applied = migrate(&mut client).await?;
     if applied > 0 {
         tracing::info!(applied, "audit ledger schema migrated");
@@ -377,7 +356,7 @@ impl Writer {
     /// A new connection holding the chain lock, and the chain head re-read: a commit whose
     /// answer was lost may have landed, and the next record must link to it.
     async fn reconnect(&mut self) -> Result<(Arc<Client>, Statement), Error> {
-        let client = connect(&self.target.url).await?;
+        let client = connect(&self.target.endpoint).await?;
         lock_chain(&client, &self.target.chain).await?;
         let head = read_head(&client, &self.target.chain).await?;
         if head.seq < self.seq {

@@ -28,16 +28,6 @@ fn check_tls(settings: &Settings) -> Vec<Diagnostic> {
     problems
 }
 
-/// With the PostgreSQL ledger, `serve` needs the URL variable; it is not read beyond that.
-fn check_ledger(settings: &Settings) -> Option<Diagnostic> {
-    let crate::config::AuditBackend::Postgres(pg) = &settings.audit_backend else {
-        return None;
-    };
-    pg.url()
-        .err()
-        .map(|message| settings.error_at("audit.postgres.url_env", message))
-}
-
 /// Prints each problem as `FILE:LINE: message`, then a count; 0 without errors, 1 with any.
 pub fn run(config: &Path) -> u8 {
     let mut problems: Vec<Diagnostic> = Vec::new();
@@ -64,7 +54,6 @@ pub fn run(config: &Path) -> u8 {
                     problems.push(settings.error_at("audit.checkpoint_key", message));
                 }
             }
-            problems.extend(check_ledger(&settings));
             problems.extend(super::serve::preflight(&settings));
         }
     }

@@ -46,17 +46,37 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
 
 /// What `serve` refuses to start on, or warns of, beyond the config and rules as loaded,
 /// decided from the settings and the environment before anything is opened or bound:
-/// plain HTTP off loopback, an upstream credential or Redis URL variable that is not set,
-/// and signed checkpoints with the PostgreSQL ledger. `check` prints the same list, so a
-/// config that passes `check` is not refused here.
+/// plain HTTP off loopback, an upstream credential or Redis URL variable that is not set, the
+/// PostgreSQL ledger's URL, mode and CA, Redis' CA, and signed checkpoints with the PostgreSQL
+/// ledger. `check` prints the same list, so a config that passes `check` is not refused here.
 pub(super) fn preflight(settings: &Settings) -> Vec<Diagnostic> {
     let mut problems: Vec<Diagnostic> = settings.plaintext().into_iter().collect();
     if let Err(message) = crate::upstream::credential(&settings.upstream) {
         problems.push(settings.error_at("upstream.credential_env", message));
     }
     if let Some(shared) = &settings.limits.shared {
-        if let Err(message) = limits::redis::client(shared) {
-            problems.push(settings.error_at("limits.redis_url_env", message));
+        match limits::redis::client(shared) {
+            Err(message) => {
+                let key = if message.starts_with("limits.redis_ca") {
+                    "limits.redis_ca"
+                } else {
+                    "limits.redis_url_env"
+                };
+                problems.push(settings.error_at(key, message));
+            }
+            Ok(client) => problems.extend(
+                limits::redis::clear_text_warning(&client)
+                    .map(|m| settings.warning_at("limits.redis_url_env", m)),
+            ),
+        }
+    }
+    if let AuditBackend::Postgres(pg) = &settings.audit_backend {
+        match super::audit::postgres::endpoint(pg) {
+            Err((key, message)) => problems.push(settings.error_at(key, message)),
+            Ok(endpoint) => problems.extend(
+                super::audit::postgres::endpoint_warning(&endpoint)
+                    .map(|m| settings.warning_at("audit.postgres.sslmode", m)),
+            ),
         }
     }
     if checkpoints_unsupported(settings) {
@@ -138,12 +158,12 @@ async fn open_audit(settings: &Settings) -> Result<(AuditLog, crate::audit::Open
             crate::audit::Error::Unsupported(CHECKPOINTS_NEED_THE_FILE),
         )),
         AuditBackend::Postgres(pg) => {
-            let url = pg
-                .url()
-                .map_err(|m| StartError::Ledger(crate::audit::Error::Postgres(m)))?;
-            tracing::info!(chain = %pg.chain, "audit ledger: PostgreSQL");
+            let endpoint = super::audit::postgres::endpoint(pg).map_err(|(key, m)| {
+                StartError::Ledger(crate::audit::Error::Postgres(format!("{key}: {m}")))
+            })?;
+            tracing::info!(chain = %pg.chain, sslmode = %endpoint.mode, "audit ledger: PostgreSQL");
             let target = crate::audit::postgres::Target {
-                url,
+                endpoint,
                 chain: pg.chain.clone(),
             };
             AuditLog::open_postgres(target)

@@ -18,9 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, RedisError, Script};
+use ::redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisError, Script,
+    TlsCertificates,
+};
 
 use super::{rate_of, whole_seconds, Check, Error, Exceeded, Limiter, Local};
+use crate::audit::postgres::endpoint::is_loopback_host;
 use crate::config::{OnRedisError, SharedLimits};
 use crate::metrics;
 use crate::rules::{Rate, Recipient};
@@ -79,8 +83,8 @@ impl Shared {
     ///
     /// # Errors
     ///
-    /// The variable is unset, or does not hold a `redis://` (or `unix://`) URL. The message
-    /// names the variable, never its value.
+    /// The variable is unset, does not hold a `redis://`, `rediss://` (or `unix://`) URL, or
+    /// `redis_ca` cannot be used. The message names the variable, never its value.
     pub async fn connect(
         settings: &SharedLimits,
         metrics: metrics::SharedLimiter,
@@ -108,17 +112,59 @@ impl Shared {
     }
 }
 
-/// The Redis client for the URL in `redis_url_env`; no connection is made.
+/// The Redis client for the URL in `redis_url_env`; no connection is made. A `rediss://` URL
+/// is TLS with the server's certificate checked against `redis_ca` (else the platform's
+/// roots) and the URL's host; the redis crate's `#insecure` (no check) is refused, as is a
+/// `redis_ca` with a clear-text `redis://` URL.
 ///
 /// # Errors
 ///
-/// As [`Shared::connect`]: the variable is unset, or does not hold a URL the client takes.
+/// As [`Shared::connect`]: the variable is unset, does not hold a URL the client takes, or
+/// `redis_ca` cannot be used; the message starts with the setting at fault.
 pub fn client(settings: &SharedLimits) -> Result<Client, String> {
     let name = &settings.redis_url_env;
     let url = std::env::var(name)
         .map_err(|_| format!("limits.redis_url_env: the environment variable {name} is not set"))?;
-    Client::open(url.as_str())
-        .map_err(|_| format!("limits.redis_url_env: {name} does not hold a redis:// URL"))
+    let not_a_url =
+        || format!("limits.redis_url_env: {name} does not hold a redis:// or rediss:// URL");
+    let info = url
+        .as_str()
+        .into_connection_info()
+        .map_err(|_| not_a_url())?;
+    match (info.addr(), &settings.redis_ca) {
+        (ConnectionAddr::TcpTls { insecure: true, .. }, _) => Err(format!(
+            "limits.redis_url_env: {name} asks for #insecure (no certificate check); set limits.redis_ca to the server's CA instead"
+        )),
+        (ConnectionAddr::TcpTls { .. }, ca) => {
+            let root_cert = match ca {
+                None => None,
+                Some(ca) => {
+                    crate::tls::load_certs(ca).map_err(|e| format!("limits.redis_ca: {e}"))?;
+                    Some(std::fs::read(ca).map_err(|e| format!("limits.redis_ca: {}: {e}", ca.display()))?)
+                }
+            };
+            let certificates = TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            Client::build_with_tls(info, certificates).map_err(|e| format!("limits.redis_ca: {e}"))
+        }
+        (_, Some(_)) => Err(format!(
+            "limits.redis_ca is set but {name} holds a redis:// URL, which is clear text: use rediss://"
+        )),
+        (_, None) => Client::open(info).map_err(|_| not_a_url()),
+    }
+}
+
+/// A clear-text `redis://` URL whose host is not loopback: the password and the recipient
+/// ids cross the network readable. A warning, since the operator wrote the scheme.
+pub fn clear_text_warning(client: &Client) -> Option<String> {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, _) if !is_loopback_host(host) => Some(
+            "limits.redis_url_env: the URL is redis:// to a host that is not loopback, so Redis is reached in clear text; use rediss:// (with limits.redis_ca)".to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 impl Limiter for Shared {
@@ -283,6 +329,35 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client for `url` in a variable of this test's own (tests run in parallel).
+    fn client_for(var: &str, url: &str, redis_ca: Option<&str>) -> Result<Client, String> {
+        std::env::set_var(var, url);
+        client(&SharedLimits {
+            redis_url_env: var.to_owned(),
+            on_error: OnRedisError::Local,
+            replicas_hint: 1,
+            timeout: Duration::from_millis(100),
+            redis_ca: redis_ca.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn tls_is_checked_or_the_url_is_refused() {
+        let var = "NTK_UNIT_REDIS_URL_TLS";
+        let insecure = client_for(var, "rediss://127.0.0.1:6380/#insecure", None);
+        assert!(insecure.is_err_and(|e| e.contains("#insecure")));
+        let clear_with_ca = client_for(var, "redis://127.0.0.1:6379/", Some("ca.crt"));
+        assert!(clear_with_ca.is_err_and(|e| e.starts_with("limits.redis_ca is set")));
+        let missing = client_for(var, "rediss://127.0.0.1:6380/", Some("/nonexistent/ca.crt"));
+        assert!(missing.is_err_and(|e| e.starts_with("limits.redis_ca: ")));
+        let tls = client_for(var, "rediss://redis.example.org:6380/", None).expect("rediss");
+        assert_eq!(clear_text_warning(&tls), None);
+        let clear = client_for(var, "redis://redis.example.org:6379/", None).expect("redis");
+        assert!(clear_text_warning(&clear).is_some());
+        let local = client_for(var, "redis://127.0.0.1:6379/", None).expect("loopback");
+        assert_eq!(clear_text_warning(&local), None);
+    }
 
     #[test]
     fn a_replica_alone_takes_its_share_and_never_nothing() {

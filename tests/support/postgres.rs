@@ -18,6 +18,8 @@ pub struct Postgres {
     bindir: PathBuf,
     pub port: u16,
     run_as: Option<&'static str>,
+    /// Set by [`Postgres::serve_tls`]: the server then takes TLS (`ssl = on`).
+    tls: bool,
 }
 
 impl Postgres {
@@ -55,6 +57,7 @@ impl Postgres {
             bindir,
             port: super::free_port(),
             run_as,
+            tls: false,
         };
         let out = pg.run(
             "initdb",
@@ -79,17 +82,58 @@ impl Postgres {
         format!("postgres://ntk@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A client of the gateway's own connector, in clear text as on loopback by default.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let endpoint = need_to_know::audit::postgres::Endpoint::new(&self.url(), None, |_| {
+            Err("loopback is reached in clear text".to_owned())
+        })
+        .expect("a loopback URL");
+        need_to_know::audit::postgres::connect(&endpoint)
+            .await
+            .expect("connect")
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
+    /// Restarts the server with TLS on, presenting `cert`. The key is written mode 0600 and
+    /// owned by the server's user, as PostgreSQL demands.
+    pub fn serve_tls(&mut self, cert: &need_to_know::certs::Issued) {
+        use std::os::unix::fs::PermissionsExt;
+        let (crt, key) = (
+            self.dir.path().join("server.crt"),
+            self.dir.path().join("server.key"),
+        );
+        std::fs::write(&crt, &cert.cert_pem).expect("server.crt");
+        std::fs::write(&key, &cert.key_pem).expect("server.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if let Some(user) = self.run_as {
+            let ok = Command::new("chown")
+                .arg(user)
+                .args([&crt, &key])
+                .status()
+                .expect("chown");
+            assert!(ok.success(), "cannot chown the TLS files to {user}");
+        }
+        self.tls = true;
+        self.stop();
+        self.start();
+    }
+
     /// Starts the server (again) on the same port and waits until it accepts connections.
     pub fn start(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -h 127.0.0.1 -k {} -c max_connections=50",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let dir = self.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key"
+            ));
+        }
         let log = self.dir.path().join("server.log");
         let out = self.run(
             "pg_ctl",

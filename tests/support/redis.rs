@@ -16,6 +16,8 @@ pub struct Redis {
     dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    /// Set by [`Redis::serve_tls`]: TLS only (`--port 0 --tls-port`), no client certificates.
+    tls: bool,
 }
 
 impl Redis {
@@ -38,14 +40,26 @@ impl Redis {
             dir: tempfile::tempdir().expect("tempdir"),
             port,
             child: None,
+            tls: false,
         };
         redis.restart();
         Some(redis)
     }
 
-    /// `redis://127.0.0.1:<port>/`.
+    /// `redis://127.0.0.1:<port>/`, or `rediss://` once [`Redis::serve_tls`] was called.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// Restarts the server taking TLS only, presenting `cert`.
+    pub fn serve_tls(&mut self, cert: &need_to_know::certs::Issued, ca_pem: &str) {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("server.crt"), &cert.cert_pem).expect("server.crt");
+        std::fs::write(dir.join("server.key"), &cert.key_pem).expect("server.key");
+        std::fs::write(dir.join("ca.crt"), ca_pem).expect("ca.crt");
+        self.tls = true;
+        self.restart();
     }
 
     /// Kills the server and waits for it to exit; nothing is saved, so a restart is empty.
@@ -59,9 +73,31 @@ impl Redis {
     /// Starts the server again on the same port, and waits until it answers PING.
     pub fn restart(&mut self) {
         self.stop();
+        let dir = self.dir.path();
+        let port = self.port.to_string();
+        let listen: Vec<std::ffi::OsString> = if self.tls {
+            let file = |name: &str| dir.join(name).into_os_string();
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.into(),
+                "--tls-cert-file".into(),
+                file("server.crt"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.crt"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        } else {
+            vec!["--port".into(), port.into()]
+        };
         let child = Command::new(&self.binary)
             .current_dir(self.dir.path())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -99,10 +135,14 @@ impl Redis {
         assert!(status.success());
     }
 
+    /// PING answered; with TLS, the port taking connections (the test's client speaks none).
     fn ping(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls {
+            return true;
+        }
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         if stream.write_all(b"PING\r\n").is_err() {
             return false;

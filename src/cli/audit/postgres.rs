@@ -8,22 +8,72 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::audit::postgres::{self, read};
-use crate::config::{AuditBackend, Settings, DEFAULT_PG_URL_ENV};
+use crate::audit::postgres::endpoint::EndpointError;
+use crate::audit::postgres::{self, read, Endpoint, SslMode};
+use crate::config::{AuditBackend, AuditPostgres, Settings, DEFAULT_PG_URL_ENV};
 
-/// The database URL: from the variable `config` names when it sets one, else the default.
-fn url(config: Option<&Path>) -> anyhow::Result<String> {
-    let var = match config {
-        Some(path) => {
-            let settings = Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            match settings.audit_backend {
-                AuditBackend::Postgres(pg) => pg.url_env,
-                AuditBackend::File => DEFAULT_PG_URL_ENV.to_string(),
-            }
+/// `[audit.postgres]` of `config` when it names the PostgreSQL ledger, else the defaults (the
+/// URL in `NEED_TO_KNOW_PG_URL`, the mode by its host).
+fn settings(config: Option<&Path>) -> anyhow::Result<AuditPostgres> {
+    if let Some(path) = config {
+        let settings = Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let AuditBackend::Postgres(pg) = settings.audit_backend {
+            return Ok(pg);
         }
-        None => DEFAULT_PG_URL_ENV.to_string(),
+    }
+    Ok(AuditPostgres {
+        url_env: DEFAULT_PG_URL_ENV.to_string(),
+        chain: String::new(),
+        sslmode: None,
+        ca: None,
+    })
+}
+
+/// How `[audit.postgres]` reaches the ledger: the URL from its variable, the mode, and the TLS
+/// config that mode needs (`ca`, else the platform's roots, for `verify-full`). A `ca` without
+/// `sslmode` means `verify-full`: a CA is given to be checked against.
+///
+/// # Errors
+///
+/// The setting at fault (for `check` to place) and why.
+pub(crate) fn endpoint(pg: &AuditPostgres) -> Result<Endpoint, (&'static str, String)> {
+    let url = pg.url().map_err(|m| ("audit.postgres.url_env", m))?;
+    let configured = pg.sslmode.or(pg.ca.as_ref().map(|_| SslMode::VerifyFull));
+    let tls = |mode| {
+        let config = match mode {
+            SslMode::VerifyFull => crate::tls::upstream_client_config(pg.ca.as_deref()),
+            _ => crate::tls::unauthenticated_client_config(),
+        };
+        config.map_err(|e| match e {
+            crate::tls::Error::Config(_) if pg.ca.is_none() => {
+                "audit.postgres: no platform root certificates found to check the server with; set audit.postgres.ca".to_owned()
+            }
+            e => format!("audit.postgres.ca: {e}"),
+        })
     };
-    std::env::var(&var).with_context(|| format!("set {var} to the PostgreSQL ledger's URL"))
+    Endpoint::new(&url, configured, tls).map_err(|e| match e {
+        EndpointError::Url(m) => ("audit.postgres.url_env", m),
+        EndpointError::Mode(m) => ("audit.postgres.sslmode", m),
+        EndpointError::Tls(m) => ("audit.postgres.ca", m),
+    })
+}
+
+/// What `check` and `serve` warn of in the mode in effect: TLS that does not authenticate,
+/// or clear text to a host that is not loopback.
+pub(crate) fn endpoint_warning(endpoint: &Endpoint) -> Option<String> {
+    match endpoint.mode {
+        SslMode::Require => Some(
+            "audit.postgres.sslmode \"require\" encrypts but does not authenticate the server: \
+             anyone who can answer in its place reads the ledger; use \"verify-full\" with ca"
+                .to_owned(),
+        ),
+        SslMode::Disable if !endpoint.loopback => Some(
+            "audit.postgres.sslmode \"disable\": the ledger is reached in clear text on a host \
+             that is not loopback"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -34,7 +84,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn client(config: Option<&Path>) -> anyhow::Result<tokio_postgres::Client> {
-    Ok(postgres::connect(&url(config)?).await?)
+    let endpoint = endpoint(&settings(config)?)
+        .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+    if let Some(warning) = endpoint_warning(&endpoint) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(postgres::connect(&endpoint).await?)
 }
 
 /// Every chain, a line each; the first broken row named as `chain NAME: seq N: reason`.
