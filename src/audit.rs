@@ -30,7 +30,7 @@
 //! - [`snapshots`]: the rules snapshots kept beside the file ledger, which records name by
 //!   digest (`rules_snapshot`) so a report can describe a disclosure after its rules changed.
 //! - [`tree`]: the RFC 6962 Merkle tree over the file ledger's lines, beside the chain, for
-//!   inclusion proofs a tenant can check (`audit prove`, `audit check-proof`).
+//!   inclusion proofs a tenant can check; [`proof`]: `audit prove` and `audit check-proof`.
 //! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
 //!   several replicas; the same queue, chain and promises (`[audit] backend = "postgres"`).
 //!
@@ -61,6 +61,7 @@ mod files;
 mod head;
 mod ledger_file;
 pub mod postgres;
+pub mod proof;
 mod queue;
 mod record;
 mod recover;

@@ -231,11 +231,7 @@ pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>
 pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
     let mut found = Vec::new();
     each_record(path, |line, bytes, value| {
-        let holds = value
-            .get("subjects")
-            .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)));
-        if holds {
+        if is_about(value, subject) {
             // Parsed JSON is UTF-8, so this only fails on a bug; say so rather than panic.
             let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
                 line,
@@ -247,6 +243,14 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
     })?;
     tracing::debug!(records = found.len(), "audit query done");
     Ok(found)
+}
+
+/// Whether `record`'s `subjects` holds `subject`: what `audit query` and `audit prove` select.
+pub(super) fn is_about(record: &Value, subject: &str) -> bool {
+    record
+        .get("subjects")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)))
 }
 
 /// Calls `each(line, bytes, record)` for every record of the ledger at `path`, oldest first:
