@@ -145,6 +145,16 @@ async fn prove_refuses_a_broken_chain_and_a_ledger_not_from_its_start() {
         "{}",
         out.stderr
     );
+    let out = Cli::new(["audit", "prove"])
+        .args(&files)
+        .args(["--subject", "T-1", "--origin", "a\nb", "--key"])
+        .arg(&key)
+        .expect(1);
+    assert!(
+        out.stderr.contains("--origin must be one line"),
+        "{}",
+        out.stderr
+    );
     let text = std::fs::read_to_string(&files[0]).expect("read");
     std::fs::write(&files[0], text.replacen("T-1", "T-8", 1)).expect("write");
     let out = Cli::new(["audit", "prove"])

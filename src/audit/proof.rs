@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::note::{NoteError, Signed, Verifier};
 use super::checkpoint::SigningKey;
 use super::tree::{self, Hash};
-use super::verify::{each_record, is_about, verify_files, VerifyError};
+use super::verify::{each_record, is_about, line_text, verify_files, VerifyError};
 use super::Error;
 
 /// What `audit prove` writes and `audit check-proof` reads.
@@ -92,11 +92,7 @@ pub fn prove(
             }
             leaves.push(tree::leaf_hash(bytes));
             if is_about(value, subject) {
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
-                    line,
-                    reason: "not UTF-8".into(),
-                })?;
-                found.push((index, text));
+                found.push((index, line_text(line, bytes)?));
             }
             Ok(())
         })?;

@@ -232,17 +232,21 @@ pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
     let mut found = Vec::new();
     each_record(path, |line, bytes, value| {
         if is_about(value, subject) {
-            // Parsed JSON is UTF-8, so this only fails on a bug; say so rather than panic.
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
-                line,
-                reason: "not UTF-8".into(),
-            })?;
-            found.push((line, text));
+            found.push((line, line_text(line, bytes)?));
         }
         Ok(())
     })?;
     tracing::debug!(records = found.len(), "audit query done");
     Ok(found)
+}
+
+/// A record's line as text. Parsed JSON is UTF-8, so this only fails on a bug; it says so
+/// rather than panic.
+pub(super) fn line_text(line: u64, bytes: &[u8]) -> Result<String, Error> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
+        line,
+        reason: "not UTF-8".into(),
+    })
 }
 
 /// Whether `record`'s `subjects` holds `subject`: what `audit query` and `audit prove` select.

@@ -35,6 +35,10 @@ pub fn prove(
         Some(origin) => origin.to_owned(),
         None => default_origin(files),
     };
+    // A note's lines are text: a control character (a newline above all) would change its body.
+    if origin.is_empty() || origin.chars().any(char::is_control) {
+        anyhow::bail!("--origin must be one line of text");
+    }
     let proofs = proof::prove(files, subject, &key, &verifier, &origin)?;
     let json = serde_json::to_string_pretty(&proofs)? + "\n";
     match output {
