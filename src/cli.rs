@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `keygen`, `audit verify|query`, `certs dev`.
+//! The command line: `serve`, `check`, `explain`, `keygen`, `audit verify|query|prove|...`,
+//! `certs dev`.
 //!
 //! The only module that prints. Each command returns its exit code; errors that end a command
 //! are `anyhow` errors, printed by `main` with their causes.
