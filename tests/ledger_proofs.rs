@@ -134,39 +134,19 @@ async fn prove_refuses_a_broken_chain_and_a_ledger_not_from_its_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = ledger(dir.path()).await;
     let (key, _) = keygen(dir.path());
-    let out = Cli::new(["audit", "prove"])
-        .arg(&files[1])
-        .args(["--subject", "T-1", "--key"])
-        .arg(&key)
-        .expect(1);
-    assert!(
-        out.stderr
-            .contains("give every file from the chain's first"),
-        "{}",
-        out.stderr
-    );
-    let out = Cli::new(["audit", "prove"])
-        .args(&files)
-        .args(["--subject", "T-1", "--origin", "a\nb", "--key"])
-        .arg(&key)
-        .expect(1);
-    assert!(
-        out.stderr.contains("--origin must be one line"),
-        "{}",
-        out.stderr
-    );
+    let refused = |files: &[PathBuf], origin: &str, why: &str| {
+        let out = Cli::new(["audit", "prove"])
+            .args(files)
+            .args(["--subject", "T-1", "--origin", origin, "--key"])
+            .arg(&key)
+            .expect(1);
+        assert!(out.stderr.contains(why), "{}", out.stderr);
+    };
+    refused(&files[1..], "o", "give every file from the chain's first");
+    refused(&files, "a\nb", "--origin must be one line");
     let text = std::fs::read_to_string(&files[0]).expect("read");
     std::fs::write(&files[0], text.replacen("T-1", "T-8", 1)).expect("write");
-    let out = Cli::new(["audit", "prove"])
-        .args(&files)
-        .args(["--subject", "T-1", "--key"])
-        .arg(&key)
-        .expect(1);
-    assert!(
-        out.stderr.contains("the chain does not verify"),
-        "{}",
-        out.stderr
-    );
+    refused(&files, "o", "the chain does not verify");
 }
 
 /// Builds tests/go-verify offline and runs it on the proof and on four bent copies.
