@@ -29,6 +29,8 @@
 //!   cannot show (a cut tail, a rewritten history); written by the writer, checked by verify.
 //! - [`snapshots`]: the rules snapshots kept beside the file ledger, which records name by
 //!   digest (`rules_snapshot`) so a report can describe a disclosure after its rules changed.
+//! - [`tree`]: the RFC 6962 Merkle tree over the file ledger's lines, beside the chain, for
+//!   inclusion proofs a tenant can check; [`proof`]: `audit prove` and `audit check-proof`.
 //! - [`postgres`]: the second backend, one chain per replica in one PostgreSQL table, for
 //!   several replicas; the same queue, chain and promises (`[audit] backend = "postgres"`).
 //!
@@ -59,11 +61,13 @@ mod files;
 mod head;
 mod ledger_file;
 pub mod postgres;
+pub mod proof;
 mod queue;
 mod record;
 mod recover;
 mod rotate;
 pub mod snapshots;
+pub mod tree;
 mod verify;
 mod writer;
 

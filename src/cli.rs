@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `keygen`, `audit verify|query`, `certs dev`.
+//! The command line: `serve`, `check`, `explain`, `keygen`, `audit verify|query|prove|...`,
+//! `certs dev`.
 //!
 //! The only module that prints. Each command returns its exit code; errors that end a command
 //! are `anyhow` errors, printed by `main` with their causes.
@@ -215,6 +216,33 @@ enum AuditCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Every record about one data subject with its inclusion proof against a checkpoint of
+    /// the whole chain, signed now: JSON the subject can check offline (`audit check-proof`).
+    Prove {
+        /// The audit file, or rotated files oldest first (from the chain's first file) and the
+        /// current one last; the chain is verified first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The data subject's id (as named by a route's `subjects`).
+        #[arg(long)]
+        subject: String,
+        /// The checkpoint private key; its verifier key (`.vkey`) must be beside it.
+        #[arg(long)]
+        key: PathBuf,
+        /// The checkpoint's origin line (default: need-to-know/<file name of the last FILE>).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Check a proof file offline: each checkpoint's signature, then each record's inclusion.
+    CheckProof {
+        proof: PathBuf,
+        /// The verifier key (`<name>+<hash>+<key>`), or a file holding it (checkpoint.vkey).
+        #[arg(long)]
+        key: String,
+    },
     /// Print every disclosure about one data subject, oldest first.
     Query {
         /// The audit file, or rotated files oldest first and the current one last.
@@ -314,6 +342,16 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Audit(AuditCommand::Query { files, subject, .. }) => {
             audit::query(&files, &subject)
+        }
+        Command::Audit(AuditCommand::Prove {
+            files,
+            subject,
+            key,
+            origin,
+            output,
+        }) => audit::proof::prove(&files, &subject, &key, origin.as_deref(), output.as_deref()),
+        Command::Audit(AuditCommand::CheckProof { proof, key }) => {
+            audit::proof::check(&proof, &key)
         }
         Command::Audit(AuditCommand::Export { pg, chain, output }) => {
             if !pg.postgres {

@@ -29,6 +29,9 @@ mod policy;
 mod cli;
 // Audit file rotation: a new file continues the chain; verify and query over several files.
 mod audit_rotation;
+// Inclusion proofs for a data subject (`audit prove`, `check-proof`), and their check by an
+// independent Go implementation of C2SP notes and RFC 6962.
+mod ledger_proofs;
 // The disclosure register (Art. 30 view) from the shipped rules.
 mod register;
 // `audit fields`: the paths the upstream sent per route, from a ledger the gateway wrote.

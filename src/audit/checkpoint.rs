@@ -44,6 +44,7 @@ use super::queue::Stats;
 use super::record::now_rfc3339;
 
 mod key;
+pub mod note;
 mod verify;
 
 pub use key::{generate, KeyError, PublicKey, SigningKey};

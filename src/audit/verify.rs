@@ -231,22 +231,30 @@ pub(super) fn first_record(path: &Path) -> io::Result<Option<Map<String, Value>>
 pub fn query(path: &Path, subject: &str) -> Result<Vec<(u64, String)>, Error> {
     let mut found = Vec::new();
     each_record(path, |line, bytes, value| {
-        let holds = value
-            .get("subjects")
-            .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)));
-        if holds {
-            // Parsed JSON is UTF-8, so this only fails on a bug; say so rather than panic.
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
-                line,
-                reason: "not UTF-8".into(),
-            })?;
-            found.push((line, text));
+        if is_about(value, subject) {
+            found.push((line, line_text(line, bytes)?));
         }
         Ok(())
     })?;
     tracing::debug!(records = found.len(), "audit query done");
     Ok(found)
+}
+
+/// A record's line as text. Parsed JSON is UTF-8, so this only fails on a bug; it says so
+/// rather than panic.
+pub(super) fn line_text(line: u64, bytes: &[u8]) -> Result<String, Error> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::Damaged {
+        line,
+        reason: "not UTF-8".into(),
+    })
+}
+
+/// Whether `record`'s `subjects` holds `subject`: what `audit query` and `audit prove` select.
+pub(super) fn is_about(record: &Value, subject: &str) -> bool {
+    record
+        .get("subjects")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(subject)))
 }
 
 /// Calls `each(line, bytes, record)` for every record of the ledger at `path`, oldest first:

@@ -1,4 +1,5 @@
-//! `audit verify`, `audit query`, `audit report` and `audit fields` ([`fields`]), over one file
+//! `audit verify`, `audit query`, `audit report`, `audit fields` ([`fields`]) and `audit
+//! prove`/`check-proof` ([`proof`]), over one file
 //! or rotated files in order; with `--postgres`, over every chain of the PostgreSQL ledger
 //! ([`postgres`]).
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use crate::audit;
 
 pub(super) mod fields;
+pub(super) mod proof;
 
 /// The config `audit report` reads when none is given, if it is there.
 const DEFAULT_CONFIG: &str = "need-to-know.toml";

@@ -14,14 +14,18 @@ pub struct Args {
     /// Make the Ed25519 key pair for audit checkpoints instead of an API key.
     #[arg(long, requires = "out")]
     checkpoint: bool,
-    /// Where to write checkpoint.key (PKCS#8 PEM, mode 0600) and checkpoint.pub (PEM SPKI).
+    /// Where to write checkpoint.key (PKCS#8 PEM, mode 0600), checkpoint.pub (PEM SPKI) and
+    /// checkpoint.vkey (the C2SP verifier key, `<name>+<hex key hash>+<base64 key>`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The key's name in checkpoint signatures and the verifier key (no spaces, no '+').
+    #[arg(long, default_value = "need-to-know", requires = "checkpoint")]
+    name: String,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     match (&args.out, args.checkpoint) {
-        (Some(dir), true) => checkpoint_pair(dir),
+        (Some(dir), true) => checkpoint_pair(dir, &args.name),
         (Some(_), false) => anyhow::bail!("--out is for --checkpoint; an API key is printed"),
         _ => {
             let (key, hash) =
@@ -40,18 +44,21 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 
 /// Writes the pair, never over an existing file (a lost private key would orphan every
 /// checkpoint signed with it), and prints the paths and the config line.
-fn checkpoint_pair(dir: &Path) -> anyhow::Result<u8> {
+fn checkpoint_pair(dir: &Path, name: &str) -> anyhow::Result<u8> {
     let (private, public) = checkpoint::generate()?;
+    let verifier = checkpoint::note::Verifier::new(name, public.clone())?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key = dir.join("checkpoint.key");
     let public_path = dir.join("checkpoint.pub");
-    for path in [&key, &public_path] {
+    let verifier_path = dir.join("checkpoint.vkey");
+    for path in [&key, &public_path, &verifier_path] {
         if path.exists() {
             anyhow::bail!("{} exists; not overwritten", path.display());
         }
     }
     write_new(&key, private.as_bytes(), 0o600)?;
     write_new(&public_path, public.to_pem().as_bytes(), 0o644)?;
+    write_new(&verifier_path, format!("{verifier}\n").as_bytes(), 0o644)?;
     println!(
         "private key: {} (keep it on the gateway only)",
         key.display()
@@ -59,6 +66,10 @@ fn checkpoint_pair(dir: &Path) -> anyhow::Result<u8> {
     println!(
         "public key: {} (give it to whoever verifies)",
         public_path.display()
+    );
+    println!(
+        "verifier key: {} (for audit check-proof and any C2SP note tool)",
+        verifier_path.display()
     );
     println!("checkpoint_key = \"{}\"", key.display());
     Ok(0)

@@ -121,6 +121,15 @@ impl PublicKey {
         pem_block("PUBLIC KEY", &der)
     }
 
+    /// The 32 key bytes, as a C2SP verifier key carries them.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> PublicKey {
+        PublicKey(bytes)
+    }
+
     /// True when `sig` is this key's signature of `message`.
     pub fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
         UnparsedPublicKey::new(&signature::ED25519, &self.0)
