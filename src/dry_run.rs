@@ -182,6 +182,7 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         headers: &cel_headers,
         now: request.now,
         lookups: filter::Lookups::none(),
+        body: None,
     };
     let (lookups, looked) = look_up(request, &granted, &decide_request, &upstream, max_depth);
     decide_request.lookups = &lookups;

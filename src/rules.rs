@@ -19,6 +19,7 @@ pub mod notices;
 mod raw;
 mod scrub;
 mod site;
+pub mod write;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -717,6 +718,13 @@ impl Loader {
             .as_ref()
             .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
         let bind = self.bindings(source, raw, template.as_ref(), &query, kind);
+        let write = write::compile(
+            self,
+            source,
+            spanned,
+            method.as_ref(),
+            lookups.as_deref(),
+        );
         Some(Route {
             method: method?,
             template: template?,
@@ -725,7 +733,8 @@ impl Loader {
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
                 .with_lookups(lookups?)
                 .with_scrubs(scrubs?)
-                .with_max_items(max_items?),
+                .with_max_items(max_items?)
+                .with_write(write?),
             site,
             rule_sites: source.rule_sites(raw),
         })

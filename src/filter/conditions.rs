@@ -131,6 +131,9 @@ pub struct Request<'a> {
     pub now: SystemTime,
     /// The answers to the route's lookups, bound as `lookup` ([`Lookups::none`] for none).
     pub lookups: &'a Lookups,
+    /// The recipient's parsed request body on a write route, bound as `request.body`;
+    /// `None` on a read, where `request.body` is then an error.
+    pub body: Option<&'a Value>,
 }
 
 /// Everything decided about one upstream body.
@@ -823,7 +826,10 @@ pub(super) fn bind<'v>(
                     "headers",
                     cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
                 ),
-            ]),
+            ]
+            .into_iter()
+            .chain(request.body.map(|b| ("body", cel::to_val(b))))
+            .collect()),
         );
     }
     if uses.lookup {
