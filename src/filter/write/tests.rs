@@ -165,3 +165,18 @@ fn misused_write_rules_are_load_errors() {
         assert!(error.contains(expected), "{expected:?} not in:\n{error}");
     }
 }
+
+/// The example in `docs/rules.md` loads as written, and refuses what the text says it does.
+#[test]
+fn the_documented_example_loads() {
+    let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md"));
+    let section = docs.split("## Writes").nth(1).unwrap();
+    let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let policy = policy(example);
+    let acme = policy.recipient("acme-repairs").unwrap();
+    let write = acme.kind.routes[0].plan.write().unwrap();
+    assert_eq!(
+        received(&write.accept, &json!({"status": "completed", "priority": "low"})),
+        Err(NotAccepted::Field("priority".into()))
+    );
+}
