@@ -217,7 +217,12 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
     for (lookup, path) in &raw.lookups {
         lookups.insert(lookup.clone(), read(&format!("lookup {lookup:?}"), path)?);
     }
-    for path in raw.disclosed.iter().chain(&raw.withheld).chain(&raw.received) {
+    for path in raw
+        .disclosed
+        .iter()
+        .chain(&raw.withheld)
+        .chain(&raw.received)
+    {
         crate::path::FieldPath::parse(path).map_err(|e| format!("case {name:?}: {e}"))?;
     }
     Ok(Case {

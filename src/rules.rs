@@ -19,8 +19,8 @@ pub mod notices;
 mod raw;
 mod scrub;
 mod site;
-pub mod write;
 pub mod snapshot;
+pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -718,13 +718,7 @@ impl Loader {
             .as_ref()
             .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
         let bind = self.bindings(source, raw, template.as_ref(), &query, kind);
-        let write = write::compile(
-            self,
-            source,
-            spanned,
-            method.as_ref(),
-            lookups.as_deref(),
-        );
+        let write = write::compile(self, source, spanned, method.as_ref(), lookups.as_deref());
         Some(Route {
             method: method?,
             template: template?,

@@ -106,7 +106,11 @@ async fn an_accepted_write_goes_upstream_byte_for_byte() {
 async fn a_field_not_accepted_is_refused_and_nothing_goes_upstream() {
     let (up, gw) = gateway().await;
     let cases: [(&[u8], &str, &str); 4] = [
-        (br#"{"status": "completed", "cost": 900}"#, "field_not_accepted", "\"cost\""),
+        (
+            br#"{"status": "completed", "cost": 900}"#,
+            "field_not_accepted",
+            "\"cost\"",
+        ),
         (
             br#"{"appointment": {"date": "d", "slot": "am"}}"#,
             "field_not_accepted",

@@ -301,7 +301,10 @@ pub(crate) mod tests {
         let before = to_map(r.clone()).unwrap();
         r.set_received(["status".to_owned(), "appointment.date".to_owned()].into());
         let map = to_map(r.clone()).unwrap();
-        assert_eq!(map["received"], serde_json::json!(["appointment.date", "status"]));
+        assert_eq!(
+            map["received"],
+            serde_json::json!(["appointment.date", "status"])
+        );
         r.set_received(std::collections::BTreeSet::new());
         assert_eq!(to_map(r).unwrap(), before);
     }

@@ -814,22 +814,26 @@ pub(super) fn bind<'v>(
     if uses.request {
         scope.add_variable_as_val(
             "request",
-            cel::record(vec![
-                ("method", cel::string_val(request.method)),
-                ("path", cel::string_val(request.path)),
-                (
-                    "params",
-                    cel::string_map(request.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                ),
-                ("query", request.query.to_cel()),
-                (
-                    "headers",
-                    cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
-                ),
-            ]
-            .into_iter()
-            .chain(request.body.map(|b| ("body", cel::to_val(b))))
-            .collect()),
+            cel::record(
+                vec![
+                    ("method", cel::string_val(request.method)),
+                    ("path", cel::string_val(request.path)),
+                    (
+                        "params",
+                        cel::string_map(
+                            request.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        ),
+                    ),
+                    ("query", request.query.to_cel()),
+                    (
+                        "headers",
+                        cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
+                    ),
+                ]
+                .into_iter()
+                .chain(request.body.map(|b| ("body", cel::to_val(b))))
+                .collect(),
+            ),
         );
     }
     if uses.lookup {

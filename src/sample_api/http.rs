@@ -6,9 +6,9 @@
 //! A job takes writes (`PATCH` or `POST /jobs/{id}`, a JSON object merged into it, RFC 7396)
 //! and answers with the updated job; they are held in memory for the life of the process.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,7 +89,8 @@ pub async fn serve(
                     .map(|c| c.to_bytes())
                     .unwrap_or_default();
                 let request = Request::from_parts(parts, ());
-                let response = handle_with(&data, &writes, &base, token.as_deref(), &request, &body);
+                let response =
+                    handle_with(&data, &writes, &base, token.as_deref(), &request, &body);
                 Ok::<_, Infallible>(response)
             }
         });
@@ -161,7 +162,10 @@ fn write(
     let id = uri.path().strip_prefix(base)?.strip_prefix("/jobs/")?;
     data.job(id)?;
     let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
-        return Some(error(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+        ));
     };
     {
         let mut written = writes.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -553,7 +553,10 @@ async fn a_job_takes_writes_and_answers_with_the_updated_job() {
     let bad = http::handle_with(&d, &writes, "/api", None, &patch, b"[1]");
     assert_eq!(bad.status(), 400);
     let unknown = Request::patch("/api/jobs/J-9999999").body(()).unwrap();
-    assert_eq!(http::handle_with(&d, &writes, "/api", None, &unknown, body).status(), 404);
+    assert_eq!(
+        http::handle_with(&d, &writes, "/api", None, &unknown, body).status(),
+        404
+    );
 }
 
 #[test]

@@ -22,7 +22,10 @@ fn accepted_paths_at_every_depth_are_received() {
         ["appointment.date", "parts[].code", "status"]
     );
     // Only the paths the body holds are received.
-    assert_eq!(accepted(ACCEPT, json!({"status": "x"})).unwrap(), ["status"]);
+    assert_eq!(
+        accepted(ACCEPT, json!({"status": "x"})).unwrap(),
+        ["status"]
+    );
     assert!(accepted(ACCEPT, json!({})).unwrap().is_empty());
 }
 
@@ -36,8 +39,14 @@ fn an_entry_accepts_everything_under_it() {
 fn an_extra_key_at_each_level_is_named() {
     let cases = [
         (json!({"status": "x", "cost": 1}), "cost"),
-        (json!({"appointment": {"date": "d", "slot": "am"}}), "appointment.slot"),
-        (json!({"parts": [{"code": "P1"}, {"code": "P2", "price": 3}]}), "parts[].price"),
+        (
+            json!({"appointment": {"date": "d", "slot": "am"}}),
+            "appointment.slot",
+        ),
+        (
+            json!({"parts": [{"code": "P1"}, {"code": "P2", "price": 3}]}),
+            "parts[].price",
+        ),
         (json!({"notes": "a secret"}), "notes"),
     ];
     for (body, path) in cases {
@@ -47,8 +56,13 @@ fn an_extra_key_at_each_level_is_named() {
         );
     }
     // The message names the path, never the value.
-    let message = accepted(ACCEPT, json!({"notes": "a secret"})).unwrap_err().to_string();
-    assert!(message.contains("\"notes\"") && !message.contains("secret"), "{message}");
+    let message = accepted(ACCEPT, json!({"notes": "a secret"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"notes\"") && !message.contains("secret"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -96,7 +110,10 @@ fn required(body: Value, job: Option<Value>) -> Result<(), Refusal> {
     let route = &acme.kind.routes[0];
     let call = Call::job();
     let mut lookups = Lookups::default();
-    lookups.insert("job", job.ok_or_else(|| "the upstream answered 404".to_owned()));
+    lookups.insert(
+        "job",
+        job.ok_or_else(|| "the upstream answered 404".to_owned()),
+    );
     let mut request = call.request(acme);
     request.method = "PATCH";
     request.lookups = &lookups;
@@ -108,9 +125,15 @@ fn required(body: Value, job: Option<Value>) -> Result<(), Refusal> {
 fn every_require_must_hold() {
     let own = || Some(json!({"contractor_code": "ACME"}));
     assert_eq!(required(json!({"status": "completed"}), own()), Ok(()));
-    let theirs = required(json!({"status": "completed"}), Some(json!({"contractor_code": "BFX"})));
+    let theirs = required(
+        json!({"status": "completed"}),
+        Some(json!({"contractor_code": "BFX"})),
+    );
     let refusal = theirs.unwrap_err();
-    assert_eq!(refusal.reason, "only the contractor assigned to the job may update it");
+    assert_eq!(
+        refusal.reason,
+        "only the contractor assigned to the job may update it"
+    );
     assert!(!refusal.erred);
     assert_eq!(refusal.status, 403);
     let second = required(json!({"status": "cancelled"}), own()).unwrap_err();
@@ -171,12 +194,21 @@ fn misused_write_rules_are_load_errors() {
 fn the_documented_example_loads() {
     let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md"));
     let section = docs.split("## Writes").nth(1).unwrap();
-    let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let policy = policy(example);
     let acme = policy.recipient("acme-repairs").unwrap();
     let write = acme.kind.routes[0].plan.write().unwrap();
     assert_eq!(
-        received(&write.accept, &json!({"status": "completed", "priority": "low"})),
+        received(
+            &write.accept,
+            &json!({"status": "completed", "priority": "low"})
+        ),
         Err(NotAccepted::Field("priority".into()))
     );
 }
