@@ -8,26 +8,13 @@ use crate::support::gateway::{Builder, Gateway};
 use crate::support::http;
 use crate::support::upstream::{Listening, Reply, Upstream};
 
-/// A contractor may update only its own job, and only the job's status and appointment.
-const TYPE: &str = r#"type = "repairs-contractor"
-purpose = "Carry out repairs, maintenance and safety checks at the tenant's home"
-lawful_basis = "contract"
-
-[[route]]
-method = "PATCH"
-path = "/jobs/{job_id}"
-accept = ["status", "appointment.date", "parts[].code"]
-allow = ["id", "status", "appointment.date"]
-subjects = ["tenant_id"]
-
-[[route.lookup]]
-name = "job"
-path = "/jobs/{request.params.job_id}"
-
-[[route.require]]
-condition = "lookup.job.contractor_code == recipient.attributes.contractor_code"
-reason = "only the contractor assigned to the job may update it"
-"#;
+/// The write route of the unit tests, after a type header.
+fn type_file() -> String {
+    let routes = include_str!("fixtures/writes/routes.toml");
+    format!(
+        "type = \"repairs-contractor\"\npurpose = \"Carry out repairs at the tenant's home\"\nlawful_basis = \"contract\"\n{routes}"
+    )
+}
 
 const JOB: &str = "/api/jobs/J-1";
 
@@ -41,11 +28,15 @@ async fn gateway() -> (Listening, Gateway) {
     updated["status"] = json!("completed");
     let up = Upstream::new()
         .route("GET", JOB, Reply::Json(200, job()))
-        .route("PATCH", JOB, Reply::Json(200, updated))
-        .run()
-        .await;
+        .route("PATCH", JOB, Reply::Json(200, updated));
+    gateway_before(up).await
+}
+
+/// The gateway with the write route before `up`, both contractors with their codes.
+async fn gateway_before(up: Upstream) -> (Listening, Gateway) {
+    let up = up.run().await;
     let gw = Builder::before(&up)
-        .kind("repairs-contractor", TYPE)
+        .kind("repairs-contractor", &type_file())
         .attributes("acme-repairs", "contractor_code = \"ACME\"")
         .attributes("brightfix", "contractor_code = \"BFX\"")
         .start()
@@ -163,16 +154,8 @@ async fn a_require_that_is_false_refuses_and_nothing_is_written() {
 /// A lookup that fails leaves the require unevaluable: refused, nothing written.
 #[tokio::test]
 async fn a_require_over_a_failed_lookup_refuses() {
-    let up = Upstream::new()
-        .route("PATCH", JOB, Reply::Json(200, job()))
-        .run()
-        .await;
-    let gw = Builder::before(&up)
-        .kind("repairs-contractor", TYPE)
-        .attributes("acme-repairs", "contractor_code = \"ACME\"")
-        .attributes("brightfix", "contractor_code = \"BFX\"")
-        .start()
-        .await;
+    let up = Upstream::new().route("PATCH", JOB, Reply::Json(200, job()));
+    let (up, gw) = gateway_before(up).await;
     let r = patch(&gw, "acme-repairs", br#"{"status": "completed"}"#).await;
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.raw));
     assert!(writes(&up).is_empty());

@@ -82,26 +82,18 @@ fn a_body_not_shaped_as_the_paths_expect_is_refused() {
     }
 }
 
-const WRITE: &str = r#"
-[[route]]
-method = "PATCH"
-path = "/jobs/{job_id}"
-accept = ["status"]
-allow = ["id", "status"]
-subjects_optional = true
-
-[[route.lookup]]
-name = "job"
-path = "/jobs/{request.params.job_id}"
-
-[[route.require]]
-condition = "lookup.job.contractor_code == recipient.attributes.contractor_code"
-reason = "only the contractor assigned to the job may update it"
-
+/// The write route of `tests/fixtures/writes`, with a second require over the body.
+const WRITE: &str = concat!(
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/writes/routes.toml"
+    )),
+    r#"
 [[route.require]]
 condition = "request.body.status in ['scheduled', 'completed']"
 reason = "a job is only scheduled or completed"
-"#;
+"#
+);
 
 /// `require` over `body` with the lookup `job` answering `job` (or failing when `None`).
 fn required(body: Value, job: Option<Value>) -> Result<(), Refusal> {
