@@ -267,9 +267,10 @@ fn written(
     let Some(write) = plan.write() else {
         return Ok(None);
     };
-    let missing = || RequestBodyError::Missing(request.method.clone());
-    let bytes = request.body.as_deref().filter(|b| !b.is_empty());
-    let bytes = bytes.ok_or_else(|| (missing().into(), None))?;
+    // As serve: an empty body sends no field, and the requires read it as `{}`.
+    let Some(bytes) = request.body.as_deref().filter(|b| !b.is_empty()) else {
+        return Ok(Some((Value::Object(Default::default()), BTreeSet::new())));
+    };
     let value = json::parse_strict(bytes, max_depth)
         .map_err(|e| (RequestBodyError::Json(e).into(), None))?;
     let received = filter::write::received(&write.accept, &value).map_err(|e| (e.into(), None))?;

@@ -9,7 +9,9 @@
 //!    within its `max_in_flight` concurrent requests ([`limits::in_flight`]); 429.
 //! 4. **read**: the recipient's own request body, within `max_request_body`; 413. Checked
 //!    by the bytes that arrive, whatever the framing: none on GET, DELETE or HEAD, else one
-//!    strict JSON document under exactly one `application/json` content-type; 400.
+//!    strict JSON document under exactly one `application/json` content-type; 400. On a
+//!    write route (`POST`, `PUT`, `PATCH`), only the paths its `accept` lists (400
+//!    `field_not_accepted`), then its lookups and `require` rules ([`filter::write`]); 403.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `when`,
 //!    `derive` and the allow-list; the body a recipient may see.
@@ -395,7 +397,7 @@ impl Gateway {
                 .insert("disclosure_reference".into(), Value::from(reference));
         }
 
-        let written = accept(&granted.route.plan, &parts.method, &body)?;
+        let written = accept(&granted.route.plan, &body)?;
         let asked = Asked {
             recipient: &recipient,
             method: parts.method.clone(),
@@ -699,14 +701,18 @@ impl Reply {
 /// it may not send refuses the write (400) before anything goes upstream.
 fn accept(
     plan: &filter::Plan,
-    method: &http::Method,
     body: &Bytes,
 ) -> Result<Option<(Value, std::collections::BTreeSet<String>)>, Rejection> {
     let Some(write) = plan.write() else {
         return Ok(None);
     };
+    // An empty body sends no field (an action such as "cancel"): forwarded empty, read by
+    // the requires as `{}`.
     if body.is_empty() {
-        return Err(RequestBodyError::Missing(method.clone()).into());
+        return Ok(Some((
+            Value::Object(Default::default()),
+            Default::default(),
+        )));
     }
     // `read` parsed it strictly already; this is the value the rules read.
     let value: Value = serde_json::from_slice(body)

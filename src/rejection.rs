@@ -73,8 +73,6 @@ pub enum RequestBodyError {
     Unexpected(http::Method),
     #[error("request body must be application/json")]
     NotJson,
-    #[error("a {0} request needs a JSON body")]
-    Missing(http::Method),
     #[error("more than one content-type header: a request may carry exactly one")]
     ContentTypeRepeated,
     /// The body claims JSON and is not one strict JSON document; the message names the
