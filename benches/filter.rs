@@ -131,6 +131,7 @@ fn decide(
         headers: &[],
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX),
         lookups: filter::Lookups::none(),
+        body: None,
     };
     filter::decide(&route.plan, &request, body, false)
 }

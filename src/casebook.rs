@@ -18,6 +18,10 @@
 //! absent = ["verbal abuse"]             # values that must appear nowhere in the response
 //! lookups = { jobs = "bodies/jobs-open.json" }  # what each lookup answers; absent: it fails
 //! ```
+//!
+//! A write (a POST, PUT or PATCH route with `accept`) also gives the recipient's own body,
+//! `request_body = '''{"status": "completed"}'''` or `request_body_file = "bodies/x.json"`,
+//! and may expect the accepted paths it held: `received = ["status"]`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +49,8 @@ pub struct Case {
     pub body: Vec<u8>,
     /// What each of the route's lookups answers, by name ([`dry_run::Request::lookups`]).
     pub lookups: BTreeMap<String, Vec<u8>>,
+    /// The recipient's own request body ([`dry_run::Request::body`]).
+    pub request_body: Option<Vec<u8>>,
     pub expect: Expect,
 }
 
@@ -57,6 +63,8 @@ pub struct Expect {
     pub reasons: Vec<String>,
     /// Values that must not appear anywhere in what the recipient gets (a name left out).
     pub absent: Vec<String>,
+    /// The accepted request-body paths the write must have held.
+    pub received: Vec<String>,
 }
 
 /// A case's result: the failures (empty when it passed) and the decision, for the report.
@@ -98,6 +106,10 @@ struct RawCase {
     absent: Vec<String>,
     #[serde(default)]
     lookups: BTreeMap<String, PathBuf>,
+    request_body: Option<String>,
+    request_body_file: Option<PathBuf>,
+    #[serde(default)]
+    received: Vec<String>,
 }
 
 fn get() -> String {
@@ -176,6 +188,16 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
             ))
         }
     };
+    let request_body = match (&raw.request_body, &raw.request_body_file) {
+        (None, None) => None,
+        (Some(text), None) => Some(text.clone().into_bytes()),
+        (None, Some(path)) => Some(read("request_body_file", path)?),
+        _ => {
+            return Err(format!(
+                "case {name:?}: give at most one of request_body and request_body_file"
+            ))
+        }
+    };
     let method = http::Method::from_bytes(raw.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("case {name:?}: method {:?} is not a method", raw.method))?;
     let mut headers = http::HeaderMap::new();
@@ -195,7 +217,12 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
     for (lookup, path) in &raw.lookups {
         lookups.insert(lookup.clone(), read(&format!("lookup {lookup:?}"), path)?);
     }
-    for path in raw.disclosed.iter().chain(&raw.withheld) {
+    for path in raw
+        .disclosed
+        .iter()
+        .chain(&raw.withheld)
+        .chain(&raw.received)
+    {
         crate::path::FieldPath::parse(path).map_err(|e| format!("case {name:?}: {e}"))?;
     }
     Ok(Case {
@@ -209,12 +236,14 @@ fn compile(file: &Path, line: usize, raw: RawCase) -> Result<Case, String> {
         now,
         body,
         lookups,
+        request_body,
         expect: Expect {
             status: raw.status,
             disclosed: raw.disclosed,
             withheld: raw.withheld,
             reasons: raw.reasons,
             absent: raw.absent,
+            received: raw.received,
         },
     })
 }
@@ -229,6 +258,7 @@ impl Case {
             headers: self.headers.clone(),
             now: self.now,
             lookups: self.lookups.clone(),
+            body: self.request_body.clone(),
         };
         dry_run::run(&request, &self.body, max_depth)
     }
@@ -297,6 +327,14 @@ pub fn check(expect: &Expect, decided: &Decided) -> Vec<String> {
     for value in &expect.absent {
         if sent.contains(value.as_str()) {
             failures.push(format!("{value:?} appears in what the recipient gets"));
+        }
+    }
+    for path in &expect.received {
+        if !decided.received.contains(path) {
+            failures.push(format!(
+                "{path} was not received (received: {:?})",
+                decided.received
+            ));
         }
     }
     for reason in &expect.reasons {

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use crate::filter::{self, AllowTree, Decision, Element};
-use crate::rejection::{self, Rejection};
+use crate::rejection::{self, Rejection, RequestBodyError};
 use crate::rules::Recipient;
 use crate::{json, routes, stream, upstream};
 
@@ -32,6 +32,8 @@ pub struct Request<'a> {
     /// What each lookup answers, by name, as bytes of the upstream body it stands for; a
     /// lookup of the route not given here fails, as one that fails live.
     pub lookups: BTreeMap<String, Vec<u8>>,
+    /// The recipient's own request body, for a write route (`accept`, `require`).
+    pub body: Option<Vec<u8>>,
 }
 
 /// What the recipient would get, and why.
@@ -56,6 +58,8 @@ pub struct Decided {
     pub route: Option<String>,
     /// Per lookup, by name: `supplied`, or `failed (why)`; never what it answered.
     pub lookups: BTreeMap<String, String>,
+    /// On a write: the accepted request-body paths the body held, as the record lists them.
+    pub received: BTreeSet<String>,
 }
 
 impl Decided {
@@ -77,6 +81,9 @@ impl Decided {
         }
         for s in &e.scrubbed {
             let _ = writeln!(out, "scrubbed: {s}");
+        }
+        for r in &e.received {
+            let _ = writeln!(out, "received: {r}");
         }
         let body = serde_json::to_string_pretty(&e.body).unwrap_or_default();
         let _ = writeln!(out, "body:\n{body}\n");
@@ -172,6 +179,10 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         let detail = format!("the upstream answer holds more than max_items = {max} elements");
         return rejected(&Rejection::TooManyItems(max), Some(detail), &upstream);
     }
+    let written = match written(request, &granted.route.plan, max_depth) {
+        Ok(written) => written,
+        Err((rejection, detail)) => return rejected(&rejection, detail, &upstream),
+    };
     let cel_headers = filter::pick_headers(&request.headers);
     let mut decide_request = filter::Request {
         caller: request.recipient.caller(),
@@ -182,9 +193,20 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         headers: &cel_headers,
         now: request.now,
         lookups: filter::Lookups::none(),
+        body: written.as_ref().map(|(value, _)| value),
     };
     let (lookups, looked) = look_up(request, &granted, &decide_request, &upstream, max_depth);
     decide_request.lookups = &lookups;
+    let received = written.as_ref().map(|(_, r)| r.clone()).unwrap_or_default();
+    if let Err(refusal) = filter::write::require(&granted.route.plan, &decide_request) {
+        let reason = refusal.reason.clone();
+        let mut decided = rejected(&Rejection::Refused(refusal), None, &upstream);
+        decided.reasons = vec![reason];
+        decided.route = Some(granted.route.template.to_string());
+        decided.lookups = looked;
+        decided.received = received;
+        return decided;
+    }
     let mut outcome = filter::decide(&granted.route.plan, &decide_request, &upstream, true);
     if granted.route.plan.streamable() && upstream.is_array() {
         let streamed = streamed(request, &granted, bytes, max_depth);
@@ -230,7 +252,29 @@ pub fn run(request: &Request<'_>, bytes: &[u8], max_depth: usize) -> Decided {
         scrubbed: outcome.scrubbed,
         route: Some(granted.route.template.to_string()),
         lookups: looked,
+        received,
     }
+}
+
+/// On a write route, the recipient's body parsed and the accepted paths it holds, checked
+/// as `serve` checks them; the rejection serve would answer with, and what went wrong.
+#[allow(clippy::type_complexity)]
+fn written(
+    request: &Request<'_>,
+    plan: &filter::Plan,
+    max_depth: usize,
+) -> Result<Option<(Value, BTreeSet<String>)>, (Rejection, Option<String>)> {
+    let Some(write) = plan.write() else {
+        return Ok(None);
+    };
+    // As serve: an empty body sends no field, and the requires read it as `{}`.
+    let Some(bytes) = request.body.as_deref().filter(|b| !b.is_empty()) else {
+        return Ok(Some((Value::Object(Default::default()), BTreeSet::new())));
+    };
+    let value = json::parse_strict(bytes, max_depth)
+        .map_err(|e| (RequestBodyError::Json(e).into(), None))?;
+    let received = filter::write::received(&write.accept, &value).map_err(|e| (e.into(), None))?;
+    Ok(Some((value, received)))
 }
 
 /// The route's lookups, answered from the bodies the request supplies: their targets are
@@ -314,6 +358,7 @@ fn rejected(rejection: &Rejection, detail: Option<String>, upstream: &Value) -> 
         scrubbed: BTreeSet::new(),
         route: None,
         lookups: BTreeMap::new(),
+        received: BTreeSet::new(),
     }
 }
 
@@ -342,6 +387,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             now,
             lookups: BTreeMap::new(),
+            body: None,
         };
         let decided = run(&request, &bytes, 64);
         assert_eq!(decided.status, 200, "{}", decided.body);
@@ -377,6 +423,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             now: sample_day(),
             lookups: BTreeMap::new(),
+            body: None,
         };
         let decided = run(&request, &serde_json::to_vec(data.tenants()).unwrap(), 64);
         assert_eq!(decided.status, 400, "{}", decided.body);
@@ -399,6 +446,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             now: sample_day(),
             lookups: BTreeMap::new(),
+            body: None,
         };
         let decided = run(&request, &serde_json::to_vec(tenants).unwrap(), 64);
         assert_eq!(decided.status, 200, "{}", decided.body);
@@ -436,6 +484,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             lookups: BTreeMap::new(),
             now: sample_day(),
+            body: None,
         };
         let body =
             br#"{"description": "ring 07700 900123", "notes": "none", "tenant": {"id": "T-1"}}"#;

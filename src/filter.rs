@@ -27,6 +27,7 @@ mod plan;
 pub(crate) mod project;
 mod query;
 pub mod scrub;
+pub mod write;
 
 pub use conditions::{decide, pick_headers, Element, Outcome, Refusal, Request};
 pub use lookup::Lookups;

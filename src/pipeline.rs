@@ -9,7 +9,9 @@
 //!    within its `max_in_flight` concurrent requests ([`limits::in_flight`]); 429.
 //! 4. **read**: the recipient's own request body, within `max_request_body`; 413. Checked
 //!    by the bytes that arrive, whatever the framing: none on GET, DELETE or HEAD, else one
-//!    strict JSON document under exactly one `application/json` content-type; 400.
+//!    strict JSON document under exactly one `application/json` content-type; 400. On a
+//!    write route (`POST`, `PUT`, `PATCH`), only the paths its `accept` lists (400
+//!    `field_not_accepted`), then its lookups and `require` rules ([`filter::write`]); 403.
 //! 5. **forward**: the upstream exchange and its safety checks ([`upstream`]); 502 or 504.
 //! 6. **filter**: [`filter::decide`], a pure function: `refuse` (403), `items`, `when`,
 //!    `derive` and the allow-list; the body a recipient may see.
@@ -395,26 +397,39 @@ impl Gateway {
                 .insert("disclosure_reference".into(), Value::from(reference));
         }
 
+        let written = accept(&granted.route.plan, &body)?;
         let asked = Asked {
             recipient: &recipient,
             method: parts.method.clone(),
             version: parts.version,
             granted,
             headers,
+            body: written.map(|(value, received)| {
+                record.set_received(received);
+                value
+            }),
+        };
+
+        // A write's lookups and requires run before anything goes upstream.
+        let now = std::time::SystemTime::now();
+        let before = match asked.body {
+            Some(_) => Some(self.require(&asked, now, record).await?),
+            None => None,
         };
         let fetched = self
             .forward(&asked, parts.headers, body, &record.request_id)
             .await?;
 
-        let now = std::time::SystemTime::now();
-        let looked = self
-            .look_up(&fetched, &asked, now, &record.request_id)
-            .await;
-        if !looked.made.is_empty() {
-            record
-                .extra
-                .insert("lookups".into(), Value::from(looked.made));
-        }
+        let looked = match before {
+            Some(looked) => looked,
+            None => {
+                let looked = self
+                    .look_up(&fetched, &asked, now, &record.request_id)
+                    .await;
+                note_lookups(record, &looked);
+                looked
+            }
+        };
 
         let (seen, answer) = self.filter(fetched, asked, slot, &looked.lookups, now);
         if let Some(seen) = seen {
@@ -471,6 +486,33 @@ impl Gateway {
         let fetched = fetched?;
         self.metrics.upstream_bytes.inc_by(fetched.bytes_read);
         Ok(fetched)
+    }
+
+    /// A write's lookups ([`lookups`]), whose placeholders read the request and not the
+    /// upstream body, then its `require` rules ([`filter::write::require`]): one false or
+    /// erring refuses with 403, and nothing goes upstream. The lookups' answers are kept for
+    /// the filter of the upstream's answer.
+    async fn require(
+        &self,
+        asked: &Asked<'_>,
+        now: std::time::SystemTime,
+        record: &mut Record,
+    ) -> Result<lookups::Looked, Rejection> {
+        let plan = &asked.granted.route.plan;
+        let looked = if plan.lookups().is_empty() {
+            lookups::Looked::default()
+        } else {
+            let request = asked.filter_request(now, filter::Lookups::none());
+            let targets = filter::lookup::targets(plan, &request, &Value::Null);
+            lookups::fetch(&self.upstream, targets, &record.request_id).await
+        };
+        note_lookups(record, &looked);
+        let request = asked.filter_request(now, &looked.lookups);
+        if let Err(refusal) = filter::write::require(plan, &request) {
+            record.reasons = vec![refusal.reason.clone()];
+            return Err(Rejection::Refused(refusal));
+        }
+        Ok(looked)
     }
 
     /// The route's lookups ([`lookups`]), between forward and filter: their placeholders
@@ -556,6 +598,7 @@ impl Gateway {
             version,
             granted,
             headers,
+            body: _,
         } = asked;
         let route = granted.index;
         let limits = stream::Limits {
@@ -592,6 +635,8 @@ struct Asked<'r> {
     granted: routes::Granted<'r, Route>,
     /// The few headers conditions may read, taken before the headers go upstream.
     headers: Vec<(&'static str, String)>,
+    /// A write's parsed body, as `request.body`; `None` on a read.
+    body: Option<Value>,
 }
 
 // === impl Asked ===
@@ -612,6 +657,7 @@ impl Asked<'_> {
             headers: &self.headers,
             now,
             lookups,
+            body: self.body.as_ref(),
         }
     }
 }
@@ -648,6 +694,39 @@ impl Reply {
             retry_after,
             refused: Some((recorded, reason)),
         }
+    }
+}
+
+/// On a write route, the recipient's body parsed, with the accepted paths it holds; a path
+/// it may not send refuses the write (400) before anything goes upstream.
+fn accept(
+    plan: &filter::Plan,
+    body: &Bytes,
+) -> Result<Option<(Value, std::collections::BTreeSet<String>)>, Rejection> {
+    let Some(write) = plan.write() else {
+        return Ok(None);
+    };
+    // An empty body sends no field (an action such as "cancel"): forwarded empty, read by
+    // the requires as `{}`.
+    if body.is_empty() {
+        return Ok(Some((
+            Value::Object(Default::default()),
+            Default::default(),
+        )));
+    }
+    // `read` parsed it strictly already; this is the value the rules read.
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| Rejection::Internal("a checked request body did not parse"))?;
+    let received = filter::write::received(&write.accept, &value)?;
+    Ok(Some((value, received)))
+}
+
+/// The templates of the lookups made, in the record.
+fn note_lookups(record: &mut Record, looked: &lookups::Looked) {
+    if !looked.made.is_empty() {
+        record
+            .extra
+            .insert("lookups".into(), Value::from(looked.made.clone()));
     }
 }
 

@@ -29,6 +29,9 @@ pub enum Rejection {
     InFlight(#[from] in_flight::Full),
     #[error(transparent)]
     RequestBody(#[from] RequestBodyError),
+    /// A write's body holds a path its route does not `accept`: nothing goes upstream.
+    #[error(transparent)]
+    NotAccepted(#[from] filter::write::NotAccepted),
     #[error(transparent)]
     Upstream(#[from] upstream::Error),
     /// The upstream sent nothing for this long partway through a streamed body.
@@ -133,6 +136,10 @@ pub(crate) fn describe(rejection: &Rejection) -> (StatusCode, &'static str, Stri
             ),
             _ => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
         },
+        Rejection::NotAccepted(e @ filter::write::NotAccepted::Field(_)) => {
+            (StatusCode::BAD_REQUEST, "field_not_accepted", e.to_string())
+        }
+        Rejection::NotAccepted(e) => (StatusCode::BAD_REQUEST, "bad_request_body", e.to_string()),
         // Where in the body the JSON broke would tell the recipient the length of values it
         // is not sent; the log has it.
         Rejection::Upstream(e @ upstream::Error::Json(_)) => (

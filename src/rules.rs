@@ -20,6 +20,7 @@ mod raw;
 mod scrub;
 mod site;
 pub mod snapshot;
+pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -717,6 +718,7 @@ impl Loader {
             .as_ref()
             .and_then(|c| scrub::compile(self, source, &raw.scrub, &allow_paths, c));
         let bind = self.bindings(source, raw, template.as_ref(), &query, kind);
+        let write = write::compile(self, source, spanned, method.as_ref(), lookups.as_deref());
         Some(Route {
             method: method?,
             template: template?,
@@ -725,7 +727,8 @@ impl Loader {
             plan: Plan::new(allow_paths, subjects?, raw.subjects_optional, conditions?)
                 .with_lookups(lookups?)
                 .with_scrubs(scrubs?)
-                .with_max_items(max_items?),
+                .with_max_items(max_items?)
+                .with_write(write?),
             site,
             rule_sites: source.rule_sites(raw),
         })

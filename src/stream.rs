@@ -158,6 +158,8 @@ impl Requested {
             headers: &self.headers,
             now: self.now,
             lookups: filter::Lookups::none(),
+            // A write is never streamed ([`filter::Plan::streamable`]).
+            body: None,
         }
     }
 }

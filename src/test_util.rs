@@ -198,6 +198,7 @@ impl Call {
             headers: &self.headers,
             now: self.now,
             lookups: crate::filter::Lookups::none(),
+            body: None,
         }
     }
 

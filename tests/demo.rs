@@ -220,6 +220,18 @@ fn promises() -> Vec<Promise> {
             status: 404,
             check: |_| {},
         },
+        // The PATCH of the job (after the GET of it, which takes the first promise of the path).
+        Promise {
+            key: "dev-acme-repairs-key",
+            path: "/jobs/J-0001",
+            reference: false,
+            status: 200,
+            check: |body| {
+                assert_eq!(body["status"], "completed", "{body}");
+                assert_eq!(body["completion_notes"], "Boiler serviced", "{body}");
+                assert!(body.get("tenant").is_none(), "{body}");
+            },
+        },
         Promise {
             key: "dev-acme-repairs-key",
             path: "/properties/P-0001/alerts",

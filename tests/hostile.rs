@@ -24,6 +24,8 @@ method = \"POST\"
 path = \"/jobs/{{job_id}}\"
 query = []
 subjects_optional = true
+# The bodies the cases send: an array of numbers, or a status.
+accept = [\"[]\", \"status\"]
 allow = [\"id\", \"status\"]
 "
     )

@@ -459,7 +459,7 @@ fn every_allow_entry_condition_and_refusal_cites_the_notice() {
                 }
                 continue;
             }
-            if t.starts_with("allow = [") {
+            if t.starts_with("allow = [") || t.starts_with("accept = [") {
                 in_allow = true;
                 // The allow list's first entry may be cited by the comment inside the list.
                 cited = false;
@@ -470,6 +470,7 @@ fn every_allow_entry_condition_and_refusal_cites_the_notice() {
                 "[[route.items]]",
                 "[[route.derive]]",
                 "[route.refuse]",
+                "[[route.require]]",
             ]
             .contains(&t)
                 && !cited

@@ -163,6 +163,7 @@ async fn a_large_export_streams_in_audited_segments() {
             headers: &[],
             now: std::time::SystemTime::now(),
             lookups: need_to_know::filter::Lookups::none(),
+            body: None,
         };
         let outcome = need_to_know::filter::decide(&route.plan, &request, &page, false);
         expected.extend(

@@ -15,6 +15,8 @@ mod filter;
 mod conditions;
 // Lookups: a second upstream record the rules read, fetched with the gateway's credential.
 mod lookups;
+// Writes: only the accepted body paths, requires before forwarding, bytes unchanged.
+mod writes;
 // The disclosure ledger: a record per request, the chain, 503 when it cannot be written.
 mod audit;
 // TLS and mutual TLS: certificate identity, refusals, an https upstream.

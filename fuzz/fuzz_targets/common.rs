@@ -72,6 +72,7 @@ pub fn job_request<'a>(
         // 2025-03-01T00:00:00Z
         now: UNIX_EPOCH + Duration::from_secs(1_740_787_200),
         lookups: need_to_know::filter::Lookups::none(),
+        body: None,
     }
 }
 

@@ -61,11 +61,21 @@ impl Record {
     /// removed. Written only when there is one, as `rule_errors` is: a record without it
     /// hashes as records always have, and records from before scrubbing still verify.
     pub fn set_scrubbed(&mut self, paths: std::collections::BTreeSet<String>) {
+        self.set_paths("scrubbed", paths);
+    }
+
+    /// Sets `received`: the accepted request-body paths (rule form, sorted) a write held.
+    /// Written only when there is one, as `scrubbed` is, so records of reads hash as before.
+    pub fn set_received(&mut self, paths: std::collections::BTreeSet<String>) {
+        self.set_paths("received", paths);
+    }
+
+    fn set_paths(&mut self, key: &str, paths: std::collections::BTreeSet<String>) {
         if paths.is_empty() {
-            self.extra.remove("scrubbed");
+            self.extra.remove(key);
         } else {
             let paths = paths.into_iter().map(Value::String).collect();
-            self.extra.insert("scrubbed".into(), Value::Array(paths));
+            self.extra.insert(key.into(), Value::Array(paths));
         }
     }
 
@@ -281,6 +291,21 @@ pub(crate) mod tests {
         let map = to_map(r.clone()).unwrap();
         assert_eq!(map["scrubbed"], serde_json::json!(["description", "notes"]));
         r.set_scrubbed(std::collections::BTreeSet::new());
+        assert_eq!(to_map(r).unwrap(), before);
+    }
+
+    /// `received` likewise: a record of a read has exactly the keys it had before writes.
+    #[test]
+    fn received_is_written_only_when_there_is_one() {
+        let mut r = record(1);
+        let before = to_map(r.clone()).unwrap();
+        r.set_received(["status".to_owned(), "appointment.date".to_owned()].into());
+        let map = to_map(r.clone()).unwrap();
+        assert_eq!(
+            map["received"],
+            serde_json::json!(["appointment.date", "status"])
+        );
+        r.set_received(std::collections::BTreeSet::new());
         assert_eq!(to_map(r).unwrap(), before);
     }
 

@@ -350,6 +350,14 @@ impl Guide {
             curl("acme-repairs", "", "/jobs/J-0002"),
         ),
         (
+            "The same contractor writes back: its job is completed. Only the fields the route accepts\n  may be sent (another is refused, 400), only on its own job (403 on another's), and the\n  housing system's answer is filtered as a read's is; the record lists what was received",
+            curl(
+                "acme-repairs",
+                "-X PATCH -H 'Content-Type: application/json' -d '{\"status\": \"completed\", \"completion_notes\": \"Boiler serviced\"}' ",
+                "/jobs/J-0001",
+            ),
+        ),
+        (
             "The same contractor, before its visit, asks for the property's caution alerts (kept apart\n  in the housing system): the gateway looks up the contractor's own jobs there first, and\n  passes the one alert the tenant was told of and that has not ended",
             curl("acme-repairs", "", "/properties/P-0001/alerts"),
         ),

@@ -43,6 +43,10 @@ pub struct Args {
     /// not given fails, as one that fails live.
     #[arg(long = "lookup", value_name = "NAME=FILE")]
     lookups: Vec<String>,
+    /// The recipient's own JSON request body, from a file: for a POST, PUT or PATCH route,
+    /// checked against its `accept` and `require` as `serve` checks it.
+    #[arg(long, value_name = "FILE")]
+    request_body: Option<PathBuf>,
     /// The time the conditions see as `now` (RFC 3339); the current time by default.
     #[arg(long)]
     now: Option<String>,
@@ -69,6 +73,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             "rule_errors": explained.rule_errors,
             "scrubbed": explained.scrubbed,
         });
+        if !explained.received.is_empty() {
+            out["received"] = json!(explained.received);
+        }
         if !explained.lookups.is_empty() {
             out["lookups"] = json!(explained.lookups);
         }
@@ -115,6 +122,13 @@ fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Dec
         Some(q) => format!("{}?{q}", args.path),
         None => args.path.clone(),
     };
+    let body = match &args.request_body {
+        Some(file) => Some(
+            std::fs::read(file)
+                .with_context(|| format!("--request-body: cannot read {}", file.display()))?,
+        ),
+        None => None,
+    };
     let request = dry_run::Request {
         recipient,
         method,
@@ -122,6 +136,7 @@ fn explain(policy: &Policy, args: &Args, max_depth: usize) -> anyhow::Result<Dec
         headers,
         now,
         lookups,
+        body,
     };
     Ok(dry_run::run(&request, &bytes, max_depth))
 }
@@ -163,6 +178,7 @@ reason = "the tenant has objected to this use"
             body: dir.join("body.json"),
             headers: Vec::new(),
             lookups: Vec::new(),
+            request_body: None,
             now: Some("2025-03-01T00:00:00Z".into()),
             format: "json".into(),
         }

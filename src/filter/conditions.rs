@@ -131,6 +131,9 @@ pub struct Request<'a> {
     pub now: SystemTime,
     /// The answers to the route's lookups, bound as `lookup` ([`Lookups::none`] for none).
     pub lookups: &'a Lookups,
+    /// The recipient's parsed request body on a write route, bound as `request.body`;
+    /// `None` on a read, where `request.body` is then an error.
+    pub body: Option<&'a Value>,
 }
 
 /// Everything decided about one upstream body.
@@ -811,19 +814,26 @@ pub(super) fn bind<'v>(
     if uses.request {
         scope.add_variable_as_val(
             "request",
-            cel::record(vec![
-                ("method", cel::string_val(request.method)),
-                ("path", cel::string_val(request.path)),
-                (
-                    "params",
-                    cel::string_map(request.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                ),
-                ("query", request.query.to_cel()),
-                (
-                    "headers",
-                    cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
-                ),
-            ]),
+            cel::record(
+                vec![
+                    ("method", cel::string_val(request.method)),
+                    ("path", cel::string_val(request.path)),
+                    (
+                        "params",
+                        cel::string_map(
+                            request.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        ),
+                    ),
+                    ("query", request.query.to_cel()),
+                    (
+                        "headers",
+                        cel::string_map(request.headers.iter().map(|(k, v)| (*k, v.as_str()))),
+                    ),
+                ]
+                .into_iter()
+                .chain(request.body.map(|b| ("body", cel::to_val(b))))
+                .collect(),
+            ),
         );
     }
     if uses.lookup {

@@ -88,6 +88,12 @@ impl Lookup {
         }
     }
 
+    /// Whether a placeholder reads the upstream `body`: a write route's lookups run before
+    /// there is one.
+    pub fn reads_body(&self) -> bool {
+        self.exprs().any(|e| e.uses().body)
+    }
+
     /// Whether a placeholder calls `pseudonym()`, which needs the key.
     pub fn uses_pseudonym(&self) -> bool {
         self.exprs().any(|e| e.uses().pseudonym)

@@ -13,6 +13,7 @@ use super::cel;
 use super::conditions::Conditions;
 use super::lookup::Lookup;
 use super::scrub::Scrubs;
+use super::write::Write;
 use crate::path::{FieldPath, KnownKeys, Segment};
 
 /// The compiled rules of one route.
@@ -33,6 +34,8 @@ pub struct Plan {
     scrubs: Scrubs,
     /// `max_items`: the longest array answer sent; a longer one is refused, whole.
     max_items: Option<usize>,
+    /// `accept` and `require` of a POST, PUT or PATCH route; `None` on a read.
+    write: Option<Write>,
     /// Why the route's large array responses are always buffered; `None`: they stream,
     /// element by element. Decided here, when the rules load, so a request never guesses.
     buffered_because: Option<&'static str>,
@@ -86,6 +89,7 @@ impl Plan {
             lookups: Vec::new(),
             scrubs: Scrubs::default(),
             max_items: None,
+            write: None,
             buffered_because: None,
         };
         plan.buffered_because = plan.why_buffered();
@@ -107,6 +111,18 @@ impl Plan {
     pub fn with_max_items(mut self, max_items: Option<usize>) -> Plan {
         self.max_items = max_items;
         self
+    }
+
+    /// This plan with the write rules of a POST, PUT or PATCH route.
+    pub fn with_write(mut self, write: Option<Write>) -> Plan {
+        self.write = write;
+        self.buffered_because = self.why_buffered();
+        self
+    }
+
+    /// `accept` and `require`: `Some` exactly on a write route.
+    pub fn write(&self) -> Option<&Write> {
+        self.write.as_ref()
     }
 
     pub fn max_items(&self) -> Option<usize> {
@@ -173,6 +189,9 @@ impl Plan {
         }
         if c.refuse().is_some() {
             return Some("has a refuse rule, a decision about the whole response");
+        }
+        if self.write.is_some() {
+            return Some("is a write, answered with the one record written");
         }
         if !self.lookups.is_empty() {
             return Some("has lookups, whose placeholders read the whole body");

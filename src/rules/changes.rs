@@ -190,6 +190,23 @@ fn route_statements(t: &str, route: &Route, out: &mut BTreeMap<String, Direction
         }
         put(text, Direction::Holds);
     }
+    // A write: each accepted path lets the recipient change a record (an added one widens);
+    // each require holds a write back.
+    if let Some(write) = plan.write() {
+        for path in &write.accept {
+            put(format!("{t} may write {path} on {on}"), Direction::Grants);
+        }
+        for r in &write.require {
+            put(
+                format!(
+                    "{t} on {on} writes only when {} ({:?})",
+                    r.condition.source(),
+                    r.reason
+                ),
+                Direction::Holds,
+            );
+        }
+    }
     if let Some(r) = c.refuse() {
         put(
             format!(

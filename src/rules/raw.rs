@@ -76,6 +76,18 @@ pub struct Route {
     pub scrub: Vec<Spanned<Scrub>>,
     #[serde(default)]
     pub bind: Vec<Spanned<Bind>>,
+    /// On a POST, PUT or PATCH route: the request-body paths the recipient may send.
+    pub accept: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub require: Vec<Spanned<Require>>,
+}
+
+/// A condition that must hold before a write is forwarded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    pub condition: Spanned<String>,
+    pub reason: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,20 +3,24 @@
 //! Behaves like the housing systems the gateway fronts: JSON everywhere, `{"error":"not
 //! found"}` for unknown ids and paths, unknown query parameters ignored, and a bearer token
 //! checked when one is configured so the gateway's upstream credential is exercised too.
+//! A job takes writes (`PATCH` or `POST /jobs/{id}`, a JSON object merged into it, RFC 7396)
+//! and answers with the updated job; they are held in memory for the life of the process.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
@@ -24,6 +28,14 @@ use super::{JobFilter, SampleData};
 
 /// A demo server still gets a head timeout: without a timer hyper's is silently off.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest write body read; a larger one is answered 400.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+
+/// What has been written to each job, by id: merged over the generated job in every later
+/// answer. In memory only, so a demo starts from the generated data each time.
+#[derive(Debug, Default)]
+pub struct Writes(Mutex<HashMap<String, Map<String, Value>>>);
 
 /// How long in-flight requests may finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +54,7 @@ pub async fn serve(
 ) {
     let base: Arc<str> = normalise_base(base).into();
     let token: Option<Arc<str>> = expected_token.map(Into::into);
+    let writes = Arc::new(Writes::default());
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -63,9 +76,23 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (data, base, token) = (data.clone(), base.clone(), token.clone());
+        let writes = writes.clone();
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            let response = handle(&data, &base, token.as_deref(), &request);
-            async move { Ok::<_, Infallible>(response) }
+            let (data, base, token, writes) =
+                (data.clone(), base.clone(), token.clone(), writes.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                // A body too large or cut short is read as none: the write is then refused.
+                let body = Limited::new(body, MAX_WRITE_BYTES)
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let request = Request::from_parts(parts, ());
+                let response =
+                    handle_with(&data, &writes, &base, token.as_deref(), &request, &body);
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -81,13 +108,25 @@ pub async fn serve(
     }
 }
 
-/// Answers one request: the whole API as a pure function, so tests can call it without a
-/// socket and [`serve`] is only transport.
+/// Answers one request that carries no body, with nothing written before.
 pub fn handle<B>(
     data: &SampleData,
     base: &str,
     expected_token: Option<&str>,
     request: &Request<B>,
+) -> Response<Full<Bytes>> {
+    handle_with(data, &Writes::default(), base, expected_token, request, &[])
+}
+
+/// Answers one request whose body is `body`: the whole API as a function of the data and
+/// what was written, so tests can call it without a socket and [`serve`] is only transport.
+pub fn handle_with<B>(
+    data: &SampleData,
+    writes: &Writes,
+    base: &str,
+    expected_token: Option<&str>,
+    request: &Request<B>,
+    body: &[u8],
 ) -> Response<Full<Bytes>> {
     if !bearer_matches(request.headers(), expected_token) {
         let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -96,15 +135,68 @@ pub fn handle<B>(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+    let base = normalise_base(base);
+    let answer = match *request.method() {
+        Method::GET | Method::HEAD => route(data, writes, &base, request.uri()),
+        Method::PATCH | Method::POST => write(data, writes, &base, request.uri(), body),
+        _ => {
+            let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, PATCH, POST"),
+            );
+            return response;
+        }
+    };
+    answer.unwrap_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+}
+
+/// `PATCH` or `POST /jobs/{id}`: `body`, a JSON object, merged into the job; the updated job.
+fn write(
+    data: &SampleData,
+    writes: &Writes,
+    base: &str,
+    uri: &Uri,
+    body: &[u8],
+) -> Option<Response<Full<Bytes>>> {
+    let id = uri.path().strip_prefix(base)?.strip_prefix("/jobs/")?;
+    data.job(id)?;
+    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+        ));
+    };
+    {
+        let mut written = writes.0.lock().unwrap_or_else(PoisonError::into_inner);
+        merge(written.entry(id.to_owned()).or_default(), patch);
     }
-    route(data, &normalise_base(base), request.uri())
-        .unwrap_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+    job(data, writes, id)
+}
+
+/// The job `id` as generated, with what was written to it merged in.
+fn job(data: &SampleData, writes: &Writes, id: &str) -> Option<Response<Full<Bytes>>> {
+    let mut value = serde_json::to_value(data.job_view(data.job(id)?)).ok()?;
+    let written = writes.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if let (Value::Object(job), Some(patch)) = (&mut value, written.get(id)) {
+        merge(job, patch.clone());
+    }
+    Some(json(&value))
+}
+
+/// RFC 7396 merge: objects merge key by key, `null` removes, anything else replaces.
+fn merge(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match (target.get_mut(&key), value) {
+            (Some(Value::Object(inner)), Value::Object(patch)) => merge(inner, patch),
+            (_, Value::Null) => {
+                target.remove(&key);
+            }
+            (_, value) => {
+                target.insert(key, value);
+            }
+        }
+    }
 }
 
 /// Whether `headers` carry `Authorization: Bearer <expected>`; always true when nothing is
@@ -136,7 +228,12 @@ fn normalise_base(base: &str) -> String {
     }
 }
 
-fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes>>> {
+fn route(
+    data: &SampleData,
+    writes: &Writes,
+    base: &str,
+    uri: &Uri,
+) -> Option<Response<Full<Bytes>>> {
     let rest = uri.path().strip_prefix(base)?;
     let rest = rest.strip_prefix('/')?;
     let query = uri.query().unwrap_or("");
@@ -160,7 +257,7 @@ fn route(data: &SampleData, base: &str, uri: &Uri) -> Option<Response<Full<Bytes
                 .collect();
             Some(json(&jobs))
         }
-        ["jobs", id] => data.job(id).map(|j| json(&data.job_view(j))),
+        ["jobs", id] => job(data, writes, id),
         ["tenants"] => {
             let tenants: Vec<&super::Tenant> = match param(query, "postcode_district") {
                 Some(district) => data.tenants_in_district(&district),

@@ -532,11 +532,38 @@ async fn keep_alive_and_bearer_token() {
     server.stop().await;
 }
 
+/// A write merges into the job and later reads see it; a body that is not an object, or
+/// an unknown job, changes nothing.
+#[tokio::test]
+async fn a_job_takes_writes_and_answers_with_the_updated_job() {
+    use http_body_util::BodyExt;
+    let d = data();
+    let writes = http::Writes::default();
+    let patch = Request::patch("/api/jobs/J-0001").body(()).unwrap();
+    let body = br#"{"status": "completed", "completion_notes": "boiler replaced"}"#;
+    let r = http::handle_with(&d, &writes, "/api", None, &patch, body);
+    assert_eq!(r.status(), 200);
+    let get = Request::get("/api/jobs/J-0001").body(()).unwrap();
+    let after = http::handle_with(&d, &writes, "/api", None, &get, b"");
+    let after = after.into_body().collect().await.unwrap().to_bytes();
+    let after: Value = serde_json::from_slice(&after).unwrap();
+    assert_eq!(after["status"], "completed");
+    assert_eq!(after["completion_notes"], "boiler replaced");
+    assert_eq!(after["id"], "J-0001");
+    let bad = http::handle_with(&d, &writes, "/api", None, &patch, b"[1]");
+    assert_eq!(bad.status(), 400);
+    let unknown = Request::patch("/api/jobs/J-9999999").body(()).unwrap();
+    assert_eq!(
+        http::handle_with(&d, &writes, "/api", None, &unknown, body).status(),
+        404
+    );
+}
+
 #[test]
 fn handle_rejects_other_methods_and_accepts_root_base() {
     let d = data();
-    let post = Request::post("/api/jobs/J-0001").body(()).unwrap();
-    assert_eq!(handle(&d, "/api", None, &post).status(), 405);
+    let delete = Request::delete("/api/jobs/J-0001").body(()).unwrap();
+    assert_eq!(handle(&d, "/api", None, &delete).status(), 405);
     let at_root = Request::get("/jobs/J-0002").body(()).unwrap();
     assert_eq!(handle(&d, "", None, &at_root).status(), 200);
     let trailing = Request::get("/api/jobs/J-0002").body(()).unwrap();

@@ -171,3 +171,20 @@ fn a_scrub_pattern_dropped_widens() {
     );
     assert!(widenings(&changes(JOB, &scrubbed)).is_empty());
 }
+
+#[test]
+fn an_accepted_path_added_or_a_require_removed_widens() {
+    let write = "\n[[route]]\nmethod = \"PATCH\"\npath = \"/jobs/{job_id}\"\nsubjects_optional = true\naccept = [\"status\"]\nallow = [\"id\"]\n[[route.require]]\ncondition = \"request.body.status == 'completed'\"\nreason = \"only completion\"\n";
+    let wider = write.replace("[\"status\"]", "[\"status\", \"priority\"]");
+    let got = changes(&format!("{JOB}{write}"), &format!("{JOB}{wider}"));
+    assert_eq!(
+        widenings(&got),
+        ["repairs-contractor may write priority on PATCH /jobs/{job_id}: added"]
+    );
+    let unchecked = &write[..write.find("[[route.require]]").unwrap()];
+    let got = changes(&format!("{JOB}{write}"), &format!("{JOB}{unchecked}"));
+    assert_eq!(
+        widenings(&got),
+        ["repairs-contractor on PATCH /jobs/{job_id} writes only when request.body.status == 'completed' (\"only completion\"): removed"]
+    );
+}
