@@ -1089,19 +1089,27 @@ fn throwaway_key() -> Result<PseudonymKey, String> {
     .clone()
 }
 
-/// Whether any rule of `policy` calls `pseudonym()`.
+/// Whether any rule of `policy` calls `pseudonym()`: a condition, derived value, binding,
+/// require or lookup placeholder.
 fn uses_pseudonym(policy: &Policy) -> bool {
     policy.types().flat_map(|t| &t.routes).any(|route| {
         if route.plan.lookups().iter().any(|l| l.uses_pseudonym()) {
             return true;
         }
         let c = route.plan.conditions();
+        let requires = route
+            .plan
+            .write()
+            .map(|w| w.require.as_slice())
+            .unwrap_or_default();
         c.when()
             .iter()
             .map(|w| &w.condition)
             .chain(c.items().iter().map(|i| &i.keep))
             .chain(c.derive().iter().map(|d| &d.value))
             .chain(c.refuse().map(|r| &r.condition))
+            .chain(route.bind.iter().map(|b| &b.value))
+            .chain(requires.iter().map(|r| &r.condition))
             .any(|e| e.uses().pseudonym)
     })
 }
@@ -1126,6 +1134,28 @@ dir = "rules"
 [audit]
 path = "var/audit.jsonl"
 "#;
+
+    /// Without the key, an offline load says so whichever rule calls `pseudonym()`: here only
+    /// a binding does, which `serve` would refuse to load without the key.
+    #[test]
+    fn a_pseudonym_in_a_binding_alone_is_noted_when_there_is_no_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::test_util::write_rules(
+            &dir.path().join("rules"),
+            "[[route]]\nmethod = \"GET\"\npath = \"/jobs\"\nsubjects = [\"[].id\"]\nallow = [\"[].id\"]\n\n[[route.bind]]\nparam = \"query.who\"\nvalue = \"pseudonym(recipient.id)\"\n",
+        );
+        let text = MINIMAL.replace(
+            "dir = \"rules\"",
+            "dir = \"rules\"\npseudonym_key_env = \"NTK_TEST_NEVER_SET_PSEUDONYM_KEY\"",
+        );
+        let s = Settings::load_with_env(&write(dir.path(), &text), []).expect("loads");
+        assert!(
+            s.load_policy().is_err(),
+            "serve's loading refuses without the key"
+        );
+        let (_, note) = s.load_policy_offline().expect("offline loading runs");
+        assert!(note.is_some_and(|n| n.contains("throw-away key")));
+    }
 
     #[test]
     fn defaults_and_relative_paths() {
